@@ -1,0 +1,87 @@
+#pragma once
+/// @file
+/// @brief Binding helpers: argument checks with "name: expected ..., got ..." messages, and
+/// zero-copy hand-over of result vectors to numpy.
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "sobolev_warmstart/task.hpp"
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace sobolev_warmstart::bindings {
+
+namespace py = pybind11;
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+void expose_tasks(py::module_ &m);
+void expose_solver(py::module_ &m);
+void expose_sensitivities(py::module_ &m);
+
+inline std::string shape_string(const std::vector<py::ssize_t> &shape, const char *first = nullptr) {
+  std::ostringstream out;
+  out << "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) out << ", ";
+    if (i == 0 && first) out << first;
+    else out << shape[i];
+  }
+  out << (shape.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+/// Check ndim, trailing dimensions (a negative expected size matches any) and finiteness.
+inline void check_array(const char *name, const DoubleArray &a, const std::vector<py::ssize_t> &expected) {
+  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+  bool ok = got.size() == expected.size();
+  for (std::size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || expected[i] == got[i];
+  if (!ok) {
+    std::vector<py::ssize_t> shown = expected;
+    for (std::size_t i = 0; i < shown.size(); ++i)
+      if (shown[i] < 0) shown[i] = i < got.size() ? got[i] : 0;
+    throw py::value_error(std::string(name) + ": expected shape " +
+                          shape_string(shown, expected.empty() || expected[0] >= 0 ? nullptr : "N") +
+                          ", got " + shape_string(got));
+  }
+  const double *p = a.data();
+  for (py::ssize_t k = 0; k < a.size(); ++k)
+    if (!std::isfinite(p[k]))
+      throw py::value_error(std::string(name) + ": expected finite values, found " + std::to_string(p[k]) +
+                            " at flat index " + std::to_string(k));
+}
+
+inline std::vector<double> to_vector(const DoubleArray &a) { return std::vector<double>(a.data(), a.data() + a.size()); }
+
+inline RowMatrixXd to_matrix(const DoubleArray &a, Eigen::Index rows, Eigen::Index cols) {
+  return Eigen::Map<const RowMatrixXd>(a.data(), rows, cols);
+}
+
+/// Move a vector into a numpy array of the given shape without copying.
+template <typename T>
+py::array_t<T> to_numpy(std::vector<T> &&v, const std::vector<py::ssize_t> &shape) {
+  auto *heap = new std::vector<T>(std::move(v));
+  py::capsule owner(heap, [](void *p) { delete static_cast<std::vector<T> *>(p); });
+  return py::array_t<T>(shape, heap->data(), owner);
+}
+
+inline py::array_t<double> matrix_to_numpy(const RowMatrixXd &m) {
+  py::array_t<double> out({m.rows(), m.cols()});
+  Eigen::Map<RowMatrixXd>(out.mutable_data(), m.rows(), m.cols()) = m;
+  return out;
+}
+
+inline py::array_t<double> vector_to_numpy(const VectorXd &v) {
+  py::array_t<double> out(v.size());
+  std::copy(v.data(), v.data() + v.size(), out.mutable_data());
+  return out;
+}
+
+inline int check_threads(int num_threads) {
+  if (num_threads < 0) throw py::value_error("num_threads: expected >= 0 (0: all cores), got " + std::to_string(num_threads));
+  return num_threads;
+}
+
+} // namespace sobolev_warmstart::bindings

@@ -1,0 +1,70 @@
+#include "common.hpp"
+#include "sobolev_warmstart/batch_solver.hpp"
+
+namespace sobolev_warmstart::bindings {
+
+void expose_solver(py::module_ &m) {
+  m.def(
+      "solve_batch",
+      [](const Task &task, const DoubleArray &x0s, const DoubleArray &params, std::optional<DoubleArray> xs_init,
+         std::optional<DoubleArray> us_init, double tol, double mu_init, int max_iters, int num_threads,
+         bool refresh_gains) {
+        const TaskDims d = task.dims();
+        check_array("x0s", x0s, {-1, d.nx});
+        const py::ssize_t n = x0s.shape(0);
+        check_array("params", params, {n, d.nz});
+        if (xs_init.has_value() != us_init.has_value())
+          throw py::value_error("xs_init, us_init: give both initial-guess arrays or neither");
+        if (xs_init) {
+          check_array("xs_init", *xs_init, {n, d.horizon + 1, d.nx});
+          check_array("us_init", *us_init, {n, d.horizon, d.nu});
+        }
+        if (!(tol > 0.0)) throw py::value_error("tol: expected a tolerance > 0, got " + std::to_string(tol));
+        if (!(mu_init > 0.0)) throw py::value_error("mu_init: expected a penalty > 0, got " + std::to_string(mu_init));
+        if (max_iters < 1) throw py::value_error("max_iters: expected >= 1, got " + std::to_string(max_iters));
+        SolverOptions options;
+        options.tol = tol;
+        options.mu_init = mu_init;
+        options.max_iters = max_iters;
+        options.num_threads = check_threads(num_threads);
+        options.refresh_gains = refresh_gains;
+        const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
+        for (py::ssize_t i = 0; i < n; ++i) {
+          try {
+            task.check_instance(X0.row(i).transpose(), Z.row(i).transpose());
+          } catch (const std::invalid_argument &e) {
+            throw py::value_error(std::string(e.what()) + " (instance " + std::to_string(i) + ")");
+          }
+        }
+        const std::vector<double> xs0 = xs_init ? to_vector(*xs_init) : std::vector<double>();
+        const std::vector<double> us0 = us_init ? to_vector(*us_init) : std::vector<double>();
+        BatchSolveResult r;
+        {
+          py::gil_scoped_release release;
+          r = solve_batch(task, X0, Z, xs0, us0, options);
+        }
+        const py::ssize_t T = d.horizon;
+        py::dict out;
+        out["xs"] = to_numpy(std::move(r.xs), {n, T + 1, d.nx});
+        out["us"] = to_numpy(std::move(r.us), {n, T, d.nu});
+        out["feedback_gains"] = to_numpy(std::move(r.gains), {n, T, d.nu, d.ndx});
+        out["cost"] = to_numpy(std::move(r.cost), {n});
+        out["iterations"] = to_numpy(std::move(r.iterations), {n});
+        std::vector<bool> conv(r.converged.begin(), r.converged.end());
+        py::array_t<bool> converged(n);
+        for (py::ssize_t i = 0; i < n; ++i) converged.mutable_data()[i] = r.converged[i] != 0;
+        out["converged"] = converged;
+        out["primal_infeasibility"] = to_numpy(std::move(r.primal_infeasibility), {n});
+        out["dual_infeasibility"] = to_numpy(std::move(r.dual_infeasibility), {n});
+        out["solve_time"] = to_numpy(std::move(r.solve_time), {n});
+        out["setup_time"] = to_numpy(std::move(r.setup_time), {n});
+        out["errors"] = r.errors;
+        return out;
+      },
+      py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs_init") = py::none(),
+      py::arg("us_init") = py::none(), py::arg("tol") = 1e-4, py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500,
+      py::arg("num_threads") = 0, py::arg("refresh_gains") = true,
+      "Solve n instances with ProxDDP in OpenMP threads (GIL released). Returns a dict of arrays.");
+}
+
+} // namespace sobolev_warmstart::bindings

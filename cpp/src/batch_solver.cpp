@@ -1,0 +1,133 @@
+#include "sobolev_warmstart/batch_solver.hpp"
+
+#include <aligator/solvers/proxddp/solver-proxddp.hpp>
+#include <omp.h>
+
+#include <chrono>
+
+namespace sobolev_warmstart {
+namespace {
+
+using Solver = aligator::SolverProxDDPTpl<double>;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// Everything one thread needs, created once per thread and reused for every instance it solves.
+struct ThreadWorkspace {
+  std::unique_ptr<TaskProblem> problem;
+  std::unique_ptr<Solver> solver;
+  std::vector<VectorXd> xs, us;
+};
+
+} // namespace
+
+BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
+                             const std::vector<double> &xs_init, const std::vector<double> &us_init,
+                             const SolverOptions &options) {
+  const TaskDims d = task.dims();
+  const int n = int(x0s.rows()), T = d.horizon;
+  BatchSolveResult out;
+  out.n = n;
+  out.dims = d;
+  out.xs.assign(std::size_t(n) * (T + 1) * d.nx, 0.0);
+  out.us.assign(std::size_t(n) * T * d.nu, 0.0);
+  out.gains.assign(std::size_t(n) * T * d.nu * d.ndx, 0.0);
+  out.cost.assign(n, 0.0);
+  out.iterations.assign(n, 0);
+  out.converged.assign(n, 0);
+  out.primal_infeasibility.assign(n, 0.0);
+  out.dual_infeasibility.assign(n, 0.0);
+  out.solve_time.assign(n, 0.0);
+  out.setup_time.assign(n, 0.0);
+  out.errors.assign(n, std::string());
+
+  const int num_threads = std::max(1, std::min(options.num_threads > 0 ? options.num_threads : omp_get_max_threads(), n));
+  std::vector<ThreadWorkspace> workspaces(num_threads);
+
+#pragma omp parallel num_threads(num_threads)
+  {
+    Eigen::setNbThreads(1);
+    ThreadWorkspace &ws = workspaces[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+    for (int i = 0; i < n; ++i) {
+      try {
+        const auto setup_start = Clock::now();
+        if (!ws.problem) {
+          ws.problem = task.create_problem();
+          ws.solver = std::make_unique<Solver>(options.tol, options.mu_init, std::size_t(options.max_iters));
+        }
+        if (!ws.solver->results_.isInitialized()) ws.solver->setup(ws.problem->problem());
+        ws.problem->set_instance(x0s.row(i).transpose(), params.row(i).transpose());
+        if (xs_init.empty()) {
+          task.default_initial_guess(x0s.row(i).transpose(), params.row(i).transpose(), ws.xs, ws.us);
+        } else {
+          ws.xs.resize(T + 1);
+          ws.us.resize(T);
+          for (int t = 0; t <= T; ++t)
+            ws.xs[t] = Eigen::Map<const VectorXd>(&xs_init[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx);
+          for (int t = 0; t < T; ++t)
+            ws.us[t] = Eigen::Map<const VectorXd>(&us_init[(std::size_t(i) * T + t) * d.nu], d.nu);
+        }
+        Solver &solver = *ws.solver;
+        // Start every solve from the same solver state, whatever this thread solved before:
+        // zero multipliers and gains, initial penalty and regularisation, fresh linesearch memory
+        // (the nonmonotone linesearch keeps a moving average). Then results are bit-identical to
+        // a fresh solver's, so they do not depend on the thread count or the schedule.
+        auto &res = solver.results_;
+        for (auto &v : res.vs) v.setZero();
+        for (auto &l : res.lams) l.setZero();
+        for (auto &g : res.gains_) g.setZero();
+        solver.preg_ = solver.reg_init;
+        solver.linesearch_.reset();
+        solver.filter_.resetFilter(0.0, solver.ls_params.alpha_min, solver.ls_params.max_num_steps);
+        solver.mu_init_ = options.mu_init;
+        solver.max_iters = std::size_t(options.max_iters);
+        out.setup_time[i] = seconds_since(setup_start);
+
+        const auto solve_start = Clock::now();
+        solver.run(ws.problem->problem(), ws.xs, ws.us, res.vs, res.lams);
+        out.solve_time[i] = seconds_since(solve_start);
+        out.cost[i] = res.traj_cost_;
+        out.iterations[i] = int(res.num_iters);
+        out.converged[i] = res.conv ? 1 : 0;
+        out.primal_infeasibility[i] = res.prim_infeas;
+        out.dual_infeasibility[i] = res.dual_infeas;
+        for (int t = 0; t <= T; ++t)
+          Eigen::Map<VectorXd>(&out.xs[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx) = res.xs[t];
+        for (int t = 0; t < T; ++t)
+          Eigen::Map<VectorXd>(&out.us[(std::size_t(i) * T + t) * d.nu], d.nu) = res.us[t];
+
+        if (options.refresh_gains) {
+          // The gains in the results come from the last backward pass, one step before the
+          // returned iterate (none at all when the guess was already optimal). One more iteration
+          // from the solution, at the final penalty, gives gains at the solution itself; the
+          // trajectory it would move to is discarded.
+          const std::vector<VectorXd> xs_star = res.xs, us_star = res.us, vs_star = res.vs,
+                                      lams_star = res.lams;
+          const double tol = solver.target_tol_;
+          solver.mu_init_ = solver.mu();
+          solver.max_iters = 1;
+          solver.setDualTolerance(0.0);
+          solver.target_tol_ = 0.0;
+          solver.run(ws.problem->problem(), xs_star, us_star, vs_star, lams_star);
+          solver.target_tol_ = tol;
+          solver.setDualTolerance(tol);
+        }
+        for (int t = 0; t < T; ++t) {
+          using RowMajorMap = Eigen::Map<RowMatrixXd>;
+          RowMajorMap K(&out.gains[std::size_t(i) * T * d.nu * d.ndx + std::size_t(t) * d.nu * d.ndx], d.nu, d.ndx);
+          K = res.getFeedback(t).topRows(d.nu);
+        }
+      } catch (const std::exception &e) {
+        out.errors[i] = e.what();
+        out.converged[i] = 0;
+      }
+    }
+  }
+  return out;
+}
+
+} // namespace sobolev_warmstart

@@ -1,0 +1,105 @@
+"""Batch trajectory optimization with Aligator's ProxDDP, in C++ threads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import _core
+from .tasks import Task
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """ProxDDP settings.
+
+    tol: primal and dual feasibility tolerance. mu_init: initial augmented-Lagrangian penalty.
+    max_iters: Newton iteration budget per instance; a solve that exhausts it is reported as not
+    converged. num_threads: OpenMP threads across instances (0: all cores); results do not depend
+    on it. refresh_gains: recompute the feedback gains by one backward pass at the returned solution
+    (otherwise they are those of the last iteration's backward pass, one step earlier).
+    """
+
+    tol: float = 1e-4
+    mu_init: float = 1e-3
+    max_iters: int = 500
+    num_threads: int = 0
+    refresh_gains: bool = True
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.tol, (int, float)) and self.tol > 0):
+            raise ValueError(f"tol: expected a tolerance > 0, got {self.tol!r}")
+        if not (isinstance(self.mu_init, (int, float)) and self.mu_init > 0):
+            raise ValueError(f"mu_init: expected a penalty > 0, got {self.mu_init!r}")
+        if not (isinstance(self.max_iters, int) and self.max_iters >= 1):
+            raise ValueError(f"max_iters: expected an integer >= 1, got {self.max_iters!r}")
+        if not (isinstance(self.num_threads, int) and self.num_threads >= 0):
+            raise ValueError(f"num_threads: expected an integer >= 0 (0: all cores), got {self.num_threads!r}")
+
+
+@dataclass
+class SolveResult:
+    """Per-instance results of a batch solve (first axis: instance).
+
+    xs: (N, T+1, nx) states; us: (N, T, nu) controls; feedback_gains: (N, T, nu, ndx), with
+    u_t ~ us[t] + K_t (x (-) xs[t]); cost, primal/dual infeasibility, solve_time, setup_time [s]: (N,);
+    iterations: (N,) int; converged: (N,) bool (False when the budget ran out or the solve raised,
+    see errors); params: (N, nz) the task parameters solved for.
+    """
+
+    xs: np.ndarray
+    us: np.ndarray
+    feedback_gains: np.ndarray
+    cost: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    primal_infeasibility: np.ndarray
+    dual_infeasibility: np.ndarray
+    solve_time: np.ndarray
+    setup_time: np.ndarray
+    errors: list[str]
+    params: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.cost.shape[0])
+
+    def subset(self, mask: np.ndarray) -> "SolveResult":
+        """The instances selected by a boolean mask or an index array."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        return SolveResult(**{k: ([v[i] for i in idx] if isinstance(v, list) else v[idx]) for k, v in vars(self).items()})
+
+
+def solve(
+    task: Task,
+    x0s: np.ndarray,
+    params: np.ndarray | None = None,
+    xs_init: np.ndarray | None = None,
+    us_init: np.ndarray | None = None,
+    options: SolverOptions | None = None,
+) -> SolveResult:
+    """Solve N instances of ``task`` with ProxDDP, one solver per thread, the GIL released.
+
+    x0s: (N, nx) initial states; params: (N, nz) task parameters (None when nz == 0);
+    xs_init: (N, T+1, nx) and us_init: (N, T, nu) initial guesses, or None for the task's default
+    guess (``task.describe()`` says which).
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+    options = options or SolverOptions()
+    x0s = np.asarray(x0s, dtype=np.float64)
+    if params is None:
+        if task.nz != 0:
+            raise ValueError(f"params: task {task.name} needs parameters of shape (N, {task.nz}), got None")
+        params = np.zeros((x0s.shape[0] if x0s.ndim == 2 else 0, 0))
+    params = np.asarray(params, dtype=np.float64)
+    out = _core.solve_batch(
+        task, x0s, params, xs_init, us_init,
+        tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
+        num_threads=options.num_threads, refresh_gains=options.refresh_gains,
+    )
+    return SolveResult(params=params.copy(), **out)
+
+
+def options_dict(options: SolverOptions) -> dict:
+    return asdict(options)
