@@ -8,7 +8,7 @@ void expose_solver(py::module_ &m) {
       "solve_batch",
       [](const Task &task, const DoubleArray &x0s, const DoubleArray &params, std::optional<DoubleArray> xs_init,
          std::optional<DoubleArray> us_init, double tol, double mu_init, int max_iters, int num_threads,
-         bool refresh_gains) {
+         bool refresh_gains, const std::string &dual_init, const std::string &step_acceptance) {
         const TaskDims d = task.dims();
         check_array("x0s", x0s, {-1, d.nx});
         const py::ssize_t n = x0s.shape(0);
@@ -28,6 +28,12 @@ void expose_solver(py::module_ &m) {
         options.max_iters = max_iters;
         options.num_threads = check_threads(num_threads);
         options.refresh_gains = refresh_gains;
+        if (dual_init != "adjoint" && dual_init != "zero")
+          throw py::value_error("dual_init: expected 'adjoint' or 'zero', got '" + dual_init + "'");
+        options.dual_init = dual_init == "adjoint" ? DualInit::Adjoint : DualInit::Zero;
+        if (step_acceptance != "linesearch" && step_acceptance != "filter")
+          throw py::value_error("step_acceptance: expected 'linesearch' or 'filter', got '" + step_acceptance + "'");
+        options.step_acceptance = step_acceptance == "filter" ? StepAcceptance::Filter : StepAcceptance::Linesearch;
         const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
         for (py::ssize_t i = 0; i < n; ++i) {
           try {
@@ -63,7 +69,8 @@ void expose_solver(py::module_ &m) {
       },
       py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs_init") = py::none(),
       py::arg("us_init") = py::none(), py::arg("tol") = 1e-4, py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500,
-      py::arg("num_threads") = 0, py::arg("refresh_gains") = true,
+      py::arg("num_threads") = 0, py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint",
+      py::arg("step_acceptance") = "filter",
       "Solve n instances with ProxDDP in OpenMP threads (GIL released). Returns a dict of arrays.");
 }
 

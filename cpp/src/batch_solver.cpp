@@ -1,6 +1,8 @@
 #include "sobolev_warmstart/batch_solver.hpp"
 
 #include <aligator/solvers/proxddp/solver-proxddp.hpp>
+#include <aligator/core/stage-data.hpp>
+#include <aligator/core/cost-abstract.hpp>
 #include <omp.h>
 
 #include <chrono>
@@ -10,6 +12,25 @@ namespace {
 
 using Solver = aligator::SolverProxDDPTpl<double>;
 using Clock = std::chrono::steady_clock;
+
+/// Costates consistent with a primal guess: the adjoint sweep that zeroes the state gradient of
+/// the Lagrangian with zero path multipliers (Aligator's convention, lagrangian.hpp:
+/// L_x(t) = l_x(t) + A_t^T lam_{t+1} - lam_t). From zero costates, ProxDDP's merit linesearch
+/// stalls at a primal guess that is already (nearly) optimal: the dual step cannot lower it.
+void adjoint_costates(const TrajOptProblem &problem, aligator::TrajOptDataTpl<double> &data,
+                      const std::vector<VectorXd> &xs, const std::vector<VectorXd> &us,
+                      std::vector<VectorXd> &lams) {
+  problem.evaluate(xs, us, data);
+  problem.computeDerivatives(xs, us, data, 1, /*compute_second_order=*/false);
+  const std::size_t T = problem.numSteps();
+  lams[T] = data.term_cost_data->Lx_;
+  for (std::size_t t = T - 1; t >= 1; --t) {
+    const auto &sd = *data.stage_data[t];
+    lams[t] = sd.cost_data->Lx_;
+    lams[t].noalias() += sd.dynamics_data->Jx().transpose() * lams[t + 1];
+  }
+  lams[0].setZero();
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -58,6 +79,9 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
         if (!ws.problem) {
           ws.problem = task.create_problem();
           ws.solver = std::make_unique<Solver>(options.tol, options.mu_init, std::size_t(options.max_iters));
+          ws.solver->sa_strategy_ = options.step_acceptance == StepAcceptance::Filter
+                                        ? aligator::StepAcceptanceStrategy::FILTER
+                                        : aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
         }
         if (!ws.solver->results_.isInitialized()) ws.solver->setup(ws.problem->problem());
         ws.problem->set_instance(x0s.row(i).transpose(), params.row(i).transpose());
@@ -78,7 +102,10 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
         // a fresh solver's, so they do not depend on the thread count or the schedule.
         auto &res = solver.results_;
         for (auto &v : res.vs) v.setZero();
-        for (auto &l : res.lams) l.setZero();
+        if (options.dual_init == DualInit::Adjoint)
+          adjoint_costates(ws.problem->problem(), solver.workspace_.problem_data, ws.xs, ws.us, res.lams);
+        else
+          for (auto &l : res.lams) l.setZero();
         for (auto &g : res.gains_) g.setZero();
         solver.preg_ = solver.reg_init;
         solver.linesearch_.reset();

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +19,11 @@ class SolverOptions:
     converged. num_threads: OpenMP threads across instances (0: all cores); results do not depend
     on it. refresh_gains: recompute the feedback gains by one backward pass at the returned solution
     (otherwise they are those of the last iteration's backward pass, one step earlier).
+    dual_init: 'adjoint' starts the costates from the adjoint sweep of the initial guess (so a
+    guess that is already optimal is recognised at once), 'zero' from zero (ProxDDP's default,
+    which stalls on near-optimal guesses). step_acceptance: 'filter' (default: robust from
+    near-optimal guesses) or 'linesearch' (Aligator's default nonmonotone merit linesearch, which
+    can stall next to the optimum).
     """
 
     tol: float = 1e-4
@@ -26,6 +31,8 @@ class SolverOptions:
     max_iters: int = 500
     num_threads: int = 0
     refresh_gains: bool = True
+    dual_init: str = "adjoint"
+    step_acceptance: str = "filter"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tol, (int, float)) and self.tol > 0):
@@ -36,6 +43,10 @@ class SolverOptions:
             raise ValueError(f"max_iters: expected an integer >= 1, got {self.max_iters!r}")
         if not (isinstance(self.num_threads, int) and self.num_threads >= 0):
             raise ValueError(f"num_threads: expected an integer >= 0 (0: all cores), got {self.num_threads!r}")
+        if self.dual_init not in ("adjoint", "zero"):
+            raise ValueError(f"dual_init: expected 'adjoint' or 'zero', got {self.dual_init!r}")
+        if self.step_acceptance not in ("linesearch", "filter"):
+            raise ValueError(f"step_acceptance: expected 'linesearch' or 'filter', got {self.step_acceptance!r}")
 
 
 @dataclass
@@ -97,9 +108,7 @@ def solve(
         task, x0s, params, xs_init, us_init,
         tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
         num_threads=options.num_threads, refresh_gains=options.refresh_gains,
+        dual_init=options.dual_init, step_acceptance=options.step_acceptance,
     )
     return SolveResult(params=params.copy(), **out)
 
-
-def options_dict(options: SolverOptions) -> dict:
-    return asdict(options)

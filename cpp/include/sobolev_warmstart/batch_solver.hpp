@@ -7,6 +7,15 @@
 
 namespace sobolev_warmstart {
 
+/// @brief How the solver's dual variables (costates) start.
+/// Adjoint: the backward sweep that makes the initial guess stationary in the states (see
+/// batch_solver.cpp); Zero: all zero, ProxDDP's default.
+enum class DualInit { Adjoint, Zero };
+
+/// @brief How ProxDDP accepts a step: filter (default here: robust near the optimum, where warm
+/// starts begin) or Aligator's default nonmonotone merit linesearch (stalls there).
+enum class StepAcceptance { Filter, Linesearch };
+
 /// @brief ProxDDP settings for a batch solve.
 struct SolverOptions {
   double tol = 1e-4;        ///< primal and dual tolerance
@@ -14,6 +23,8 @@ struct SolverOptions {
   int max_iters = 500;      ///< Newton iteration budget per instance
   int num_threads = 0;      ///< 0: all OpenMP threads
   bool refresh_gains = true;///< recompute the feedback gains by one backward pass at the solution
+  DualInit dual_init = DualInit::Adjoint;
+  StepAcceptance step_acceptance = StepAcceptance::Filter;
 };
 
 /// @brief Results of a batch, row-major contiguous arrays (first index: instance).

@@ -1,0 +1,90 @@
+"""Tasks: catalogue, instance sampling, dimensions, documentation and input validation."""
+
+import numpy as np
+import pytest
+
+import sobolev_warmstart as sw
+
+from conftest import TASK_CASES
+
+
+def test_catalogue_lists_every_task_and_variant():
+    tasks = sw.available_tasks()
+    assert set(tasks) == {"pendulum", "double_pendulum", "ur5", "quadrotor"}
+    assert len(tasks["ur5"]) == 4
+    assert tasks["quadrotor"] == [f"columns_{k}" for k in range(10)]
+
+
+@pytest.mark.parametrize("name,variant", TASK_CASES)
+def test_dimensions_and_sampling(name, variant):
+    task = sw.make_task(name, variant if variant != "default" else "")
+    assert task.nx == task.nq + task.nv and task.ndx == 2 * task.nv
+    x0s, params = task.sample_instances(5, seed=3)
+    assert x0s.shape == (5, task.nx) and params.shape == (5, task.nz)
+    again = task.sample_instances(5, seed=3)
+    np.testing.assert_array_equal(again[0], x0s)  # seeded: reproducible
+    np.testing.assert_array_equal(again[1], params)
+    if task.variant != "fixed_start_fixed_target":
+        other = task.sample_instances(5, seed=4)
+        assert not (np.array_equal(other[0], x0s) and np.array_equal(other[1], params))
+    task.check_instances(x0s, params)  # sampled instances are valid
+    text = task.describe()
+    assert "horizon" in text and "default guess" in text and str(task.horizon) in text
+
+
+def test_quadrotor_instances_keep_columns_apart_and_clear_of_start_and_goal():
+    task = sw.make_task("quadrotor", "columns_9")
+    x0s, params = task.sample_instances(20, seed=1)
+    assert task.nz == 3 + 18
+    for x0, z in zip(x0s, params):
+        centres = z[3:].reshape(9, 2)
+        dists = np.linalg.norm(centres[:, None] - centres[None], axis=-1) + np.eye(9) * 10
+        assert dists.min() >= 0.85 - 1e-12
+        assert np.linalg.norm(centres - x0[:2], axis=1).min() > 0.4
+        assert np.linalg.norm(centres - z[:2], axis=1).min() > 0.4
+        assert x0[2] == z[2]  # same height
+
+
+def test_default_guess_shapes_and_endpoints():
+    task = sw.make_task("double_pendulum")
+    x0s, params = task.sample_instances(1, seed=0)
+    xs, us = task.default_initial_guess(x0s[0], params[0])
+    assert xs.shape == (task.horizon + 1, task.nx) and us.shape == (task.horizon, task.nu)
+    np.testing.assert_allclose(xs[0], x0s[0])
+    np.testing.assert_allclose(xs[-1], np.zeros(task.nx), atol=1e-12)  # interpolates to upright
+
+
+def test_unknown_task_and_variant_raise_clear_errors():
+    with pytest.raises(ValueError, match="name: unknown task 'acrobat'.*'pendulum'"):
+        sw.make_task("acrobat")
+    with pytest.raises(ValueError, match="variant: unknown variant 'columns_12' of task 'quadrotor'"):
+        sw.make_task("quadrotor", "columns_12")
+    with pytest.raises(TypeError, match="name: expected a task name"):
+        sw.make_task(3)
+
+
+def test_missing_model_files_raise(tmp_path):
+    with pytest.raises(RuntimeError, match="robots_dir: model file not found"):
+        sw.make_task("ur5", models_dir=tmp_path)
+
+
+def test_invalid_instances_are_named():
+    ur5 = sw.make_task("ur5", "fixed_start_random_target")
+    x0s, params = ur5.sample_instances(2, seed=0)
+    params[1] = [3.0, 0.0, 0.5]
+    with pytest.raises(ValueError, match=r"params: target .* out of the UR5's reach.*\(instance 1\)"):
+        ur5.check_instances(x0s, params)
+    quad = sw.make_task("quadrotor", "columns_1")
+    x0s, params = quad.sample_instances(1, seed=0)
+    bad = x0s.copy()
+    bad[0, 3:7] = [0.0, 0.0, 0.0, 2.0]
+    with pytest.raises(ValueError, match="x0s: configuration .* is not normalised"):
+        quad.check_instances(bad, params)
+    covered = params.copy()
+    covered[0, 3:5] = x0s[0, :2]
+    with pytest.raises(ValueError, match="params: column 0 .* covers the start or the goal"):
+        quad.check_instances(x0s, covered)
+    with pytest.raises(ValueError, match=r"x0s: expected shape \(N, 13\), got \(1, 12\)"):
+        quad.check_instances(x0s[:, :12], params)
+    with pytest.raises(ValueError, match=r"n: expected a number of instances >= 0"):
+        quad.sample_instances(-1, seed=0)
