@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .dual import linear_dual, mish_dual
+
 __all__ = ["MLPConfig", "MLP"]
 
 
@@ -47,3 +49,15 @@ class MLP(nn.Module):
         if cond.shape[1] != self.cond_dim:
             raise ValueError(f"cond: expected shape (B, {self.cond_dim}), got {list(cond.shape)}")
         return self.net(cond)
+
+    @torch.jit.unused
+    def forward_dual(self, cond: torch.Tensor, cond_tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(π(cond), ∂π/∂cond · cond_tangent)``, differentiable with respect to the weights."""
+        if cond.shape[1] != self.cond_dim or cond_tangent.shape != cond.shape:
+            raise ValueError(f"cond, cond_tangent: expected shape (B, {self.cond_dim}) both, got "
+                             f"{list(cond.shape)} and {list(cond_tangent.shape)}")
+        b = cond.shape[0]
+        z = torch.cat([cond, cond_tangent])
+        for layer in self.net:
+            z = linear_dual(z, layer) if isinstance(layer, nn.Linear) else mish_dual(z)
+        return z[:b], z[b:]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .dual import conv1d_dual, conv_transpose1d_dual, group_norm_dual, linear_dual, mish_dual
+
 __all__ = ["UNetConfig", "ConditionalUNet1D", "validate_horizon"]
 
 
@@ -76,6 +78,11 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.conv(x)))
 
+    @torch.jit.unused
+    def forward_dual(self, z: torch.Tensor) -> torch.Tensor:
+        z = conv1d_dual(z, self.conv)
+        return mish_dual(group_norm_dual(z, self.norm.num_groups, self.norm.weight, self.norm.bias, self.norm.eps))
+
 
 class FiLMResBlock(nn.Module):
     """Two conv blocks; the first one's output is modulated channel-wise by ``scale * h + bias`` computed
@@ -96,6 +103,20 @@ class FiLMResBlock(nn.Module):
         h = self.block2(scale * h + bias)
         return h + self.skip(x)
 
+    @torch.jit.unused
+    def forward_dual(self, z: torch.Tensor, mcond: torch.Tensor) -> torch.Tensor:
+        """Dual version; ``mcond = [mish(c); mish'(c) dc]`` (the FiLM's Mish is shared by all blocks)."""
+        b = z.shape[0] // 2
+        h = self.block1.forward_dual(z)
+        sb = linear_dual(mcond, self.film[1])
+        scale, bias = sb[:b, : self.cout, None], sb[:b, self.cout :, None]
+        dscale, dbias = sb[b:, : self.cout, None], sb[b:, self.cout :, None]
+        hp, ht = h[:b], h[b:]
+        h = torch.cat([scale * hp + bias, torch.addcmul(dbias, dscale, hp).addcmul_(scale, ht)])
+        h = self.block2.forward_dual(h)
+        skip = z if isinstance(self.skip, nn.Identity) else conv1d_dual(z, self.skip)
+        return h + skip
+
 
 class DownLevel(nn.Module):
     """Two FiLM residual blocks, then (except at the deepest level) a stride-2 convolution halving the time
@@ -111,6 +132,12 @@ class DownLevel(nn.Module):
         skip = self.res2(self.res1(x, cond), cond)
         return self.sample(skip), skip
 
+    @torch.jit.unused
+    def forward_dual(self, z: torch.Tensor, mcond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.res2.forward_dual(self.res1.forward_dual(z, mcond), mcond)
+        out = skip if isinstance(self.sample, nn.Identity) else conv1d_dual(skip, self.sample)
+        return out, skip
+
 
 class UpLevel(nn.Module):
     """Concatenate the skip features, two FiLM residual blocks, then a transposed convolution doubling the
@@ -125,6 +152,11 @@ class UpLevel(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x, skip], dim=1)
         return self.sample(self.res2(self.res1(x, cond), cond))
+
+    @torch.jit.unused
+    def forward_dual(self, z: torch.Tensor, skip: torch.Tensor, mcond: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([z, skip], dim=1)
+        return conv_transpose1d_dual(self.res2.forward_dual(self.res1.forward_dual(z, mcond), mcond), self.sample)
 
 
 class ConditionalUNet1D(nn.Module):
@@ -174,3 +206,32 @@ class ConditionalUNet1D(nn.Module):
         for level in self.up:
             x = level(x, skips.pop(), c)
         return self.final(x).transpose(1, 2)
+
+    @torch.jit.unused
+    def forward_dual(self, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor,
+                     cond_tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output and its directional derivative along ``cond_tangent (B, D_c)``, the sample held fixed:
+        ``(net(sample, step, cond), ∂net/∂cond · cond_tangent)``, both ``(B, H, D_a)``. Differentiable with
+        respect to the weights (for training on the derivative); equal to ``torch.func.jvp``."""
+        if sample.shape[1] != self.horizon or sample.shape[2] != self.action_dim:
+            raise ValueError(f"sample: expected shape (B, {self.horizon}, {self.action_dim}), got {list(sample.shape)}")
+        if cond.shape[1] != self.cond_dim or cond_tangent.shape != cond.shape:
+            raise ValueError(f"cond, cond_tangent: expected shape (B, {self.cond_dim}) both, got "
+                             f"{list(cond.shape)} and {list(cond_tangent.shape)}")
+        b = sample.shape[0]
+        e = self.step_embed(step)
+        c = torch.cat([torch.cat([e, cond], dim=-1), torch.cat([torch.zeros_like(e), cond_tangent], dim=-1)])
+        mcond = mish_dual(c)
+        x = sample.transpose(1, 2)
+        z = torch.cat([x, torch.zeros_like(x)])
+        skips: list[torch.Tensor] = []
+        for level in self.down:
+            z, skip = level.forward_dual(z, mcond)
+            skips.append(skip)
+        for blk in self.mid:
+            z = blk.forward_dual(z, mcond)
+        for level in self.up:
+            z = level.forward_dual(z, skips.pop(), mcond)
+        z = self.final[0].forward_dual(z)
+        z = conv1d_dual(z, self.final[1]).transpose(1, 2)
+        return z[:b], z[b:]
