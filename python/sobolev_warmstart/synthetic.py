@@ -2,7 +2,8 @@
 
 A double integrator ``q_{t+1} = q_t + dt v_t + dt² u_t``, ``v_{t+1} = v_t + dt u_t`` driven to a target
 position ``z`` by the finite-horizon LQR controller ``u_t = K_t (x_t - (z, 0))``. Its feedback gains are
-exact, so the chained closed-loop derivatives follow in closed form (DESIGN.md):
+exact (and stationary: the terminal cost is the infinite-horizon cost-to-go, so the policy is a function of
+the state and target alone), so the chained closed-loop derivatives follow in closed form (DESIGN.md):
 ``∂x_{t0+k}/∂x_{t0} = Φ_{t0+k-1} ... Φ_{t0}`` with ``Φ_t = A + B K_t`` and ``∂u_{t0+k}/∂x_{t0} = K_{t0+k} ∂x_{t0+k}/∂x_{t0}``.
 
 Variants: ``action_space="state"`` uses the action variable ``a_t = (cos q_{t+1}, sin q_{t+1})`` (like the UR5
@@ -28,6 +29,18 @@ def _lqr_gains(A, B, Q, R, Qf, T):
     return K
 
 
+def _dare(A, B, Q, R, iters: int = 10_000, tol: float = 1e-12):
+    P = Q.copy()
+    for _ in range(iters):
+        K = -np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+        Acl = A + B @ K
+        Pn = Q + K.T @ R @ K + Acl.T @ P @ Acl
+        if np.max(np.abs(Pn - P)) < tol * max(1.0, np.max(np.abs(P))):
+            return Pn
+        P = Pn
+    return P
+
+
 def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offsets: int = 16, *,
                           dt: float = 0.05, seed: int = 0, action_space: str = "torque",
                           observation: str = "identity") -> TrajectoryData:
@@ -42,7 +55,8 @@ def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offs
     N, T, Hj = num_instances, horizon, chunk_offsets
     A = np.array([[1.0, dt], [0.0, 1.0]])
     B = np.array([[dt * dt], [dt]])
-    Q, R, Qf = np.diag([1.0, 0.1]) * dt, np.array([[0.01 * dt]]), np.diag([100.0, 10.0])
+    Q, R = np.diag([1.0, 0.1]) * dt, np.array([[0.01 * dt]])
+    Qf = _dare(A, B, Q, R)  # terminal cost = cost-to-go of the infinite horizon: stationary gains
     K = _lqr_gains(A, B, Q, R, Qf, T)
     Phi = A[None] + B[None] @ K  # (T, 2, 2)
 
