@@ -189,3 +189,14 @@ def test_only_converged_instances_are_kept():
     ds = build_dataset(data, ChunkSpec(8, 1, 4))
     assert ds.data.num_instances == 2
     np.testing.assert_array_equal(ds.data.xs, data.xs[[0, 2]])
+
+
+def test_task_without_parameters():
+    """nz = 0 (the pendulum): empty parameter arrays all the way through."""
+    data = lqr_double_integrator(2, horizon=10, chunk_offsets=8)
+    kw = data.arrays()
+    kw["params"] = np.zeros((2, 0))
+    import dataclasses
+    d0 = TrajectoryData(task=dataclasses.replace(data.task, nz=0), **kw)
+    ds = build_dataset(d0, ChunkSpec(8, 1, 4))
+    assert ds.params.shape == (20, 0) and ds.normalisers.params.dim == 0

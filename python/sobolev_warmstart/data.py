@@ -263,9 +263,9 @@ class Normaliser:
         """Fit on ``data (..., D)``."""
         data = np.asarray(data, dtype=np.float64)
         d = data.shape[-1]
-        flat = data.reshape(-1, d)
-        if flat.shape[0] == 0 or d == 0:
+        if d == 0 or data.size == 0:
             return cls(np.zeros(d), np.ones(d))
+        flat = data.reshape(-1, d)
         if mode == "minmax":
             lo, hi = flat.min(0), flat.max(0)
             offset, scale = 0.5 * (lo + hi), 0.5 * (hi - lo)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, List
 
 import numpy as np
 import torch
@@ -45,12 +45,15 @@ class _Normalising(nn.Module):
             self.register_buffer(f"{key}_scale", torch.as_tensor(n.scale, dtype=torch.float32))
 
 
-def _check_input(name: str, x: torch.Tensor, shape: list[int]) -> None:
-    """``shape`` entries of -1 are free."""
-    ok = x.dim() == len(shape) and all(s == -1 or s == a for s, a in zip(shape, x.shape))
+def _check_input(name: str, x: torch.Tensor, shape: List[int]) -> None:
+    """Raise naming ``name`` unless ``x`` has ``shape``. TorchScript- and torch.export-compatible."""
+    ok = x.dim() == len(shape)
+    if ok:
+        for i in range(len(shape)):
+            if x.shape[i] != shape[i]:
+                ok = False
     if not ok:
-        raise ValueError(f"{name}: expected shape ({', '.join('*' if s == -1 else str(s) for s in shape)}), "
-                         f"got {list(x.shape)}")
+        raise ValueError("{}: expected shape {}, got {}".format(name, shape, list(x.shape)))
 
 
 class DiffusionPolicy(_Normalising):
