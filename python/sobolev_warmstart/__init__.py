@@ -1,24 +1,38 @@
 """sobolev_warmstart: learned warm starts for trajectory optimization.
 
 The C++ core (``sobolev_warmstart._core``) builds and batch-solves optimal control problems with
-Aligator's ProxDDP over Pinocchio dynamics; this package wraps it with typed Python objects.
+Aligator's ProxDDP over Pinocchio dynamics; the Python side trains Sobolev diffusion policies on
+the solutions and exports them.
 """
+
+import torch  # noqa: F401  (first: the extension and torch share one libgomp, loaded by torch)
 
 from . import _core
 from .tasks import Task, available_tasks, make_task, robots_dir
 from .solver import SolverOptions, SolveResult, solve
 from .sensitivities import ChainedDerivatives, chained_derivatives, inverse_dynamics
+from .data import (
+    ChunkDataset,
+    ChunkSpec,
+    Normaliser,
+    Normalisers,
+    TaskInfo,
+    TrajectoryData,
+    build_dataset,
+    load_dataset,
+    save_dataset,
+)
+from .models import MLPConfig, UNetConfig
+from .diffusion import DiffusionConfig
+from .train import TrainConfig, load_checkpoint, train
+from .policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
+from .export import export_aoti, export_torchscript, load_aoti, load_torchscript
 
 __all__ = [
-    "ChainedDerivatives",
-    "SolveResult",
-    "SolverOptions",
-    "Task",
-    "available_tasks",
-    "chained_derivatives",
-    "inverse_dynamics",
-    "make_task",
-    "robots_dir",
-    "solve",
+    "ChainedDerivatives", "ChunkDataset", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
+    "MLPPolicy", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
+    "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "export_aoti",
+    "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_policy",
+    "load_torchscript", "make_task", "robots_dir", "save_dataset", "save_policy", "solve", "train",
 ]
 __version__ = "0.1.0"

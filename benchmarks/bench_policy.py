@@ -1,0 +1,131 @@
+"""Policy benchmarks: Sobolev vs plain DDPM training-step time, and sampling latency eager / TorchScript /
+AOTInductor at batch 1 and 64.
+
+    PYTHONPATH=python python3 benchmarks/bench_policy.py            # from the repository root
+    PYTHONPATH=python python3 benchmarks/bench_policy.py --no-aoti  # skip the ~1 min AOTInductor compile
+
+Default setting: the default U-Net (~280k parameters), H = 16, h = 1, one action, observation (q, v) and one
+task parameter, K = 5, one intra-op thread (PLATFORM.md). Times are medians over ``--repeats`` calls after
+warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from sobolev_warmstart.data import ChunkSpec, build_dataset
+from sobolev_warmstart.export import export_aoti, export_torchscript, load_aoti, load_torchscript
+from sobolev_warmstart.losses import diffusion_loss, direct_loss
+from sobolev_warmstart.models import MLPConfig, UNetConfig
+from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy
+from sobolev_warmstart.synthetic import lqr_double_integrator
+
+
+def median_time(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def bench_training(ds, batch: int, repeats: int) -> None:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(ds.task, ds.spec, ds.normalisers, UNetConfig())
+    net, sched, h = policy.net, policy.sampler.schedule, ds.spec.history
+    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:batch]
+    b = [t[idx] for t in (ds.obs, ds.params, ds.chunks, ds.chunk_jac, ds.obs_jac)]
+    g = torch.Generator().manual_seed(0)
+
+    def step(weight, method="dual"):
+        def run():
+            out = diffusion_loss(net, sched, *b, h, sobolev_weight=weight, generator=g, method=method)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+        return run
+
+    n = sum(p.numel() for p in net.parameters())
+    print(f"\nTraining step, diffusion U-Net ({n} parameters), batch {batch}, H={ds.spec.horizon}, "
+          f"threads={torch.get_num_threads()}")
+    plain = median_time(step(0.0), repeats)
+    print(f"  plain DDPM step (diff)                  {plain * 1e3:8.1f} ms   1.00x")
+    for label, method in (("Sobolev step, fused dual JVP (default)", "dual"),
+                          ("Sobolev step, torch.func.jvp           ", "autograd")):
+        t = median_time(step(1.0, method), repeats)
+        print(f"  {label}  {t * 1e3:8.1f} ms   {t / plain:.2f}x")
+
+    mlp = MLPPolicy(ds.task, ds.spec, ds.normalisers, MLPConfig())
+    opt = torch.optim.AdamW(mlp.net.parameters(), 1e-4)
+    bm = (ds.obs[idx, -1], ds.params[idx], ds.chunks[idx, h], ds.chunk_jac[idx, h], ds.obs_jac[idx])
+
+    def mstep(weight):
+        def run():
+            out = direct_loss(mlp.net, *bm, sobolev_weight=weight, generator=g)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+        return run
+
+    pm = median_time(mstep(0.0), repeats)
+    sm = median_time(mstep(1.0), repeats)
+    print(f"  MLP step (mlp) {pm * 1e3:.2f} ms, Sobolev MLP step (sob_mlp) {sm * 1e3:.2f} ms: {sm / pm:.2f}x")
+
+
+def bench_sampling(ds, repeats: int, aoti: bool) -> None:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(ds.task, ds.spec, ds.normalisers, UNetConfig()).eval()
+    print(f"\nSampling latency, one chunk per instance (K={policy.num_steps} denoising steps, "
+          f"threads={torch.get_num_threads()}); per call and per sample")
+    with tempfile.TemporaryDirectory() as tmp:
+        runners = {"eager": policy}
+        ts, _ = load_torchscript(export_torchscript(policy, Path(tmp) / "p.pt"))
+        runners["TorchScript"] = ts
+        if aoti:
+            t0 = time.perf_counter()
+            model, _ = load_aoti(export_aoti(policy, Path(tmp) / "p.pt2"))
+            print(f"  (AOTInductor export + compile took {time.perf_counter() - t0:.0f} s)")
+            runners["AOTInductor"] = model
+        for batch in (1, 64):
+            g = torch.Generator().manual_seed(batch)
+            args = (torch.randn(batch, ds.spec.history, ds.task.no, generator=g),
+                    torch.randn(batch, ds.task.nz, generator=g),
+                    torch.randn(batch, ds.spec.history, ds.task.na, generator=g),
+                    torch.randn(policy.num_steps, batch, ds.spec.horizon, ds.task.na, generator=g))
+            with torch.no_grad():
+                ref = policy(*args)
+                for name, fn in runners.items():
+                    err = (fn(*args) - ref).abs().max().item()
+                    t = median_time(lambda: fn(*args), repeats)
+                    print(f"  batch {batch:3d}  {name:12s} {t * 1e3:8.3f} ms/call  {t / batch * 1e3:8.3f} ms/sample"
+                          f"   max |diff| vs eager {err:.1e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=256, help="training batch size (default 256)")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-aoti", action="store_true", help="skip the AOTInductor export")
+    ap.add_argument("--skip-training", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ds = build_dataset(lqr_double_integrator(32, horizon=64, chunk_offsets=16), ChunkSpec(16, 1, 8))
+    print(f"torch {torch.__version__}")
+    if not args.skip_training:
+        bench_training(ds, args.batch, args.repeats)
+    bench_sampling(ds, args.repeats, not args.no_aoti)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""Training data for the policies: solved trajectories -> normalised chunks with Sobolev targets.
+
+Notation (DESIGN.md): a batch of ``N`` solved instances of one task with horizon ``T``; chunks of ``H``
+action variables whose first ``h`` entries are the known history (the ``h`` actions before the chunk's
+start time ``t0``) and whose next ``A`` entries are executed. The network is conditioned on the
+observation history ``o_{t0-h+1..t0}`` (edge-padded at the start) and the task parameters ``z``.
+
+Derivative targets: for a chunk starting at ``t0`` the entry ``j >= h`` is the action ``a_{t0-h+j}``, whose
+derivative with respect to the current state is ``action_jacobians[i, t0, j-h]`` (contract of the C++
+core). Everything is stored in normalised coordinates, with the chain rule through the affine normalisers:
+``d ã / d x̃ = diag(1/σ_a) · D · diag(σ_x)`` and ``d õ / d x̃ = diag(1/σ_o) · ∂o/∂x · diag(σ_x)``.
+
+The saved format is one ``.npz`` file (no pickles) holding the trajectory arrays, the chunk specification,
+the fitted normalisers and a JSON header with ``format`` and ``schema_version``; it is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TaskInfo",
+    "TrajectoryData",
+    "ChunkSpec",
+    "Normaliser",
+    "Normalisers",
+    "ChunkDataset",
+    "build_dataset",
+    "save_dataset",
+    "load_dataset",
+    "atomic_write_bytes",
+]
+
+#: Version of the saved dataset layout; bump when the arrays or header change meaning.
+SCHEMA_VERSION = 1
+_FORMAT = "sobolev_warmstart.dataset"
+_ACTION_SPACES = ("torque", "state")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _check_array(name: str, value: Any, shape: tuple, *, dtype=np.float64) -> np.ndarray:
+    """Return ``value`` as an array of ``shape`` (``None`` entries are free), or raise naming ``name``."""
+    try:
+        arr = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array convertible to {np.dtype(dtype).name}, got {type(value).__name__}") from exc
+    expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        raise ValueError(f"{name}: expected shape {expected}, got {tuple(arr.shape)}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
+    return arr
+
+
+def atomic_write_bytes(path: str | os.PathLike, writer) -> None:
+    """Write a file atomically: ``writer(fileobj)`` fills a temporary file in the same folder, which is
+    flushed, fsync-ed and renamed over ``path``. A crash leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# ------------------------------------------------------------------------------------------ task, data
+@dataclass(frozen=True)
+class TaskInfo:
+    """Metadata of a task, as given by the C++ core."""
+
+    name: str
+    nx: int
+    ndx: int
+    nu: int
+    na: int
+    no: int
+    nz: int
+    dt: float
+    horizon: int
+    action_space: str = "torque"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name: expected a non-empty string, got {self.name!r}")
+        for key in ("nx", "ndx", "nu", "na", "no", "horizon"):
+            v = getattr(self, key)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{key}: expected a positive integer, got {v!r}")
+        if not isinstance(self.nz, (int, np.integer)) or isinstance(self.nz, bool) or self.nz < 0:
+            raise ValueError(f"nz: expected a non-negative integer, got {self.nz!r}")
+        if not (isinstance(self.dt, (float, int)) and np.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt: expected a positive finite float, got {self.dt!r}")
+        if self.action_space not in _ACTION_SPACES:
+            raise ValueError(f"action_space: expected one of {_ACTION_SPACES}, got {self.action_space!r}")
+        if self.action_space == "torque" and self.na != self.nu:
+            raise ValueError(f"na: a torque task acts with a = u, expected na == nu == {self.nu}, got {self.na}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TaskInfo":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class TrajectoryData:
+    """Solved instances of one task, as plain numpy arrays (contract of the C++ core's batch solve).
+
+    Shapes: ``xs (N, T+1, nx)``, ``us (N, T, nu)``, ``observations (N, T+1, no)``,
+    ``observation_jacobians (N, T+1, no, ndx)``, ``actions (N, T, na)``,
+    ``action_jacobians (N, T, Hj, na, ndx)`` with entry ``[i, t0, k] = ∂a_{min(t0+k, T-1)}/∂x_{t0}``,
+    ``params (N, nz)``. Optional: ``converged (N,)``, ``cost (N,)``, ``feedback_gains (N, T, nu, ndx)``,
+    ``initial_actions (N, na)``: the action variable before ``t = 0``, used as chunk history at the start
+    (zeros when not given: the runner must feed the same at ``t0 = 0``).
+    """
+
+    task: TaskInfo
+    xs: np.ndarray
+    us: np.ndarray
+    observations: np.ndarray
+    observation_jacobians: np.ndarray
+    actions: np.ndarray
+    action_jacobians: np.ndarray
+    params: np.ndarray | None = None
+    converged: np.ndarray | None = None
+    cost: np.ndarray | None = None
+    feedback_gains: np.ndarray | None = None
+    initial_actions: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, TaskInfo):
+            raise TypeError(f"task: expected a TaskInfo, got {type(self.task).__name__}")
+        t = self.task
+        xs = np.asarray(self.xs)
+        if xs.ndim != 3:
+            raise ValueError(f"xs: expected shape (N, T+1, {t.nx}), got {tuple(xs.shape)}")
+        n, T = xs.shape[0], t.horizon
+        if n < 1:
+            raise ValueError("xs: expected at least one instance, got N = 0")
+        self.xs = _check_array("xs", xs, (n, T + 1, t.nx))
+        self.us = _check_array("us", self.us, (n, T, t.nu))
+        self.observations = _check_array("observations", self.observations, (n, T + 1, t.no))
+        self.observation_jacobians = _check_array(
+            "observation_jacobians", self.observation_jacobians, (n, T + 1, t.no, t.ndx))
+        self.actions = _check_array("actions", self.actions, (n, T, t.na))
+        self.action_jacobians = _check_array(
+            "action_jacobians", self.action_jacobians, (n, T, None, t.na, t.ndx))
+        if self.action_jacobians.shape[2] < 1:
+            raise ValueError("action_jacobians: expected at least one chunk offset (axis 2), got 0")
+        if self.params is None:
+            if t.nz != 0:
+                raise ValueError(f"params: expected shape ({n}, {t.nz}), got None")
+            self.params = np.zeros((n, 0))
+        self.params = _check_array("params", self.params, (n, t.nz))
+        if self.converged is not None:
+            self.converged = _check_array("converged", self.converged, (n,), dtype=bool)
+        if self.cost is not None:
+            self.cost = _check_array("cost", self.cost, (n,))
+        if self.feedback_gains is not None:
+            self.feedback_gains = _check_array("feedback_gains", self.feedback_gains, (n, T, t.nu, t.ndx))
+        if self.initial_actions is None:
+            self.initial_actions = np.zeros((n, t.na))
+        self.initial_actions = _check_array("initial_actions", self.initial_actions, (n, t.na))
+
+    @property
+    def num_instances(self) -> int:
+        return self.xs.shape[0]
+
+    @classmethod
+    def from_arrays(cls, task: TaskInfo, arrays: Mapping[str, Any]) -> "TrajectoryData":
+        """Build from a mapping such as the core's solve result; unknown keys (``state_jacobians``) are
+        ignored."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"task"}
+        return cls(task=task, **{k: v for k, v in arrays.items() if k in names})
+
+    def select(self, index) -> "TrajectoryData":
+        """Subset of instances (boolean mask or integer indices), e.g. ``data.select(data.converged)``."""
+        idx = np.asarray(index)
+        if idx.dtype == bool and idx.shape != (self.num_instances,):
+            raise ValueError(f"index: expected a boolean mask of shape ({self.num_instances},), got {idx.shape}")
+        kw = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v if f.name == "task" or v is None else v[idx]
+        return TrajectoryData(**kw)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "task" and getattr(self, f.name) is not None}
+
+
+# ------------------------------------------------------------------------------------------ chunk spec
+@dataclass(frozen=True)
+class ChunkSpec:
+    """Chunk layout: ``horizon`` (H) entries; the first ``history`` (h) are the known past actions, the next
+    ``action_steps`` (A) are executed. The observation history has ``history`` entries as well."""
+
+    horizon: int = 16
+    history: int = 1
+    action_steps: int = 8
+
+    def __post_init__(self) -> None:
+        for key in ("horizon", "history", "action_steps"):
+            v = getattr(self, key)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{key}: expected a positive integer, got {v!r}")
+        if self.history + self.action_steps > self.horizon:
+            raise ValueError(
+                f"action_steps: expected history + action_steps <= horizon ({self.horizon}), got "
+                f"{self.history} + {self.action_steps}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------------------ normaliser
+@dataclass
+class Normaliser:
+    """Affine per-dimension map ``x̃ = (x - offset) / scale``.
+
+    ``mode = "minmax"`` maps the data range to [-1, 1] (Diffusion Policy's choice for actions); ``"standard"``
+    to zero mean and unit variance. Dimensions with (nearly) constant data get ``scale = 1``.
+    """
+
+    offset: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.offset = np.asarray(self.offset, dtype=np.float64).reshape(-1)
+        self.scale = np.asarray(self.scale, dtype=np.float64).reshape(-1)
+        if self.offset.shape != self.scale.shape:
+            raise ValueError(f"scale: expected shape {self.offset.shape} like offset, got {self.scale.shape}")
+        if not (np.all(np.isfinite(self.scale)) and np.all(self.scale > 0)):
+            raise ValueError("scale: expected positive finite entries")
+
+    @property
+    def dim(self) -> int:
+        return self.offset.shape[0]
+
+    @classmethod
+    def fit(cls, data: np.ndarray, mode: str = "minmax", eps: float = 1e-6) -> "Normaliser":
+        """Fit on ``data (..., D)``."""
+        data = np.asarray(data, dtype=np.float64)
+        d = data.shape[-1]
+        if d == 0 or data.size == 0:
+            return cls(np.zeros(d), np.ones(d))
+        flat = data.reshape(-1, d)
+        if mode == "minmax":
+            lo, hi = flat.min(0), flat.max(0)
+            offset, scale = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        elif mode == "standard":
+            offset, scale = flat.mean(0), flat.std(0)
+        else:
+            raise ValueError(f"mode: expected 'minmax' or 'standard', got {mode!r}")
+        scale = np.where(scale > eps, scale, 1.0)
+        return cls(offset, scale)
+
+    @classmethod
+    def identity(cls, dim: int) -> "Normaliser":
+        return cls(np.zeros(dim), np.ones(dim))
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x) - self.offset) / self.scale
+
+    def unnormalise(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x) * self.scale + self.offset
+
+    def to_dict(self) -> dict:
+        return {"offset": self.offset.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Normaliser":
+        return cls(np.asarray(d["offset"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64))
+
+
+@dataclass
+class Normalisers:
+    """The normalisers of one dataset/model: action ``a`` (na), observation ``o`` (no), parameters ``z``
+    (nz), and the scale of the state tangent ``σ_x`` (ndx) used for derivatives (offset unused)."""
+
+    action: Normaliser
+    observation: Normaliser
+    params: Normaliser
+    state: Normaliser
+
+    @classmethod
+    def fit(cls, data: TrajectoryData, mode: str = "minmax", state_scale=None) -> "Normalisers":
+        """Fit on ``data``. The state tangent scale is fitted on ``xs`` when ``nx == ndx`` (Euclidean-like
+        coordinates), else it is one unless ``state_scale (ndx,)`` is given."""
+        t = data.task
+        if state_scale is not None:
+            s = _check_array("state_scale", state_scale, (t.ndx,))
+            state = Normaliser(np.zeros(t.ndx), s)
+        elif t.nx == t.ndx:
+            state = Normaliser.fit(data.xs, mode)
+        else:
+            state = Normaliser.identity(t.ndx)
+        return cls(
+            action=Normaliser.fit(np.concatenate([data.actions.reshape(-1, t.na), data.initial_actions]), mode),
+            observation=Normaliser.fit(data.observations, mode),
+            params=Normaliser.fit(data.params, mode),
+            state=state,
+        )
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k).to_dict() for k in ("action", "observation", "params", "state")}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Normalisers":
+        return cls(**{k: Normaliser.from_dict(d[k]) for k in ("action", "observation", "params", "state")})
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+@dataclass
+class ChunkDataset:
+    """Normalised training samples, one per (instance, start time ``t0``): ``M = N * T`` samples.
+
+    Tensors (float32, normalised coordinates):
+    ``obs (M, h, no)`` observation history; ``params (M, nz)``; ``chunks (M, H, na)`` with the first ``h``
+    entries the known history; ``chunk_jac (M, H, na, ndx)`` = ``∂ã_chunk/∂x̃_{t0}`` (zero on history rows);
+    ``obs_jac (M, no, ndx)`` = ``∂õ_{t0}/∂x̃_{t0}``.
+    For direct policies: ``obs[:, -1]``, ``params`` -> ``chunks[:, h]`` with derivative ``chunk_jac[:, h]``
+    (for torque tasks, ``K_t`` normalised).
+    """
+
+    data: TrajectoryData
+    spec: ChunkSpec
+    normalisers: Normalisers
+    obs: torch.Tensor = field(init=False, repr=False)
+    params: torch.Tensor = field(init=False, repr=False)
+    chunks: torch.Tensor = field(init=False, repr=False)
+    chunk_jac: torch.Tensor = field(init=False, repr=False)
+    obs_jac: torch.Tensor = field(init=False, repr=False)
+    instance: torch.Tensor = field(init=False, repr=False)
+    start: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        d, spec, nrm = self.data, self.spec, self.normalisers
+        t = d.task
+        H, h = spec.horizon, spec.history
+        if d.action_jacobians.shape[2] < H - h:
+            raise ValueError(
+                f"action_jacobians: expected at least horizon - history = {H - h} chunk offsets on axis 2, "
+                f"got {d.action_jacobians.shape[2]}")
+        for name, n, dim in (("action", nrm.action.dim, t.na), ("observation", nrm.observation.dim, t.no),
+                             ("params", nrm.params.dim, t.nz), ("state", nrm.state.dim, t.ndx)):
+            if n != dim:
+                raise ValueError(f"normalisers.{name}: expected dimension {dim}, got {n}")
+        N, T = d.num_instances, t.horizon
+        t0 = np.arange(T)
+        # observation history o_{t0-h+1..t0}, edge-padded at the start
+        oi = np.clip(t0[:, None] - h + 1 + np.arange(h)[None, :], 0, T)  # (T, h)
+        obs = nrm.observation.normalise(d.observations[:, oi])  # (N, T, h, no)
+        # chunk entries: a_{t0-h+j}; before 0 -> initial action, past T-1 -> last action
+        tau = t0[:, None] - h + np.arange(H)[None, :]  # (T, H)
+        padded = np.concatenate([d.initial_actions[:, None], d.actions], axis=1)  # index tau + 1
+        chunks = nrm.action.normalise(padded[:, np.clip(tau, -1, T - 1) + 1])  # (N, T, H, na)
+        # derivatives: rows j >= h from action_jacobians[:, t0, j - h]
+        jac = np.zeros((N, T, H, t.na, t.ndx))
+        jac[:, :, h:] = d.action_jacobians[:, :, : H - h]
+        jac = jac / nrm.action.scale[:, None] * nrm.state.scale
+        ojac = d.observation_jacobians[:, :T] / nrm.observation.scale[:, None] * nrm.state.scale
+        prm = np.broadcast_to(nrm.params.normalise(d.params)[:, None], (N, T, t.nz))
+
+        def f32(a, *tail):
+            return torch.from_numpy(np.ascontiguousarray(a.reshape(N * T, *tail), dtype=np.float32))
+
+        self.obs = f32(obs, h, t.no)
+        self.params = f32(prm, t.nz)
+        self.chunks = f32(chunks, H, t.na)
+        self.chunk_jac = f32(jac, H, t.na, t.ndx)
+        self.obs_jac = f32(ojac, t.no, t.ndx)
+        self.instance = torch.from_numpy(np.repeat(np.arange(N), T))
+        self.start = torch.from_numpy(np.tile(t0, N))
+
+    @property
+    def task(self) -> TaskInfo:
+        return self.data.task
+
+    def __len__(self) -> int:
+        return self.chunks.shape[0]
+
+    def history_mask(self) -> torch.Tensor:
+        """``(H,)`` bool, True on the known history entries."""
+        m = torch.zeros(self.spec.horizon, dtype=torch.bool)
+        m[: self.spec.history] = True
+        return m
+
+    def metadata(self) -> dict:
+        return {"format": _FORMAT, "schema_version": SCHEMA_VERSION, "task": self.task.to_dict(),
+                "spec": self.spec.to_dict(), "normalisers": self.normalisers.to_dict()}
+
+
+def build_dataset(data: TrajectoryData, spec: ChunkSpec | None = None, *, normalisers: Normalisers | None = None,
+                  mode: str = "minmax", state_scale=None, only_converged: bool = True) -> ChunkDataset:
+    """Chunk dataset from solved trajectories. Normalisers are fitted on the (kept) data unless given.
+    With ``only_converged`` (default), instances whose ``converged`` flag is False are dropped."""
+    if not isinstance(data, TrajectoryData):
+        raise TypeError(f"data: expected a TrajectoryData, got {type(data).__name__}")
+    spec = ChunkSpec() if spec is None else spec
+    if not isinstance(spec, ChunkSpec):
+        raise TypeError(f"spec: expected a ChunkSpec, got {type(spec).__name__}")
+    if only_converged and data.converged is not None:
+        if not data.converged.any():
+            raise ValueError("data: no converged instance to train on (converged is all False)")
+        data = data.select(data.converged)
+    if normalisers is None:
+        normalisers = Normalisers.fit(data, mode=mode, state_scale=state_scale)
+    return ChunkDataset(data=data, spec=spec, normalisers=normalisers)
+
+
+def save_dataset(dataset: ChunkDataset, path: str | os.PathLike) -> None:
+    """Save atomically to ``path`` (.npz, no pickles)."""
+    header = json.dumps(dataset.metadata()).encode()
+    arrays = {k: np.asarray(v) for k, v in dataset.data.arrays().items()}
+    arrays["__header__"] = np.frombuffer(header, dtype=np.uint8)
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def load_dataset(path: str | os.PathLike, task: str | None = None) -> ChunkDataset:
+    """Load a dataset saved by :func:`save_dataset`. Raises ``ValueError`` if the file is not a dataset, was
+    written with another schema version, or (when ``task`` is given) holds another task."""
+    with np.load(path, allow_pickle=False) as z:
+        if "__header__" not in z.files:
+            raise ValueError(f"{path}: not a sobolev_warmstart dataset (no header)")
+        header = json.loads(z["__header__"].tobytes().decode())
+        arrays = {k: z[k] for k in z.files if k != "__header__"}
+    if header.get("format") != _FORMAT:
+        raise ValueError(f"{path}: expected format {_FORMAT!r}, got {header.get('format')!r}")
+    if header.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: dataset schema version {header.get('schema_version')} is not supported "
+                         f"(this code reads version {SCHEMA_VERSION}); rebuild the dataset")
+    info = TaskInfo.from_dict(header["task"])
+    if task is not None and info.name != task:
+        raise ValueError(f"{path}: expected a dataset of task {task!r}, got {info.name!r}")
+    data = TrajectoryData(task=info, **arrays)
+    return ChunkDataset(data=data, spec=ChunkSpec(**header["spec"]),
+                        normalisers=Normalisers.from_dict(header["normalisers"]))

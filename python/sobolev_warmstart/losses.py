@@ -1,0 +1,151 @@
+"""DDPM x0 regression plus the stochastic Sobolev term, and the direct-policy (MLP) counterpart.
+
+For a training chunk (normalised) ``a_0 (H, D_a)`` with history ``h``, observation history ``o (h, D_o)``,
+parameters ``z``, derivative target ``D = ∂a_0/∂x̃ (H, D_a, ndx)`` and ``∂õ_{t0}/∂x̃ (D_o, ndx)``:
+
+    k ~ U{0..K-1},  ε ~ N(0, I),  a_k = sqrt(ᾱ_k) a_0 + sqrt(1-ᾱ_k) ε  (history entries replaced by a_0's),
+    ddpm     = mean over the predicted entries of (x̂0 - a_0)²,  x̂0 = D_θ(a_k, k, cond(o, z)),
+    sobolev  = Σ_{j<=m} mean over the predicted entries of (J v_j - D v_j)²,
+    loss     = ddpm + λ · sobolev,
+
+where ``J v = ∂x̂0/∂x̃_{t0} · v`` is the derivative with ``a_k`` held fixed, pushed through the observation:
+the conditioning tangent is ``∂õ_{t0}/∂x̃ · v`` in the current-observation slot and zero elsewhere (past
+observations and ``z`` do not depend on the current state). ``v_j`` are independent uniform unit vectors of
+``R^ndx``, so ``E[sobolev] = m / ndx · mean ||J - D||_F²`` (over the predicted entries): unbiased for the
+Frobenius Sobolev loss up to that scale. History entries are excluded from both terms. ``λ = 0`` is plain
+DDPM (the "Diff" baseline) and skips the derivative altogether.
+
+The direct policy ``â = π(cond(o_t, z))`` uses the same two terms with ``H - h = 1`` entry and target
+``∂a_t/∂x̃_t`` (the normalised feedback gain ``K_t`` for torque tasks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .diffusion import DDPMSchedule
+
+__all__ = ["LossOutput", "make_cond", "cond_tangent", "random_directions", "denoiser_jvp", "diffusion_loss",
+           "direct_loss"]
+
+_JVP_METHODS = ("dual", "autograd")
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    mse: torch.Tensor
+    sobolev: torch.Tensor
+
+
+def make_cond(obs: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """``obs (B, h, D_o)`` or ``(B, D_o)``, ``params (B, nz)`` -> ``(B, h*D_o + nz)``."""
+    return torch.cat([obs.reshape(obs.shape[0], -1), params], dim=-1)
+
+
+def cond_tangent(obs_jac: torch.Tensor, v: torch.Tensor, history: int, nz: int) -> torch.Tensor:
+    """Conditioning tangent of a state direction: ``obs_jac (B, D_o, ndx)``, ``v (B, ndx)`` ->
+    ``(B, h*D_o + nz)``, nonzero only in the current (last) observation slot."""
+    b, no = obs_jac.shape[0], obs_jac.shape[1]
+    do = torch.einsum("bod,bd->bo", obs_jac, v)
+    parts = [obs_jac.new_zeros(b, (history - 1) * no), do, obs_jac.new_zeros(b, nz)]
+    return torch.cat(parts, dim=-1)
+
+
+def random_directions(batch: int, num: int, dim: int, generator: torch.Generator | None = None,
+                      dtype=torch.float32) -> torch.Tensor:
+    """``(batch, num, dim)`` independent directions, uniform on the unit sphere."""
+    v = torch.randn(batch, num, dim, generator=generator, dtype=dtype)
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def denoiser_jvp(net: nn.Module, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor,
+                 tangent: torch.Tensor, method: str = "dual") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(net(sample, step, cond), ∂net/∂cond · tangent)`` with ``sample`` held fixed, differentiable with
+    respect to the weights. ``method="dual"`` uses the network's fused ``forward_dual`` (fast);
+    ``"autograd"`` uses ``torch.func.jvp`` (reference)."""
+    if method == "dual":
+        return net.forward_dual(sample, step, cond, tangent)
+    if method == "autograd":
+        return torch.func.jvp(lambda c: net(sample, step, c), (cond,), (tangent,))
+    raise ValueError(f"method: expected one of {_JVP_METHODS}, got {method!r}")
+
+
+def _check_weight(sobolev_weight: float, num_directions: int) -> None:
+    if not (sobolev_weight >= 0.0):
+        raise ValueError(f"sobolev_weight: expected a non-negative float, got {sobolev_weight!r}")
+    if not isinstance(num_directions, int) or num_directions < 1:
+        raise ValueError(f"num_directions: expected a positive integer, got {num_directions!r}")
+
+
+def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, params: torch.Tensor,
+                   chunks: torch.Tensor, chunk_jac: torch.Tensor | None, obs_jac: torch.Tensor | None, history: int,
+                   *, sobolev_weight: float = 0.0, num_directions: int = 1, generator: torch.Generator | None = None,
+                   steps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                   directions: torch.Tensor | None = None, method: str = "dual") -> LossOutput:
+    """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
+    ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
+    ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (B, m, ndx)`` are drawn
+    from ``generator`` unless given."""
+    _check_weight(sobolev_weight, num_directions)
+    b, horizon, na = chunks.shape
+    if steps is None:
+        steps = torch.randint(0, schedule.num_steps, (b,), generator=generator)
+    if noise is None:
+        noise = torch.randn(chunks.shape, generator=generator, dtype=chunks.dtype)
+    noisy = schedule.add_noise(chunks, noise, steps)
+    noisy = torch.cat([chunks[:, :history], noisy[:, history:]], dim=1)
+    cond = make_cond(obs, params)
+    if sobolev_weight == 0.0:
+        pred = net(noisy, steps, cond)
+        mse = (pred - chunks)[:, history:].pow(2).mean()
+        return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
+    if chunk_jac is None or obs_jac is None:
+        raise ValueError("chunk_jac, obs_jac: required when sobolev_weight > 0")
+    ndx = obs_jac.shape[-1]
+    m = num_directions
+    if directions is None:
+        directions = random_directions(b, m, ndx, generator, chunks.dtype)
+    v = directions.transpose(0, 1).reshape(m * b, ndx)  # direction-major: [v_0 of all; v_1 of all; ...]
+
+    def rep(x):
+        return x if m == 1 else x.repeat((m,) + (1,) * (x.dim() - 1))
+
+    tangent = cond_tangent(rep(obs_jac), v, obs.shape[1], params.shape[1])
+    pred, jv = denoiser_jvp(net, rep(noisy), rep(steps), rep(cond), tangent, method)
+    pred = pred[:b]
+    target = torch.einsum("bhad,bd->bha", rep(chunk_jac), v)
+    mse = (pred - chunks)[:, history:].pow(2).mean()
+    sob = (jv - target)[:, history:].pow(2).mean() * m  # = Σ_j mean over (batch, entries)
+    return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
+
+
+def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions: torch.Tensor,
+                action_jac: torch.Tensor | None, obs_jac: torch.Tensor | None, *, sobolev_weight: float = 0.0,
+                num_directions: int = 1, generator: torch.Generator | None = None,
+                directions: torch.Tensor | None = None) -> LossOutput:
+    """Direct policy loss: ``obs (B, D_o)`` (current observation), ``params (B, nz)``, ``actions (B, D_a)``,
+    ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``."""
+    _check_weight(sobolev_weight, num_directions)
+    cond = make_cond(obs, params)
+    if sobolev_weight == 0.0:
+        mse = (net(cond) - actions).pow(2).mean()
+        return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
+    if action_jac is None or obs_jac is None:
+        raise ValueError("action_jac, obs_jac: required when sobolev_weight > 0")
+    b, ndx, m = obs.shape[0], obs_jac.shape[-1], num_directions
+    if directions is None:
+        directions = random_directions(b, m, ndx, generator, obs.dtype)
+    v = directions.transpose(0, 1).reshape(m * b, ndx)
+
+    def rep(x):
+        return x if m == 1 else x.repeat((m,) + (1,) * (x.dim() - 1))
+
+    tangent = cond_tangent(rep(obs_jac), v, 1, params.shape[1])
+    pred, jv = net.forward_dual(rep(cond), tangent)
+    mse = (pred[:b] - actions).pow(2).mean()
+    sob = (jv - torch.einsum("bad,bd->ba", rep(action_jac), v)).pow(2).mean() * m
+    return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())

@@ -1,0 +1,272 @@
+"""One training API for the four policies of the reference: ``train(dataset, config) -> policy``.
+
+- ``"mlp"``: direct policy ``a_t = π(o_t, z)`` regressed on the solver's actions (PDDP projection),
+- ``"sob_mlp"``: the same plus the stochastic Sobolev term on ``∂π/∂x`` vs the feedback gains (PDDP+S),
+- ``"diff"``: DDPM diffusion policy on chunks (``λ = 0``),
+- ``"sob_diff"``: DDPM plus the stochastic Sobolev term at every denoising step.
+
+An epoch is one pass over all samples: the ``N · T`` chunks for diffusion policies, the ``N · T`` state-action
+pairs for direct policies. Training is seeded and deterministic for a given thread count. With a
+``checkpoint_dir``, a checkpoint (config JSON + weights + normalisers + optimiser state + history) is written
+atomically every ``checkpoint_every`` epochs; calling ``train`` again with the same config resumes from it and
+gives the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import ChunkDataset, atomic_write_bytes
+from .diffusion import DiffusionConfig
+from .losses import diffusion_loss, direct_loss
+from .models import MLPConfig, UNetConfig, validate_horizon
+from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
+
+__all__ = ["POLICY_KINDS", "TrainConfig", "train", "load_checkpoint", "CHECKPOINT_NAME"]
+
+POLICY_KINDS = ("mlp", "sob_mlp", "diff", "sob_diff")
+CHECKPOINT_NAME = "checkpoint.pt"
+CONFIG_NAME = "config.json"
+# fields that may change between an interrupted run and its resumption
+_RESUME_FREE = ("epochs", "checkpoint_dir", "checkpoint_every", "resume", "progress", "num_threads")
+
+
+def _positive_int(name: str, v: Any) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Training configuration, validated at construction; saved as JSON beside every checkpoint.
+
+    ``sobolev_weight`` (λ) defaults to 1.0 for ``sob_*`` policies and must be 0 for ``mlp``/``diff``.
+    ``lr_schedule``: ``"cosine"`` (to zero over all epochs, after ``warmup_steps``) or ``"constant"``.
+    """
+
+    policy: str = "sob_diff"
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    sobolev_weight: float | None = None
+    num_directions: int = 1
+    seed: int = 0
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    mlp: MLPConfig = field(default_factory=MLPConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 1
+    resume: bool = True
+    progress: bool = True
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICY_KINDS:
+            raise ValueError(f"policy: expected one of {POLICY_KINDS}, got {self.policy!r}")
+        for key in ("epochs", "batch_size", "num_directions", "checkpoint_every"):
+            _positive_int(key, getattr(self, key))
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr: expected a positive float, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: expected a non-negative float, got {self.weight_decay!r}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule: expected 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps: expected a non-negative integer, got {self.warmup_steps!r}")
+        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip: expected a positive float or None, got {self.grad_clip!r}")
+        sob = self.policy.startswith("sob_")
+        if self.sobolev_weight is None:
+            self.sobolev_weight = 1.0 if sob else 0.0
+        w = self.sobolev_weight
+        if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"sobolev_weight: expected a non-negative float, got {w!r}")
+        if sob and w == 0:
+            raise ValueError(f"sobolev_weight: policy {self.policy!r} needs a positive weight, got 0 "
+                             f"(use policy {self.policy[4:]!r} for training without the Sobolev term)")
+        if not sob and w != 0:
+            raise ValueError(f"sobolev_weight: policy {self.policy!r} trains without the Sobolev term, expected 0, "
+                             f"got {w!r} (use policy 'sob_{self.policy}')")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
+        if isinstance(self.unet, dict):
+            self.unet = UNetConfig(**self.unet)
+        if isinstance(self.mlp, dict):
+            self.mlp = MLPConfig(**self.mlp)
+        if isinstance(self.diffusion, dict):
+            self.diffusion = DiffusionConfig(**self.diffusion)
+        for key, cls in (("unet", UNetConfig), ("mlp", MLPConfig), ("diffusion", DiffusionConfig)):
+            if not isinstance(getattr(self, key), cls):
+                raise TypeError(f"{key}: expected a {cls.__name__} or a dict, got {type(getattr(self, key)).__name__}")
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir = str(self.checkpoint_dir)
+        if self.num_threads is not None:
+            _positive_int("num_threads", self.num_threads)
+
+    @property
+    def is_diffusion(self) -> bool:
+        return self.policy in ("diff", "sob_diff")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return json.loads(json.dumps(d))  # tuples -> lists, plain JSON types
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"config: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    warm = config.warmup_steps
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if config.lr_schedule == "constant":
+            return 1.0
+        p = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
+
+    return f
+
+
+def _training_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch.Tensor, ...]:
+    h = dataset.spec.history
+    if config.is_diffusion:
+        return dataset.obs, dataset.params, dataset.chunks, dataset.chunk_jac, dataset.obs_jac
+    return dataset.obs[:, -1], dataset.params, dataset.chunks[:, h], dataset.chunk_jac[:, h], dataset.obs_jac
+
+
+def _dataset_signature(dataset: ChunkDataset) -> dict:
+    return {"task": dataset.task.to_dict(), "spec": dataset.spec.to_dict(), "samples": len(dataset),
+            "normalisers": dataset.normalisers.to_dict()}
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[DiffusionPolicy | MLPPolicy, TrainConfig, dict]:
+    """``(policy, config, state)`` from a checkpoint file (or a folder holding ``checkpoint.pt``)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    policy = policy_from_state(state, str(p))
+    config = TrainConfig.from_dict(json.loads(state["config"]))
+    return policy, config, state
+
+
+def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
+          callback: Callable[[int, dict], None] | None = None) -> DiffusionPolicy | MLPPolicy:
+    """Train a policy of kind ``config.policy`` on ``dataset``; returns it in eval mode, with the per-epoch
+    means of the loss terms in ``policy.train_history`` (list of dicts with ``epoch``, ``loss``, ``mse``,
+    ``sobolev``). ``callback(epoch, logs)`` runs after each epoch (and its checkpoint)."""
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    if not isinstance(dataset, ChunkDataset):
+        raise TypeError(f"dataset: expected a ChunkDataset, got {type(dataset).__name__}")
+    if config.is_diffusion:
+        validate_horizon(dataset.spec.horizon, config.unet.down_dims)
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+
+    torch.manual_seed(config.seed)
+    if config.is_diffusion:
+        policy = DiffusionPolicy(dataset.task, dataset.spec, dataset.normalisers, config.unet, config.diffusion)
+    else:
+        policy = MLPPolicy(dataset.task, dataset.spec, dataset.normalisers, config.mlp)
+    net = policy.net
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    tensors = _training_tensors(dataset, config)
+    n = len(dataset)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch * config.epochs))
+    history: list[dict] = []
+    start_epoch = 0
+
+    ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    ckpt_path = ckpt_dir / CHECKPOINT_NAME if ckpt_dir else None
+    if ckpt_path is not None and config.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = TrainConfig.from_dict(json.loads(state["config"])).to_dict()
+        now = config.to_dict()
+        diff = sorted(k for k in now if k not in _RESUME_FREE and now[k] != saved[k])
+        if diff:
+            raise ValueError(f"config: cannot resume from {ckpt_path}: fields {diff} differ from the checkpoint's "
+                             f"(start a new checkpoint_dir or set resume=False)")
+        if json.loads(state["dataset"]) != json.loads(json.dumps(_dataset_signature(dataset))):
+            raise ValueError(f"dataset: cannot resume from {ckpt_path}: it was trained on another dataset "
+                             f"(task, chunk spec, size or normalisers differ)")
+        if saved["epochs"] != config.epochs:
+            raise ValueError(f"epochs: cannot resume from {ckpt_path} with epochs={config.epochs}: the learning-rate "
+                             f"schedule was laid out for epochs={saved['epochs']}")
+        policy.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history = list(json.loads(state["history"]))
+        start_epoch = int(state["epoch"])
+
+    def save_checkpoint(epoch: int) -> None:
+        state = policy_state(policy, {
+            "config": json.dumps(config.to_dict()), "epoch": epoch, "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "history": json.dumps(history),
+            "dataset": json.dumps(_dataset_signature(dataset))})
+        atomic_write_bytes(ckpt_path, lambda f: torch.save(state, f))
+        text = json.dumps(config.to_dict(), indent=2).encode()
+        atomic_write_bytes(ckpt_dir / CONFIG_NAME, lambda f: f.write(text))
+
+    h = dataset.spec.history
+    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
+               disable=not config.progress, desc=config.policy, unit="epoch")
+    for epoch in bar:
+        net.train()
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)  # resumable at epoch boundaries
+        perm = torch.randperm(n, generator=g)
+        sums = {"loss": 0.0, "mse": 0.0, "sobolev": 0.0}
+        for s in range(steps_per_epoch):
+            idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
+            batch = [t[idx] for t in tensors]
+            if config.is_diffusion:
+                out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
+                                     num_directions=config.num_directions, generator=g)
+            else:
+                out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
+                                  num_directions=config.num_directions, generator=g)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            opt.step()
+            sched.step()
+            w = idx.numel() / n
+            sums["loss"] += w * out.loss.item()
+            sums["mse"] += w * out.mse.item()
+            sums["sobolev"] += w * out.sobolev.item()
+        if not all(math.isfinite(v) for v in sums.values()):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1}: {sums}; lower lr or sobolev_weight")
+        logs = {"epoch": epoch + 1, **sums}
+        history.append(logs)
+        bar.set_postfix(loss=f"{sums['loss']:.4g}", mse=f"{sums['mse']:.4g}")
+        if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
+            save_checkpoint(epoch + 1)
+        if callback is not None:
+            callback(epoch + 1, logs)
+    bar.close()
+    policy.eval()
+    policy.train_history = history
+    return policy

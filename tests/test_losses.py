@@ -1,0 +1,167 @@
+import numpy as np
+import pytest
+import torch
+
+from sobolev_warmstart.data import ChunkSpec, build_dataset
+from sobolev_warmstart.diffusion import DDPMSchedule
+from sobolev_warmstart.losses import (cond_tangent, denoiser_jvp, diffusion_loss, direct_loss, make_cond,
+                                      random_directions)
+from sobolev_warmstart.models import MLP, ConditionalUNet1D, MLPConfig, UNetConfig
+from sobolev_warmstart.models.dual import group_norm_dual, mish_dual
+from sobolev_warmstart.synthetic import lqr_double_integrator
+
+
+def _tiny_unet(na, nc, horizon, dtype=torch.float32):
+    torch.manual_seed(0)
+    return ConditionalUNet1D(na, nc, horizon, UNetConfig(down_dims=(8, 16), n_groups=4, step_embed_dim=8)).to(dtype)
+
+
+def test_dual_functions_gradcheck():
+    """Hand-derived first and second derivatives of the fused Mish and GroupNorm dual ops."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4, 4, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(mish_dual, (z,))
+    w = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z, w, b: group_norm_dual(z, 2, w, b), (z, w, b))
+    # the tangent half is the directional derivative of the primal op
+    x, dx = z[:2].detach(), z[2:].detach()
+    gn = lambda x: torch.nn.functional.group_norm(x, 2, w.detach(), b.detach())  # noqa: E731
+    for f, fd in ((mish_dual, torch.nn.functional.mish), (lambda z: group_norm_dual(z, 2, w, b), gn)):
+        out = f(torch.cat([x, dx]))
+        ref_y, ref_t = torch.func.jvp(fd, (x,), (dx,))
+        torch.testing.assert_close(out[:2], ref_y)
+        torch.testing.assert_close(out[2:], ref_t)
+
+
+def test_unet_dual_equals_func_jvp_values_and_weight_gradients():
+    net = _tiny_unet(2, 5, 8, torch.float64)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 8, 2, generator=g, dtype=torch.float64)
+    k = torch.tensor([0, 2, 4])
+    c = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    t = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    target = torch.randn(3, 8, 2, generator=g, dtype=torch.float64)
+    grads = []
+    for method in ("dual", "autograd"):
+        net.zero_grad()
+        y, jv = denoiser_jvp(net, x, k, c, t, method)
+        ((y - target) ** 2 + (jv - target) ** 2).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+        if method == "dual":
+            y_dual, jv_dual = y.detach(), jv.detach()
+    y_ref, jv_ref = torch.func.jvp(lambda cc: net(x, k, cc), (c,), (t,))
+    torch.testing.assert_close(y_dual, y_ref)
+    torch.testing.assert_close(jv_dual, jv_ref)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("observation", ["identity", "angle"])
+def test_sobolev_derivative_matches_finite_differences_through_the_state(observation):
+    """The J v the loss uses equals a central difference of the network output when the current state x̃
+    moves along v (observation recomputed from the state), and the full Jacobian contracted with v."""
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8, observation=observation)
+    spec = ChunkSpec(horizon=8, history=2, action_steps=4)
+    ds = build_dataset(data, spec)
+    nrm = ds.normalisers
+    net = _tiny_unet(1, 2 * data.task.no + 1, 8, torch.float64)
+    i, t0 = 1, 5
+    m = i * 12 + t0
+    obs, prm = ds.obs[m:m + 1].double(), ds.params[m:m + 1].double()
+    sample = torch.randn(1, 8, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    k = torch.tensor([2])
+    v = torch.tensor([[0.6, -0.8]], dtype=torch.float64)
+    tangent = cond_tangent(ds.obs_jac[m:m + 1].double(), v, 2, 1)
+    _, jv = denoiser_jvp(net, sample, k, make_cond(obs, prm), tangent)
+
+    def out_at(eps):
+        xs = nrm.state.normalise(data.xs[i, t0]) + eps * v[0].numpy()
+        q, vel = nrm.state.unnormalise(xs)
+        o = np.array([q, vel]) if observation == "identity" else np.array([np.cos(q), np.sin(q), vel])
+        ob = obs.clone()
+        ob[0, -1] = torch.from_numpy(nrm.observation.normalise(o))
+        with torch.no_grad():
+            return net(sample, k, make_cond(ob, prm))
+
+    eps = 1e-5
+    fd = (out_at(eps) - out_at(-eps)) / (2 * eps)
+    torch.testing.assert_close(jv.detach(), fd, rtol=1e-5, atol=1e-7)
+    full = torch.func.jacrev(lambda c: net(sample, k, c))(make_cond(obs, prm))  # (1, 8, 1, 1, nc)
+    torch.testing.assert_close(jv.detach(), torch.einsum("bhaxc,xc->bha", full, tangent), rtol=1e-8, atol=1e-10)
+
+
+def test_stochastic_sobolev_term_is_unbiased_for_the_frobenius_loss():
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8)
+    ds = build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=4))
+    net = _tiny_unet(1, 3, 8, torch.float64)
+    sched = DDPMSchedule(5)
+    idx = torch.tensor([3, 17])
+    b, n = 2, 4000
+    obs, prm, ch = ds.obs[idx].double(), ds.params[idx].double(), ds.chunks[idx].double()
+    cj, oj = ds.chunk_jac[idx].double(), ds.obs_jac[idx].double()
+    steps, noise = torch.tensor([1, 3]), torch.randn(b, 8, 1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    dirs = random_directions(b, n, 2, g, torch.float64)
+    with torch.no_grad():
+        out = diffusion_loss(net, sched, obs, prm, ch, cj, oj, 1, sobolev_weight=1.0, num_directions=n,
+                             steps=steps, noise=noise, directions=dirs)
+    # exact: J = ∂x̂0/∂x̃ = ∂x̂0/∂cond · ∂cond/∂x̃, full Jacobian
+    noisy = sched.add_noise(ch, noise, steps)
+    noisy = torch.cat([ch[:, :1], noisy[:, 1:]], 1)
+    cond = make_cond(obs, prm)
+    exact = 0.0
+    for j in range(b):
+        jc = torch.func.jacrev(lambda c: net(noisy[j:j + 1], steps[j:j + 1], c))(cond[j:j + 1])[0, :, :, 0]
+        jx = jc @ torch.cat([torch.zeros(0, 2, dtype=torch.float64), oj[j], torch.zeros(1, 2, dtype=torch.float64)])
+        exact += ((jx - cj[j])[1:] ** 2).sum() / (7 * 1)  # mean over the predicted entries
+    exact = exact / b * n / 2  # m directions, ndx = 2: E||M v||² = ||M||_F² / ndx
+    torch.testing.assert_close(out.sobolev, exact, rtol=0.03, atol=0)
+
+
+def test_zero_weight_is_plain_ddpm():
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8)
+    ds = build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=4))
+    net = _tiny_unet(1, 3, 8)
+    sched = DDPMSchedule(5)
+    sl = slice(0, 6)
+    args = (ds.obs[sl], ds.params[sl], ds.chunks[sl], ds.chunk_jac[sl], ds.obs_jac[sl], 1)
+    steps, noise = torch.randint(0, 5, (6,)), torch.randn(6, 8, 1)
+    out = diffusion_loss(net, sched, *args, sobolev_weight=0.0, steps=steps, noise=noise)
+    noisy = sched.add_noise(ds.chunks[sl], noise, steps)
+    noisy[:, :1] = ds.chunks[sl][:, :1]
+    plain = ((net(noisy, steps, make_cond(ds.obs[sl], ds.params[sl])) - ds.chunks[sl])[:, 1:] ** 2).mean()
+    torch.testing.assert_close(out.loss, plain)
+    assert out.sobolev.item() == 0.0
+    # the Sobolev loss with lambda > 0 has the same regression part plus a positive term
+    sob = diffusion_loss(net, sched, *args, sobolev_weight=2.0, steps=steps, noise=noise,
+                         generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sob.mse, plain.detach())
+    assert sob.sobolev.item() > 0
+    torch.testing.assert_close(sob.loss, plain + 2.0 * sob.sobolev, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="sobolev_weight"):
+        diffusion_loss(net, sched, *args, sobolev_weight=-1.0)
+    with pytest.raises(ValueError, match="num_directions"):
+        diffusion_loss(net, sched, *args, sobolev_weight=1.0, num_directions=0)
+    with pytest.raises(ValueError, match="method"):
+        diffusion_loss(net, sched, *args, sobolev_weight=1.0, method="fd")
+
+
+def test_direct_loss_derivative_matches_jacobian():
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8)
+    ds = build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=4))
+    torch.manual_seed(0)
+    net = MLP(3, 1, MLPConfig((16, 16))).double()
+    sl = slice(0, 5)
+    obs, prm = ds.obs[sl, -1].double(), ds.params[sl].double()
+    act, aj, oj = ds.chunks[sl, 1].double(), ds.chunk_jac[sl, 1].double(), ds.obs_jac[sl].double()
+    n = 3000
+    dirs = random_directions(5, n, 2, torch.Generator().manual_seed(1), torch.float64)
+    with torch.no_grad():
+        out = direct_loss(net, obs, prm, act, aj, oj, sobolev_weight=1.0, num_directions=n, directions=dirs)
+    cond = make_cond(obs, prm)
+    jc = torch.func.vmap(torch.func.jacrev(lambda c: net(c[None])[0]))(cond)  # (5, 1, 3)
+    jx = jc[:, :, :2] @ oj
+    exact = ((jx - aj) ** 2).sum((1, 2)).mean() / 1 * n / 2
+    torch.testing.assert_close(out.sobolev, exact, rtol=0.03, atol=0)
+    torch.testing.assert_close(out.mse, ((net(cond) - act) ** 2).mean().detach())

@@ -1,0 +1,207 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sobolev_warmstart.data import ChunkSpec, TaskInfo, TrajectoryData, build_dataset
+from sobolev_warmstart.models import MLPConfig, UNetConfig
+from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
+from sobolev_warmstart.synthetic import lqr_double_integrator
+from sobolev_warmstart.train import TrainConfig, load_checkpoint, train
+
+TINY_UNET = UNetConfig(down_dims=(16, 32), n_groups=4, step_embed_dim=16)
+TINY_MLP = MLPConfig((32, 32))
+
+
+@pytest.fixture(scope="module")
+def lqr_dataset():
+    data = lqr_double_integrator(12, horizon=24, chunk_offsets=8, seed=1)
+    return build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=4))
+
+
+def _physical_batch(ds, idx):
+    """Physical inputs and target chunks of dataset samples ``idx``."""
+    nrm = ds.normalisers
+
+    def un(n, x):
+        return torch.as_tensor(n.unnormalise(x.double().numpy()), dtype=torch.float32)
+
+    obs = un(nrm.observation, ds.obs[idx])
+    prm = torch.as_tensor(ds.data.params[ds.instance[idx].numpy()], dtype=torch.float32)
+    chunks = un(nrm.action, ds.chunks[idx])
+    return obs, prm, chunks
+
+
+def _sample_error(policy, ds, idx, seed=0):
+    obs, prm, chunks = _physical_batch(ds, idx)
+    h = ds.spec.history
+    noise = torch.randn(policy.num_steps, len(idx), ds.spec.horizon, ds.task.na,
+                        generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        out = policy(obs, prm, chunks[:, :h], noise)
+    assert torch.equal(out[:, :h], chunks[:, :h])  # inpainted history returned as given
+    return (out - chunks)[:, h:].abs().mean().item(), chunks[:, h:].abs().mean().item()
+
+
+@pytest.mark.parametrize("kind", ["mlp", "sob_mlp", "diff", "sob_diff"])
+def test_every_policy_kind_trains(kind, lqr_dataset):
+    ds = lqr_dataset
+    cfg = TrainConfig(policy=kind, epochs=30 if kind.endswith("diff") else 25, batch_size=32, lr=3e-3,
+                      unet=TINY_UNET, mlp=TINY_MLP, progress=False, seed=0, num_threads=1)
+    policy = train(ds, cfg)
+    hist = policy.train_history
+    assert len(hist) == cfg.epochs
+    assert hist[-1]["mse"] < 0.1 * hist[0]["mse"], hist
+    if kind.startswith("sob_"):
+        assert hist[-1]["sobolev"] < 0.5 * hist[0]["sobolev"], hist
+    else:
+        assert all(h["sobolev"] == 0.0 for h in hist)
+    idx = torch.arange(0, len(ds), 7)
+    if kind.endswith("diff"):
+        assert isinstance(policy, DiffusionPolicy)
+        err, scale = _sample_error(policy, ds, idx)
+        assert err < 0.2 * scale, (err, scale)  # sampled chunks close to the solver's
+    else:
+        assert isinstance(policy, MLPPolicy)
+        obs, prm, chunks = _physical_batch(ds, idx)
+        with torch.no_grad():
+            err = (policy(obs[:, -1], prm) - chunks[:, 1]).abs().mean().item()
+        assert err < 0.1 * chunks[:, 1].abs().mean().item()
+
+
+def test_sobolev_mlp_learns_the_feedback_gain(lqr_dataset):
+    """The derivative of the Sob+MLP policy approaches the LQR gain K (exact here) better than plain MLP's."""
+    ds = lqr_dataset
+    K = torch.as_tensor(ds.data.feedback_gains[0, 0], dtype=torch.float32)  # stationary gain (1, 2)
+    errs = {}
+    for kind in ("mlp", "sob_mlp"):
+        cfg = TrainConfig(policy=kind, epochs=25, batch_size=32, lr=3e-3, mlp=TINY_MLP, progress=False, seed=0,
+                          num_threads=1)
+        policy = train(ds, cfg)
+        obs = torch.as_tensor(ds.data.xs[:, :20].reshape(-1, 2), dtype=torch.float32)
+        prm = torch.as_tensor(np.repeat(ds.data.params, 20, axis=0), dtype=torch.float32)
+        jac = torch.func.vmap(torch.func.jacrev(lambda o, z: policy(o[None], z[None])[0]))(obs, prm)  # (M, 1, 2)
+        errs[kind] = (jac - K).norm(dim=(1, 2)).mean().item() / K.norm().item()
+    assert errs["sob_mlp"] < 0.05, errs
+    assert errs["sob_mlp"] < errs["mlp"], errs
+
+
+def test_resume_after_interruption_continues_from_checkpoint(lqr_dataset, tmp_path):
+    ds = lqr_dataset
+    kw = dict(policy="sob_diff", epochs=4, batch_size=64, lr=3e-3, unet=TINY_UNET, progress=False, seed=3,
+              num_threads=1)
+    straight = train(ds, TrainConfig(**kw, checkpoint_dir=str(tmp_path / "a")))
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(epoch, logs):
+        if epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(ds, TrainConfig(**kw, checkpoint_dir=str(tmp_path / "b")), callback=stop_after_two)
+    _, _, state = load_checkpoint(tmp_path / "b")
+    assert state["epoch"] == 2
+    seen = []
+    resumed = train(ds, TrainConfig(**kw, checkpoint_dir=str(tmp_path / "b")),
+                    callback=lambda e, logs: seen.append(e))
+    assert seen == [3, 4]  # continued, not restarted
+    assert resumed.train_history == straight.train_history
+    for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+    # the saved config and the checkpoint rebuild the same policy
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert TrainConfig.from_dict(saved) == TrainConfig(**kw, checkpoint_dir=str(tmp_path / "b"))
+    policy, _, _ = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    obs, prm, chunks = _physical_batch(ds, torch.arange(5))
+    noise = torch.randn(5, 5, 8, 1)
+    torch.testing.assert_close(policy(obs, prm, chunks[:, :1], noise), resumed(obs, prm, chunks[:, :1], noise),
+                               rtol=0, atol=0)
+    # resuming with a different training config is refused
+    with pytest.raises(ValueError, match=r"config: cannot resume .* fields \['lr'\]"):
+        train(ds, TrainConfig(**{**kw, "lr": 1e-3}, checkpoint_dir=str(tmp_path / "b")))
+    other = build_dataset(lqr_double_integrator(5, horizon=24, chunk_offsets=8, seed=2), ds.spec)
+    with pytest.raises(ValueError, match="dataset: cannot resume"):
+        train(other, TrainConfig(**kw, checkpoint_dir=str(tmp_path / "b")))
+
+
+def test_save_and_load_policy(lqr_dataset, tmp_path):
+    ds = lqr_dataset
+    for kind in ("diff", "mlp"):
+        policy = train(ds, TrainConfig(policy=kind, epochs=1, batch_size=128, unet=TINY_UNET, mlp=TINY_MLP,
+                                       progress=False, num_threads=1))
+        path = tmp_path / f"{kind}.pt"
+        save_policy(policy, path)
+        back = load_policy(path, task=ds.task.name)
+        for (k, a), (_, b) in zip(policy.state_dict().items(), back.state_dict().items()):
+            assert torch.equal(a, b), k
+        with pytest.raises(ValueError, match="expected a policy for task 'ur5'"):
+            load_policy(path, task="ur5")
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="policy: expected one of"):
+        TrainConfig(policy="transformer")
+    with pytest.raises(ValueError, match="sobolev_weight: policy 'diff' trains without"):
+        TrainConfig(policy="diff", sobolev_weight=1.0)
+    with pytest.raises(ValueError, match="sobolev_weight: policy 'sob_mlp' needs a positive weight"):
+        TrainConfig(policy="sob_mlp", sobolev_weight=0.0)
+    with pytest.raises(ValueError, match="epochs: expected a positive integer"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="lr: expected a positive float"):
+        TrainConfig(lr=float("nan"))
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=2.5)
+    with pytest.raises(ValueError, match="config: unknown fields"):
+        TrainConfig.from_dict({"policy": "diff", "epoch": 3})
+    assert TrainConfig(policy="sob_diff").sobolev_weight == 1.0
+    assert TrainConfig.from_dict(TrainConfig(policy="mlp").to_dict()) == TrainConfig(policy="mlp")
+
+
+def test_train_rejects_bad_arguments(lqr_dataset):
+    with pytest.raises(TypeError, match="dataset: expected a ChunkDataset"):
+        train({"xs": 1}, TrainConfig())
+    with pytest.raises(TypeError, match="config: expected a TrainConfig"):
+        train(lqr_dataset, {"policy": "diff"})
+    with pytest.raises(ValueError, match="horizon: the U-Net with 5 levels needs a multiple of 16"):
+        train(lqr_dataset, TrainConfig(unet=UNetConfig(down_dims=(8, 8, 8, 8, 8), n_groups=4), progress=False))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Real data: pendulum swing-ups solved by the C++ core (runs once the extension is built and importable).
+def _solve_pendulum_swingups(n: int, horizon: int):
+    sw = pytest.importorskip("sobolev_warmstart._core", reason="needs the compiled C++ core")
+    del sw
+    import sobolev_warmstart as swp
+
+    task = swp.make_task("pendulum")
+    x0s, params = task.sample_instances(n, 0)
+    result = swp.solve(task, x0s, params)
+    der = swp.chained_derivatives(task, result, horizon)
+    info = TaskInfo(name=task.name, nx=task.nx, ndx=task.ndx, nu=task.nu, na=task.na, no=task.no, nz=task.nz,
+                    dt=task.dt, horizon=task.horizon, action_space=task.action_space)
+    arrays = {**vars(result), **vars(der)}
+    return TrajectoryData.from_arrays(info, arrays)
+
+
+@pytest.fixture(scope="module")
+def pendulum_data():
+    return _solve_pendulum_swingups(24, 16)
+
+
+def test_sobolev_diffusion_on_solved_pendulum_swingups(pendulum_data):
+    data = pendulum_data
+    assert data.converged.mean() >= 0.75, f"only {data.converged.sum()} of {len(data.converged)} solves converged"
+    ds = build_dataset(data, ChunkSpec(horizon=16, history=1, action_steps=8))
+    # lambda = 0.01: in normalised units the pendulum's derivative targets reach ~100 (torque range 0.4 N m
+    # vs state ranges of several units), so lambda = 1 lets the Sobolev term swamp the regression.
+    cfg = TrainConfig(policy="sob_diff", epochs=15, batch_size=64, lr=3e-3, unet=TINY_UNET, progress=False,
+                      sobolev_weight=0.01, num_threads=1)
+    policy = train(ds, cfg)
+    hist = policy.train_history
+    assert hist[-1]["loss"] < hist[0]["loss"], hist
+    assert hist[-1]["mse"] < 0.2 * hist[0]["mse"], hist
+    err, scale = _sample_error(policy, ds, torch.arange(0, len(ds), 11))
+    assert err < 0.25 * scale, (err, scale)
