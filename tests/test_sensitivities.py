@@ -157,3 +157,12 @@ def test_sensitivity_inputs_are_checked(solved):
         sw.inverse_dynamics(quad, xs)
     with pytest.raises(ValueError, match="xs: expected at least 2 states"):
         sw.inverse_dynamics(quad, np.zeros((1, 1, quad.nx)))
+
+
+def test_trajectory_data_from_a_state_controlled_solve_starts_its_history_at_g_q0(solved):
+    task, x0s, params, r = solved("ur5", "random_start_random_target")
+    data = sw.TrajectoryData.from_solve(task, r, sw.chained_derivatives(task, r, horizon=4))
+    q0 = r.xs[:, 0, :6]
+    np.testing.assert_allclose(data.initial_actions, np.concatenate([np.cos(q0), np.sin(q0)], axis=1))
+    np.testing.assert_array_equal(data.params, params)
+    assert data.action_jacobians.shape == (len(r), task.horizon, 4, task.na, task.ndx)

@@ -180,10 +180,7 @@ def _solve_pendulum_swingups(n: int, horizon: int):
     x0s, params = task.sample_instances(n, 0)
     result = swp.solve(task, x0s, params)
     der = swp.chained_derivatives(task, result, horizon)
-    info = TaskInfo(name=task.name, nx=task.nx, ndx=task.ndx, nu=task.nu, na=task.na, no=task.no, nz=task.nz,
-                    dt=task.dt, horizon=task.horizon, action_space=task.action_space)
-    arrays = {**vars(result), **vars(der)}
-    return TrajectoryData.from_arrays(info, arrays)
+    return TrajectoryData.from_solve(task, result, der)
 
 
 @pytest.fixture(scope="module")

@@ -119,6 +119,12 @@ class TaskInfo:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_task(cls, task) -> "TaskInfo":
+        """The dimensions of a core ``Task`` (``sobolev_warmstart.make_task``)."""
+        return cls(name=task.name, nx=task.nx, ndx=task.ndx, nu=task.nu, na=task.na, no=task.no, nz=task.nz,
+                   dt=task.dt, horizon=task.horizon, action_space=task.action_space)
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TaskInfo":
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
 
@@ -193,6 +199,20 @@ class TrajectoryData:
         ignored."""
         names = {f.name for f in dataclasses.fields(cls)} - {"task"}
         return cls(task=task, **{k: v for k, v in arrays.items() if k in names})
+
+    @classmethod
+    def from_solve(cls, task, result, derivatives) -> "TrajectoryData":
+        """From a core batch solve (``sobolev_warmstart.solve``) and its ``chained_derivatives``.
+
+        The history action before ``t = 0`` is zero torque, or ``g(q_0)`` for state actions.
+        """
+        xs = np.asarray(result.xs)
+        if task.action_space == "state":
+            initial = np.stack([task.action(np.zeros(task.nu), x0) for x0 in xs[:, 0]]) if len(xs) else None
+        else:
+            initial = None
+        arrays = {**vars(result), **vars(derivatives), "initial_actions": initial}
+        return cls.from_arrays(TaskInfo.from_task(task), arrays)
 
     def select(self, index) -> "TrajectoryData":
         """Subset of instances (boolean mask or integer indices), e.g. ``data.select(data.converged)``."""
