@@ -88,3 +88,17 @@ def test_invalid_instances_are_named():
         quad.check_instances(x0s[:, :12], params)
     with pytest.raises(ValueError, match=r"n: expected a number of instances >= 0"):
         quad.sample_instances(-1, seed=0)
+
+
+def test_type_stub_lists_every_binding():
+    """_core.pyi stays in step with the extension: same functions, same Task members."""
+    import ast
+    from pathlib import Path
+
+    stub = ast.parse((Path(sw.__file__).parent / "_core.pyi").read_text())
+    functions = {n.name for n in stub.body if isinstance(n, ast.FunctionDef)}
+    task_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "Task")
+    members = {n.name for n in task_stub.body if isinstance(n, ast.FunctionDef)}
+    public = {k for k in dir(sw._core) if not k.startswith("_")}
+    assert functions == public - {"Task"}
+    assert members == {k for k in dir(sw._core.Task) if not k.startswith("_")}
