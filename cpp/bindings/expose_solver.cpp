@@ -56,7 +56,6 @@ void expose_solver(py::module_ &m) {
         out["feedback_gains"] = to_numpy(std::move(r.gains), {n, T, d.nu, d.ndx});
         out["cost"] = to_numpy(std::move(r.cost), {n});
         out["iterations"] = to_numpy(std::move(r.iterations), {n});
-        std::vector<bool> conv(r.converged.begin(), r.converged.end());
         py::array_t<bool> converged(n);
         for (py::ssize_t i = 0; i < n; ++i) converged.mutable_data()[i] = r.converged[i] != 0;
         out["converged"] = converged;

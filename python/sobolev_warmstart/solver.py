@@ -75,10 +75,6 @@ class SolveResult:
     def __len__(self) -> int:
         return int(self.cost.shape[0])
 
-    def subset(self, mask: np.ndarray) -> "SolveResult":
-        """The instances selected by a boolean mask or an index array."""
-        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
-        return SolveResult(**{k: ([v[i] for i in idx] if isinstance(v, list) else v[idx]) for k, v in vars(self).items()})
 
 
 def solve(
