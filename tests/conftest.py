@@ -32,7 +32,7 @@ def solved():
     def get(name: str, variant: str = "default", n: int = N_INSTANCES, seed: int = 0):
         key = (name, variant, n, seed)
         if key not in cache:
-            task = sw.make_task(name, "" if variant == "default" else variant)
+            task = sw.make_task(name, variant)
             x0s, params = task.sample_instances(n, seed=seed)
             cache[key] = (task, x0s, params, sw.solve(task, x0s, params))
         return cache[key]

@@ -140,7 +140,7 @@ def test_inverse_dynamics_of_an_unreachable_motion_reports_a_residual():
     task = sw.make_task("quadrotor", "columns_0")
     x0s, params = task.sample_instances(1, seed=0)
     xs = np.repeat(x0s[:, None], task.horizon + 1, axis=1)
-    xs[0, 1:, 1] += 0.01 * np.arange(1, task.horizon + 1)[:, None].ravel() ** 2
+    xs[0, 1:, 1] += 0.01 * np.arange(1, task.horizon + 1) ** 2
     _, residuals = sw.inverse_dynamics(task, xs)
     assert residuals.max() > 1.0
 

@@ -64,7 +64,7 @@ def test_solutions_follow_the_dynamics_checked_with_pinocchio(solved, name, vari
 @pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("ur5", "random_start_random_target"),
                                           ("quadrotor", "columns_3")])
 def test_parallel_equals_serial_equals_one_by_one(name, variant):
-    task = sw.make_task(name, variant if variant != "default" else "")
+    task = sw.make_task(name, variant)
     x0s, params = task.sample_instances(6, seed=11)
     fields = ["xs", "us", "feedback_gains", "cost", "iterations", "converged", "primal_infeasibility"]
     serial = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1))

@@ -17,7 +17,7 @@ def test_catalogue_lists_every_task_and_variant():
 
 @pytest.mark.parametrize("name,variant", TASK_CASES)
 def test_dimensions_and_sampling(name, variant):
-    task = sw.make_task(name, variant if variant != "default" else "")
+    task = sw.make_task(name, variant)
     assert task.nx == task.nq + task.nv and task.ndx == 2 * task.nv
     x0s, params = task.sample_instances(5, seed=3)
     assert x0s.shape == (5, task.nx) and params.shape == (5, task.nz)

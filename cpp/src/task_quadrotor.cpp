@@ -124,6 +124,7 @@ public:
     u_upper_ = VectorXd::Constant(4, s_.thrust_max);
     action_space_ = ActionSpace::Torque;
     finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/4, /*no=*/3 + 6 + 6);
+    hover_ = gravity_compensation(*this, pinocchio::neutral(model_));
   }
 
   std::string describe() const override {
@@ -191,7 +192,6 @@ public:
   std::unique_ptr<TaskProblem> create_problem() const override {
     const Space space(model_);
     const int nu = dims_.nu, ndx = dims_.ndx;
-    const VectorXd hover = gravity_compensation(*this, pinocchio::neutral(model_));
     const auto weights = [&](double wp, double wr, double wv, double scale) {
       VectorXd w(ndx);
       w << VectorXd::Constant(3, wp), VectorXd::Constant(3, wr), VectorXd::Constant(6, wv);
@@ -200,7 +200,7 @@ public:
     VectorXd goal = VectorXd::Zero(dims_.nx);
     goal[6] = 1.0;
     StageModel stage = make_tracking_stage(*this, goal, weights(s_.w_position, s_.w_rotation, s_.w_velocity, s_.dt),
-                                           hover, VectorXd::Constant(nu, s_.dt * s_.w_control));
+                                           hover_, VectorXd::Constant(nu, s_.dt * s_.w_control));
     stage.addConstraint(HeightBounds(ndx, nu, s_.floor, s_.ceiling), NegativeOrthant());
     auto centres = std::make_shared<Eigen::VectorXd>(VectorXd::Zero(2 * num_columns_));
     if (num_columns_ > 0)
@@ -222,7 +222,7 @@ public:
     goal.head<3>() = params.head<3>();
     goal[6] = 1.0;
     interpolate_states(model_, x0, goal, s_.horizon, xs);
-    us.assign(s_.horizon, gravity_compensation(*this, pinocchio::neutral(model_)));
+    us.assign(s_.horizon, hover_);
   }
 
   void observation(const VectorXd &x, Eigen::Ref<VectorXd> o) const override {
@@ -245,6 +245,7 @@ public:
 private:
   QuadrotorSettings s_;
   int num_columns_;
+  VectorXd hover_;  // thrusts that hold the robot level at rest (computed once)
 };
 
 } // namespace
