@@ -6,7 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include "sobolev_warmstart/task.hpp"
+#include "sobolev_warmstart/batch_solver.hpp"
 
 #include <sstream>
 #include <string>
@@ -20,13 +20,17 @@ using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecas
 void expose_tasks(py::module_ &m);
 void expose_solver(py::module_ &m);
 void expose_sensitivities(py::module_ &m);
+void expose_policy(py::module_ &m);
 
-inline std::string shape_string(const std::vector<py::ssize_t> &shape, const char *first = nullptr) {
+/// "(a, b, c)"; axis 0 shown as `first` when given, and axis `named_axis` as `name`.
+inline std::string shape_string(const std::vector<py::ssize_t> &shape, const char *first = nullptr,
+                                std::size_t named_axis = std::size_t(-1), const char *name = nullptr) {
   std::ostringstream out;
   out << "(";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (i) out << ", ";
     if (i == 0 && first) out << first;
+    else if (i == named_axis && name) out << name;
     else out << shape[i];
   }
   out << (shape.size() == 1 ? ",)" : ")");
@@ -83,5 +87,13 @@ inline int check_threads(int num_threads) {
   if (num_threads < 0) throw py::value_error("num_threads: expected >= 0 (0: all cores), got " + std::to_string(num_threads));
   return num_threads;
 }
+
+/// Solver settings from the keyword arguments shared by solve_batch and warm_start (validated).
+SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int num_threads, bool refresh_gains,
+                                  const std::string &dual_init, const std::string &step_acceptance);
+/// Raise ValueError naming the first invalid instance.
+void check_instances(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params);
+/// The arrays of a batch solve, moved into numpy.
+py::dict solve_result_to_dict(BatchSolveResult &&r);
 
 } // namespace sobolev_warmstart::bindings

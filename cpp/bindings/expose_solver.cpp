@@ -3,6 +3,56 @@
 
 namespace sobolev_warmstart::bindings {
 
+SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int num_threads, bool refresh_gains,
+                                  const std::string &dual_init, const std::string &step_acceptance) {
+  if (!(tol > 0.0)) throw py::value_error("tol: expected a tolerance > 0, got " + std::to_string(tol));
+  if (!(mu_init > 0.0)) throw py::value_error("mu_init: expected a penalty > 0, got " + std::to_string(mu_init));
+  if (max_iters < 1) throw py::value_error("max_iters: expected >= 1, got " + std::to_string(max_iters));
+  SolverOptions options;
+  options.tol = tol;
+  options.mu_init = mu_init;
+  options.max_iters = max_iters;
+  options.num_threads = check_threads(num_threads);
+  options.refresh_gains = refresh_gains;
+  if (dual_init != "adjoint" && dual_init != "zero")
+    throw py::value_error("dual_init: expected 'adjoint' or 'zero', got '" + dual_init + "'");
+  options.dual_init = dual_init == "adjoint" ? DualInit::Adjoint : DualInit::Zero;
+  if (step_acceptance != "linesearch" && step_acceptance != "filter")
+    throw py::value_error("step_acceptance: expected 'linesearch' or 'filter', got '" + step_acceptance + "'");
+  options.step_acceptance = step_acceptance == "filter" ? StepAcceptance::Filter : StepAcceptance::Linesearch;
+  return options;
+}
+
+void check_instances(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params) {
+  for (Eigen::Index i = 0; i < x0s.rows(); ++i) {
+    try {
+      task.check_instance(x0s.row(i).transpose(), params.row(i).transpose());
+    } catch (const std::invalid_argument &e) {
+      throw py::value_error(std::string(e.what()) + " (instance " + std::to_string(i) + ")");
+    }
+  }
+}
+
+py::dict solve_result_to_dict(BatchSolveResult &&r) {
+  const TaskDims d = r.dims;
+  const py::ssize_t n = r.n, T = d.horizon;
+  py::dict out;
+  out["xs"] = to_numpy(std::move(r.xs), {n, T + 1, d.nx});
+  out["us"] = to_numpy(std::move(r.us), {n, T, d.nu});
+  out["feedback_gains"] = to_numpy(std::move(r.gains), {n, T, d.nu, d.ndx});
+  out["cost"] = to_numpy(std::move(r.cost), {n});
+  out["iterations"] = to_numpy(std::move(r.iterations), {n});
+  py::array_t<bool> converged(n);
+  for (py::ssize_t i = 0; i < n; ++i) converged.mutable_data()[i] = r.converged[i] != 0;
+  out["converged"] = converged;
+  out["primal_infeasibility"] = to_numpy(std::move(r.primal_infeasibility), {n});
+  out["dual_infeasibility"] = to_numpy(std::move(r.dual_infeasibility), {n});
+  out["solve_time"] = to_numpy(std::move(r.solve_time), {n});
+  out["setup_time"] = to_numpy(std::move(r.setup_time), {n});
+  out["errors"] = r.errors;
+  return out;
+}
+
 void expose_solver(py::module_ &m) {
   m.def(
       "solve_batch",
@@ -19,29 +69,10 @@ void expose_solver(py::module_ &m) {
           check_array("xs_init", *xs_init, {n, d.horizon + 1, d.nx});
           check_array("us_init", *us_init, {n, d.horizon, d.nu});
         }
-        if (!(tol > 0.0)) throw py::value_error("tol: expected a tolerance > 0, got " + std::to_string(tol));
-        if (!(mu_init > 0.0)) throw py::value_error("mu_init: expected a penalty > 0, got " + std::to_string(mu_init));
-        if (max_iters < 1) throw py::value_error("max_iters: expected >= 1, got " + std::to_string(max_iters));
-        SolverOptions options;
-        options.tol = tol;
-        options.mu_init = mu_init;
-        options.max_iters = max_iters;
-        options.num_threads = check_threads(num_threads);
-        options.refresh_gains = refresh_gains;
-        if (dual_init != "adjoint" && dual_init != "zero")
-          throw py::value_error("dual_init: expected 'adjoint' or 'zero', got '" + dual_init + "'");
-        options.dual_init = dual_init == "adjoint" ? DualInit::Adjoint : DualInit::Zero;
-        if (step_acceptance != "linesearch" && step_acceptance != "filter")
-          throw py::value_error("step_acceptance: expected 'linesearch' or 'filter', got '" + step_acceptance + "'");
-        options.step_acceptance = step_acceptance == "filter" ? StepAcceptance::Filter : StepAcceptance::Linesearch;
+        const SolverOptions options =
+            make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init, step_acceptance);
         const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
-        for (py::ssize_t i = 0; i < n; ++i) {
-          try {
-            task.check_instance(X0.row(i).transpose(), Z.row(i).transpose());
-          } catch (const std::invalid_argument &e) {
-            throw py::value_error(std::string(e.what()) + " (instance " + std::to_string(i) + ")");
-          }
-        }
+        check_instances(task, X0, Z);
         const std::vector<double> xs0 = xs_init ? to_vector(*xs_init) : std::vector<double>();
         const std::vector<double> us0 = us_init ? to_vector(*us_init) : std::vector<double>();
         BatchSolveResult r;
@@ -49,28 +80,36 @@ void expose_solver(py::module_ &m) {
           py::gil_scoped_release release;
           r = solve_batch(task, X0, Z, xs0, us0, options);
         }
-        const py::ssize_t T = d.horizon;
-        py::dict out;
-        out["xs"] = to_numpy(std::move(r.xs), {n, T + 1, d.nx});
-        out["us"] = to_numpy(std::move(r.us), {n, T, d.nu});
-        out["feedback_gains"] = to_numpy(std::move(r.gains), {n, T, d.nu, d.ndx});
-        out["cost"] = to_numpy(std::move(r.cost), {n});
-        out["iterations"] = to_numpy(std::move(r.iterations), {n});
-        py::array_t<bool> converged(n);
-        for (py::ssize_t i = 0; i < n; ++i) converged.mutable_data()[i] = r.converged[i] != 0;
-        out["converged"] = converged;
-        out["primal_infeasibility"] = to_numpy(std::move(r.primal_infeasibility), {n});
-        out["dual_infeasibility"] = to_numpy(std::move(r.dual_infeasibility), {n});
-        out["solve_time"] = to_numpy(std::move(r.solve_time), {n});
-        out["setup_time"] = to_numpy(std::move(r.setup_time), {n});
-        out["errors"] = r.errors;
-        return out;
+        return solve_result_to_dict(std::move(r));
       },
       py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs_init") = py::none(),
       py::arg("us_init") = py::none(), py::arg("tol") = 1e-4, py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500,
       py::arg("num_threads") = 0, py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint",
       py::arg("step_acceptance") = "filter",
       "Solve n instances with ProxDDP in OpenMP threads (GIL released). Returns a dict of arrays.");
+
+  m.def(
+      "trajectory_costs",
+      [](const Task &task, const DoubleArray &x0s, const DoubleArray &params, const DoubleArray &xs,
+         const DoubleArray &us, int num_threads) {
+        const TaskDims d = task.dims();
+        check_array("x0s", x0s, {-1, d.nx});
+        const py::ssize_t n = x0s.shape(0);
+        check_array("params", params, {n, d.nz});
+        check_array("xs", xs, {n, d.horizon + 1, d.nx});
+        check_array("us", us, {n, d.horizon, d.nu});
+        const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
+        check_instances(task, X0, Z);
+        const std::vector<double> xv = to_vector(xs), uv = to_vector(us);
+        std::vector<double> costs;
+        {
+          py::gil_scoped_release release;
+          costs = trajectory_costs(task, X0, Z, xv, uv, check_threads(num_threads));
+        }
+        return to_numpy(std::move(costs), {n});
+      },
+      py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs"), py::arg("us"), py::arg("num_threads") = 0,
+      "Objective (stage + terminal costs, no constraints) of each instance at (xs, us): (n,).");
 }
 
 } // namespace sobolev_warmstart::bindings

@@ -4,8 +4,9 @@
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "C++ core of sobolev_warmstart: tasks, batch ProxDDP solves, chained derivatives, "
-            "inverse dynamics";
+            "inverse dynamics, exported-policy rollouts and warm starts";
   sobolev_warmstart::bindings::expose_tasks(m);
   sobolev_warmstart::bindings::expose_solver(m);
   sobolev_warmstart::bindings::expose_sensitivities(m);
+  sobolev_warmstart::bindings::expose_policy(m);
 }

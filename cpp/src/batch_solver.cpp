@@ -157,4 +157,41 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
   return out;
 }
 
+std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
+                                     const std::vector<double> &xs, const std::vector<double> &us,
+                                     int num_threads) {
+  const TaskDims d = task.dims();
+  const int n = int(x0s.rows()), T = d.horizon;
+  std::vector<double> costs(n, 0.0);
+  std::vector<std::string> errors(n);
+  const int threads = std::max(1, std::min(num_threads > 0 ? num_threads : omp_get_max_threads(), std::max(n, 1)));
+#pragma omp parallel num_threads(threads)
+  {
+    Eigen::setNbThreads(1);
+    std::unique_ptr<TaskProblem> problem;
+    std::unique_ptr<aligator::TrajOptDataTpl<double>> data;
+    std::vector<VectorXd> xv(T + 1), uv(T);
+#pragma omp for schedule(dynamic, 4)
+    for (int i = 0; i < n; ++i) {
+      try {
+        if (!problem) {
+          problem = task.create_problem();
+          data = std::make_unique<aligator::TrajOptDataTpl<double>>(problem->problem());
+        }
+        problem->set_instance(x0s.row(i).transpose(), params.row(i).transpose());
+        for (int t = 0; t <= T; ++t)
+          xv[t] = Eigen::Map<const VectorXd>(&xs[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx);
+        for (int t = 0; t < T; ++t)
+          uv[t] = Eigen::Map<const VectorXd>(&us[(std::size_t(i) * T + t) * d.nu], d.nu);
+        costs[i] = problem->problem().evaluate(xv, uv, *data);
+      } catch (const std::exception &e) {
+        errors[i] = e.what();
+      }
+    }
+  }
+  for (const auto &e : errors)
+    if (!e.empty()) throw std::runtime_error("trajectory_costs: " + e);
+  return costs;
+}
+
 } // namespace sobolev_warmstart

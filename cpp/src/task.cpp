@@ -91,6 +91,10 @@ void Task::action(const VectorXd &u, const VectorXd &x_next, Eigen::Ref<VectorXd
 
 void Task::configuration_features(const VectorXd &q, Eigen::Ref<VectorXd> a) const { a = q; }
 
+void Task::configuration_from_features(const VectorXd &a, const VectorXd &, Eigen::Ref<VectorXd> q) const {
+  q = a.head(dims_.nq);
+}
+
 void Task::action_state_jacobian(const VectorXd &, Eigen::Ref<MatrixXd> J) const {
   // Identity features: d q / d x in tangent coordinates for a Euclidean configuration.
   J.setZero();

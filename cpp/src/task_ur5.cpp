@@ -151,6 +151,15 @@ public:
     a.tail(dims_.nq) = q.array().sin();
   }
 
+  void configuration_from_features(const VectorXd &a, const VectorXd &q_near, Eigen::Ref<VectorXd> q) const override {
+    // q = atan2(sin, cos), on the branch nearest to q_near (joint angles are not wrapped).
+    const int nq = dims_.nq;
+    for (int j = 0; j < nq; ++j) {
+      const double delta = std::remainder(std::atan2(a[nq + j], a[j]) - q_near[j], 2.0 * M_PI);
+      q[j] = q_near[j] + delta;
+    }
+  }
+
   void action_state_jacobian(const VectorXd &x_next, Eigen::Ref<MatrixXd> J) const override {
     const int nq = dims_.nq;
     J.setZero();

@@ -53,4 +53,11 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
                              const std::vector<double> &xs_init, const std::vector<double> &us_init,
                              const SolverOptions &options);
 
+/// @brief The objective of each instance at a given trajectory (e.g. a policy's rollout), without
+/// solving: sum of stage costs and the terminal cost. Constraints are not included.
+/// @param xs (n, T+1, nx), @param us (n, T, nu) flattened. @pre sizes checked by the caller.
+std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
+                                     const std::vector<double> &xs, const std::vector<double> &us,
+                                     int num_threads);
+
 } // namespace sobolev_warmstart

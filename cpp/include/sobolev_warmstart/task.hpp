@@ -106,6 +106,11 @@ public:
   virtual void observation_jacobian(const VectorXd &x, Eigen::Ref<MatrixXd> J) const;
   /// @brief State-action preprocessing g(q) (na); identity by default.
   virtual void configuration_features(const VectorXd &q, Eigen::Ref<VectorXd> a) const;
+  /// @brief Inverse of the preprocessing, q = g^{-1}(a) (nq), for decoding a policy's state
+  /// action; where g is periodic (angles as (cos, sin)) the branch nearest to q_near is taken.
+  /// Takes the first nq entries by default.
+  virtual void configuration_from_features(const VectorXd &a, const VectorXd &q_near,
+                                           Eigen::Ref<VectorXd> q) const;
 
 protected:
   /// @brief Fills dims_ and dynamics_ once model_, actuation_, horizon and dt are set.

@@ -1,0 +1,166 @@
+"""Warm starts: a policy's rollout refined by the solver, compared with the solver alone.
+
+``warm_start(task, x0s, params, policy)`` rolls the policy out from each instance (:mod:`.rollout`), scores the
+rollout with the task's objective ("policy cost"), solves from it with ProxDDP, and (by default) solves the same
+instances from the task's default guess ("TO alone"). With an exported policy file the whole path runs in C++.
+
+The reference's dual solve keeps, per instance, the lower-cost converged one of the two solves
+(:func:`select_dual`); an instance where neither converged is rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .rollout import RolloutResult, _check_action_steps, _instances, as_runner, rollout
+from .solver import SolveResult, SolverOptions, solve
+from .tasks import Task
+
+__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual"]
+
+
+@dataclass
+class DualSolve:
+    """Per-instance choice between the default-guess and the policy-guess solve.
+
+    result: a :class:`SolveResult` whose rows come from the chosen solve (from ``warm`` where nothing
+    converged); source: (N,) ``"policy"``, ``"default"`` or ``"none"``; accepted: (N,) bool, False where neither
+    solve converged (the reference rejects those instances).
+    """
+
+    result: SolveResult
+    source: np.ndarray
+    accepted: np.ndarray
+
+    @property
+    def num_rejected(self) -> int:
+        return int((~self.accepted).sum())
+
+
+def _rows(a: SolveResult, b: SolveResult, take_b: np.ndarray) -> SolveResult:
+    """Row-wise merge: row i from ``b`` where ``take_b[i]``, else from ``a``."""
+    fields = {}
+    for f in dataclasses.fields(SolveResult):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "errors":
+            fields[f.name] = [eb if t else ea for ea, eb, t in zip(va, vb, take_b)]
+        else:
+            mask = take_b.reshape((-1,) + (1,) * (np.ndim(va) - 1))
+            fields[f.name] = np.where(mask, vb, va)
+    return SolveResult(**fields)
+
+
+def select_dual(default: SolveResult, warm: SolveResult) -> DualSolve:
+    """The reference's dual solve: per instance, the converged solve of lower cost (the policy's on a tie);
+    the only converged one if one failed; rejected if both failed."""
+    if len(default) != len(warm):
+        raise ValueError(f"warm: expected {len(default)} instances like default, got {len(warm)}")
+    dc, wc = np.asarray(default.converged, bool), np.asarray(warm.converged, bool)
+    take_warm = wc & (~dc | (warm.cost <= default.cost))
+    take_warm |= ~dc & ~wc
+    source = np.where(take_warm, "policy", "default").astype(object)
+    accepted = dc | wc
+    source[~accepted] = "none"
+    return DualSolve(result=_rows(default, warm, take_warm), source=source.astype(str), accepted=accepted)
+
+
+@dataclass
+class WarmStartResult:
+    """Per-instance results of :func:`warm_start` (first axis: instance).
+
+    rollout: the policy's rollouts (with their times); policy_cost (N,): the task objective along each rollout
+    (constraints not included); warm: the solve from the rollout; default: the solve from the default guess
+    ("TO alone"), or None when not requested; wall times of the three stages [s].
+    """
+
+    rollout: RolloutResult
+    policy_cost: np.ndarray
+    warm: SolveResult
+    default: SolveResult | None
+    rollout_wall_time: float
+    warm_wall_time: float
+    default_wall_time: float
+
+    def __len__(self) -> int:
+        return len(self.warm)
+
+    def dual(self) -> DualSolve:
+        """The dual solve (needs ``default``)."""
+        if self.default is None:
+            raise ValueError("default: the dual solve needs the default-guess solve (warm_start(compare_default=True))")
+        return select_dual(self.default, self.warm)
+
+    def summary(self) -> dict[str, float]:
+        """Means over instances: policy cost, refined cost and iterations (converged only where said),
+        rollout/solve/total times [s], convergence rates; the same for TO alone when present."""
+        w = self.warm
+        conv = np.asarray(w.converged, bool)
+        out = {
+            "instances": float(len(w)),
+            "policy_cost": float(np.mean(self.policy_cost)),
+            "warm_cost_converged": float(np.mean(w.cost[conv])) if conv.any() else float("nan"),
+            "warm_iterations": float(np.mean(w.iterations)),
+            "warm_converged": float(conv.mean()),
+            "rollout_time": float(np.mean(self.rollout.time)),
+            "warm_solve_time": float(np.mean(w.solve_time)),
+            "warm_total_time": float(np.mean(self.rollout.time + w.solve_time)),
+        }
+        if self.default is not None:
+            d = self.default
+            dconv = np.asarray(d.converged, bool)
+            out.update({
+                "default_cost_converged": float(np.mean(d.cost[dconv])) if dconv.any() else float("nan"),
+                "default_iterations": float(np.mean(d.iterations)),
+                "default_converged": float(dconv.mean()),
+                "default_solve_time": float(np.mean(d.solve_time)),
+            })
+        return out
+
+
+def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = None, seed: int = 0,
+               options: SolverOptions | None = None, batch_size: int = 0,
+               compare_default: bool = True) -> WarmStartResult:
+    """Warm-start the solver with ``policy``'s rollouts on instances ``(x0s (N, nx), params (N, nz))``.
+
+    policy: an exported ``.pt``/``.pt2`` file or :class:`~sobolev_warmstart.rollout.PolicyRunner` (the whole path
+    in C++, GIL released), or an eager policy (Python rollout, then the same C++ solves). action_steps: A
+    (None: the policy's own). seed: rollout noise seed. options: solver settings (their ``num_threads`` also
+    sets the rollout threads). batch_size: lockstep group size (0: split evenly over threads).
+    compare_default: also solve from the default guess ("TO alone") for comparison and :meth:`dual`.
+    """
+    options = options or SolverOptions()
+    if not isinstance(options, SolverOptions):
+        raise TypeError(f"options: expected a SolverOptions, got {type(options).__name__}")
+    x0s, params = _instances(task, x0s, params)
+    steps = _check_action_steps(action_steps)
+    runner = as_runner(policy)
+    if runner is not None:
+        out = _core.warm_start(task, runner, x0s, params, action_steps=steps, seed=int(seed),
+                               batch_size=int(batch_size), solve_from_default=bool(compare_default),
+                               tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
+                               num_threads=options.num_threads, refresh_gains=options.refresh_gains,
+                               dual_init=options.dual_init, step_acceptance=options.step_acceptance)
+        return WarmStartResult(
+            rollout=RolloutResult(**out["rollout"], backend=f"cpp/{runner.backend}"),
+            policy_cost=out["policy_cost"],
+            warm=SolveResult(params=params.copy(), **out["warm"]),
+            default=None if out["default"] is None else SolveResult(params=params.copy(), **out["default"]),
+            rollout_wall_time=out["rollout_wall_time"], warm_wall_time=out["warm_wall_time"],
+            default_wall_time=out["default_wall_time"])
+    ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, batch_size=batch_size,
+                 num_threads=options.num_threads)
+    policy_cost = _core.trajectory_costs(task, x0s, params, np.nan_to_num(ro.xs), np.nan_to_num(ro.us),
+                                         options.num_threads)
+    t0 = time.perf_counter()
+    warm = solve(task, x0s, params, ro.xs, ro.us, options)
+    t1 = time.perf_counter()
+    default = solve(task, x0s, params, options=options) if compare_default else None
+    t2 = time.perf_counter()
+    return WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=default,
+                           rollout_wall_time=ro.wall_time, warm_wall_time=t1 - t0,
+                           default_wall_time=t2 - t1 if compare_default else 0.0)
