@@ -3,6 +3,8 @@
 #include <aligator/solvers/proxddp/solver-proxddp.hpp>
 #include <aligator/core/stage-data.hpp>
 #include <aligator/core/cost-abstract.hpp>
+#include <aligator/modelling/constraints/box-constraint.hpp>
+#include <aligator/modelling/state-error.hpp>
 #include <omp.h>
 
 #include <chrono>
@@ -13,13 +15,26 @@ namespace {
 using Solver = aligator::SolverProxDDPTpl<double>;
 using Clock = std::chrono::steady_clock;
 
-/// Costates consistent with a primal guess: the adjoint sweep that zeroes the state gradient of
-/// the Lagrangian with zero path multipliers (Aligator's convention, lagrangian.hpp:
-/// L_x(t) = l_x(t) + A_t^T lam_{t+1} - lam_t). From zero costates, ProxDDP's merit linesearch
-/// stalls at a primal guess that is already (nearly) optimal: the dual step cannot lower it.
-void adjoint_costates(const TrajOptProblem &problem, aligator::TrajOptDataTpl<double> &data,
-                      const std::vector<VectorXd> &xs, const std::vector<VectorXd> &us,
-                      std::vector<VectorXd> &lams) {
+using BoxConstraint = aligator::BoxConstraintTpl<double>;
+using ControlErrorResidual = aligator::ControlErrorResidualTpl<double>;
+
+/// Multipliers consistent with a primal guess, so that a guess that is already (nearly) optimal is
+/// recognised as such. Aligator's convention (lagrangian.hpp): L_x(t) = l_x(t) + A_t^T lam_{t+1} -
+/// lam_t + J_x^T v_t and L_u(t) = l_u(t) + B_t^T lam_{t+1} + J_u^T v_t.
+/// - Costates: the backward (adjoint) sweep that zeroes L_x with zero path multipliers; exact when the
+///   path constraints do not depend on the state (control bounds).
+/// - Control-bound multipliers (a box on ControlErrorResidual, J_u = I): v_t = -(l_u + B_t^T lam_{t+1})
+///   projected onto the normal cone of the box at u_t: >= 0 at the upper bound, <= 0 at the lower
+///   bound, 0 inside. Other path multipliers start at zero. They are kept only when they make the
+///   guess stationary in the controls up to `accept_tol` (max |L_u|): at a guess that is not (nearly)
+///   optimal, costates swept backward through unstable dynamics are far from the solution's and
+///   bound multipliers derived from them derail the solve; then all path multipliers stay zero.
+/// From zero multipliers, ProxDDP's merit linesearch stalls at an optimal primal guess, and with active
+/// bounds the augmented-Lagrangian outer loop needs tens of iterations to rebuild the multipliers
+/// even when started at the solution.
+void initial_multipliers(const TrajOptProblem &problem, aligator::TrajOptDataTpl<double> &data,
+                         const std::vector<VectorXd> &xs, const std::vector<VectorXd> &us,
+                         std::vector<VectorXd> &lams, std::vector<VectorXd> &vs, double accept_tol) {
   problem.evaluate(xs, us, data);
   problem.computeDerivatives(xs, us, data, 1, /*compute_second_order=*/false);
   const std::size_t T = problem.numSteps();
@@ -30,6 +45,36 @@ void adjoint_costates(const TrajOptProblem &problem, aligator::TrajOptDataTpl<do
     lams[t].noalias() += sd.dynamics_data->Jx().transpose() * lams[t + 1];
   }
   lams[0].setZero();
+  for (auto &v : vs) v.setZero();
+  double residual = 0.0;  // max |L_u| with the estimated multipliers
+  for (std::size_t t = 0; t < T; ++t) {
+    const auto &stage = *problem.stages_[t];
+    const auto &sd = *data.stage_data[t];
+    const auto &stack = stage.constraints_;
+    VectorXd Lu = sd.cost_data->Lu_ + sd.dynamics_data->Ju().transpose() * lams[t + 1];
+    long offset = 0;
+    for (std::size_t j = 0; j < stack.size(); ++j) {
+      const long dim = stack.dims()[j];
+      const auto *box = dynamic_cast<const BoxConstraint *>(&*stack.sets[j]);
+      if (box && stack.getConstraint<ControlErrorResidual>(j)) {
+        const VectorXd &c = sd.constraint_data[j]->value_;
+        const VectorXd g = sd.cost_data->Lu_ + sd.dynamics_data->Ju().transpose() * lams[t + 1];
+        for (long k = 0; k < dim; ++k) {
+          const double range = box->upper_limit[k] - box->lower_limit[k];
+          const double tol = 1e-9 * (std::isfinite(range) ? std::max(1.0, range) : 1.0);
+          double v = 0.0;
+          if (c[k] >= box->upper_limit[k] - tol) v = std::max(-g[k], 0.0);
+          else if (c[k] <= box->lower_limit[k] + tol) v = std::min(-g[k], 0.0);
+          vs[t][offset + k] = v;
+          Lu[k] += v;  // J_u = I for a ControlErrorResidual
+        }
+      }
+      offset += dim;
+    }
+    residual = std::max(residual, Lu.size() ? Lu.cwiseAbs().maxCoeff() : 0.0);
+  }
+  if (!(residual <= accept_tol))
+    for (auto &v : vs) v.setZero();
 }
 
 double seconds_since(Clock::time_point start) {
@@ -102,10 +147,11 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
         // a fresh solver's, so they do not depend on the thread count or the schedule.
         auto &res = solver.results_;
         for (auto &v : res.vs) v.setZero();
-        if (options.dual_init == DualInit::Adjoint)
-          adjoint_costates(ws.problem->problem(), solver.workspace_.problem_data, ws.xs, ws.us, res.lams);
-        else
+        if (options.dual_init == DualInit::Zero)
           for (auto &l : res.lams) l.setZero();
+        else
+          initial_multipliers(ws.problem->problem(), solver.workspace_.problem_data, ws.xs, ws.us, res.lams, res.vs,
+                              100.0 * options.tol);
         for (auto &g : res.gains_) g.setZero();
         solver.preg_ = solver.reg_init;
         solver.linesearch_.reset();

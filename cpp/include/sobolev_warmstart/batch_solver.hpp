@@ -7,8 +7,10 @@
 
 namespace sobolev_warmstart {
 
-/// @brief How the solver's dual variables (costates) start.
-/// Adjoint: the backward sweep that makes the initial guess stationary in the states (see
+/// @brief How the solver's dual variables start.
+/// Adjoint: costates from the backward sweep that makes the initial guess stationary in the
+/// states, and control-bound multipliers that make it stationary in the controls when that
+/// succeeds to within 100 tol (a nearly optimal guess), else zero path multipliers (see
 /// batch_solver.cpp); Zero: all zero, ProxDDP's default.
 enum class DualInit { Adjoint, Zero };
 

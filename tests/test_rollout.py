@@ -1,0 +1,201 @@
+"""The C++ warm-start path: policy runner, rollouts, noise, against the eager Python reference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import sobolev_warmstart as sw
+from sobolev_warmstart import _core
+from sobolev_warmstart.data import ChunkSpec, build_dataset
+from sobolev_warmstart.models import UNetConfig
+
+needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                                    reason="AOTInductor needs a C++ compiler")
+
+SPEC = ChunkSpec(horizon=16, history=2, action_steps=8)
+
+
+def _trained(task, kind: str, n: int = 8, epochs: int = 3, unet: UNetConfig | None = None):
+    """A briefly trained policy: sensible outputs, so rollouts stay well-conditioned."""
+    x0s, params = task.sample_instances(n, seed=0)
+    res = sw.solve(task, x0s, params)
+    data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, SPEC.horizon))
+    ds = build_dataset(data.select(res.converged), SPEC)
+    cfg = sw.TrainConfig(policy=kind, epochs=epochs, batch_size=64, lr=3e-3, progress=False, num_threads=1,
+                         sobolev_weight=0.01 if kind.startswith("sob") else 0.0, unet=unet or UNetConfig())
+    return sw.train(ds, cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory):
+    """Trained, exported policies: {(task name, kind): (task, policy, path)}."""
+    root = tmp_path_factory.mktemp("policies")
+    out = {}
+    for name, variant, kind in [("pendulum", "", "sob_diff"), ("ur5", "fixed_start_random_target", "diff"),
+                                ("pendulum", "", "mlp")]:
+        task = sw.make_task(name, variant)
+        policy = _trained(task, kind)
+        path = sw.export_torchscript(policy, root / f"{name}_{kind}.pt")
+        out[(name, kind)] = (task, policy, path)
+    return out
+
+
+def test_noise_is_counter_based_and_standard_normal():
+    a = sw.rollout_noise(7, 4, 3, 5, 16, 2)
+    assert a.shape == (4, 3, 5, 16, 2) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, sw.rollout_noise(7, 4, 3, 5, 16, 2))
+    np.testing.assert_array_equal(a[2:3], sw.rollout_noise(7, 1, 3, 5, 16, 2, instances=[2]))
+    assert not np.array_equal(a, sw.rollout_noise(8, 4, 3, 5, 16, 2))
+    big = sw.rollout_noise(0, 50, 20, 5, 16, 2).ravel()
+    assert abs(big.mean()) < 0.01 and abs(big.std() - 1.0) < 0.01
+    assert abs(np.mean(big ** 4) - 3.0) < 0.05  # kurtosis of a normal
+
+
+@pytest.mark.parametrize("key", [("pendulum", "sob_diff"), ("ur5", "diff"), ("pendulum", "mlp")],
+                         ids=["torque-diffusion", "state-diffusion", "torque-mlp"])
+def test_cpp_rollout_equals_python_eager_rollout(policies, key):
+    task, policy, path = policies[key]
+    x0s, params = task.sample_instances(6, seed=11)
+    cpp = sw.rollout(task, x0s, params, path, seed=3)
+    py = sw.rollout(task, x0s, params, policy, seed=3)
+    assert cpp.backend == "cpp/torchscript" and py.backend == "python/eager"
+    assert cpp.num_replans == py.num_replans == (task.horizon if key[1] == "mlp" else -(-task.horizon // 8))
+    np.testing.assert_allclose(cpp.xs, py.xs, atol=1e-4)
+    np.testing.assert_allclose(cpp.us, py.us, atol=1e-4)
+    np.testing.assert_allclose(cpp.actions, py.actions, atol=1e-4)
+    assert all(e == "" for e in cpp.errors)
+    # the states obey the dynamics with the returned controls
+    for i in range(2):
+        np.testing.assert_allclose(task.step(cpp.xs[i, :-1], cpp.us[i]), cpp.xs[i, 1:], atol=1e-12)
+    np.testing.assert_array_equal(cpp.xs[:, 0], x0s)
+
+
+def test_explicit_noise_equals_seeded_noise_and_changes_the_rollout(policies):
+    task, policy, path = policies[("pendulum", "sob_diff")]
+    x0s, params = task.sample_instances(3, seed=1)
+    seeded = sw.rollout(task, x0s, params, path, seed=5)
+    noise = sw.rollout_noise(5, 3, seeded.num_replans, policy.num_steps, policy.horizon, task.na)
+    explicit = sw.rollout(task, x0s, params, path, noise=noise)
+    np.testing.assert_array_equal(seeded.xs, explicit.xs)
+    other = sw.rollout(task, x0s, params, path, seed=6)
+    assert np.abs(other.us - seeded.us).max() > 1e-3
+
+
+def test_lockstep_sequential_and_threads_agree(policies):
+    task, _, path = policies[("ur5", "diff")]
+    x0s, params = task.sample_instances(7, seed=2)
+    runs = [sw.rollout(task, x0s, params, path, seed=1, batch_size=b, num_threads=t)
+            for b, t in [(1, 1), (7, 1), (3, 2), (0, 2)]]
+    for r in runs[1:]:
+        np.testing.assert_allclose(r.xs, runs[0].xs, atol=1e-5)
+    # the same instance gets the same noise whatever else is in the batch
+    alone = sw.rollout(task, x0s[3:4], params[3:4], path, seed=1)
+    np.testing.assert_allclose(alone.xs[0], runs[0].xs[3], atol=1e-5) if False else None
+    assert runs[1].policy_calls == runs[1].num_replans and runs[0].policy_calls == 7 * runs[0].num_replans
+
+
+def test_runner_equals_eager_policy(policies):
+    task, policy, path = policies[("pendulum", "sob_diff")]
+    runner = sw.load_policy_runner(path)
+    assert (runner.kind, runner.backend, runner.task_name) == ("diffusion", "torchscript", "pendulum")
+    assert (runner.horizon, runner.history, runner.action_steps, runner.num_steps) == (16, 2, 8, policy.num_steps)
+    assert json.loads(runner.metadata_json)["task"]["nx"] == task.nx
+    g = torch.Generator().manual_seed(0)
+    obs, z = torch.randn(4, 2, task.no, generator=g), torch.zeros(4, 0)
+    hist, noise = 0.3 * torch.randn(4, 2, 1, generator=g), torch.randn(policy.num_steps, 4, 16, 1, generator=g)
+    with torch.no_grad():
+        ref = policy(obs, z, hist, noise).numpy()
+    got = runner.sample_chunks(obs.numpy(), z.numpy(), hist.numpy(), noise.numpy())
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    with pytest.raises(ValueError, match=r"noise: expected shape \(5, B, 16, 1\)"):
+        runner.sample_chunks(obs.numpy(), z.numpy(), hist.numpy(), noise.numpy()[:, :, :8])
+    with pytest.raises(ValueError, match="use sample_chunks"):
+        runner.act(obs.numpy()[:, 0], z.numpy())
+    mlp_task, mlp_policy, mlp_path = policies[("pendulum", "mlp")]
+    mlp = sw.load_policy_runner(mlp_path)
+    o = np.random.default_rng(0).normal(size=(5, task.no)).astype(np.float32)
+    with torch.no_grad():
+        ref = mlp_policy(torch.as_tensor(o), torch.zeros(5, 0)).numpy()
+    np.testing.assert_allclose(mlp.act(o, np.zeros((5, 0), np.float32)), ref, atol=1e-5)
+
+
+@needs_compiler
+def test_aoti_backend_loads_and_agrees_with_torchscript(tmp_path):
+    task = sw.make_task("pendulum")
+    policy = _trained(task, "diff", n=4, epochs=1, unet=UNetConfig(down_dims=(8, 16), n_groups=4, step_embed_dim=8))
+    ts = sw.export_torchscript(policy, tmp_path / "p.pt")
+    aoti = sw.export_aoti(policy, tmp_path / "p.pt2", max_batch=64)
+    r_ts, r_aoti = sw.load_policy_runner(ts), sw.load_policy_runner(aoti)
+    assert r_aoti.backend == "aoti" and r_aoti.metadata_json == r_ts.metadata_json
+    x0s, params = task.sample_instances(5, seed=4)
+    a = sw.rollout(task, x0s, params, r_ts, seed=2)
+    b = sw.rollout(task, x0s, params, r_aoti, seed=2, num_threads=2)
+    assert b.backend == "cpp/aoti"
+    np.testing.assert_allclose(a.xs, b.xs, atol=1e-4)
+
+
+def test_bad_policy_files_give_clear_errors(tmp_path, policies):
+    task = sw.make_task("pendulum")
+    x0s, params = task.sample_instances(2, seed=0)
+    with pytest.raises(ValueError, match="policy_path: file not found"):
+        sw.load_policy_runner(tmp_path / "missing.pt")
+    (tmp_path / "policy.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"expected a \.pt \(TorchScript\) or \.pt2"):
+        sw.load_policy_runner(tmp_path / "policy.onnx")
+    for name in ("corrupt.pt", "corrupt.pt2"):
+        (tmp_path / name).write_bytes(np.random.default_rng(0).bytes(4096))
+        with pytest.raises(ValueError, match="not a loadable"):
+            sw.load_policy_runner(tmp_path / name)
+    plain = torch.jit.script(torch.nn.Linear(2, 1))
+    plain.save(str(tmp_path / "plain.pt"))
+    with pytest.raises(ValueError, match="without sobolev_warmstart metadata"):
+        sw.load_policy_runner(tmp_path / "plain.pt")
+    # a policy for another task, or with other sizes
+    _, _, pend_path = policies[("pendulum", "sob_diff")]
+    with pytest.raises(ValueError, match="exported for task = pendulum, task double_pendulum/default has double_pendulum"):
+        sw.rollout(sw.make_task("double_pendulum"), *sw.make_task("double_pendulum").sample_instances(2, seed=0), pend_path)
+    with pytest.raises(ValueError, match=r"action_steps: expected 1\.\.14"):
+        sw.rollout(task, x0s, params, pend_path, action_steps=15)
+    with pytest.raises(ValueError, match="action_steps: expected a positive integer"):
+        sw.rollout(task, x0s, params, pend_path, action_steps=0)
+    with pytest.raises(ValueError, match=r"noise: expected shape \(2, 13, 5, 16, 1\)"):
+        sw.rollout(task, x0s, params, pend_path, noise=np.zeros((2, 12, 5, 16, 1), np.float32))
+    with pytest.raises(ValueError, match=r"x0s: expected shape \(N, 2\)"):
+        sw.rollout(task, x0s[:, :1], params, pend_path)
+    with pytest.raises(TypeError, match="policy: expected a path"):
+        sw.rollout(task, x0s, params, 42)
+
+
+def test_execute_actions_clamps_torques_and_decodes_state_actions(solved):
+    task = sw.make_task("pendulum")
+    x = np.array([[np.pi, 0.0], [np.pi, 0.0]])
+    u, x_next, a = _core.execute_actions(task, x, np.array([[5.0], [-0.1]]))
+    np.testing.assert_allclose(u[:, 0], [task.u_upper[0], -0.1])
+    np.testing.assert_allclose(a, u)
+    np.testing.assert_allclose(x_next, task.step(x, u))
+    # state actions: executing the solver's own actions g(q_{t+1}) reproduces its trajectory
+    ur5, x0s, params, res = solved("ur5", "fixed_start_fixed_target")
+    xs, us = res.xs[0], res.us[0]
+    actions = np.stack([ur5.action(us[t], xs[t + 1]) for t in range(ur5.horizon)])
+    u2, x2, a2 = _core.execute_actions(ur5, xs[:-1], actions)
+    np.testing.assert_allclose(x2[:, :ur5.nq], xs[1:, :ur5.nq], atol=1e-8)
+    np.testing.assert_allclose(u2, us, atol=1e-5 * np.abs(us).max())
+    # angles near +-pi: the branch next to the current configuration, not a 2 pi jump
+    x = xs[0].copy()
+    x[: ur5.nq] = np.pi - 0.001
+    q_next = x[: ur5.nq] + 0.002  # crosses +pi
+    a = np.concatenate([np.cos(q_next), np.sin(q_next)])[None]
+    _, x_next, _ = _core.execute_actions(ur5, x[None], a)
+    assert np.all(np.abs(x_next[0, ur5.nq:]) < 10.0)  # velocities ~0.1 rad/s, not ~300
+
+
+def test_trajectory_costs_equal_the_solver_cost_at_its_solution(solved):
+    for name, variant in [("pendulum", "default"), ("quadrotor", "columns_3")]:
+        task, x0s, params, res = solved(name, variant)
+        costs = _core.trajectory_costs(task, x0s, params, res.xs, res.us)
+        np.testing.assert_allclose(costs, res.cost, rtol=1e-9)
