@@ -100,5 +100,8 @@ def test_type_stub_lists_every_binding():
     task_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "Task")
     members = {n.name for n in task_stub.body if isinstance(n, ast.FunctionDef)}
     public = {k for k in dir(sw._core) if not k.startswith("_")}
-    assert functions == public - {"Task"}
+    assert functions == public - {"Task", "PolicyRunner"}
     assert members == {k for k in dir(sw._core.Task) if not k.startswith("_")}
+    runner_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "PolicyRunner")
+    runner_members = {n.name for n in runner_stub.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
+    assert runner_members == {k for k in dir(sw._core.PolicyRunner) if not k.startswith("_")}

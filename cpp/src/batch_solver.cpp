@@ -197,6 +197,9 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
       } catch (const std::exception &e) {
         out.errors[i] = e.what();
         out.converged[i] = 0;
+      } catch (...) {  // never let an exception escape the OpenMP region (std::terminate)
+        out.errors[i] = "unknown exception in the solver";
+        out.converged[i] = 0;
       }
     }
   }
@@ -232,6 +235,8 @@ std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, c
         costs[i] = problem->problem().evaluate(xv, uv, *data);
       } catch (const std::exception &e) {
         errors[i] = e.what();
+      } catch (...) {
+        errors[i] = "unknown exception";
       }
     }
   }

@@ -9,6 +9,7 @@ namespace sobolev_warmstart {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr double kDivergenceBound = 1e6;  // a state entry beyond this ends the rollout (see errors)
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -157,10 +158,11 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
           if (!G.frozen[b]) {
             const VectorXd av = Eigen::Map<const Eigen::VectorXf>(a, d.na).cast<double>();
             executor.apply(G.x[b], av, u, x_next, a_real);
-            if (!x_next.allFinite() || !u.allFinite() || !a_real.allFinite()) {
+            if (!x_next.allFinite() || !u.allFinite() || !a_real.allFinite() ||
+                x_next.cwiseAbs().maxCoeff() > kDivergenceBound) {
               G.frozen[b] = true;
               out.errors[i] = "rollout diverged at t = " + std::to_string(t) +
-                              " (non-finite state or action); the state is held from there with zero control";
+                              " (non-finite state or |x| > 1e6); the state is held from there with zero control";
             } else {
               G.x[b] = x_next;
               G.actions[b].row(t) = a_real.transpose();
@@ -230,6 +232,8 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
         group_call_time[g] = call_time;
       } catch (const std::exception &e) {
         group_errors[g] = e.what();
+      } catch (...) {  // never let an exception escape the OpenMP region (std::terminate)
+        group_errors[g] = "unknown exception in a rollout";
       }
     }
   }

@@ -14,8 +14,22 @@ WarmStartResult warm_start(const Task &task, const PolicyRunner &runner, const R
   out.rollout = rollout_batch(task, runner, x0s, params, rollout_options);
   out.rollout_wall_time = since(start);
   out.policy_cost = trajectory_costs(task, x0s, params, out.rollout.xs, out.rollout.us, solver_options.num_threads);
+  // A rollout that diverged is no guess: those instances are solved from the default guess instead
+  // (flagged in rollout.errors), so a bad policy costs iterations, never a derailed solve.
+  const TaskDims d = task.dims();
+  const int T = d.horizon;
+  std::vector<double> xs_init = out.rollout.xs, us_init = out.rollout.us;
+  std::vector<VectorXd> xs_default, us_default;
+  for (int i = 0; i < int(x0s.rows()); ++i) {
+    if (out.rollout.errors[i].empty()) continue;
+    task.default_initial_guess(x0s.row(i).transpose(), params.row(i).transpose(), xs_default, us_default);
+    for (int t = 0; t <= T; ++t)
+      Eigen::Map<VectorXd>(&xs_init[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx) = xs_default[t];
+    for (int t = 0; t < T; ++t)
+      Eigen::Map<VectorXd>(&us_init[(std::size_t(i) * T + t) * d.nu], d.nu) = us_default[t];
+  }
   start = Clock::now();
-  out.warm = solve_batch(task, x0s, params, out.rollout.xs, out.rollout.us, solver_options);
+  out.warm = solve_batch(task, x0s, params, xs_init, us_init, solver_options);
   out.warm_wall_time = since(start);
   if (solve_from_default) {
     start = Clock::now();

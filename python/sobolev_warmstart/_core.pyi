@@ -84,3 +84,76 @@ def chained_derivatives(task: Task, xs: Array, us: Array, feedback_gains: Array,
 
 def inverse_dynamics(task: Task, xs: Array, num_threads: int = 0) -> tuple[Array, Array]:
     """(us (N, T, nu), residuals (N, T))."""
+
+class PolicyRunner:
+    """An exported policy (.pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe."""
+    def __init__(self, path: str, num_runners: int = 0) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def task_name(self) -> str: ...
+    @property
+    def horizon(self) -> int: ...
+    @property
+    def history(self) -> int: ...
+    @property
+    def action_steps(self) -> int: ...
+    @property
+    def num_steps(self) -> int: ...
+    @property
+    def metadata_json(self) -> str: ...
+    def check_task(self, task: Task) -> None: ...
+    def sample_chunks(self, obs_history: Array, params: Array, history_actions: Array, noise: Array) -> Array:
+        """float32 (B, h, no), (B, nz), (B, h, na), (K, B, H, na) -> chunks (B, H, na)."""
+    def act(self, obs: Array, params: Array) -> Array:
+        """float32 (B, no), (B, nz) -> actions (B, na)."""
+
+def trajectory_costs(task: Task, x0s: Array, params: Array, xs: Array, us: Array, num_threads: int = 0) -> Array:
+    """Objective of each instance at (xs, us), constraints not included: (n,)."""
+
+def rollout_noise(seed: int, instances: list[int], num_replans: int, count: int) -> Array:
+    """float32 (n, num_replans, count): the draws of a seeded rollout, count = K*H*na."""
+
+def execute_actions(task: Task, xs: Array, actions: Array) -> tuple[Array, Array, Array]:
+    """(us (N, nu), xs_next (N, nx), realised actions (N, na)): one rollout step per row."""
+
+def initial_actions(task: Task, x0s: Array) -> Array:
+    """(N, na): the action variable before t = 0."""
+
+def rollout(
+    task: Task,
+    runner: PolicyRunner,
+    x0s: Array,
+    params: Array,
+    action_steps: int = 0,
+    seed: int = 0,
+    batch_size: int = 0,
+    num_threads: int = 0,
+    noise: Optional[Array] = None,
+) -> dict:
+    """Keys: xs, us, actions, time, policy_time, errors, num_replans, action_steps, wall_time,
+    policy_calls, policy_call_time."""
+
+def warm_start(
+    task: Task,
+    runner: PolicyRunner,
+    x0s: Array,
+    params: Array,
+    action_steps: int = 0,
+    seed: int = 0,
+    batch_size: int = 0,
+    solve_from_default: bool = True,
+    tol: float = 1e-4,
+    mu_init: float = 1e-3,
+    max_iters: int = 500,
+    num_threads: int = 0,
+    refresh_gains: bool = True,
+    dual_init: str = "adjoint",
+    step_acceptance: str = "filter",
+) -> dict:
+    """Keys: rollout (dict as rollout()), policy_cost, warm, default (dicts as solve_batch, or None),
+    rollout_wall_time, warm_wall_time, default_wall_time."""

@@ -214,7 +214,8 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
                     break
                 execute(t0 + j, chunk[:, h + j])
     wall = time.perf_counter() - start
-    errors = ["" if np.isfinite(xs[i]).all() else "rollout diverged (non-finite state)" for i in range(n)]
+    errors = ["" if np.isfinite(xs[i]).all() and np.abs(xs[i]).max() <= 1e6 else
+              "rollout diverged (non-finite state or |x| > 1e6)" for i in range(n)]
     return RolloutResult(xs=xs, us=us, actions=actions, time=np.full(n, wall / max(n, 1)),
                          policy_time=np.full(n, call_time / max(n, 1)), errors=errors, num_replans=R,
                          action_steps=A, wall_time=wall, policy_calls=calls, policy_call_time=call_time,

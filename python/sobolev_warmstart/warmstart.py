@@ -75,7 +75,8 @@ class WarmStartResult:
 
     rollout: the policy's rollouts (with their times); policy_cost (N,): the task objective along each rollout
     (constraints not included); warm: the solve from the rollout; default: the solve from the default guess
-    ("TO alone"), or None when not requested; wall times of the three stages [s].
+    ("TO alone"), or None when not requested; wall times of the three stages [s]. Instances whose rollout
+    diverged (``rollout.errors``) are solved from the default guess in ``warm``.
     """
 
     rollout: RolloutResult
@@ -154,10 +155,15 @@ def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = No
             default_wall_time=out["default_wall_time"])
     ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, batch_size=batch_size,
                  num_threads=options.num_threads)
-    policy_cost = _core.trajectory_costs(task, x0s, params, np.nan_to_num(ro.xs), np.nan_to_num(ro.us),
-                                         options.num_threads)
+    policy_cost = _core.trajectory_costs(task, x0s, params, np.nan_to_num(ro.xs, posinf=1e300, neginf=-1e300),
+                                         np.nan_to_num(ro.us, posinf=1e300, neginf=-1e300), options.num_threads)
+    # as in C++: a diverged rollout is no guess; those instances start from the default guess
+    xs_init, us_init = ro.xs.copy(), ro.us.copy()
+    for i, err in enumerate(ro.errors):
+        if err:
+            xs_init[i], us_init[i] = task.default_initial_guess(x0s[i], params[i])
     t0 = time.perf_counter()
-    warm = solve(task, x0s, params, ro.xs, ro.us, options)
+    warm = solve(task, x0s, params, xs_init, us_init, options)
     t1 = time.perf_counter()
     default = solve(task, x0s, params, options=options) if compare_default else None
     t2 = time.perf_counter()

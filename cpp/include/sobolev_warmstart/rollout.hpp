@@ -69,7 +69,8 @@ struct RolloutResult {
 /// @brief Roll out `runner` from each (x0, params).
 /// @param noise optional (n, num_replans, K, H, na) float32 draws replacing the seeded ones.
 /// @pre runner.check_task(task) passed; sizes checked by the caller; action_steps valid.
-/// An instance whose state turns non-finite is frozen there (zero control) and reported in errors.
+/// An instance whose state turns non-finite or exceeds 1e6 in magnitude is frozen there (zero
+/// control) and reported in errors.
 RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const RowMatrixXd &x0s,
                             const RowMatrixXd &params, const RolloutOptions &options,
                             const float *noise = nullptr);

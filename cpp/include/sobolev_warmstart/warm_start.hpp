@@ -12,7 +12,7 @@ namespace sobolev_warmstart {
 struct WarmStartResult {
   RolloutResult rollout;
   std::vector<double> policy_cost;  ///< (n,) objective of the rollout (constraints not included)
-  BatchSolveResult warm;            ///< solved from the rollout
+  BatchSolveResult warm;            ///< solved from the rollout (from the default guess where it diverged)
   BatchSolveResult from_default;    ///< solved from the default guess (n = 0 unless requested)
   double rollout_wall_time = 0.0, warm_wall_time = 0.0, default_wall_time = 0.0;  ///< [s]
 };
