@@ -478,6 +478,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "instance_seed": config.eval.seed,
                           **collect_metrics(per), "train": train_meta, "collect_time_s": time.perf_counter() - t0,
                           "per_instance": {k: v for k, v in per.items() if k not in ("x0s", "params")}}
+            evaluation = json.loads(json.dumps(evaluation, default=_json_default))  # as read back from eval.json
             _write_json(eval_path, evaluation)
         table = (f"held-out evaluation: {task.name}/{task.variant}, {evaluation['instances']} instances "
                  f"(seed {config.eval.seed}), {config.train.policy} policy trained on {train_meta['trajectories']} "
