@@ -181,3 +181,46 @@ def test_bad_input_is_rejected_before_running(pendulum_policies, tmp_path):
     with pytest.raises(TypeError, match="task"):
         evaluate_methods("pendulum", {"diff": paths["diff"]}, x0s, params)
     assert METHODS[0] == "to" and "total_time" in METRICS
+
+
+def test_composed_path_equals_warm_start(pendulum_policies):
+    """evaluate_methods composes rollout + cost + solve; per instance it matches the C++ warm_start."""
+    task, paths, _, x0s, params = pendulum_policies
+    ev = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(5,), warmup=False)
+    mine = ev.raw[("diff", 5)]
+    ref = sw.warm_start(task, x0s, params, paths["diff"], seed=5, compare_default=False)
+    np.testing.assert_array_equal(mine.rollout.xs, ref.rollout.xs)
+    np.testing.assert_allclose(mine.policy_cost, ref.policy_cost, rtol=1e-12)
+    np.testing.assert_array_equal(mine.warm.iterations, ref.warm.iterations)
+    np.testing.assert_array_equal(mine.warm.converged, ref.warm.converged)
+    np.testing.assert_allclose(mine.warm.cost, ref.warm.cost, rtol=1e-12)
+    assert ev.row("diff")["diverged"] == 0.0
+
+
+def test_diverged_rollouts_are_not_refined(pendulum_policies):
+    task, paths, _, x0s, params = pendulum_policies
+    ro = sw.rollout(task, x0s, params, paths["diff"], seed=0)
+    peak = np.sort(np.abs(ro.xs).max(axis=(1, 2)))
+    bound = 0.5 * (peak[1] + peak[2])  # two instances stay within it, two leave it
+    ev = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(0,), divergence_bound=bound,
+                          warmup=False)
+    row, ws = ev.per_seed[1], ev.raw[("diff", 0)]
+    out = np.abs(ws.rollout.xs).max(axis=(1, 2)) > bound
+    assert out.sum() == 2 and row["diverged"] == 0.5
+    assert not ws.warm.converged[out].any() and (ws.warm.iterations[out] == 0).all()
+    assert all(ws.warm.errors[i].startswith("not refined") for i in np.flatnonzero(out))
+    np.testing.assert_array_equal(ws.warm.xs[out], ws.rollout.xs[out])  # the guess, unrefined
+    # the others are refined exactly as a solve of those instances from their rollouts
+    alone = sw.solve(task, x0s[~out], params[~out], ro.xs[~out], ro.us[~out])
+    np.testing.assert_array_equal(ws.warm.iterations[~out], alone.iterations)
+    assert row["iterations"] == pytest.approx(np.mean(alone.iterations))
+    assert row["converged"] == pytest.approx(np.sum(alone.converged) / 4)
+    assert row["solve_time"] == pytest.approx(np.mean(ws.warm.solve_time[~out]))
+    # nothing within the bound: nothing refined, no time or iteration means
+    none = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(0,), divergence_bound=1e-3,
+                            warmup=False)
+    r = none.row("diff")
+    assert r["diverged"] == 1.0 and r["converged"] == 0.0
+    assert math.isnan(r["iterations"]) and math.isnan(r["total_time"]) and math.isfinite(r["policy_cost"])
+    with pytest.raises(ValueError, match="divergence_bound"):
+        evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, divergence_bound=0)

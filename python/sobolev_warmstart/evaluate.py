@@ -11,12 +11,20 @@ Metrics per (method, seed), each a mean over the ``N`` instances:
 ==================  ==========================================================================================
 ``policy_cost``     task objective along the policy's rollout, before refinement (NaN for ``"to"``)
 ``cost``            objective after refinement, over the converged instances only (NaN if none converged)
-``iterations``      solver iterations, all instances (a failed solve counts its whole budget)
-``converged``       convergence rate of the refinement (fraction of instances)
+``iterations``      solver iterations, refined instances (a failed solve counts its whole budget)
+``converged``       convergence rate of the refinement, over all instances (a diverged rollout counts as failed)
+``diverged``        fraction of rollouts that diverged (0 for ``"to"``), see below
 ``rollout_time``    policy rollout per instance [s] (0 for ``"to"``)
-``solve_time``      solver time per instance [s]
-``total_time``      rollout + solve per instance [s]
+``solve_time``      solver time per refined instance [s]
+``total_time``      rollout + solve per refined instance [s]
 ==================  ==========================================================================================
+
+A rollout *diverged* when a state coordinate is non-finite or exceeds ``divergence_bound`` in magnitude (1e3 by
+default: far outside every task's workspace). Such an instance is not refined (its guess is worthless, and the
+solver has been seen to abort the process from quadrotor guesses with coordinates around 1e7); it counts as not
+converged, and is left out of the iteration and time means. The evaluation composes :func:`~.rollout.rollout`,
+the task's trajectory cost and :func:`~.solver.solve` (what :func:`~.warmstart.warm_start` does, with the same
+results) so that it can check the rollouts before the solves.
 
 Aggregation over seeds: the mean and the half-width of a two-sided 95% confidence interval from Student's t
 distribution, ``t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the sample standard deviation over seeds (NaN for one
@@ -27,22 +35,25 @@ in its timings. For training-seed studies pass one policy per training seed and 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import _core
 from .data import atomic_write_bytes
 from .policy import DiffusionPolicy, MLPPolicy
 from .rollout import PolicyRunner, _check_action_steps, _instances, load_policy_runner, rollout
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
-from .warmstart import WarmStartResult, warm_start
+from .warmstart import WarmStartResult
 
 __all__ = ["METHODS", "METHOD_LABELS", "METRICS", "EvaluationResult", "evaluate_methods", "mean_ci", "t_quantile_975",
            "read_rows_csv"]
@@ -52,7 +63,8 @@ METHODS = ("to", "mlp", "sob_mlp", "diff", "sob_diff")
 #: Names used in tables and plots (after the reference).
 METHOD_LABELS = {"to": "TO alone", "mlp": "MLP", "sob_mlp": "Sob+MLP", "diff": "Diff", "sob_diff": "Sob+Diff"}
 #: Metrics per (method, seed); see the module docstring.
-METRICS = ("policy_cost", "cost", "iterations", "converged", "rollout_time", "solve_time", "total_time")
+METRICS = ("policy_cost", "cost", "iterations", "converged", "diverged", "rollout_time", "solve_time",
+           "total_time")
 _DIFFUSION = ("diff", "sob_diff")
 _FORMAT = "sobolev_warmstart.evaluation"
 _FORMAT_VERSION = 1
@@ -85,10 +97,12 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
     n = int(v.size)
     if n == 0:
         return float("nan"), float("nan"), 0
-    mean = float(v.mean())
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(v.mean())
     if n == 1:
         return mean, float("nan"), 1
-    return mean, float(t_quantile_975(n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+    with np.errstate(over="ignore", invalid="ignore"):
+        return mean, float(t_quantile_975(n - 1) * v.std(ddof=1) / math.sqrt(n)), n
 
 
 # --------------------------------------------------------------------------------------------------- result
@@ -123,9 +137,9 @@ class EvaluationResult:
         Cells read ``mean ± ci95``; times in milliseconds, the convergence rate in percent."""
         if fmt not in ("markdown", "text"):
             raise ValueError(f"fmt: expected 'markdown' or 'text', got {fmt!r}")
-        header = ["method", "policy cost", "refined cost", "iterations", "converged [%]", "rollout [ms]",
-                  "solve [ms]", "total [ms]"]
-        scale = {"converged": 100.0, "rollout_time": 1e3, "solve_time": 1e3, "total_time": 1e3}
+        header = ["method", "policy cost", "refined cost", "iterations", "converged [%]", "diverged [%]",
+                  "rollout [ms]", "solve [ms]", "total [ms]"]
+        scale = {"converged": 100.0, "diverged": 100.0, "rollout_time": 1e3, "solve_time": 1e3, "total_time": 1e3}
         body = []
         for r in self.rows:
             cells = [r["label"] if not r.get("action_steps") else f"{r['label']} (A={r['action_steps']})"]
@@ -161,6 +175,8 @@ def _format_ci(mean: float, ci: float, scale: float = 1.0) -> str:
     if not math.isfinite(mean):
         return "—"
     mean, ci = mean * scale, ci * scale
+    if abs(mean) >= 1e5:
+        return f"{mean:.3g}" if not math.isfinite(ci) else f"{mean:.3g} ± {ci:.2g}"
     significant_ci = math.isfinite(ci) and ci > 1e-3 * abs(mean)
     digits = _digits(ci if significant_ci else mean)
     s = f"{mean:.{digits}f}"
@@ -289,26 +305,85 @@ def _check_seeds(seeds) -> tuple[int, ...]:
     return tuple(int(s) for s in seeds)
 
 
-def metrics_from_solve(result: SolveResult) -> dict[str, float]:
-    """The metrics of TO alone from one batch solve."""
+def metrics_from_solve(result: SolveResult, refined: np.ndarray | None = None) -> dict[str, float]:
+    """The metrics of TO alone from one batch solve (``refined``: the instances actually solved, default all)."""
     conv = np.asarray(result.converged, bool)
+    ok = np.ones(len(result), bool) if refined is None else np.asarray(refined, bool)
     return {"policy_cost": float("nan"),
             "cost": float(np.mean(result.cost[conv])) if conv.any() else float("nan"),
-            "iterations": float(np.mean(result.iterations)),
+            "iterations": float(np.mean(result.iterations[ok])) if ok.any() else float("nan"),
             "converged": float(conv.mean()),
+            "diverged": float(np.mean(~ok)),
             "rollout_time": 0.0,
-            "solve_time": float(np.mean(result.solve_time)),
-            "total_time": float(np.mean(result.solve_time))}
+            "solve_time": float(np.mean(result.solve_time[ok])) if ok.any() else float("nan"),
+            "total_time": float(np.mean(result.solve_time[ok])) if ok.any() else float("nan")}
 
 
-def metrics_from_warm_start(result: WarmStartResult) -> dict[str, float]:
-    """The metrics of a learned method from one warm-started batch."""
-    out = metrics_from_solve(result.warm)
+def metrics_from_warm_start(result: WarmStartResult, diverged: np.ndarray | None = None) -> dict[str, float]:
+    """The metrics of a learned method from one warm-started batch (``diverged``: instances not refined)."""
+    ok = np.ones(len(result), bool) if diverged is None else ~np.asarray(diverged, bool)
+    out = metrics_from_solve(result.warm, ok)
     rollout_time = np.asarray(result.rollout.time, dtype=np.float64)
-    out["policy_cost"] = float(np.mean(result.policy_cost))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out["policy_cost"] = float(np.mean(result.policy_cost))
     out["rollout_time"] = float(np.mean(rollout_time))
-    out["total_time"] = float(np.mean(rollout_time + result.warm.solve_time))
+    out["total_time"] = float(np.mean((rollout_time + result.warm.solve_time)[ok])) if ok.any() else float("nan")
     return out
+
+
+def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
+    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
+    xs = np.asarray(xs, dtype=np.float64)
+    finite = np.isfinite(xs).all(axis=(1, 2))
+    big = np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound
+    return ~finite | big
+
+
+def _expand(part: SolveResult, ok: np.ndarray, xs: np.ndarray, us: np.ndarray, params: np.ndarray,
+            reason: str) -> SolveResult:
+    """A SolveResult over all instances from the solve of the ``ok`` ones; the others keep their guess
+    ``(xs, us)`` (the rollout as it is), are not converged, with NaN cost and zero iterations and time."""
+    n = ok.shape[0]
+    out = {}
+    for f in dataclasses.fields(SolveResult):
+        if f.name in ("errors", "params"):
+            continue
+        v = np.asarray(getattr(part, f.name))
+        fill = {"xs": xs, "us": us}.get(f.name)
+        if fill is None:
+            fill = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+            if v.dtype.kind == "f" and f.name not in ("solve_time", "setup_time", "feedback_gains"):
+                fill[:] = np.nan
+        full = np.array(fill, dtype=v.dtype, copy=True)
+        full[ok] = v
+        out[f.name] = full
+    errors = [reason] * n
+    for i, e in zip(np.flatnonzero(ok), part.errors):
+        errors[i] = e
+    return SolveResult(errors=errors, params=params.copy(), **out)
+
+
+def _warm_start_checked(task: Task, x0s: np.ndarray, params: np.ndarray, policy, action_steps: int | None,
+                        seed: int, options: SolverOptions, bound: float) -> tuple[WarmStartResult, np.ndarray]:
+    """Roll out, score, and refine the rollouts that did not diverge; ``(result, diverged (N,))``."""
+    ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
+    diverged = diverged_rollouts(ro.xs, bound)
+    # the cost of a diverged rollout is that of its states clipped to the bound: large, finite, comparable
+    xs = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    us = np.nan_to_num(ro.us)
+    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, options.num_threads), dtype=np.float64)
+    ok = ~diverged
+    reason = f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"
+    t0 = time.perf_counter()
+    if ok.all():
+        warm = solve(task, x0s, params, ro.xs, ro.us, options)
+    else:
+        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
+        warm = _expand(part, ok, ro.xs, ro.us, params, reason)
+    warm_wall = time.perf_counter() - t0
+    result = WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=None,
+                             rollout_wall_time=ro.wall_time, warm_wall_time=warm_wall, default_wall_time=0.0)
+    return result, diverged
 
 
 def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -328,7 +403,8 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds: Sequence[int] = (0, 1, 2),
                      action_steps: int | None = None, options: SolverOptions | None = None,
-                     warmup: bool = True, keep_raw: bool = True) -> EvaluationResult:
+                     warmup: bool = True, keep_raw: bool = True,
+                     divergence_bound: float = 1e3) -> EvaluationResult:
     """Evaluate TO alone and the learned methods in ``policies`` on instances ``(x0s (N, nx), params (N, nz))``.
 
     policies: ``{method: policy}`` with methods among ``"mlp"``, ``"sob_mlp"``, ``"diff"``, ``"sob_diff"`` and a
@@ -337,6 +413,7 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
     action_steps: A for the diffusion methods (None: each policy's own); direct policies act every step.
     options: solver settings for every solve. warmup: roll each policy out once, untimed, before the measured
     runs (TorchScript optimises on its first calls). keep_raw: keep the per-instance results in ``.raw``.
+    divergence_bound: rollouts with a state coordinate beyond it (or non-finite) are not refined (module docstring).
     """
     if not isinstance(task, Task):
         raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
@@ -345,6 +422,8 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
         raise TypeError(f"options: expected a SolverOptions, got {type(options).__name__}")
     steps = _check_action_steps(action_steps)
     seeds = _check_seeds(seeds)
+    if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
+        raise ValueError(f"divergence_bound: expected a positive number, got {divergence_bound!r}")
     x0s, params = _instances(task, x0s, params)
     if x0s.shape[0] < 1:
         raise ValueError(f"x0s: expected at least one instance, got shape {x0s.shape}")
@@ -364,15 +443,15 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
             raw[("to", seed)] = result
         for method, policy in runners.items():
             a = steps if method in _DIFFUSION else None
-            ws = warm_start(task, x0s, params, policy, action_steps=a or None, seed=seed, options=options,
-                            compare_default=False)
+            ws, diverged = _warm_start_checked(task, x0s, params, policy, a or None, seed, options,
+                                               divergence_bound)
             used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
             per_seed.append({"method": method, "seed": seed, "instances": n, "action_steps": used,
-                             **metrics_from_warm_start(ws)})
+                             **metrics_from_warm_start(ws, diverged)})
             if keep_raw:
                 raw[(method, seed)] = ws
     meta = {"task": task.name, "variant": task.variant, "instances": n, "seeds": list(seeds),
-            "action_steps": steps or None, "methods": ["to", *runners],
+            "action_steps": steps or None, "divergence_bound": float(divergence_bound), "methods": ["to", *runners],
             "options": {k: getattr(options, k) for k in ("tol", "mu_init", "max_iters", "num_threads",
                                                           "refresh_gains", "dual_init", "step_acceptance")}}
     return EvaluationResult(per_seed=per_seed, rows=aggregate(per_seed), meta=meta, raw=raw)
