@@ -183,3 +183,28 @@ def test_another_config_on_the_same_run_dir_is_refused(tmp_path):
     # thread counts change no result: a run may resume with others
     res = run_loop(config(run, "iterations=1", "solver.num_threads=1", "train.num_threads=2"), progress=False)
     assert len(res.iterations) == 1
+
+
+def test_diverged_rollouts_are_not_refined_but_the_default_solve_still_counts(tmp_path):
+    run = tmp_path / "run"
+    # pendulum states start near q = pi: a bound of 3.2 marks a part of the rollouts as diverged
+    run_loop(config(run, "iterations=2", "divergence_bound=3.2"), progress=False)
+    task = sw.make_task("pendulum")
+    batches = [npz(run / f"iter_002/batches/batch_{b:03d}.npz") for b in range(2)]
+    flags = np.concatenate([b["diverged"] for b in batches])
+    assert 0 < flags.sum() < len(flags)
+    for batch in batches:
+        ro = sw.rollout(task, batch["x0s"], batch["params"], str(run / "iter_002/policy_export.pt"),
+                        seed=int(batch["rollout_seed"]))
+        div = batch["diverged"]
+        np.testing.assert_array_equal(div, np.abs(ro.xs).max(axis=(1, 2)) > 3.2)
+        assert not batch["warm_converged"][div].any() and (batch["warm_iterations"][div] == 0).all()
+        assert not (batch["source"][div] == "policy").any()
+        np.testing.assert_array_equal(batch["accepted"][div], batch["default_converged"][div])
+        # the others were refined from their rollouts
+        ok = ~div
+        ref = sw.solve(task, batch["x0s"][ok], batch["params"][ok], ro.xs[ok], ro.us[ok])
+        np.testing.assert_array_equal(batch["warm_iterations"][ok], ref.iterations)
+        np.testing.assert_array_equal(batch["warm_cost"][ok], ref.cost)
+    m2 = json.loads((run / "iter_002/metrics.json").read_text())
+    assert m2["warm"]["diverged"] == int(flags.sum())

@@ -95,6 +95,8 @@ class LoopConfig:
     most one batch). action_steps: executed actions per replan in rollouts (None: the policy's own A).
     export: ``"torchscript"`` (``.pt``, ~1 s) or ``"aoti"`` (``.pt2``, ~1 min to compile).
     max_iters_growth: the solver budget of iteration ``k`` is ``round(solver.max_iters * growth**(k-1))``.
+    divergence_bound: a rollout with a non-finite state or a coordinate beyond it is not refined (its warm
+    solve counts as not converged; the default-guess solve of the instance still runs).
     chunk: chunk layout of the training data; solver: ProxDDP settings (base budget, also used by the
     evaluation); train: the policy kind and training settings (the loop sets ``checkpoint_dir`` and
     re-seeds each iteration with ``train.seed + iteration``); eval: held-out evaluation.
@@ -110,6 +112,7 @@ class LoopConfig:
     action_steps: int | None = None
     export: str = "torchscript"
     max_iters_growth: float = 1.0
+    divergence_bound: float = 1e3
     chunk: ChunkSpec = field(default_factory=ChunkSpec)
     solver: SolverOptions = field(default_factory=SolverOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -128,6 +131,9 @@ class LoopConfig:
         g = self.max_iters_growth
         if not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) and g >= 1.0):
             raise ConfigError(f"max_iters_growth: expected a factor >= 1 (1: a fixed budget), got {g!r}")
+        b = self.divergence_bound
+        if not (isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b > 0):
+            raise ConfigError(f"divergence_bound: expected a positive number, got {b!r}")
         if self.train.checkpoint_dir is not None:
             raise ConfigError("train.checkpoint_dir: set by the loop (run_dir/iter_XXX/train); leave it unset")
         free = self.chunk.horizon - self.chunk.history

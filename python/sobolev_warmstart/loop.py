@@ -6,9 +6,10 @@
   solves are accepted, the others rejected and counted;
 - iteration ``k > 1`` trains a freshly initialised policy (seed ``train.seed + k``) on all trajectories accepted
   so far, exports it, and solves each of ``instances`` new instances twice, from the default guess and from the
-  policy's rollout (:func:`~sobolev_warmstart.warmstart.warm_start`); per instance the lower-cost converged
-  solve is kept (:func:`~sobolev_warmstart.warmstart.select_dual`), an instance where neither converged within
-  the iteration's budget ``config.max_iters(k)`` is rejected;
+  policy's rollout (what :func:`~sobolev_warmstart.warmstart.warm_start` does, with rollouts that diverge
+  beyond ``divergence_bound`` left unrefined); per instance the lower-cost converged solve is kept
+  (:func:`~sobolev_warmstart.warmstart.select_dual`), an instance where neither converged within the
+  iteration's budget ``config.max_iters(k)`` is rejected;
 - after the last iteration a final policy is trained on all accepted trajectories and evaluated on held-out
   instances (``eval.seed``): TO alone vs warm start, printed as a table.
 
@@ -49,14 +50,15 @@ from .config import ConfigError, LoopConfig, diff_configs, from_dict, to_dict
 from .data import TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .export import export_aoti, export_torchscript
 from .policy import load_policy, save_policy
-from .rollout import load_policy_runner
+from . import _core
+from .rollout import load_policy_runner, rollout
 from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task, make_task
 from .train import TrainConfig, train
-from .warmstart import warm_start
+from .warmstart import select_dual
 
-__all__ = ["LoopResult", "run_loop", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
+__all__ = ["LoopResult", "run_loop", "iteration_dir", "rollout_seed", "take_rows", "load_instances", "diverged_rollouts",
            "load_trajectories", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
 
 #: Config keys that may differ between a run and its resumption (they change neither data nor results).
@@ -128,8 +130,50 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------ collection
+def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
+    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
+    xs = np.asarray(xs, dtype=np.float64)
+    finite = np.isfinite(xs).all(axis=(1, 2))
+    return ~finite | (np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound)
+
+
+def _warm_solve(task: Task, x0s: np.ndarray, params: np.ndarray, runner, action_steps: int | None, seed: int,
+                options: SolverOptions, bound: float, default: SolveResult):
+    """The policy half of the dual solve: roll out (C++), score the rollouts, and refine those that stayed
+    within ``bound`` (a diverged guess is worthless, and guesses with huge coordinates have been seen to abort
+    the solver). ``(rollout, policy_cost (N,), warm SolveResult over all N, diverged (N,))``; a diverged
+    instance counts as a warm solve that did not converge (no iteration, NaN cost, its rollout as solution).
+    Without divergence this is ``warm_start(...).warm`` (same noise streams, same solver, same results).
+    ``default``: the batch's default-guess solve, the template of the result's shapes."""
+    ro = rollout(task, x0s, params, runner, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
+    diverged = diverged_rollouts(ro.xs, bound)
+    xs_c = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs_c, np.nan_to_num(ro.us),
+                                                    options.num_threads), dtype=np.float64)
+    ok = ~diverged
+    if ok.all():
+        return ro, policy_cost, solve(task, x0s, params, ro.xs, ro.us, options), diverged
+    warm = take_rows(default, np.arange(len(x0s)))  # copies with the right shapes, overwritten below
+    warm.xs, warm.us = np.nan_to_num(ro.xs), np.nan_to_num(ro.us)
+    warm.converged[:], warm.iterations[:], warm.feedback_gains[:] = False, 0, 0.0
+    for name in ("cost", "primal_infeasibility", "dual_infeasibility"):
+        getattr(warm, name)[:] = np.nan
+    warm.solve_time[:], warm.setup_time[:] = 0.0, 0.0
+    warm.errors = [f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"] * len(x0s)
+    if ok.any():
+        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
+        for f in dataclasses.fields(SolveResult):
+            if f.name == "errors":
+                for i, e in zip(np.flatnonzero(ok), part.errors):
+                    warm.errors[i] = e
+            else:
+                getattr(warm, f.name)[ok] = getattr(part, f.name)
+    return ro, policy_cost, warm, diverged
+
+
 def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: SolverOptions, runner,
-                   seed: int, action_steps: int | None, derivative_horizon: int | None) -> dict[str, np.ndarray]:
+                   seed: int, action_steps: int | None, derivative_horizon: int | None,
+                   divergence_bound: float) -> dict[str, np.ndarray]:
     """Solve one batch (TO alone without ``runner``; the dual solve with it) and return its per-instance
     results; with ``derivative_horizon``, also the accepted trajectories (``traj_*``) and their chained
     derivatives."""
@@ -141,13 +185,13 @@ def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: Sol
         source = np.where(accepted, "default", "none")
         warm = None
     else:
-        ws = warm_start(task, x0s, params, runner, action_steps=action_steps, seed=seed, options=options,
-                        compare_default=True)
-        dual = ws.dual()
+        default = solve(task, x0s, params, options=options)
+        ro, policy_cost, warm, diverged = _warm_solve(task, x0s, params, runner, action_steps, seed, options,
+                                                      divergence_bound, default)
+        dual = select_dual(default, warm)
         chosen, accepted, source = dual.result, np.asarray(dual.accepted, bool), np.asarray(dual.source)
-        default, warm = ws.default, ws.warm
-        out.update(rollout_seed=np.asarray(seed), rollout_time=np.asarray(ws.rollout.time),
-                   policy_cost=np.asarray(ws.policy_cost))
+        out.update(rollout_seed=np.asarray(seed), rollout_time=np.asarray(ro.time), policy_cost=policy_cost,
+                   diverged=diverged)
     for name, res in (("default", default), ("warm", warm)):
         if res is None:
             continue
@@ -167,7 +211,7 @@ def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: Sol
 def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batch: int, options: SolverOptions,
              runner_path: Path | None, seed_of: Callable[[int], int], action_steps: int | None,
              derivative_horizon: int | None, desc: str, progress: bool, callback: Callback | None,
-             info: dict) -> list[dict[str, np.ndarray]]:
+             info: dict, divergence_bound: float) -> list[dict[str, np.ndarray]]:
     """Solve instances in batches of ``batch``, saving each to ``folder/batch_XXX.npz``; saved batches are
     loaded instead of solved again."""
     n = len(x0s)
@@ -192,7 +236,7 @@ def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batc
             s = starts[b]
             sl = slice(s, s + batch)
             res = _collect_batch(task, x0s[sl], params[sl], options, runner, seed_of(b), action_steps,
-                                 derivative_horizon)
+                                 derivative_horizon, divergence_bound)
             res["instance"] = np.arange(s, s + len(res["x0s"]))
             _save_npz(folder / f"batch_{b:03d}.npz", res)
             results[b] = res
@@ -207,7 +251,7 @@ def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batc
 
 _PER_INSTANCE = ("x0s", "params", "accepted", "source", "selected_cost", "selected_iterations", "default_iterations",
                  "default_converged", "default_cost", "default_solve_time", "warm_iterations", "warm_converged",
-                 "warm_cost", "warm_solve_time", "rollout_time", "policy_cost", "instance")
+                 "warm_cost", "warm_solve_time", "rollout_time", "policy_cost", "diverged", "instance")
 
 
 def _merge(batches: list[dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -251,7 +295,8 @@ def collect_metrics(per: dict[str, np.ndarray]) -> dict:
            "batch_wall_time_total": float(per["batch_wall_time"].sum())}
     if out["warm"] is not None:
         both = per["default_converged"].astype(bool) & per["warm_converged"].astype(bool)
-        out["warm"].update(rollout_time_mean=_mean(per["rollout_time"]), policy_cost_mean=_mean(per["policy_cost"]),
+        out["warm"].update(diverged=int(per["diverged"].sum()), rollout_time_mean=_mean(per["rollout_time"]),
+                           policy_cost_mean=_mean(per["policy_cost"]),
                            total_time_mean=_mean(per["rollout_time"] + per["warm_solve_time"]))
         out["paired"] = {
             "both_converged": int(both.sum()),
@@ -437,7 +482,8 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
         t0 = time.perf_counter()
         batches = _collect(task, x0s, params, folder / "batches", config.collect_batch, options, export_path,
                            lambda b, k=k: rollout_seed(config, k, b), config.action_steps, horizon,
-                           f"iter {k} {'TO alone' if k == 1 else 'dual solve'}", progress, callback, info)
+                           f"iter {k} {'TO alone' if k == 1 else 'dual solve'}", progress, callback, info,
+                           config.divergence_bound)
         collect_time = time.perf_counter() - t0
         per, traj = _merge(batches)
         _save_npz(folder / "instances.npz", per)
@@ -473,7 +519,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             t0 = time.perf_counter()
             batches = _collect(task, x0s, params, final / "eval_batches", config.collect_batch, config.solver,
                                export_path, lambda b: rollout_seed(config, 0, b), config.action_steps, None,
-                               "evaluation", progress, callback, {"iteration": "eval"})
+                               "evaluation", progress, callback, {"iteration": "eval"}, config.divergence_bound)
             per, _ = _merge(batches)
             evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "instance_seed": config.eval.seed,
                           **collect_metrics(per), "train": train_meta, "collect_time_s": time.perf_counter() - t0,
