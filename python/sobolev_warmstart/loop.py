@@ -46,19 +46,19 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import ConfigError, LoopConfig, diff_configs, from_dict, to_dict
-from .data import TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
-from .export import export_aoti, export_torchscript
-from .policy import load_policy, save_policy
 from . import _core
+from .config import CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
+from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
+from .export import export_aoti, export_torchscript
+from .policy import save_policy
 from .rollout import load_policy_runner, rollout
 from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task, make_task
-from .train import TrainConfig, train
+from .train import train
 from .warmstart import select_dual
 
-__all__ = ["LoopResult", "run_loop", "iteration_dir", "rollout_seed", "take_rows", "load_instances", "diverged_rollouts",
+__all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances", "diverged_rollouts",
            "load_trajectories", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
 
 #: Config keys that may differ between a run and its resumption (they change neither data nor results).
@@ -324,6 +324,36 @@ def load_trajectories(run_dir: str | Path, iterations) -> TrajectoryData | None:
         return None
     arrays = {k: np.concatenate([p.arrays()[k] for p in parts]) for k in parts[0].arrays()}
     return TrajectoryData(task=parts[0].task, **arrays)
+
+
+def collect_dataset(config: CollectConfig, path: str | Path | None = None, progress: bool = True
+                    ) -> tuple[ChunkDataset, dict]:
+    """TO alone on ``config.instances`` seeded instances (in batches of ``config.batch``, with a progress bar):
+    the converged solves with their chained derivatives, as a chunk dataset saved (atomically) to ``path``.
+    Returns ``(dataset, metrics)``; raises ``RuntimeError`` if no solve converged."""
+    if not isinstance(config, CollectConfig):
+        raise TypeError(f"config: expected a CollectConfig, got {type(config).__name__}")
+    task = make_task(config.task, config.variant)
+    x0s, params = task.sample_instances(config.instances, seed=config.seed)
+    horizon = config.chunk.horizon - config.chunk.history
+    batches = []
+    t0 = time.perf_counter()
+    with tqdm(total=len(x0s), desc="TO alone", unit="inst", disable=not progress, leave=False) as bar:
+        for s in range(0, len(x0s), config.batch):
+            sl = slice(s, s + config.batch)
+            batches.append(_collect_batch(task, x0s[sl], params[sl], config.solver, None, 0, None, horizon, 1.0))
+            batches[-1]["instance"] = np.arange(s, s + len(batches[-1]["x0s"]))
+            bar.update(len(batches[-1]["x0s"]))
+    per, traj = _merge(batches)
+    metrics = {"task": task.name, "variant": task.variant, "seed": config.seed, "max_iters": config.solver.max_iters,
+               **collect_metrics(per), "collect_time_s": time.perf_counter() - t0}
+    if not traj:
+        raise RuntimeError(f"no solve converged among {len(x0s)} instances within max_iters = "
+                           f"{config.solver.max_iters}: nothing to save")
+    dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), config.chunk)
+    if path is not None:
+        save_dataset(dataset, path)
+    return dataset, metrics
 
 
 # ---------------------------------------------------------------------------------------------- training
