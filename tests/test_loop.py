@@ -107,7 +107,8 @@ def test_rejections_and_dual_selection_match_the_solves(tmp_path):
         accepted = d.converged | w.converged
         from_policy = w.converged & (~d.converged | (w.cost <= d.cost))
         np.testing.assert_array_equal(batch["accepted"], accepted)
-        np.testing.assert_array_equal(batch["source"], np.where(~accepted, "none", np.where(from_policy, "policy", "default")))
+        expected = np.where(~accepted, "none", np.where(from_policy, "policy", "default"))
+        np.testing.assert_array_equal(batch["source"], expected)
         chosen_xs.append(np.where(from_policy[:, None, None], w.xs, d.xs)[accepted])
         accepted_all.append(accepted)
     accepted_all = np.concatenate(accepted_all)
@@ -142,8 +143,11 @@ def test_interrupted_run_resumes_without_losing_or_changing_data(tmp_path):
     assert not (run / "iter_002/batches/batch_001.npz").exists() and not (run / "iter_002/metrics.json").exists()
 
     events = []
-    resumed = run_loop(cfg, progress=False, callback=lambda ev, info: events.append((ev, info.get("iteration"),
-                                                                                     info.get("batch", info.get("epoch")))))
+
+    def record(ev, info):
+        events.append((ev, info.get("iteration"), info.get("batch", info.get("epoch"))))
+
+    resumed = run_loop(cfg, progress=False, callback=record)
     assert ("batch", 2, 0) not in events and ("batch", 2, 1) in events  # the saved batch was loaded
     assert not any(ev == "epoch" and it == 2 for ev, it, _ in events)   # training had finished: not redone
     assert [e for e in events if e[0] == "batch" and e[1] == 1] == []    # iteration 1 was finished
@@ -170,7 +174,8 @@ def test_training_resumes_mid_run_from_its_checkpoint(tmp_path):
     with pytest.raises(Stop):
         run_loop(cfg, progress=False, callback=stop_at("epoch", iteration=2, epoch=2))
     events = []
-    run_loop(cfg, progress=False, callback=lambda ev, info: events.append((ev, info.get("iteration"), info.get("epoch"))))
+    run_loop(cfg, progress=False,
+             callback=lambda ev, info: events.append((ev, info.get("iteration"), info.get("epoch"))))
     assert [e for e in events if e[0] == "epoch" and e[1] == 2] == [("epoch", 2, 3), ("epoch", 2, 4)]
 
 

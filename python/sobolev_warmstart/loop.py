@@ -58,8 +58,8 @@ from .tasks import Task, make_task
 from .train import train
 from .warmstart import select_dual
 
-__all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances", "diverged_rollouts",
-           "load_trajectories", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
+__all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
+           "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
 
 #: Config keys that may differ between a run and its resumption (they change neither data nor results).
 RESUME_FREE_KEYS = ("run_dir", "solver.num_threads", "train.num_threads", "train.progress")
