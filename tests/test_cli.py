@@ -1,5 +1,7 @@
-"""Command line: the main job's summary table and argument errors."""
+"""Command line: the main job's summary table, the collect/train/export/evaluate/bench/loop commands and their
+errors."""
 
+import json
 import subprocess
 import sys
 
@@ -20,3 +22,76 @@ def test_unknown_variant_is_a_clear_error(capsys):
 def test_entry_point_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "sobolev_warmstart.cli", "tasks"], capture_output=True, text=True, check=True)
     assert "quadrotor: columns_0" in out.stdout
+
+
+# ------------------------------------------------------------------ collect, train, export, evaluate, bench, loop
+def test_collect_train_export_evaluate_bench(tmp_path, capfd):
+    data, policy, exported = tmp_path / "d.npz", tmp_path / "policy.pt", tmp_path / "export.pt"
+    assert main(["collect", "-o", str(data), "-n", "6", "--seed", "3", "-q", "--set", "solver.max_iters=300"]) == 0
+    out = capfd.readouterr().out
+    assert "pendulum/default" in out and "budget 300" in out
+    import sobolev_warmstart as sw
+    ds = sw.load_dataset(data)
+    task = sw.make_task("pendulum")
+    ref = sw.solve(task, *task.sample_instances(6, seed=3), options=sw.SolverOptions(max_iters=300))
+    assert ds.data.num_instances == int(ref.converged.sum()) and len(ds) == 100 * ds.data.num_instances
+    assert f"{int(ref.converged.sum())}/6 ({6 - int(ref.converged.sum())} rejected, budget 300)" in out
+
+    assert main(["train", str(data), "-o", str(policy), "--policy", "sob_mlp", "--epochs", "2", "--sobolev-weight",
+                 "0.01", "--threads", "1", "-q", "--set", "mlp.hidden_dims=[16,16]"]) == 0
+    loaded = sw.load_policy(policy)
+    assert loaded.kind == "mlp" and loaded.mlp_config.hidden_dims == (16, 16)
+    assert main(["export", str(policy), str(exported)]) == 0
+    assert "exported mlp policy for pendulum" in capfd.readouterr().out
+
+    assert main(["evaluate", "--policy", f"sob_mlp={exported}", "-n", "3", "--seeds", "0", "--threads", "1",
+                 "--json", str(tmp_path / "ev.json")]) == 0
+    out = capfd.readouterr().out
+    assert "TO alone" in out and "Sob+MLP" in out and (tmp_path / "ev.json").is_file()
+
+    # the C++ benchmark executable, run as a child process (capfd sees its output)
+    assert main(["bench", str(exported), "-n", "2", "--threads", "1"]) == 0
+    out = capfd.readouterr().out
+    assert "TO alone" in out and "warm start" in out and "rollouts/s" in out
+
+
+def test_command_errors_are_one_line_with_status_2(tmp_path, capsys):
+    cases = [
+        (["loop", "--set", "trian.epochs=3"], "error: loop.trian: unknown key; expected one of action_steps,"),
+        (["loop", "--set", "train.epochs=ten"], "error: loop.train.epochs: expected an integer, got 'ten' (str)"),
+        (["collect", "-o", str(tmp_path / "d.npz"), "--set", "solver.max_iter=3"],
+         "error: collect.solver.max_iter: unknown key; expected one of dual_init, max_iters,"),
+        (["train", str(tmp_path / "d.npz"), "-o", str(tmp_path / "p.pt"), "--policy", "diff", "--sobolev-weight", "1"],
+         "error: train.sobolev_weight: policy 'diff' trains without the Sobolev term"),
+        (["export", str(tmp_path / "p.pt"), str(tmp_path / "p.onnx")],
+         "error: output: expected a .pt (TorchScript) or .pt2 (AOTInductor) file name"),
+        (["evaluate", "--policy", str(tmp_path / "p.pt")], "error: --policy"),
+        (["experiment", "everything"], "error: name: unknown experiment 'everything'"),
+    ]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("iterations = [\n")
+    cases.append((["loop", "--config", str(bad)], f"error: {bad}: invalid TOML"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(message), (argv, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_loop_command_runs_and_resumes_from_a_config_file(tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('task = "pendulum"\niterations = 2\ninstances = 4\ncollect_batch = 4\n'
+                   '[train]\npolicy = "sob_mlp"\nsobolev_weight = 0.01\nepochs = 2\nnum_threads = 1\n'
+                   "[train.mlp]\nhidden_dims = [16, 16]\n[eval]\ninstances = 4\n")
+    run = tmp_path / "run"
+    argv = ["loop", "--config", str(cfg), "--run-dir", str(run), "--set", "seed=5", "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "held-out evaluation: pendulum/default, 4 instances" in out and "warm start" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert [m["instance_seed"] for m in summary["iterations"]] == [5, 6] and summary["evaluation"]["instances"] == 4
+    assert json.loads((run / "config.json").read_text())["seed"] == 5
+    assert main(argv) == 0  # finished: resumes to the same table
+    assert "held-out evaluation" in capsys.readouterr().out
+    assert main([*argv[:-1], "--set", "train.epochs=3"]) == 2
+    assert "differing in train.epochs (saved 2, now 3)" in capsys.readouterr().err

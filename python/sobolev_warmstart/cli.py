@@ -1,14 +1,27 @@
-"""Command line: ``sobolev-warmstart {tasks,solve,bench-solve}``.
+"""Command line: ``sobolev-warmstart COMMAND``.
 
 tasks        list the tasks and their variants (``--describe`` prints weights and settings)
-solve        solve a seeded batch of instances of a task and print a summary table (the main job
-             until the collect/train loop lands)
+solve        solve a seeded batch of instances of a task and print a summary table
 bench-solve  run the C++ batch-solve benchmark (throughput vs threads, setup share)
+collect      solve seeded instances with TO alone and save the converged ones as a dataset (.npz)
+train        train a policy (mlp, sob_mlp, diff, sob_diff) on a dataset and save it (policy.pt)
+export       export a saved policy for the C++ runner: TorchScript (.pt) or AOTInductor (.pt2)
+evaluate     TO alone vs warm starts from exported policies on held-out instances, over rollout seeds
+loop         the whole collect/train loop (Algorithm 1) in a resumable run directory
+bench        run the C++ warm-start benchmark on an exported policy
+experiment   run the experiment presets (sample efficiency, action length, UR5 loop, quadrotor)
+report       assemble REPORT.md from experiment results
+
+Configs (collect, train, loop) come from presets, ``--config FILE`` (.toml/.json) and ``--set KEY=VALUE``
+(dotted keys, JSON values); a bad config prints ``error: <message>`` and exits with status 2. See docs/loop.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import subprocess
 import sys
 import time
@@ -17,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from . import _core
+from .config import PRESETS, CollectConfig, apply_overrides, from_dict, load_config_file, load_loop_config, to_dict
 from .solver import SolverOptions, solve
 from .tasks import available_tasks, make_task, robots_dir
+from .train import TrainConfig
 
 
 def _summary_table(rows: list[tuple[str, str]]) -> str:
@@ -70,6 +85,175 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _config_data(args: argparse.Namespace, flags: dict) -> dict:
+    """``--config`` file, then the command's explicit flags (``flags``: dotted key -> value or None), then
+    ``--set`` overrides."""
+    data = load_config_file(args.config) if getattr(args, "config", None) else {}
+    given = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    return apply_overrides(data, [*given, *(args.set or [])], args.command)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .loop import collect_dataset
+    flags = {"task": args.task, "variant": args.variant, "instances": args.n, "seed": args.seed,
+             "solver.max_iters": args.max_iters, "solver.num_threads": args.threads, "chunk.horizon": args.horizon,
+             "chunk.history": args.history, "chunk.action_steps": args.action_steps}
+    config = from_dict(CollectConfig, _config_data(args, flags), "collect")
+    dataset, m = collect_dataset(config, args.output, progress=not args.quiet)
+    d = m["default"]
+    print(_summary_table([
+        ("task", f"{m['task']}/{m['variant']}"),
+        ("instances", f"{m['instances']} (seed {m['seed']})"),
+        ("converged (kept)", f"{m['accepted']}/{m['instances']} ({m['rejected']} rejected, budget {m['max_iters']})"),
+        ("iterations", f"mean {d['iterations_mean']:.1f}, median {d['iterations_median']:.0f}"),
+        ("solve time / instance", f"mean {1e3 * d['solve_time_mean']:.1f} ms"),
+        ("dataset", f"{args.output}: {dataset.data.num_instances} trajectories, {len(dataset)} chunks "
+                    f"(H={config.chunk.horizon}, h={config.chunk.history}, A={config.chunk.action_steps})"),
+        ("wall time", f"{m['collect_time_s']:.2f} s"),
+    ]))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .policy import save_policy
+    from .train import train
+    flags = {"policy": args.policy, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+             "sobolev_weight": args.sobolev_weight, "seed": args.seed, "num_threads": args.threads,
+             "checkpoint_dir": args.checkpoint_dir}
+    data = _config_data(args, flags)
+    data.setdefault("progress", not args.quiet)
+    config = from_dict(TrainConfig, data, "train")
+    dataset = load_dataset(args.dataset)
+    start = time.perf_counter()
+    policy = train(dataset, config)
+    wall = time.perf_counter() - start
+    save_policy(policy, args.output)
+    last = policy.train_history[-1] if policy.train_history else {}
+    print(_summary_table([
+        ("policy", f"{config.policy} -> {args.output}"),
+        ("dataset", f"{args.dataset}: {dataset.data.num_instances} trajectories, {len(dataset)} samples"),
+        ("epochs", f"{config.epochs} (batch {config.batch_size}, lr {config.lr:g}, lambda {config.sobolev_weight:g})"),
+        ("final loss", ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch") or "-"),
+        ("wall time", f"{wall:.1f} s"),
+    ]))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_aoti, export_torchscript
+    from .policy import load_policy
+    suffix = Path(args.output).suffix
+    if suffix not in (".pt", ".pt2"):
+        raise ValueError(f"output: expected a .pt (TorchScript) or .pt2 (AOTInductor) file name, got {args.output!r}")
+    policy = load_policy(args.policy)
+    start = time.perf_counter()
+    if suffix == ".pt":
+        export_torchscript(policy, args.output)
+    else:
+        print("compiling with AOTInductor (about a minute)...", file=sys.stderr, flush=True)
+        export_aoti(policy, args.output)
+    print(f"exported {policy.kind} policy for {policy.task.name} to {args.output} "
+          f"({'TorchScript' if suffix == '.pt' else 'AOTInductor'}, {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import METHODS, evaluate_methods
+    policies = {}
+    for item in args.policy:
+        method, sep, path = item.partition("=")
+        if not sep or method not in METHODS[1:] or not path:
+            raise ValueError(f"--policy {item!r}: expected METHOD=PATH with METHOD one of {', '.join(METHODS[1:])} "
+                             f"and PATH an exported .pt/.pt2 file")
+        if not Path(path).is_file():
+            raise ValueError(f"--policy {item!r}: no such file {path!r}")
+        policies[method] = path
+    task = make_task(args.task, args.variant)
+    x0s, params = task.sample_instances(args.n, seed=args.seed)
+    options = SolverOptions(max_iters=args.max_iters, num_threads=args.threads)
+    result = evaluate_methods(task, policies, x0s, params, seeds=args.seeds, action_steps=args.action_steps,
+                              options=options)
+    print(f"{task.name}/{task.variant}: {args.n} instances (seed {args.seed}), rollout seeds {list(args.seeds)}, "
+          f"budget {args.max_iters} iterations; mean ± 95% t interval over seeds")
+    print(result.table("text"))
+    if args.json:
+        result.to_json(args.json)
+    if args.csv:
+        result.to_csv(args.csv)
+    return 0
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    from .loop import run_loop
+    fields = {"run_dir": args.run_dir} if args.run_dir else {}
+    preset_name = args.preset if args.preset else (None if args.config else "default")
+    config = load_loop_config(preset_name, args.config, args.set or [], **fields)
+    if config.run_dir is None:
+        name = Path(args.config).stem if args.config and not args.preset else (args.preset or "default")
+        config = dataclasses.replace(config, run_dir=str(Path("runs") / name))
+    if args.print_config:
+        print(json.dumps(to_dict(config), indent=2))
+        return 0
+    print(f"loop: {config.task}/{config.variant or 'default'}, {config.iterations} iterations x {config.instances} "
+          f"instances, {config.train.policy} policy, run directory {config.run_dir}", flush=True)
+    try:
+        result = run_loop(config, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume from {config.run_dir}", file=sys.stderr)
+        return 130
+    if args.quiet and result.table:
+        print(result.table)
+    print(f"done in {result.wall_time:.1f} s; final policy {result.export_path}; summary {result.run_dir}/summary.json")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    exe = Path(_core.__file__).parent / "bin" / "sw_bench_warm_start"
+    if not exe.exists():
+        raise RuntimeError(f"benchmark executable not found: {exe} (build with SW_BUILD_BENCHMARKS=ON)")
+    if not Path(args.policy).is_file():
+        raise ValueError(f"policy: no such file {args.policy!r} (an exported .pt or .pt2 policy)")
+    threads = args.threads or os.cpu_count() or 1
+    cmd = [str(exe), str(robots_dir()), str(args.policy), args.task, args.variant, str(args.n), str(threads),
+           str(args.action_steps), str(args.seed)]
+    return subprocess.call(cmd)
+
+
+def _experiments():
+    try:
+        from . import experiments
+    except ImportError as exc:  # pragma: no cover - a partial installation
+        raise RuntimeError(f"the experiments module is not available: {exc}") from None
+    return experiments
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    exp = _experiments()
+    for name in args.names:
+        if name not in exp.PRESETS:
+            raise ValueError(f"name: unknown experiment {name!r}; expected one of {', '.join(exp.PRESETS)}")
+    for name in args.names:
+        summary = exp.run_experiment(name, args.out, args.scale)
+        print(f"{name} ({args.scale}): {summary['run_time_s']:.1f} s -> {Path(args.out) / name}")
+        for title, table in summary.get("tables", {}).items():
+            print(f"\n{title}\n{table}")
+    if args.report:
+        print(f"report: {exp.write_report(args.out)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(_experiments().write_report(args.out))
+    return 0
+
+
+def _add_config_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"{what} config file (.toml or .json)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key (dotted, e.g. solver.max_iters=200; JSON values); repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sobolev-warmstart", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +280,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, default=64)
     p.add_argument("--max-threads", type=_positive_int, default=2)
     p.set_defaults(func=cmd_bench_solve)
+
+    p = sub.add_parser("collect", help="TO-alone dataset: solve seeded instances, keep the converged ones")
+    p.add_argument("-o", "--output", required=True, help="dataset file to write (.npz)")
+    p.add_argument("--task", help="task name (default: pendulum)")
+    p.add_argument("--variant", help="variant (default: the task's first)")
+    p.add_argument("-n", type=_positive_int, help="number of instances (default 64)")
+    p.add_argument("--seed", type=_non_negative_int, help="instance seed (default 0)")
+    p.add_argument("--max-iters", type=_positive_int, help="solver budget (default 500)")
+    p.add_argument("--threads", type=_non_negative_int, help="solver threads (0: all cores)")
+    p.add_argument("--horizon", type=_positive_int, help="chunk horizon H (default 16)")
+    p.add_argument("--history", type=_positive_int, help="chunk history h (default 1)")
+    p.add_argument("--action-steps", type=_positive_int, help="executed actions A (default 8)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_config_args(p, "collect")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="train a policy on a dataset and save it")
+    p.add_argument("dataset", help="dataset file (.npz, from collect or a loop's trajectories.npz)")
+    p.add_argument("-o", "--output", required=True, help="policy file to write (policy.pt)")
+    p.add_argument("--policy", choices=["mlp", "sob_mlp", "diff", "sob_diff"], help="policy kind (default sob_diff)")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--sobolev-weight", type=float, help="lambda (default 1 for sob_*, 0 otherwise)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=_positive_int, help="torch threads")
+    p.add_argument("--checkpoint-dir", help="resumable checkpoints here (rerun to resume)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_config_args(p, "training (TrainConfig keys)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a saved policy: .pt (TorchScript) or .pt2 (AOTInductor)")
+    p.add_argument("policy", help="saved policy (policy.pt) or training checkpoint")
+    p.add_argument("output", help="exported file: .pt (TorchScript, ~1 s) or .pt2 (AOTInductor, ~1 min)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="TO alone vs warm starts from exported policies, over rollout seeds")
+    p.add_argument("--policy", action="append", required=True, metavar="METHOD=PATH",
+                   help="an exported policy and its method (mlp, sob_mlp, diff, sob_diff); repeatable")
+    p.add_argument("--task", default="pendulum", choices=sorted(available_tasks()))
+    p.add_argument("--variant", default="")
+    p.add_argument("-n", type=_positive_int, default=32, help="number of held-out instances")
+    p.add_argument("--seed", type=_non_negative_int, default=1_000_000, help="instance seed (held out)")
+    p.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2], help="rollout noise seeds")
+    p.add_argument("--action-steps", type=_positive_int, help="executed actions per replan (diffusion)")
+    p.add_argument("--max-iters", type=_positive_int, default=500)
+    p.add_argument("--threads", type=_non_negative_int, default=0)
+    p.add_argument("--json", help="write the evaluation as JSON here")
+    p.add_argument("--csv", help="write the table as CSV here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("loop", help="the collect/train loop (Algorithm 1), resumable")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="embedded config to start from (default: 'default' "
+                   "unless --config is given)")
+    p.add_argument("--run-dir", help="run directory (default: the config's run_dir, else runs/<preset>)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_config_args(p, "loop")
+    p.set_defaults(func=cmd_loop)
+
+    p = sub.add_parser("bench", help="C++ benchmark of the warm-start path on an exported policy")
+    p.add_argument("policy", help="exported policy (.pt or .pt2)")
+    p.add_argument("--task", default="pendulum", choices=sorted(available_tasks()))
+    p.add_argument("--variant", default="")
+    p.add_argument("-n", type=_positive_int, default=64)
+    p.add_argument("--threads", type=_non_negative_int, default=0, help="0: all cores")
+    p.add_argument("--action-steps", type=_non_negative_int, default=0, help="0: the policy's own")
+    p.add_argument("--seed", type=_non_negative_int, default=1)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("experiment", help="run experiment presets (sobolev_warmstart.experiments)")
+    p.add_argument("names", nargs="+", help="sample_efficiency, action_length, ur5_loop, quadrotor_columns")
+    p.add_argument("--out", default="results", help="output folder (default: results)")
+    p.add_argument("--scale", choices=["smoke", "full"], default="smoke")
+    p.add_argument("--report", action="store_true", help="then write OUT/REPORT.md")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("report", help="assemble OUT/REPORT.md from experiment results")
+    p.add_argument("--out", default="results")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -117,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:  # ConfigError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,457 @@
+"""Evaluation of warm-start methods: the reference's metrics per method and seed, with 95% confidence intervals.
+
+``evaluate_methods(task, policies, x0s, params, seeds)`` runs, on the same instances ``(x0s (N, nx), params (N, nz))``:
+
+- ``"to"``: the solver alone from the task's default guess (always included),
+- each learned method present in ``policies`` (``"mlp"``, ``"sob_mlp"``, ``"diff"``, ``"sob_diff"``): the policy's
+  rollout (seeded by ``seed``) refined by the solver (:func:`~sobolev_warmstart.warmstart.warm_start`).
+
+Metrics per (method, seed), each a mean over the ``N`` instances:
+
+==================  ==========================================================================================
+``policy_cost``     task objective along the policy's rollout, before refinement (NaN for ``"to"``)
+``cost``            objective after refinement, over the converged instances only (NaN if none converged)
+``iterations``      solver iterations, refined instances (a failed solve counts its whole budget)
+``converged``       convergence rate of the refinement, over all instances (a diverged rollout counts as failed)
+``diverged``        fraction of rollouts that diverged (0 for ``"to"``), see below
+``rollout_time``    policy rollout per instance [s] (0 for ``"to"``)
+``solve_time``      solver time per refined instance [s]
+``total_time``      rollout + solve per refined instance [s]
+==================  ==========================================================================================
+
+A rollout *diverged* when a state coordinate is non-finite or exceeds ``divergence_bound`` in magnitude (1e3 by
+default: far outside every task's workspace). Such an instance is not refined (its guess is worthless, and the
+solver has been seen to abort the process from quadrotor guesses with coordinates around 1e7); it counts as not
+converged, and is left out of the iteration and time means. The evaluation composes :func:`~.rollout.rollout`,
+the task's trajectory cost and :func:`~.solver.solve` (what :func:`~.warmstart.warm_start` does, with the same
+results) so that it can check the rollouts before the solves.
+
+Aggregation over seeds: the mean and the half-width of a two-sided 95% confidence interval from Student's t
+distribution, ``t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the sample standard deviation over seeds (NaN for one
+seed). The seed is the rollout noise seed; the solver is deterministic, so TO alone differs across seeds only
+in its timings. For training-seed studies pass one policy per training seed and evaluate them separately.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import _core
+from .data import atomic_write_bytes
+from .policy import DiffusionPolicy, MLPPolicy
+from .rollout import PolicyRunner, _check_action_steps, _instances, load_policy_runner, rollout
+from .solver import SolveResult, SolverOptions, solve
+from .tasks import Task
+from .warmstart import WarmStartResult
+
+__all__ = ["METHODS", "METHOD_LABELS", "METRICS", "EvaluationResult", "evaluate_methods", "mean_ci", "t_quantile_975",
+           "read_rows_csv"]
+
+#: Methods in report order; "to" is the solver alone.
+METHODS = ("to", "mlp", "sob_mlp", "diff", "sob_diff")
+#: Names used in tables and plots (after the reference).
+METHOD_LABELS = {"to": "TO alone", "mlp": "MLP", "sob_mlp": "Sob+MLP", "diff": "Diff", "sob_diff": "Sob+Diff"}
+#: Metrics per (method, seed); see the module docstring.
+METRICS = ("policy_cost", "cost", "iterations", "converged", "diverged", "rollout_time", "solve_time",
+           "total_time")
+_DIFFUSION = ("diff", "sob_diff")
+_FORMAT = "sobolev_warmstart.evaluation"
+_FORMAT_VERSION = 1
+
+# Two-sided 95% quantiles t_{0.975, df} of Student's t distribution for df = 1..30.
+_T975 = (12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252, 2.306004135,
+         2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688, 2.131449546, 2.119905299,
+         2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845, 2.073873068, 2.068657610, 2.063898562,
+         2.059538553, 2.055529439, 2.051830516, 2.048407142, 2.045229642, 2.042272456)
+_Z975 = 1.959963984540054
+
+
+def t_quantile_975(df: int) -> float:
+    """``t_{0.975, df}``: the table for ``df <= 30``, beyond it the Cornish-Fisher expansion around the normal
+    quantile (error below 3e-6)."""
+    if not isinstance(df, (int, np.integer)) or df < 1:
+        raise ValueError(f"df: expected a positive integer, got {df!r}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = _Z975
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
+    """``(mean, half-width of the 95% t interval, n)`` over the finite entries of ``values``.
+    The half-width is NaN for fewer than two finite values; the mean is NaN for none."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(v.mean())
+    if n == 1:
+        return mean, float("nan"), 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        return mean, float(t_quantile_975(n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+
+
+# --------------------------------------------------------------------------------------------------- result
+@dataclass
+class EvaluationResult:
+    """Metrics of :func:`evaluate_methods`.
+
+    per_seed: one dict per (method, seed): ``method``, ``seed``, ``instances``, ``action_steps`` (0 for TO and
+    direct policies: one action per step), and the :data:`METRICS`. rows: one dict per method: ``method``,
+    ``label``, ``seeds`` (count), ``instances``, ``action_steps``, and per metric ``<metric>`` (mean over seeds)
+    and ``<metric>_ci95`` (half-width). raw: ``{(method, seed): WarmStartResult or SolveResult}``, the full
+    per-instance results (not saved). meta: task, variant, seeds, solver options.
+    """
+
+    per_seed: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    raw: dict[tuple[str, int], WarmStartResult | SolveResult] = field(default_factory=dict, repr=False)
+
+    @property
+    def methods(self) -> list[str]:
+        return [r["method"] for r in self.rows]
+
+    def row(self, method: str) -> dict[str, Any]:
+        for r in self.rows:
+            if r["method"] == method:
+                return r
+        raise KeyError(f"method: {method!r} was not evaluated (have {self.methods})")
+
+    def table(self, fmt: str = "markdown") -> str:
+        """The aggregated rows as an aligned table: ``"markdown"`` (pipes, header rule) or ``"text"``.
+        Cells read ``mean ± ci95``; times in milliseconds, the convergence rate in percent."""
+        if fmt not in ("markdown", "text"):
+            raise ValueError(f"fmt: expected 'markdown' or 'text', got {fmt!r}")
+        header = ["method", "policy cost", "refined cost", "iterations", "converged [%]", "diverged [%]",
+                  "rollout [ms]", "solve [ms]", "total [ms]"]
+        scale = {"converged": 100.0, "diverged": 100.0, "rollout_time": 1e3, "solve_time": 1e3, "total_time": 1e3}
+        body = []
+        for r in self.rows:
+            cells = [r["label"] if not r.get("action_steps") else f"{r['label']} (A={r['action_steps']})"]
+            for m in METRICS:
+                cells.append(_format_ci(r[m], r[f"{m}_ci95"], scale.get(m, 1.0)))
+            body.append(cells)
+        return _aligned(header, body, fmt)
+
+    def to_csv(self, path: str | os.PathLike, per_seed: bool = False) -> None:
+        """Write the aggregated rows (or the per-seed ones) as CSV (NaN written as ``nan``); atomic."""
+        rows = self.per_seed if per_seed else self.rows
+        write_rows_csv(rows, path)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write meta, rows and per-seed rows as JSON (NaN as null); atomic. :meth:`from_json` reads it back."""
+        doc = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "meta": self.meta, "rows": self.rows,
+               "per_seed": self.per_seed}
+        text = json.dumps(_nan_to_none(doc), indent=2).encode()
+        atomic_write_bytes(path, lambda f: f.write(text))
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "EvaluationResult":
+        doc = json.loads(Path(path).read_text())
+        if doc.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not an evaluation file (format {doc.get('format')!r})")
+        if doc.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(f"{path}: evaluation format version {doc.get('format_version')} is not supported "
+                             f"(this code reads version {_FORMAT_VERSION})")
+        return cls(per_seed=_none_to_nan(doc["per_seed"]), rows=_none_to_nan(doc["rows"]), meta=doc["meta"])
+
+
+def _format_ci(mean: float, ci: float, scale: float = 1.0) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    mean, ci = mean * scale, ci * scale
+    if abs(mean) >= 1e5:
+        return f"{mean:.3g}" if not math.isfinite(ci) else f"{mean:.3g} ± {ci:.2g}"
+    significant_ci = math.isfinite(ci) and ci > 1e-3 * abs(mean)
+    digits = _digits(ci if significant_ci else mean)
+    s = f"{mean:.{digits}f}"
+    return s if not math.isfinite(ci) else f"{s} ± {ci:.{digits}f}"
+
+
+def _digits(x: float) -> int:
+    """Decimals showing about three significant digits of ``x`` (at most 4)."""
+    if x == 0 or not math.isfinite(x):
+        return 2
+    return int(min(4, max(0, 2 - math.floor(math.log10(abs(x))))))
+
+
+def _aligned(header: list[str], body: list[list[str]], fmt: str) -> str:
+    widths = [max(len(c) for c in col) for col in zip(header, *body)]
+
+    def line(cells):
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "| " + " | ".join(padded) + " |" if fmt == "markdown" else "  ".join(padded)
+
+    rule = ("|" + "|".join([":" + "-" * (widths[0] + 1)] + ["-" * (w + 1) + ":" for w in widths[1:]]) + "|"
+            if fmt == "markdown" else "  ".join("-" * w for w in widths))
+    return "\n".join([line(header), rule] + [line(c) for c in body])
+
+
+def _nan_to_none(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_nan_to_none(v) for v in x]
+    return x
+
+
+def _none_to_nan(rows: list[dict]) -> list[dict]:
+    return [{k: float("nan") if v is None else v for k, v in r.items()} for r in rows]
+
+
+def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """Rows of plain values as CSV with a header (the union of keys, in first-seen order); atomic."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _csv_value(r.get(k, "")) for k in keys})
+    data = buf.getvalue().encode()
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
+def _csv_value(v):
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else "nan"
+    return v
+
+
+def read_rows_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a CSV written by :meth:`EvaluationResult.to_csv`: numbers as int/float (``nan`` as NaN)."""
+    with open(path, newline="") as f:
+        return [{k: _parse(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _parse(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def _check_policies(task: Task, policies) -> dict[str, PolicyRunner | DiffusionPolicy | MLPPolicy]:
+    """Validate the methods and the policies (kind and task) before anything runs; load files once."""
+    if not isinstance(policies, Mapping):
+        raise TypeError(f"policies: expected a dict {{method: policy path or policy}}, got {type(policies).__name__}")
+    if not policies:
+        raise ValueError(f"policies: expected at least one learned method among {METHODS[1:]} "
+                         "(TO alone is always evaluated beside them), got an empty dict")
+    out = {}
+    for method, policy in policies.items():
+        if method == "to":
+            raise ValueError("policies: 'to' (TO alone) is always evaluated and takes no policy; remove it")
+        if method not in METHODS:
+            raise ValueError(f"policies: unknown method {method!r}, expected one of {METHODS[1:]}")
+        if isinstance(policy, (str, os.PathLike)):
+            if not Path(policy).is_file():
+                raise FileNotFoundError(f"policies[{method!r}]: no exported policy file at {policy}")
+            policy = load_policy_runner(policy)
+        if isinstance(policy, PolicyRunner):
+            policy.check_task(task)
+            kind, name = policy.kind, policy.path
+        elif isinstance(policy, (DiffusionPolicy, MLPPolicy)):
+            info = policy.task
+            for key in ("name", "nx", "nu", "na", "no", "nz", "horizon"):
+                if getattr(info, key) != getattr(task, key):
+                    raise ValueError(f"policies[{method!r}]: trained for {key} = {getattr(info, key)!r}, "
+                                     f"task {task.name}/{task.variant} has {getattr(task, key)!r}")
+            kind, name = policy.kind, type(policy).__name__
+        else:
+            raise TypeError(f"policies[{method!r}]: expected a path to an exported .pt/.pt2 file, a PolicyRunner "
+                            f"or a DiffusionPolicy/MLPPolicy, got {type(policy).__name__}")
+        want = "diffusion" if method in _DIFFUSION else "mlp"
+        if kind != want:
+            raise ValueError(f"policies[{method!r}]: method {method!r} needs a {want} policy, got a {kind} policy "
+                             f"({name})")
+        out[method] = policy
+    return {m: out[m] for m in METHODS if m in out}
+
+
+def _check_seeds(seeds) -> tuple[int, ...]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seeds = (seeds,)
+    try:
+        seeds = tuple(seeds)
+    except TypeError:
+        raise TypeError(f"seeds: expected a sequence of non-negative integers, got {type(seeds).__name__}") from None
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed, got none")
+    for s in seeds:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"seeds: expected non-negative integers, got {s!r}")
+    return tuple(int(s) for s in seeds)
+
+
+def metrics_from_solve(result: SolveResult, refined: np.ndarray | None = None) -> dict[str, float]:
+    """The metrics of TO alone from one batch solve (``refined``: the instances actually solved, default all)."""
+    conv = np.asarray(result.converged, bool)
+    ok = np.ones(len(result), bool) if refined is None else np.asarray(refined, bool)
+    return {"policy_cost": float("nan"),
+            "cost": float(np.mean(result.cost[conv])) if conv.any() else float("nan"),
+            "iterations": float(np.mean(result.iterations[ok])) if ok.any() else float("nan"),
+            "converged": float(conv.mean()),
+            "diverged": float(np.mean(~ok)),
+            "rollout_time": 0.0,
+            "solve_time": float(np.mean(result.solve_time[ok])) if ok.any() else float("nan"),
+            "total_time": float(np.mean(result.solve_time[ok])) if ok.any() else float("nan")}
+
+
+def metrics_from_warm_start(result: WarmStartResult, diverged: np.ndarray | None = None) -> dict[str, float]:
+    """The metrics of a learned method from one warm-started batch (``diverged``: instances not refined)."""
+    ok = np.ones(len(result), bool) if diverged is None else ~np.asarray(diverged, bool)
+    out = metrics_from_solve(result.warm, ok)
+    rollout_time = np.asarray(result.rollout.time, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out["policy_cost"] = float(np.mean(result.policy_cost))
+    out["rollout_time"] = float(np.mean(rollout_time))
+    out["total_time"] = float(np.mean((rollout_time + result.warm.solve_time)[ok])) if ok.any() else float("nan")
+    return out
+
+
+def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
+    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
+    xs = np.asarray(xs, dtype=np.float64)
+    finite = np.isfinite(xs).all(axis=(1, 2))
+    big = np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound
+    return ~finite | big
+
+
+def _expand(part: SolveResult, ok: np.ndarray, xs: np.ndarray, us: np.ndarray, params: np.ndarray,
+            reason: str) -> SolveResult:
+    """A SolveResult over all instances from the solve of the ``ok`` ones; the others keep their guess
+    ``(xs, us)`` (the rollout as it is), are not converged, with NaN cost and zero iterations and time."""
+    n = ok.shape[0]
+    out = {}
+    for f in dataclasses.fields(SolveResult):
+        if f.name in ("errors", "params"):
+            continue
+        v = np.asarray(getattr(part, f.name))
+        fill = {"xs": xs, "us": us}.get(f.name)
+        if fill is None:
+            fill = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+            if v.dtype.kind == "f" and f.name not in ("solve_time", "setup_time", "feedback_gains"):
+                fill[:] = np.nan
+        full = np.array(fill, dtype=v.dtype, copy=True)
+        full[ok] = v
+        out[f.name] = full
+    errors = [reason] * n
+    for i, e in zip(np.flatnonzero(ok), part.errors):
+        errors[i] = e
+    return SolveResult(errors=errors, params=params.copy(), **out)
+
+
+def _warm_start_checked(task: Task, x0s: np.ndarray, params: np.ndarray, policy, action_steps: int | None,
+                        seed: int, options: SolverOptions, bound: float) -> tuple[WarmStartResult, np.ndarray]:
+    """Roll out, score, and refine the rollouts that did not diverge; ``(result, diverged (N,))``."""
+    ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
+    diverged = diverged_rollouts(ro.xs, bound)
+    # the cost of a diverged rollout is that of its states clipped to the bound: large, finite, comparable
+    xs = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    us = np.nan_to_num(ro.us)
+    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, options.num_threads), dtype=np.float64)
+    ok = ~diverged
+    reason = f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"
+    t0 = time.perf_counter()
+    if ok.all():
+        warm = solve(task, x0s, params, ro.xs, ro.us, options)
+    else:
+        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
+        warm = _expand(part, ok, ro.xs, ro.us, params, reason)
+    warm_wall = time.perf_counter() - t0
+    result = WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=None,
+                             rollout_wall_time=ro.wall_time, warm_wall_time=warm_wall, default_wall_time=0.0)
+    return result, diverged
+
+
+def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per method (in :data:`METHODS` order) from per-seed rows: means and 95% half-widths."""
+    rows = []
+    for method in METHODS:
+        mine = [r for r in per_seed if r["method"] == method]
+        if not mine:
+            continue
+        row: dict[str, Any] = {"method": method, "label": METHOD_LABELS[method], "seeds": len(mine),
+                               "instances": mine[0]["instances"], "action_steps": mine[0]["action_steps"]}
+        for m in METRICS:
+            row[m], row[f"{m}_ci95"], _ = mean_ci([r[m] for r in mine])
+        rows.append(row)
+    return rows
+
+
+def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds: Sequence[int] = (0, 1, 2),
+                     action_steps: int | None = None, options: SolverOptions | None = None,
+                     warmup: bool = True, keep_raw: bool = True,
+                     divergence_bound: float = 1e3) -> EvaluationResult:
+    """Evaluate TO alone and the learned methods in ``policies`` on instances ``(x0s (N, nx), params (N, nz))``.
+
+    policies: ``{method: policy}`` with methods among ``"mlp"``, ``"sob_mlp"``, ``"diff"``, ``"sob_diff"`` and a
+    policy given as an exported ``.pt``/``.pt2`` path (loaded once, whole path in C++), a ``PolicyRunner`` or an
+    eager policy. seeds: rollout noise seeds; TO alone is solved once per seed too (its timings vary).
+    action_steps: A for the diffusion methods (None: each policy's own); direct policies act every step.
+    options: solver settings for every solve. warmup: roll each policy out once, untimed, before the measured
+    runs (TorchScript optimises on its first calls). keep_raw: keep the per-instance results in ``.raw``.
+    divergence_bound: rollouts with a state coordinate beyond it (or non-finite) are not refined (module docstring).
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+    options = SolverOptions() if options is None else options
+    if not isinstance(options, SolverOptions):
+        raise TypeError(f"options: expected a SolverOptions, got {type(options).__name__}")
+    steps = _check_action_steps(action_steps)
+    seeds = _check_seeds(seeds)
+    if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
+        raise ValueError(f"divergence_bound: expected a positive number, got {divergence_bound!r}")
+    x0s, params = _instances(task, x0s, params)
+    if x0s.shape[0] < 1:
+        raise ValueError(f"x0s: expected at least one instance, got shape {x0s.shape}")
+    runners = _check_policies(task, policies)
+    n = int(x0s.shape[0])
+    if warmup:
+        for method, policy in runners.items():
+            rollout(task, x0s, params, policy, action_steps=(steps or None) if method in _DIFFUSION else None,
+                    seed=seeds[0], num_threads=options.num_threads)
+
+    per_seed: list[dict[str, Any]] = []
+    raw: dict[tuple[str, int], Any] = {}
+    for seed in seeds:
+        result = solve(task, x0s, params, options=options)
+        per_seed.append({"method": "to", "seed": seed, "instances": n, "action_steps": 0, **metrics_from_solve(result)})
+        if keep_raw:
+            raw[("to", seed)] = result
+        for method, policy in runners.items():
+            a = steps if method in _DIFFUSION else None
+            ws, diverged = _warm_start_checked(task, x0s, params, policy, a or None, seed, options,
+                                               divergence_bound)
+            used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
+            per_seed.append({"method": method, "seed": seed, "instances": n, "action_steps": used,
+                             **metrics_from_warm_start(ws, diverged)})
+            if keep_raw:
+                raw[(method, seed)] = ws
+    meta = {"task": task.name, "variant": task.variant, "instances": n, "seeds": list(seeds),
+            "action_steps": steps or None, "divergence_bound": float(divergence_bound), "methods": ["to", *runners],
+            "options": {k: getattr(options, k) for k in ("tol", "mu_init", "max_iters", "num_threads",
+                                                          "refresh_gains", "dual_init", "step_acceptance")}}
+    return EvaluationResult(per_seed=per_seed, rows=aggregate(per_seed), meta=meta, raw=raw)

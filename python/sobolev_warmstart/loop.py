@@ -1,0 +1,583 @@
+"""The interplay loop (Algorithm 1 of the reference): collect solved instances, train, collect with the policy.
+
+``run_loop(config)`` runs :class:`~sobolev_warmstart.config.LoopConfig` in ``config.run_dir``:
+
+- iteration 1 solves ``instances`` new instances from the task's default guess ("TO alone"); the converged
+  solves are accepted, the others rejected and counted;
+- iteration ``k > 1`` trains a freshly initialised policy (seed ``train.seed + k``) on all trajectories accepted
+  so far, exports it, and solves each of ``instances`` new instances twice, from the default guess and from the
+  policy's rollout (what :func:`~sobolev_warmstart.warmstart.warm_start` does, with rollouts that diverge
+  beyond ``divergence_bound`` left unrefined); per instance the lower-cost converged solve is kept
+  (:func:`~sobolev_warmstart.warmstart.select_dual`), an instance where neither converged within the
+  iteration's budget ``config.max_iters(k)`` is rejected;
+- after the last iteration a final policy is trained on all accepted trajectories and evaluated on held-out
+  instances (``eval.seed``): TO alone vs warm start, printed as a table.
+
+Run directory (every file written atomically)::
+
+    config.json                  the resolved config (a different config on the same folder is refused)
+    iter_001/batches/batch_000.npz ...  one file per collect batch: per-instance results + accepted trajectories
+    iter_001/trajectories.npz    the iteration's accepted solutions with chained derivatives (load_dataset)
+    iter_001/instances.npz       per-instance results of the iteration (all batches merged)
+    iter_001/metrics.json        counts, sources, iterations, times, costs (written last: the iteration is done)
+    iter_002/train/              training checkpoint (resumable) ...
+    iter_002/policy.pt, iter_002/policy_export.pt   the policy used to collect iteration 2 (save_policy, export)
+    final/train/, final/policy.pt, final/policy_export.pt, final/eval_batches/, final/eval.json
+    summary.json, summary.csv    per-iteration metrics and the evaluation
+
+Resume: calling ``run_loop`` again with the same config continues where the last call stopped: finished
+iterations are skipped, saved batches are loaded instead of re-solved (an interruption loses at most one batch),
+training resumes from its last checkpoint. Rollout noise is seeded per (iteration, batch), training per
+iteration, and the solver does not depend on threads, so a resumed run gives the same data as an uninterrupted
+one (with the same ``train.num_threads``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import _core
+from .config import CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
+from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
+from .export import export_aoti, export_torchscript
+from .policy import save_policy
+from .rollout import load_policy_runner, rollout
+from .sensitivities import chained_derivatives
+from .solver import SolveResult, SolverOptions, solve
+from .tasks import Task, make_task
+from .train import train
+from .warmstart import select_dual
+
+__all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
+           "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
+
+#: Config keys that may differ between a run and its resumption (they change neither data nor results).
+RESUME_FREE_KEYS = ("run_dir", "solver.num_threads", "train.num_threads", "train.progress")
+_EXPORT_STEM = "policy_export"
+
+Callback = Callable[[str, dict], None]
+
+
+@dataclass
+class LoopResult:
+    """What :func:`run_loop` produced: ``iterations`` (the per-iteration ``metrics.json`` dicts),
+    ``evaluation`` (``final/eval.json`` or None), the final policy files and the printed comparison table."""
+
+    run_dir: Path
+    config: LoopConfig
+    iterations: list[dict]
+    evaluation: dict | None
+    policy_path: Path | None
+    export_path: Path | None
+    table: str
+    wall_time: float
+
+
+def iteration_dir(run_dir: str | Path, iteration: int) -> Path:
+    return Path(run_dir) / f"iter_{iteration:03d}"
+
+
+def rollout_seed(config: LoopConfig, stage: int, batch: int) -> int:
+    """Noise seed of the rollouts of one collect batch (``stage``: the iteration, 0 for the evaluation); fixed
+    per batch so that a resumed run draws the same noise."""
+    return (config.seed * 10_000 + stage) * 100_000 + batch
+
+
+def take_rows(result: SolveResult, index) -> SolveResult:
+    """The instances ``index`` (integer indices or a boolean mask) of a batch solve."""
+    idx = np.asarray(index)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    kw = {}
+    for f in dataclasses.fields(SolveResult):
+        v = getattr(result, f.name)
+        kw[f.name] = [v[i] for i in idx] if f.name == "errors" else np.asarray(v)[idx]
+    return SolveResult(**kw)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = (json.dumps(data, indent=2, default=_json_default) + "\n").encode()
+    atomic_write_bytes(path, lambda f: f.write(text))
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ------------------------------------------------------------------------------------------ collection
+def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
+    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
+    xs = np.asarray(xs, dtype=np.float64)
+    finite = np.isfinite(xs).all(axis=(1, 2))
+    return ~finite | (np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound)
+
+
+def _warm_solve(task: Task, x0s: np.ndarray, params: np.ndarray, runner, action_steps: int | None, seed: int,
+                options: SolverOptions, bound: float, default: SolveResult):
+    """The policy half of the dual solve: roll out (C++), score the rollouts, and refine those that stayed
+    within ``bound`` (a diverged guess is worthless, and guesses with huge coordinates have been seen to abort
+    the solver). ``(rollout, policy_cost (N,), warm SolveResult over all N, diverged (N,))``; a diverged
+    instance counts as a warm solve that did not converge (no iteration, NaN cost, its rollout as solution).
+    Without divergence this is ``warm_start(...).warm`` (same noise streams, same solver, same results).
+    ``default``: the batch's default-guess solve, the template of the result's shapes."""
+    ro = rollout(task, x0s, params, runner, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
+    diverged = diverged_rollouts(ro.xs, bound)
+    xs_c = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs_c, np.nan_to_num(ro.us),
+                                                    options.num_threads), dtype=np.float64)
+    ok = ~diverged
+    if ok.all():
+        return ro, policy_cost, solve(task, x0s, params, ro.xs, ro.us, options), diverged
+    warm = take_rows(default, np.arange(len(x0s)))  # copies with the right shapes, overwritten below
+    warm.xs, warm.us = np.nan_to_num(ro.xs), np.nan_to_num(ro.us)
+    warm.converged[:], warm.iterations[:], warm.feedback_gains[:] = False, 0, 0.0
+    for name in ("cost", "primal_infeasibility", "dual_infeasibility"):
+        getattr(warm, name)[:] = np.nan
+    warm.solve_time[:], warm.setup_time[:] = 0.0, 0.0
+    warm.errors = [f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"] * len(x0s)
+    if ok.any():
+        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
+        for f in dataclasses.fields(SolveResult):
+            if f.name == "errors":
+                for i, e in zip(np.flatnonzero(ok), part.errors):
+                    warm.errors[i] = e
+            else:
+                getattr(warm, f.name)[ok] = getattr(part, f.name)
+    return ro, policy_cost, warm, diverged
+
+
+def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: SolverOptions, runner,
+                   seed: int, action_steps: int | None, derivative_horizon: int | None,
+                   divergence_bound: float) -> dict[str, np.ndarray]:
+    """Solve one batch (TO alone without ``runner``; the dual solve with it) and return its per-instance
+    results; with ``derivative_horizon``, also the accepted trajectories (``traj_*``) and their chained
+    derivatives."""
+    start = time.perf_counter()
+    out: dict[str, np.ndarray] = {"x0s": x0s, "params": params, "max_iters": np.asarray(options.max_iters)}
+    if runner is None:
+        chosen = default = solve(task, x0s, params, options=options)
+        accepted = np.asarray(default.converged, bool)
+        source = np.where(accepted, "default", "none")
+        warm = None
+    else:
+        default = solve(task, x0s, params, options=options)
+        ro, policy_cost, warm, diverged = _warm_solve(task, x0s, params, runner, action_steps, seed, options,
+                                                      divergence_bound, default)
+        dual = select_dual(default, warm)
+        chosen, accepted, source = dual.result, np.asarray(dual.accepted, bool), np.asarray(dual.source)
+        out.update(rollout_seed=np.asarray(seed), rollout_time=np.asarray(ro.time), policy_cost=policy_cost,
+                   diverged=diverged)
+    for name, res in (("default", default), ("warm", warm)):
+        if res is None:
+            continue
+        out.update({f"{name}_iterations": np.asarray(res.iterations), f"{name}_converged": np.asarray(res.converged),
+                    f"{name}_cost": np.asarray(res.cost), f"{name}_solve_time": np.asarray(res.solve_time)})
+    out.update(accepted=accepted, source=source.astype("U7"), selected_cost=np.asarray(chosen.cost),
+               selected_iterations=np.asarray(chosen.iterations))
+    if derivative_horizon is not None and accepted.any():
+        sub = take_rows(chosen, accepted)
+        der = chained_derivatives(task, sub, derivative_horizon, num_threads=options.num_threads)
+        data = TrajectoryData.from_solve(task, sub, der)
+        out.update({f"traj_{k}": v for k, v in data.arrays().items()})
+    out["wall_time"] = np.asarray(time.perf_counter() - start)
+    return out
+
+
+def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batch: int, options: SolverOptions,
+             runner_path: Path | None, seed_of: Callable[[int], int], action_steps: int | None,
+             derivative_horizon: int | None, desc: str, progress: bool, callback: Callback | None,
+             info: dict, divergence_bound: float) -> list[dict[str, np.ndarray]]:
+    """Solve instances in batches of ``batch``, saving each to ``folder/batch_XXX.npz``; saved batches are
+    loaded instead of solved again."""
+    n = len(x0s)
+    starts = list(range(0, n, batch))
+    results: list[dict | None] = [None] * len(starts)
+    todo = []
+    for b, s in enumerate(starts):
+        path = folder / f"batch_{b:03d}.npz"
+        if path.exists():
+            saved = _load_npz(path)
+            if not (np.array_equal(saved["x0s"], x0s[s:s + batch]) and int(saved["max_iters"]) == options.max_iters):
+                raise RuntimeError(f"{path}: holds other instances or another budget than this run's; "
+                                   "the run directory was modified by hand")
+            results[b] = saved
+        else:
+            todo.append(b)
+    runner = load_policy_runner(runner_path) if (todo and runner_path is not None) else None
+    bar = tqdm(total=n, initial=n - sum(len(x0s[starts[b]:starts[b] + batch]) for b in todo), desc=desc,
+               unit="inst", disable=not progress, leave=False)
+    try:
+        for b in todo:
+            s = starts[b]
+            sl = slice(s, s + batch)
+            res = _collect_batch(task, x0s[sl], params[sl], options, runner, seed_of(b), action_steps,
+                                 derivative_horizon, divergence_bound)
+            res["instance"] = np.arange(s, s + len(res["x0s"]))
+            _save_npz(folder / f"batch_{b:03d}.npz", res)
+            results[b] = res
+            bar.update(len(res["x0s"]))
+            bar.set_postfix(accepted=f"{sum(int(r['accepted'].sum()) for r in results if r is not None)}")
+            if callback is not None:
+                callback("batch", {**info, "batch": b, "batches": len(starts), "instances_done": s + len(res["x0s"])})
+    finally:
+        bar.close()
+    return results  # type: ignore[return-value]
+
+
+_PER_INSTANCE = ("x0s", "params", "accepted", "source", "selected_cost", "selected_iterations", "default_iterations",
+                 "default_converged", "default_cost", "default_solve_time", "warm_iterations", "warm_converged",
+                 "warm_cost", "warm_solve_time", "rollout_time", "policy_cost", "diverged", "instance")
+
+
+def _merge(batches: list[dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(per-instance arrays, accepted-trajectory arrays) of all batches, in instance order."""
+    per = {k: np.concatenate([b[k] for b in batches]) for k in _PER_INSTANCE if k in batches[0]}
+    per["batch_wall_time"] = np.asarray([float(b["wall_time"]) for b in batches])
+    with_traj = [b for b in batches if any(k.startswith("traj_") for k in b)]
+    traj = {}
+    if with_traj:
+        keys = [k for k in with_traj[0] if k.startswith("traj_")]
+        traj = {k[5:]: np.concatenate([b[k] for b in with_traj]) for k in keys}
+    return per, traj
+
+
+def _mean(x) -> float | None:
+    x = np.asarray(x, dtype=float)
+    return float(x.mean()) if x.size else None
+
+
+def _stats(per: dict[str, np.ndarray], name: str) -> dict | None:
+    if f"{name}_converged" not in per:
+        return None
+    conv = per[f"{name}_converged"].astype(bool)
+    it = per[f"{name}_iterations"]
+    return {"converged": int(conv.sum()), "convergence_rate": float(conv.mean()),
+            "iterations_mean": _mean(it), "iterations_median": float(np.median(it)),
+            "iterations_mean_converged": _mean(it[conv]),
+            "solve_time_mean": _mean(per[f"{name}_solve_time"]),
+            "cost_mean_converged": _mean(per[f"{name}_cost"][conv])}
+
+
+def collect_metrics(per: dict[str, np.ndarray]) -> dict:
+    """Counts and means of one collection (or evaluation) from its per-instance arrays."""
+    acc = per["accepted"].astype(bool)
+    src = per["source"]
+    out = {"instances": int(acc.size), "accepted": int(acc.sum()), "rejected": int((~acc).sum()),
+           "sources": {s: int((src == s).sum()) for s in ("policy", "default", "none")},
+           "default": _stats(per, "default"), "warm": _stats(per, "warm"),
+           "selected": {"iterations_mean": _mean(per["selected_iterations"][acc]),
+                        "cost_mean": _mean(per["selected_cost"][acc])},
+           "batch_wall_time_total": float(per["batch_wall_time"].sum())}
+    if out["warm"] is not None:
+        both = per["default_converged"].astype(bool) & per["warm_converged"].astype(bool)
+        out["warm"].update(diverged=int(per["diverged"].sum()), rollout_time_mean=_mean(per["rollout_time"]),
+                           policy_cost_mean=_mean(per["policy_cost"]),
+                           total_time_mean=_mean(per["rollout_time"] + per["warm_solve_time"]))
+        out["paired"] = {
+            "both_converged": int(both.sum()),
+            "default_iterations_mean": _mean(per["default_iterations"][both]),
+            "warm_iterations_mean": _mean(per["warm_iterations"][both]),
+            "default_cost_mean": _mean(per["default_cost"][both]),
+            "warm_cost_mean": _mean(per["warm_cost"][both]),
+        }
+    return out
+
+
+def load_instances(run_dir: str | Path, iteration: int) -> dict[str, np.ndarray]:
+    """Per-instance results of a finished iteration (``iter_XXX/instances.npz``)."""
+    return _load_npz(iteration_dir(run_dir, iteration) / "instances.npz")
+
+
+def load_trajectories(run_dir: str | Path, iterations) -> TrajectoryData | None:
+    """All accepted trajectories of the given finished iterations, concatenated (None if there are none)."""
+    parts = []
+    for k in iterations:
+        path = iteration_dir(run_dir, k) / "trajectories.npz"
+        if path.exists():
+            parts.append(load_dataset(path).data)
+    if not parts:
+        return None
+    arrays = {k: np.concatenate([p.arrays()[k] for p in parts]) for k in parts[0].arrays()}
+    return TrajectoryData(task=parts[0].task, **arrays)
+
+
+def collect_dataset(config: CollectConfig, path: str | Path | None = None, progress: bool = True
+                    ) -> tuple[ChunkDataset, dict]:
+    """TO alone on ``config.instances`` seeded instances (in batches of ``config.batch``, with a progress bar):
+    the converged solves with their chained derivatives, as a chunk dataset saved (atomically) to ``path``.
+    Returns ``(dataset, metrics)``; raises ``RuntimeError`` if no solve converged."""
+    if not isinstance(config, CollectConfig):
+        raise TypeError(f"config: expected a CollectConfig, got {type(config).__name__}")
+    task = make_task(config.task, config.variant)
+    x0s, params = task.sample_instances(config.instances, seed=config.seed)
+    horizon = config.chunk.horizon - config.chunk.history
+    batches = []
+    t0 = time.perf_counter()
+    with tqdm(total=len(x0s), desc="TO alone", unit="inst", disable=not progress, leave=False) as bar:
+        for s in range(0, len(x0s), config.batch):
+            sl = slice(s, s + config.batch)
+            batches.append(_collect_batch(task, x0s[sl], params[sl], config.solver, None, 0, None, horizon, 1.0))
+            batches[-1]["instance"] = np.arange(s, s + len(batches[-1]["x0s"]))
+            bar.update(len(batches[-1]["x0s"]))
+    per, traj = _merge(batches)
+    metrics = {"task": task.name, "variant": task.variant, "seed": config.seed, "max_iters": config.solver.max_iters,
+               **collect_metrics(per), "collect_time_s": time.perf_counter() - t0}
+    if not traj:
+        raise RuntimeError(f"no solve converged among {len(x0s)} instances within max_iters = "
+                           f"{config.solver.max_iters}: nothing to save")
+    dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), config.chunk)
+    if path is not None:
+        save_dataset(dataset, path)
+    return dataset, metrics
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _train_policy(config: LoopConfig, data: TrajectoryData, folder: Path, seed: int, progress: bool,
+                  callback: Callback | None, info: dict) -> tuple[Path, Path, dict]:
+    """Train (or resume) a freshly initialised policy on ``data`` in ``folder/train``; save and export it."""
+    dataset = build_dataset(data, config.chunk)
+    tcfg = dataclasses.replace(config.train, seed=seed, checkpoint_dir=str(folder / "train"), progress=progress,
+                               resume=True)
+    policy_path = folder / "policy.pt"
+    export_path = folder / (_EXPORT_STEM + config.export_suffix)
+    start = time.perf_counter()
+    epoch_cb = None
+    if callback is not None:
+        def epoch_cb(epoch: int, logs: dict) -> None:
+            callback("epoch", {**info, **logs})
+    policy = train(dataset, tcfg, callback=epoch_cb)
+    train_time = time.perf_counter() - start
+    save_policy(policy, policy_path)
+    if not export_path.exists():
+        (export_aoti if config.export == "aoti" else export_torchscript)(policy, export_path)
+    hist = policy.train_history
+    meta = {"trajectories": int(data.num_instances), "samples": len(dataset), "epochs": tcfg.epochs,
+            "seed": seed, "final_loss": hist[-1]["loss"] if hist else None,
+            "final_mse": hist[-1]["mse"] if hist else None, "final_sobolev": hist[-1]["sobolev"] if hist else None,
+            "time_s": train_time, "policy": f"{folder.name}/{policy_path.name}",
+            "export": f"{folder.name}/{export_path.name}"}
+    if callback is not None:
+        callback("trained", {**info, **meta})
+    return policy_path, export_path, meta
+
+
+# --------------------------------------------------------------------------------------------- run dir
+def _prepare_run_dir(config: LoopConfig) -> Path:
+    if config.run_dir is None:
+        raise ConfigError("loop.run_dir: expected a folder for the run's files, got null")
+    run_dir = Path(config.run_dir)
+    path = run_dir / "config.json"
+    now = to_dict(config)
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: unreadable saved config ({exc})") from None
+        diffs = [(k, a, b) for k, a, b in diff_configs(saved, now) if k not in RESUME_FREE_KEYS]
+        if diffs:
+            listed = "; ".join(f"{k} (saved {a!r}, now {b!r})" for k, a, b in diffs)
+            raise ConfigError(f"run_dir {run_dir}: holds a run with another config, differing in {listed}. Use "
+                              f"another run_dir, or resume with the saved config ({path})")
+    else:
+        _write_json(path, now)
+    return run_dir
+
+
+def _summary(config: LoopConfig, run_dir: Path, iterations: list[dict], evaluation: dict | None) -> None:
+    _write_json(run_dir / "summary.json", {"config": to_dict(config), "iterations": iterations,
+                                           "evaluation": evaluation})
+    cols = ["stage", "max_iters", "instances", "accepted", "rejected", "from_policy", "from_default",
+            "default_converged", "default_iterations_mean", "warm_converged", "warm_iterations_mean",
+            "default_solve_time_mean", "warm_solve_time_mean", "rollout_time_mean", "selected_cost_mean",
+            "train_trajectories", "train_final_loss", "collect_time_s"]
+    rows = []
+    for m in iterations + ([evaluation] if evaluation else []):
+        d, w, t = m.get("default") or {}, m.get("warm") or {}, m.get("train") or {}
+        rows.append({"stage": m.get("iteration", "eval"), "max_iters": m["max_iters"], "instances": m["instances"],
+                     "accepted": m["accepted"], "rejected": m["rejected"], "from_policy": m["sources"]["policy"],
+                     "from_default": m["sources"]["default"], "default_converged": d.get("converged"),
+                     "default_iterations_mean": d.get("iterations_mean"), "warm_converged": w.get("converged"),
+                     "warm_iterations_mean": w.get("iterations_mean"),
+                     "default_solve_time_mean": d.get("solve_time_mean"),
+                     "warm_solve_time_mean": w.get("solve_time_mean"), "rollout_time_mean": w.get("rollout_time_mean"),
+                     "selected_cost_mean": m["selected"]["cost_mean"], "train_trajectories": t.get("trajectories"),
+                     "train_final_loss": t.get("final_loss"), "collect_time_s": m.get("collect_time_s")})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
+    text = buf.getvalue().encode()
+    atomic_write_bytes(run_dir / "summary.csv", lambda f: f.write(text))
+
+
+def _fmt(v, spec: str, scale: float = 1.0) -> str:
+    return "-" if v is None else format(v * scale, spec)
+
+
+def comparison_table(evaluation: dict) -> str:
+    """The held-out comparison, TO alone vs warm start, as printed by :func:`run_loop`."""
+    per = {k: np.asarray(v) for k, v in evaluation["per_instance"].items()}
+    n = evaluation["instances"]
+    dconv, wconv = per["default_converged"].astype(bool), per["warm_converged"].astype(bool)
+    both = dconv & wconv
+    head = ["method", "converged", "iters", "iters*", "solve ms", "rollout ms", "total ms", "cost*"]
+    rows = []
+    for name, key, roll in (("TO alone", "default", None), ("warm start", "warm", per["rollout_time"])):
+        conv, iters, solve_t, cost = wconv if key == "warm" else dconv, per[f"{key}_iterations"], \
+            per[f"{key}_solve_time"], per[f"{key}_cost"]
+        total = solve_t + (roll if roll is not None else 0.0)
+        rows.append([name, f"{conv.sum()}/{n} ({100 * conv.mean():.0f}%)", _fmt(_mean(iters), ".1f"),
+                     _fmt(_mean(iters[both]), ".1f"), _fmt(_mean(solve_t), ".1f", 1e3),
+                     _fmt(None if roll is None else _mean(roll), ".2f", 1e3), _fmt(_mean(total), ".1f", 1e3),
+                     _fmt(_mean(cost[both]), ".4f")])
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(len(head))]
+
+    def line(cells):
+        return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
+
+    src = per["source"]
+    lines = [line(head)] + [line(r) for r in rows]
+    lines.append(f"* over the {int(both.sum())} instances where both solves converged. Policy rollout alone: cost* "
+                 f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}. Best of both: {int(per['accepted'].sum())}/{n} "
+                 f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
+                 f"from the default. Times: means per instance.")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- loop
+def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | None = None) -> LoopResult:
+    """Run (or resume) Algorithm 1 in ``config.run_dir``; see the module docstring for the files written.
+
+    progress: tqdm bars and one summary line per iteration, the comparison table at the end.
+    callback(event, info): called after each saved batch (``"batch"``), training epoch (``"epoch"``), trained
+    policy (``"trained"``), finished iteration (``"iteration"``) and evaluation (``"evaluation"``); an exception
+    it raises stops the run, which a later call resumes.
+    """
+    if not isinstance(config, LoopConfig):
+        if isinstance(config, dict):
+            config = from_dict(LoopConfig, config, "loop")
+        else:
+            raise TypeError(f"config: expected a LoopConfig, got {type(config).__name__}")
+    t_start = time.perf_counter()
+    run_dir = _prepare_run_dir(config)
+    task = make_task(config.task, config.variant)
+    horizon = config.chunk.horizon - config.chunk.history
+    say = tqdm.write if progress else (lambda *_: None)
+    iterations: list[dict] = []
+
+    for k in range(1, config.iterations + 1):
+        folder = iteration_dir(run_dir, k)
+        metrics_path = folder / "metrics.json"
+        if metrics_path.exists():
+            iterations.append(json.loads(metrics_path.read_text()))
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {"iteration": k}
+        train_meta = None
+        export_path = None
+        if k > 1:
+            data = load_trajectories(run_dir, range(1, k))
+            if data is None:
+                raise RuntimeError(f"iteration {k}: no accepted trajectory in iterations 1..{k - 1} to train on "
+                                   f"(all solves failed within max_iters); raise solver.max_iters or instances")
+            _, export_path, train_meta = _train_policy(config, data, folder, config.train.seed + k, progress,
+                                                       callback, info)
+        options = dataclasses.replace(config.solver, max_iters=config.max_iters(k))
+        x0s, params = task.sample_instances(config.instances, seed=config.instance_seed(k))
+        t0 = time.perf_counter()
+        batches = _collect(task, x0s, params, folder / "batches", config.collect_batch, options, export_path,
+                           lambda b, k=k: rollout_seed(config, k, b), config.action_steps, horizon,
+                           f"iter {k} {'TO alone' if k == 1 else 'dual solve'}", progress, callback, info,
+                           config.divergence_bound)
+        collect_time = time.perf_counter() - t0
+        per, traj = _merge(batches)
+        _save_npz(folder / "instances.npz", per)
+        if traj:
+            data = TrajectoryData(task=TaskInfo.from_task(task), **traj)
+            save_dataset(build_dataset(data, config.chunk), folder / "trajectories.npz")
+        metrics = {"iteration": k, "mode": "to_alone" if k == 1 else "dual", "max_iters": options.max_iters,
+                   "instance_seed": config.instance_seed(k), **collect_metrics(per), "train": train_meta,
+                   "collect_time_s": collect_time,
+                   "total_accepted": sum(m["accepted"] for m in iterations) + int(per["accepted"].sum())}
+        _write_json(metrics_path, metrics)
+        iterations.append(metrics)
+        _summary(config, run_dir, iterations, None)
+        say(_iteration_line(metrics))
+        if callback is not None:
+            callback("iteration", metrics)
+
+    # final policy on everything, then the held-out evaluation
+    final = run_dir / "final"
+    data = load_trajectories(run_dir, range(1, config.iterations + 1))
+    if data is None:
+        raise RuntimeError("no accepted trajectory in any iteration: nothing to train the final policy on")
+    final.mkdir(parents=True, exist_ok=True)
+    policy_path, export_path, train_meta = _train_policy(config, data, final, config.train.seed,
+                                                         progress, callback, {"iteration": "final"})
+    evaluation, table = None, ""
+    eval_path = final / "eval.json"
+    if config.eval.enabled:
+        if eval_path.exists():
+            evaluation = json.loads(eval_path.read_text())
+        else:
+            x0s, params = task.sample_instances(config.eval.instances, seed=config.eval.seed)
+            t0 = time.perf_counter()
+            batches = _collect(task, x0s, params, final / "eval_batches", config.collect_batch, config.solver,
+                               export_path, lambda b: rollout_seed(config, 0, b), config.action_steps, None,
+                               "evaluation", progress, callback, {"iteration": "eval"}, config.divergence_bound)
+            per, _ = _merge(batches)
+            evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "instance_seed": config.eval.seed,
+                          **collect_metrics(per), "train": train_meta, "collect_time_s": time.perf_counter() - t0,
+                          "per_instance": {k: v for k, v in per.items() if k not in ("x0s", "params")}}
+            evaluation = json.loads(json.dumps(evaluation, default=_json_default))  # as read back from eval.json
+            _write_json(eval_path, evaluation)
+        table = (f"held-out evaluation: {task.name}/{task.variant}, {evaluation['instances']} instances "
+                 f"(seed {config.eval.seed}), {config.train.policy} policy trained on {train_meta['trajectories']} "
+                 f"trajectories, budget {config.solver.max_iters} iterations\n" + comparison_table(evaluation))
+        if callback is not None:
+            callback("evaluation", evaluation)
+    summary_eval = None if evaluation is None else {k: v for k, v in evaluation.items() if k != "per_instance"}
+    _summary(config, run_dir, iterations, summary_eval)
+    if progress and table:
+        print(table, flush=True)
+    return LoopResult(run_dir=run_dir, config=config, iterations=iterations, evaluation=evaluation,
+                      policy_path=policy_path, export_path=export_path, table=table,
+                      wall_time=time.perf_counter() - t_start)
+
+
+def _iteration_line(m: dict) -> str:
+    d, w = m.get("default") or {}, m.get("warm") or {}
+    s = m["sources"]
+    line = (f"iteration {m['iteration']}: {m['accepted']}/{m['instances']} accepted ({m['rejected']} rejected, "
+            f"budget {m['max_iters']}), default guess {_fmt(d.get('iterations_mean'), '.1f')} iters")
+    if w:
+        line += (f", policy guess {_fmt(w.get('iterations_mean'), '.1f')} iters; kept {s['policy']} from the policy, "
+                 f"{s['default']} from the default")
+    if m.get("train"):
+        line += f"; trained on {m['train']['trajectories']} trajectories in {m['train']['time_s']:.0f} s"
+    return line + f"; collected in {m['collect_time_s']:.1f} s"

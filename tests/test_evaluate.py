@@ -1,0 +1,226 @@
+"""Evaluation metrics from real (tiny) runs: policies briefly trained on solved pendulum swing-ups."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.evaluate import (METHODS, METRICS, EvaluationResult, evaluate_methods, mean_ci,
+                                        read_rows_csv, t_quantile_975)
+from sobolev_warmstart.models import MLPConfig, UNetConfig
+
+TINY_UNET = UNetConfig(down_dims=(8, 16), n_groups=4, step_embed_dim=8)
+TINY_MLP = MLPConfig((16, 16))
+
+
+@pytest.fixture(scope="module")
+def pendulum_policies(tmp_path_factory):
+    """Exported mlp and diff policies trained for a few steps on 6 solved pendulum instances, the eager diff policy,
+    and 4 held-out instances."""
+    out = tmp_path_factory.mktemp("policies")
+    task = sw.make_task("pendulum")
+    x0s, params = task.sample_instances(6, seed=0)
+    result = sw.solve(task, x0s, params)
+    data = sw.TrajectoryData.from_solve(task, result, sw.chained_derivatives(task, result, horizon=8))
+    dataset = sw.build_dataset(data, sw.ChunkSpec(horizon=8, history=1, action_steps=4))
+    paths, eager = {}, {}
+    for kind in ("mlp", "diff"):
+        cfg = sw.TrainConfig(policy=kind, epochs=1, batch_size=256, lr=3e-3, unet=TINY_UNET, mlp=TINY_MLP,
+                             progress=False, num_threads=1)
+        eager[kind] = sw.train(dataset, cfg)
+        paths[kind] = out / f"{kind}.pt"
+        sw.export_torchscript(eager[kind], paths[kind])
+    x_test, p_test = task.sample_instances(4, seed=1)
+    return task, paths, eager, x_test, p_test
+
+
+def test_t_quantiles_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 5, 17, 30, 31, 45, 200, 10_000):
+        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=3e-6)
+    with pytest.raises(ValueError, match="df"):
+        t_quantile_975(0)
+
+
+def test_mean_ci_by_hand():
+    mean, ci, n = mean_ci([1.0, 2.0, 3.0, float("nan")])
+    assert (mean, n) == (2.0, 3)
+    assert ci == pytest.approx(4.302652730 * 1.0 / math.sqrt(3))  # s = 1 for (1, 2, 3)
+    assert mean_ci([5.0, 5.0, 5.0])[1] == 0.0
+    assert math.isnan(mean_ci([5.0])[1])
+    assert math.isnan(mean_ci([])[0])
+
+
+def test_metrics_equal_the_solve_results(pendulum_policies):
+    task, paths, _, x0s, params = pendulum_policies
+    ev = evaluate_methods(task, {"diff": paths["diff"], "mlp": paths["mlp"]}, x0s, params, seeds=(0, 3))
+    assert ev.methods == ["to", "mlp", "diff"]  # report order, TO alone always first
+    assert len(ev.per_seed) == 6
+    for row in ev.per_seed:
+        raw = ev.raw[(row["method"], row["seed"])]
+        solved = raw if row["method"] == "to" else raw.warm
+        conv = np.asarray(solved.converged, bool)
+        assert row["instances"] == 4
+        assert row["iterations"] == pytest.approx(np.mean(solved.iterations))
+        assert row["converged"] == pytest.approx(conv.mean())
+        assert row["cost"] == pytest.approx(np.mean(solved.cost[conv]))
+        assert row["solve_time"] == pytest.approx(np.mean(solved.solve_time))
+        if row["method"] == "to":
+            assert math.isnan(row["policy_cost"]) and row["rollout_time"] == 0.0
+            assert row["total_time"] == row["solve_time"]
+        else:
+            assert row["policy_cost"] == pytest.approx(np.mean(raw.policy_cost))
+            assert row["rollout_time"] == pytest.approx(np.mean(raw.rollout.time))
+            assert row["total_time"] == pytest.approx(row["rollout_time"] + row["solve_time"])
+            assert row["action_steps"] == (4 if row["method"] == "diff" else 0)
+    # TO alone is what a plain solve of the same instances gives
+    plain = sw.solve(task, x0s, params)
+    to = ev.row("to")
+    assert to["iterations"] == pytest.approx(np.mean(plain.iterations))
+    assert to["converged"] == pytest.approx(np.mean(plain.converged))
+    assert to["iterations_ci95"] == 0.0  # the solver is deterministic
+    # the aggregate is the mean over seeds
+    diff = [r for r in ev.per_seed if r["method"] == "diff"]
+    assert ev.row("diff")["policy_cost"] == pytest.approx(np.mean([r["policy_cost"] for r in diff]))
+    assert ev.row("diff")["seeds"] == 2
+    # different noise seeds give different diffusion rollouts, hence a positive interval
+    assert diff[0]["policy_cost"] != diff[1]["policy_cost"]
+    assert ev.row("diff")["policy_cost_ci95"] > 0
+
+
+def test_identical_seeds_give_zero_intervals(pendulum_policies):
+    task, paths, eager, x0s, params = pendulum_policies
+    ev = evaluate_methods(task, {"diff": eager["diff"]}, x0s, params, seeds=(2, 2), keep_raw=False)
+    assert ev.raw == {}
+    for method in ("to", "diff"):
+        row = ev.row(method)
+        for m in ("cost", "iterations", "converged"):
+            assert row[f"{m}_ci95"] == 0.0, (method, m)
+    assert ev.row("diff")["policy_cost_ci95"] == 0.0
+    one = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(2,), warmup=False)
+    assert math.isnan(one.row("diff")["policy_cost_ci95"])
+    # eager (Python) and exported (C++) rollouts draw the same noise: same rollouts up to float32 round-off
+    assert one.row("diff")["policy_cost"] == pytest.approx(ev.row("diff")["policy_cost"], rel=1e-3)
+
+
+def test_action_steps_apply_to_diffusion_only(pendulum_policies):
+    task, paths, _, x0s, params = pendulum_policies
+    ev = evaluate_methods(task, {"mlp": paths["mlp"], "diff": paths["diff"]}, x0s[:2], params[:2], seeds=(0,),
+                          action_steps=7, warmup=False)
+    assert ev.row("diff")["action_steps"] == 7 and ev.row("mlp")["action_steps"] == 0
+    assert ev.raw[("diff", 0)].rollout.num_replans == math.ceil(task.horizon / 7)
+    with pytest.raises(ValueError, match="action_steps"):
+        evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(0,), action_steps=8)  # > H - h
+
+
+def test_table_csv_json_round_trip(pendulum_policies, tmp_path):
+    task, paths, _, x0s, params = pendulum_policies
+    ev = evaluate_methods(task, {"mlp": paths["mlp"]}, x0s, params, seeds=(0, 1))
+    table = ev.table()
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| method") and lines[1].startswith("|:")
+    assert "TO alone" in lines[2] and "—" in lines[2] and "MLP" in lines[3]
+    assert len({len(line) for line in lines}) == 1  # aligned
+    assert "|" not in ev.table("text")
+
+    ev.to_csv(tmp_path / "rows.csv")
+    ev.to_csv(tmp_path / "seeds.csv", per_seed=True)
+    for path, rows in ((tmp_path / "rows.csv", ev.rows), (tmp_path / "seeds.csv", ev.per_seed)):
+        back = read_rows_csv(path)
+        assert len(back) == len(rows)
+        for a, b in zip(rows, back):
+            assert set(a) == set(b)
+            for k, v in a.items():
+                if isinstance(v, float) and math.isnan(v):
+                    assert math.isnan(b[k])
+                else:
+                    assert b[k] == v, k
+
+    ev.to_json(tmp_path / "eval.json")
+    doc = json.loads((tmp_path / "eval.json").read_text())  # strict JSON: NaN written as null
+    assert doc["meta"]["task"] == "pendulum" and doc["rows"][0]["policy_cost"] is None
+    back = EvaluationResult.from_json(tmp_path / "eval.json")
+    assert back.meta == ev.meta and back.table() == table and len(back.per_seed) == 4
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not an evaluation file"):
+        EvaluationResult.from_json(tmp_path / "other.json")
+
+
+def test_bad_input_is_rejected_before_running(pendulum_policies, tmp_path):
+    task, paths, eager, x0s, params = pendulum_policies
+    with pytest.raises(ValueError, match="unknown method 'sob_unet'"):
+        evaluate_methods(task, {"sob_unet": paths["diff"]}, x0s, params)
+    with pytest.raises(ValueError, match="at least one learned method"):
+        evaluate_methods(task, {}, x0s, params)
+    with pytest.raises(ValueError, match="'to'"):
+        evaluate_methods(task, {"to": None}, x0s, params)
+    with pytest.raises(TypeError, match="policies"):
+        evaluate_methods(task, [paths["diff"]], x0s, params)
+    with pytest.raises(ValueError, match="needs a diffusion policy, got a mlp policy"):
+        evaluate_methods(task, {"sob_diff": paths["mlp"]}, x0s, params)
+    with pytest.raises(ValueError, match="needs a mlp policy"):
+        evaluate_methods(task, {"mlp": eager["diff"]}, x0s, params)
+    with pytest.raises(FileNotFoundError, match="no exported policy file"):
+        evaluate_methods(task, {"diff": tmp_path / "missing.pt"}, x0s, params)
+    with pytest.raises(ValueError, match="seeds"):
+        evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=())
+    with pytest.raises(ValueError, match="seeds"):
+        evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(0, -1))
+    with pytest.raises(ValueError, match="x0s"):
+        evaluate_methods(task, {"diff": paths["diff"]}, x0s[:, :1], params)
+    other = sw.make_task("double_pendulum")
+    xo, po = other.sample_instances(2, seed=0)
+    with pytest.raises(ValueError, match="pendulum"):
+        evaluate_methods(other, {"diff": paths["diff"]}, xo, po)
+    with pytest.raises(ValueError, match="trained for name = 'pendulum'"):
+        evaluate_methods(other, {"diff": eager["diff"]}, xo, po)
+    with pytest.raises(TypeError, match="task"):
+        evaluate_methods("pendulum", {"diff": paths["diff"]}, x0s, params)
+    assert METHODS[0] == "to" and "total_time" in METRICS
+
+
+def test_composed_path_equals_warm_start(pendulum_policies):
+    """evaluate_methods composes rollout + cost + solve; per instance it matches the C++ warm_start."""
+    task, paths, _, x0s, params = pendulum_policies
+    ev = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(5,), warmup=False)
+    mine = ev.raw[("diff", 5)]
+    ref = sw.warm_start(task, x0s, params, paths["diff"], seed=5, compare_default=False)
+    np.testing.assert_array_equal(mine.rollout.xs, ref.rollout.xs)
+    np.testing.assert_allclose(mine.policy_cost, ref.policy_cost, rtol=1e-12)
+    np.testing.assert_array_equal(mine.warm.iterations, ref.warm.iterations)
+    np.testing.assert_array_equal(mine.warm.converged, ref.warm.converged)
+    np.testing.assert_allclose(mine.warm.cost, ref.warm.cost, rtol=1e-12)
+    assert ev.row("diff")["diverged"] == 0.0
+
+
+def test_diverged_rollouts_are_not_refined(pendulum_policies):
+    task, paths, _, x0s, params = pendulum_policies
+    ro = sw.rollout(task, x0s, params, paths["diff"], seed=0)
+    peak = np.sort(np.abs(ro.xs).max(axis=(1, 2)))
+    bound = 0.5 * (peak[1] + peak[2])  # two instances stay within it, two leave it
+    ev = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(0,), divergence_bound=bound,
+                          warmup=False)
+    row, ws = ev.per_seed[1], ev.raw[("diff", 0)]
+    out = np.abs(ws.rollout.xs).max(axis=(1, 2)) > bound
+    assert out.sum() == 2 and row["diverged"] == 0.5
+    assert not ws.warm.converged[out].any() and (ws.warm.iterations[out] == 0).all()
+    assert all(ws.warm.errors[i].startswith("not refined") for i in np.flatnonzero(out))
+    np.testing.assert_array_equal(ws.warm.xs[out], ws.rollout.xs[out])  # the guess, unrefined
+    # the others are refined exactly as a solve of those instances from their rollouts
+    alone = sw.solve(task, x0s[~out], params[~out], ro.xs[~out], ro.us[~out])
+    np.testing.assert_array_equal(ws.warm.iterations[~out], alone.iterations)
+    assert row["iterations"] == pytest.approx(np.mean(alone.iterations))
+    assert row["converged"] == pytest.approx(np.sum(alone.converged) / 4)
+    assert row["solve_time"] == pytest.approx(np.mean(ws.warm.solve_time[~out]))
+    # nothing within the bound: nothing refined, no time or iteration means
+    none = evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, seeds=(0,), divergence_bound=1e-3,
+                            warmup=False)
+    r = none.row("diff")
+    assert r["diverged"] == 1.0 and r["converged"] == 0.0
+    assert math.isnan(r["iterations"]) and math.isnan(r["total_time"]) and math.isfinite(r["policy_cost"])
+    with pytest.raises(ValueError, match="divergence_bound"):
+        evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, divergence_bound=0)
