@@ -1,0 +1,96 @@
+"""warm_start and the dual solve: a policy's rollout refined by the solver, against the solver alone."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.data import ChunkSpec, build_dataset
+
+
+@pytest.fixture(scope="module")
+def pendulum_mlp(tmp_path_factory):
+    """An MLP policy trained in the test on 12 pendulum trajectories, exported for C++."""
+    task = sw.make_task("pendulum")
+    x0s, params = task.sample_instances(12, seed=0)
+    res = sw.solve(task, x0s, params)
+    data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, 8)).select(res.converged)
+    ds = build_dataset(data, ChunkSpec(8, 1, 4))
+    policy = sw.train(ds, sw.TrainConfig(policy="mlp", epochs=40, batch_size=64, lr=3e-3, progress=False,
+                                         num_threads=1)).eval()
+    path = sw.export_torchscript(policy, tmp_path_factory.mktemp("mlp") / "mlp.pt")
+    return task, policy, path
+
+
+def test_warm_start_from_a_trained_policy_converges_and_keeps_the_optimum(pendulum_mlp):
+    task, policy, path = pendulum_mlp
+    x0s, params = task.sample_instances(16, seed=123)
+    w = sw.warm_start(task, x0s, params, path, seed=0)
+    assert len(w) == 16 and w.rollout.backend == "cpp/torchscript"
+    assert all(e == "" for e in w.rollout.errors)
+    # the rollout is a real trajectory of the task, and its cost is what the objective says
+    np.testing.assert_allclose(task.step(w.rollout.xs[0, :-1], w.rollout.us[0]), w.rollout.xs[0, 1:], atol=1e-12)
+    np.testing.assert_allclose(w.policy_cost, sw._core.trajectory_costs(task, x0s, params, w.rollout.xs, w.rollout.us))
+    both = w.warm.converged & w.default.converged
+    assert w.warm.converged.sum() >= w.default.converged.sum() - 1 and both.sum() >= 12
+    assert np.all(w.policy_cost[both] >= w.warm.cost[both] - 1e-6)  # refinement never loses
+    np.testing.assert_allclose(np.median(w.warm.cost[both]), np.median(w.default.cost[both]), rtol=0.05)
+    s = w.summary()
+    assert s["warm_converged"] == w.warm.converged.mean() and s["default_iterations"] == w.default.iterations.mean()
+    # the same path with the eager policy (Python rollout, same C++ solves) gives the same answer
+    eager = sw.warm_start(task, x0s, params, policy, seed=0, compare_default=False)
+    assert eager.default is None and eager.rollout.backend == "python/eager"
+    np.testing.assert_allclose(eager.rollout.xs, w.rollout.xs, atol=1e-6)
+    np.testing.assert_array_equal(eager.warm.converged, w.warm.converged)
+
+
+def test_a_nearly_optimal_guess_needs_almost_no_iterations(solved):
+    """What a good warm start buys with ProxDDP: from the solution (torques at their bounds included),
+    the initial multipliers make it stationary and the solver stops at once."""
+    task, x0s, params, res = solved("pendulum", "default", n=16, seed=123)
+    ok = res.converged
+    saturated = np.any(np.isclose(np.abs(res.us[..., 0]), task.u_upper[0], atol=1e-6), axis=1)
+    assert (ok & saturated).sum() >= 3, "the test needs instances with active torque bounds"
+    again = sw.solve(task, x0s, params, res.xs, res.us)
+    instant = again.iterations[ok] <= 1
+    assert instant.mean() >= 0.75 and np.median(res.iterations[ok]) >= 10
+    # (the others are solutions whose saturated torques overshoot the bound by up to the tolerance: the
+    # estimate does not make them stationary to 100 tol and the multipliers are rebuilt as from zero)
+    np.testing.assert_allclose(again.cost[ok][instant], res.cost[ok][instant], rtol=1e-8)
+    zero = sw.solve(task, x0s, params, res.xs, res.us, options=sw.SolverOptions(dual_init="zero"))
+    assert np.median(zero.iterations[ok & saturated]) >= 2  # zero multipliers: not recognised as optimal
+
+
+def _with(result: sw.SolveResult, converged, cost) -> sw.SolveResult:
+    return dataclasses.replace(result, converged=np.asarray(converged, bool), cost=np.asarray(cost, float))
+
+
+def test_dual_solve_keeps_the_lower_cost_converged_solution(solved):
+    task, x0s, params, res = solved("pendulum", "default", n=8, seed=0)
+    other = sw.solve(task, x0s, params, options=sw.SolverOptions(max_iters=3))  # a different set of rows
+    # both converged: lower cost wins (the policy on a tie); one converged: it; none: rejected
+    default = _with(res, [1, 1, 1, 0, 0, 1, 1, 0], [1.0, 2.0, 3.0, 1.0, 1.0, 5.0, 1.0, 1.0])
+    warm = _with(other, [1, 1, 0, 1, 0, 1, 1, 0], [2.0, 1.0, 1.0, 9.0, 1.0, 5.0, 0.5, 1.0])
+    dual = sw.select_dual(default, warm)
+    assert list(dual.source) == ["default", "policy", "default", "policy", "none", "policy", "policy", "none"]
+    assert list(dual.accepted) == [True, True, True, True, False, True, True, False] and dual.num_rejected == 2
+    take = dual.source == "policy"
+    np.testing.assert_array_equal(dual.result.xs[take], other.xs[take])
+    np.testing.assert_array_equal(dual.result.xs[dual.source == "default"], res.xs[dual.source == "default"])
+    np.testing.assert_array_equal(dual.result.cost, [1.0, 1.0, 3.0, 9.0, 1.0, 5.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="warm: expected 8 instances"):
+        sw.select_dual(default, sw.solve(task, x0s[:2], params[:2], options=sw.SolverOptions(max_iters=2)))
+
+
+def test_warm_start_rejects_bad_arguments(pendulum_mlp):
+    task, _, path = pendulum_mlp
+    x0s, params = task.sample_instances(2, seed=0)
+    with pytest.raises(TypeError, match="options: expected a SolverOptions"):
+        sw.warm_start(task, x0s, params, path, options={"tol": 1e-3})
+    with pytest.raises(ValueError, match="action_steps: a direct \\(mlp\\) policy executes one action"):
+        sw.warm_start(task, x0s, params, path, action_steps=3)
+    with pytest.raises(ValueError, match="x0s: configuration|x0s: expected"):
+        sw.warm_start(task, np.zeros((2, 3)), params, path)
