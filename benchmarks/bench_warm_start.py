@@ -1,0 +1,107 @@
+"""Warm-start path benchmark, measured side by side in one run:
+
+1. rollout time per replan at batch 1: the C++ path (exported TorchScript, lockstep loop in C++) vs the Python
+   eager rollout (the same network eagerly, the same C++ physics step per call);
+2. lockstep N rollouts (one batched policy call per replan) vs N sequential batch-1 rollouts, one thread,
+   then lockstep over all threads;
+3. TO alone vs the warm-started solve (iterations, solve time, rollout time, convergence, cost), on the
+   double pendulum by default.
+
+    PYTHONPATH=python python3 benchmarks/bench_warm_start.py                          # untrained default U-Net
+    PYTHONPATH=python python3 benchmarks/bench_warm_start.py --policy run/iter_003/policy.pt   # a trained policy
+
+Items 1 and 2 depend only on the network's size, so an untrained policy of the default architecture measures
+them faithfully; item 3 needs a trained one (``--policy``, a file written by ``save_policy`` / the loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.data import ChunkSpec, Normaliser, Normalisers, TaskInfo
+
+
+def untrained_policy(task) -> sw.DiffusionPolicy:
+    info = TaskInfo.from_task(task)
+    nrm = Normalisers(Normaliser.identity(task.na), Normaliser.identity(task.no), Normaliser.identity(task.nz),
+                      Normaliser.identity(task.ndx))
+    torch.manual_seed(0)
+    return sw.DiffusionPolicy(info, ChunkSpec(16, 2, 8), nrm).eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="double_pendulum")
+    ap.add_argument("--variant", default="")
+    ap.add_argument("--policy", help="a saved policy (save_policy / loop iter_XXX/policy.pt); default: untrained")
+    ap.add_argument("-n", type=int, default=64, help="instances for lockstep and solve comparisons")
+    ap.add_argument("--n-batch1", type=int, default=8, help="instances for the batch-1 latency comparison")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    task = sw.make_task(args.task, args.variant)
+    policy = sw.load_policy(args.policy, task=task.name) if args.policy else untrained_policy(task)
+    tmp = Path(tempfile.mkdtemp())
+    path = sw.export_torchscript(policy, tmp / "policy.pt")
+    runner = sw.load_policy_runner(path)
+    x0s, params = task.sample_instances(args.n, seed=args.seed)
+    print(f"task {task.name}/{task.variant}, T = {task.horizon}; policy {args.policy or 'untrained default U-Net'} "
+          f"({policy.kind}); torch intra-op threads 1")
+
+    # 1. batch 1: C++ vs Python eager, per replan
+    xb, pb = x0s[: args.n_batch1], params[: args.n_batch1]
+    sw.rollout(task, xb[:1], pb[:1], runner, batch_size=1, num_threads=1)  # warm-up
+    cpp = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], runner, seed=args.seed, batch_size=1, num_threads=1)
+           for i in range(len(xb))]
+    sw.rollout(task, xb[:1], pb[:1], policy)  # warm-up
+    eager = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], policy, seed=args.seed) for i in range(len(xb))]
+    per_replan_cpp = np.mean([r.wall_time / r.num_replans for r in cpp])
+    per_replan_py = np.mean([r.wall_time / r.num_replans for r in eager])
+    net_cpp = np.mean([r.replan_latency for r in cpp])
+    net_py = np.mean([r.replan_latency for r in eager])
+    print("\n1. batch 1, per replan (policy call + A executed steps)")
+    print(f"   Python eager rollout   {1e3 * per_replan_py:8.3f} ms   (network {1e3 * net_py:.3f} ms)")
+    print(f"   C++ rollout            {1e3 * per_replan_cpp:8.3f} ms   (network {1e3 * net_cpp:.3f} ms)")
+    print(f"   C++ / eager speed-up   {per_replan_py / per_replan_cpp:8.2f}x   "
+          f"(whole rollout: {1e3 * np.mean([r.wall_time for r in eager]):.1f} ms vs "
+          f"{1e3 * np.mean([r.wall_time for r in cpp]):.1f} ms)")
+
+    # 2. lockstep vs sequential
+    sw.rollout(task, x0s, params, runner, batch_size=args.n, num_threads=1)  # warm-up
+    seq = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=1, num_threads=1)
+    lock = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=args.n, num_threads=1)
+    par = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=0, num_threads=0)
+    print(f"\n2. {args.n} rollouts")
+    print(f"   sequential batch 1, 1 thread   {args.n / seq.wall_time:8.1f} rollouts/s")
+    print(f"   lockstep N = {args.n}, 1 thread     {args.n / lock.wall_time:8.1f} rollouts/s  "
+          f"({seq.wall_time / lock.wall_time:.2f}x sequential)")
+    print(f"   lockstep, all threads          {args.n / par.wall_time:8.1f} rollouts/s  "
+          f"({seq.wall_time / par.wall_time:.2f}x sequential)")
+
+    # 3. TO alone vs warm start
+    w = sw.warm_start(task, x0s, params, runner, seed=args.seed)
+    d, ws = w.default, w.warm
+    med = lambda a, m: float(np.median(a[m])) if m.any() else float("nan")  # noqa: E731
+    print(f"\n3. solve, {args.n} instances          TO alone   warm start")
+    print(f"   converged                    {d.converged.sum():5d}/{args.n:<4d} {ws.converged.sum():5d}/{args.n}")
+    print(f"   iterations, mean / median    {d.iterations.mean():6.1f}/{np.median(d.iterations):<5.0f} "
+          f"{ws.iterations.mean():6.1f}/{np.median(ws.iterations):.0f}")
+    print(f"   solve time, mean [ms]        {1e3 * d.solve_time.mean():9.2f} {1e3 * ws.solve_time.mean():10.2f}")
+    print(f"   rollout time, mean [ms]      {'-':>9s} {1e3 * w.rollout.time.mean():10.2f}")
+    print(f"   total, mean [ms]             {1e3 * d.solve_time.mean():9.2f} "
+          f"{1e3 * (ws.solve_time + w.rollout.time).mean():10.2f}")
+    print(f"   cost, median of converged    {med(d.cost, d.converged):9.4f} {med(ws.cost, ws.converged):10.4f}"
+          f"   (policy rollout: {np.median(w.policy_cost):.4f})")
+    dual = w.dual()
+    print(f"   dual solve: {dict(zip(*np.unique(dual.source, return_counts=True)))}, "
+          f"median cost {med(dual.result.cost, dual.accepted):.4f}")
+
+
+if __name__ == "__main__":
+    main()
