@@ -211,8 +211,9 @@ def plot_trajectories(task, path: str | os.PathLike, params, to_xs, rollout_xs=N
     """Pictures of a few instances: TO alone (solid grey), the policy's rollout (dotted), its refinement (dashed).
 
     to_xs, rollout_xs, refined_xs: ``(N, T+1, nx)`` state trajectories (the last two optional); params: ``(N, nz)``.
-    Pendulum, double pendulum, UR5: joint angles against time, one panel per joint. Quadrotor: top view ``x-y``
-    with each instance's columns (keep-out circles), start (o) and goal (x); one panel per instance.
+    Pendulum, double pendulum, UR5: joint angles against time, one panel per joint, the vertical axis fitted to TO
+    alone with a margin. Quadrotor: top view ``x-y`` of the workspace with each instance's columns (keep-out
+    circles), start (o) and goal (x); one panel per instance. Diverged rollouts leave the axes.
     """
     to_xs = np.asarray(to_xs, dtype=float)
     if to_xs.ndim != 3 or to_xs.shape[1:] != (task.horizon + 1, task.nx):
@@ -262,6 +263,13 @@ def plot_trajectories(task, path: str | os.PathLike, params, to_xs, rollout_xs=N
             for k, i in enumerate(idx):
                 for name, xs, style in curves:
                     ax.plot(t, xs[i, :, j], label=name if k == 0 else None, **style)
+            # fit the axes to TO alone (with a margin): a diverged rollout leaves the plot instead of flattening it
+            ref = np.concatenate([to_xs[i, :, j] for i in idx])
+            ref = ref[np.isfinite(ref)]
+            if ref.size:
+                lo, hi = ref.min(), ref.max()
+                pad = max(1.0, 0.5 * (hi - lo))
+                ax.set_ylim(lo - pad, hi + pad)
             ax.set_title(f"joint {j + 1}", fontsize=9)
             ax.set_xlabel("time [s]")
             ax.set_ylabel("angle [rad]")
