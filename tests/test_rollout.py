@@ -203,3 +203,20 @@ def test_trajectory_costs_equal_the_solver_cost_at_its_solution(solved):
         task, x0s, params, res = solved(name, variant)
         costs = _core.trajectory_costs(task, x0s, params, res.xs, res.us)
         np.testing.assert_allclose(costs, res.cost, rtol=1e-9)
+
+
+def test_a_policy_that_outputs_nan_is_held_the_same_way_in_cpp_and_python(policies, tmp_path):
+    import copy
+
+    task, policy, _ = policies[("pendulum", "mlp")]
+    broken = copy.deepcopy(policy)
+    with torch.no_grad():
+        next(p for n, p in broken.named_parameters() if n.endswith("bias")).fill_(float("nan"))
+    path = sw.export_torchscript(broken, tmp_path / "nan.pt")
+    x0s, params = task.sample_instances(3, seed=0)
+    cpp, py = sw.rollout(task, x0s, params, path), sw.rollout(task, x0s, params, broken)
+    for r in (cpp, py):
+        assert all("diverged" in e for e in r.errors)
+        np.testing.assert_array_equal(r.xs, np.repeat(x0s[:, None], task.horizon + 1, axis=1))
+    w = sw.warm_start(task, x0s, params, path, compare_default=True)  # solved from the default guess
+    np.testing.assert_array_equal(w.warm.iterations, w.default.iterations)

@@ -94,3 +94,11 @@ def test_warm_start_rejects_bad_arguments(pendulum_mlp):
         sw.warm_start(task, x0s, params, path, action_steps=3)
     with pytest.raises(ValueError, match="x0s: configuration|x0s: expected"):
         sw.warm_start(task, np.zeros((2, 3)), params, path)
+
+
+def test_a_diverged_guess_is_refused_with_a_clear_error(solved):
+    task, x0s, params, res = solved("quadrotor", "columns_9", n=8, seed=0)
+    xs = res.xs[:1].copy()
+    xs[:, 30:, :3] = 1e7
+    with pytest.raises(ValueError, match=r"xs_init: expected entries of magnitude <= 1000000"):
+        sw.solve(task, x0s[:1], params[:1], xs, res.us[:1])

@@ -57,6 +57,17 @@ inline void check_array(const char *name, const DoubleArray &a, const std::vecto
                             " at flat index " + std::to_string(k));
 }
 
+/// A guess beyond `bound` in magnitude is a diverged rollout, not a guess: refuse it (solving from
+/// such values is meaningless and has crashed ProxDDP on the quadrotor at 1e7).
+inline void check_magnitude(const char *name, const DoubleArray &a, double bound) {
+  const double *p = a.data();
+  for (py::ssize_t k = 0; k < a.size(); ++k)
+    if (std::abs(p[k]) > bound)
+      throw py::value_error(std::string(name) + ": expected entries of magnitude <= " + std::to_string(bound) +
+                            " (a diverged guess?), found " + std::to_string(p[k]) + " at flat index " +
+                            std::to_string(k));
+}
+
 inline std::vector<double> to_vector(const DoubleArray &a) { return std::vector<double>(a.data(), a.data() + a.size()); }
 
 inline RowMatrixXd to_matrix(const DoubleArray &a, Eigen::Index rows, Eigen::Index cols) {

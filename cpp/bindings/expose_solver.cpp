@@ -68,6 +68,8 @@ void expose_solver(py::module_ &m) {
         if (xs_init) {
           check_array("xs_init", *xs_init, {n, d.horizon + 1, d.nx});
           check_array("us_init", *us_init, {n, d.horizon, d.nu});
+          check_magnitude("xs_init", *xs_init, 1e6);
+          check_magnitude("us_init", *us_init, 1e6);
         }
         const SolverOptions options =
             make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init, step_acceptance);

@@ -171,10 +171,25 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
     z = torch.as_tensor(params, dtype=torch.float32)
     call_time, calls = 0.0, 0
 
+    alive = np.ones(n, dtype=bool)
+    hold_u = np.clip(np.zeros(task.nu), task.u_lower, task.u_upper)
+
     def execute(t: int, a: np.ndarray) -> None:
-        u, x_next, a_real = _core.execute_actions(task, xs[:, t], np.asarray(a, dtype=np.float64))
-        us[:, t], xs[:, t + 1], actions[:, t] = u, x_next, a_real
-        obs[:, t + 1] = [task.observation(x)[0] for x in x_next]
+        # as in C++: an instance whose action or state turns non-finite or beyond 1e6 is held there
+        a = np.asarray(a, dtype=np.float64)
+        alive[:] &= np.isfinite(a).all(axis=1)
+        xs[~alive, t + 1], us[~alive, t] = xs[~alive, t], hold_u
+        actions[~alive, t] = actions[~alive, t - 1] if t > 0 else first[~alive]
+        if alive.any():
+            u, x_next, a_real = _core.execute_actions(task, xs[alive, t], a[alive])
+            ok = np.isfinite(x_next).all(axis=1) & (np.abs(x_next).max(axis=1) <= 1e6)
+            idx = np.flatnonzero(alive)
+            us[idx[ok], t], xs[idx[ok], t + 1], actions[idx[ok], t] = u[ok], x_next[ok], a_real[ok]
+            bad = idx[~ok]
+            xs[bad, t + 1], us[bad, t] = xs[bad, t], hold_u
+            actions[bad, t] = actions[bad, t - 1] if t > 0 else first[bad]
+            alive[bad] = False
+        obs[:, t + 1] = [task.observation(x)[0] for x in xs[:, t + 1]]
 
     if policy.kind == "mlp":
         if action_steps not in (0, 1):
@@ -214,8 +229,8 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
                     break
                 execute(t0 + j, chunk[:, h + j])
     wall = time.perf_counter() - start
-    errors = ["" if np.isfinite(xs[i]).all() and np.abs(xs[i]).max() <= 1e6 else
-              "rollout diverged (non-finite state or |x| > 1e6)" for i in range(n)]
+    errors = ["" if alive[i] else "rollout diverged (non-finite action or state, or |x| > 1e6); the state is "
+              "held from there with zero control" for i in range(n)]
     return RolloutResult(xs=xs, us=us, actions=actions, time=np.full(n, wall / max(n, 1)),
                          policy_time=np.full(n, call_time / max(n, 1)), errors=errors, num_replans=R,
                          action_steps=A, wall_time=wall, policy_calls=calls, policy_call_time=call_time,
