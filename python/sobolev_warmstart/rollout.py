@@ -28,6 +28,7 @@ import torch
 
 from . import _core
 from .policy import DiffusionPolicy, MLPPolicy
+from .solver import instance_arrays
 from .tasks import Task
 
 __all__ = ["PolicyRunner", "RolloutResult", "load_policy_runner", "rollout", "rollout_noise", "num_replans"]
@@ -94,14 +95,7 @@ def rollout_noise(seed: int, n: int, replans: int, num_steps: int, horizon: int,
 
 
 def _instances(task: Task, x0s, params) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(task, Task):
-        raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
-    x0s = np.asarray(x0s, dtype=np.float64)
-    if params is None:
-        if task.nz != 0:
-            raise ValueError(f"params: task {task.name} needs parameters of shape (N, {task.nz}), got None")
-        params = np.zeros((x0s.shape[0] if x0s.ndim == 2 else 0, 0))
-    params = np.asarray(params, dtype=np.float64)
+    x0s, params = instance_arrays(task, x0s, params)
     task.check_instances(x0s, params)
     return x0s, params
 

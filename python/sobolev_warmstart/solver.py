@@ -78,6 +78,18 @@ class SolveResult:
 
 
 
+def instance_arrays(task: Task, x0s, params) -> tuple[np.ndarray, np.ndarray]:
+    """``(x0s (N, nx), params (N, nz))`` as float64 arrays; ``params`` may be None when ``nz == 0``."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+    x0s = np.asarray(x0s, dtype=np.float64)
+    if params is None:
+        if task.nz != 0:
+            raise ValueError(f"params: task {task.name} needs parameters of shape (N, {task.nz}), got None")
+        params = np.zeros((x0s.shape[0] if x0s.ndim == 2 else 0, 0))
+    return x0s, np.asarray(params, dtype=np.float64)
+
+
 def solve(
     task: Task,
     x0s: np.ndarray,
@@ -92,15 +104,8 @@ def solve(
     xs_init: (N, T+1, nx) and us_init: (N, T, nu) initial guesses, or None for the task's default
     guess (``task.describe()`` says which).
     """
-    if not isinstance(task, Task):
-        raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+    x0s, params = instance_arrays(task, x0s, params)
     options = options or SolverOptions()
-    x0s = np.asarray(x0s, dtype=np.float64)
-    if params is None:
-        if task.nz != 0:
-            raise ValueError(f"params: task {task.name} needs parameters of shape (N, {task.nz}), got None")
-        params = np.zeros((x0s.shape[0] if x0s.ndim == 2 else 0, 0))
-    params = np.asarray(params, dtype=np.float64)
     out = _core.solve_batch(
         task, x0s, params, xs_init, us_init,
         tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
