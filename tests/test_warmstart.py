@@ -59,7 +59,7 @@ def test_a_nearly_optimal_guess_needs_almost_no_iterations(solved):
     assert instant.mean() >= 0.75 and np.median(res.iterations[ok]) >= 10
     # (the others are solutions whose saturated torques overshoot the bound by up to the tolerance: the
     # estimate does not make them stationary to 100 tol and the multipliers are rebuilt as from zero)
-    np.testing.assert_allclose(again.cost[ok][instant], res.cost[ok][instant], rtol=1e-8)
+    np.testing.assert_allclose(again.cost[ok][instant], res.cost[ok][instant], rtol=1e-4)
     zero = sw.solve(task, x0s, params, res.xs, res.us, options=sw.SolverOptions(dual_init="zero"))
     assert np.median(zero.iterations[ok & saturated]) >= 2  # zero multipliers: not recognised as optimal
 
@@ -102,3 +102,12 @@ def test_a_diverged_guess_is_refused_with_a_clear_error(solved):
     xs[:, 30:, :3] = 1e7
     with pytest.raises(ValueError, match=r"xs_init: expected entries of magnitude <= 1000000"):
         sw.solve(task, x0s[:1], params[:1], xs, res.us[:1])
+
+
+def test_a_slightly_perturbed_solution_is_still_recognised(solved):
+    """Saturated controls moved 1e-5 inside their bound (or rounded to float32) keep their multipliers."""
+    task, x0s, params, res = solved("pendulum", "default", n=16, seed=123)
+    ok = res.converged
+    for us in (res.us * (1 - 1e-5), res.us.astype(np.float32).astype(np.float64)):
+        again = sw.solve(task, x0s, params, res.xs, us)
+        assert np.median(again.iterations[ok]) <= 1 < np.median(res.iterations[ok])

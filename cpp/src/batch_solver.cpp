@@ -25,7 +25,7 @@ using ControlErrorResidual = aligator::ControlErrorResidualTpl<double>;
 ///   path constraints do not depend on the state (control bounds).
 /// - Control-bound multipliers (a box on ControlErrorResidual, J_u = I): v_t = -(l_u + B_t^T lam_{t+1})
 ///   projected onto the normal cone of the box at u_t: >= 0 at the upper bound, <= 0 at the lower
-///   bound, 0 inside. Other path multipliers start at zero. They are kept only when they make the
+///   bound (within 1e-3 of the box width), 0 inside. Other path multipliers start at zero. They are kept only when they make the
 ///   guess stationary in the controls up to `accept_tol` (max |L_u|): at a guess that is not (nearly)
 ///   optimal, costates swept backward through unstable dynamics are far from the solution's and
 ///   bound multipliers derived from them derail the solve; then all path multipliers stay zero.
@@ -60,8 +60,10 @@ void initial_multipliers(const TrajOptProblem &problem, aligator::TrajOptDataTpl
         const VectorXd &c = sd.constraint_data[j]->value_;
         const VectorXd g = sd.cost_data->Lu_ + sd.dynamics_data->Ju().transpose() * lams[t + 1];
         for (long k = 0; k < dim; ++k) {
+          // "at the bound" within 1e-3 of the box's width: a solution perturbed slightly (rounded to
+          // float32, scaled, re-integrated) still has its saturated controls recognised
           const double range = box->upper_limit[k] - box->lower_limit[k];
-          const double tol = 1e-9 * (std::isfinite(range) ? std::max(1.0, range) : 1.0);
+          const double tol = 1e-3 * (std::isfinite(range) ? range : 1.0);
           double v = 0.0;
           if (c[k] >= box->upper_limit[k] - tol) v = std::max(-g[k], 0.0);
           else if (c[k] <= box->lower_limit[k] + tol) v = std::min(-g[k], 0.0);
