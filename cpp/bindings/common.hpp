@@ -37,20 +37,29 @@ inline std::string shape_string(const std::vector<py::ssize_t> &shape, const cha
   return out.str();
 }
 
-/// Check ndim, trailing dimensions (a negative expected size matches any) and finiteness.
-inline void check_array(const char *name, const DoubleArray &a, const std::vector<py::ssize_t> &expected) {
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+/// Check ndim, dimensions (a negative expected size matches any; shown as `free_name` when given,
+/// else axis 0 as "N") and finiteness.
+template <typename Array>
+void check_array(const char *name, const Array &a, const std::vector<py::ssize_t> &expected,
+                 const char *free_name = nullptr) {
   std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
   bool ok = got.size() == expected.size();
   for (std::size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || expected[i] == got[i];
   if (!ok) {
     std::vector<py::ssize_t> shown = expected;
+    std::size_t free_axis = shown.size();
     for (std::size_t i = 0; i < shown.size(); ++i)
-      if (shown[i] < 0) shown[i] = i < got.size() ? got[i] : 0;
-    throw py::value_error(std::string(name) + ": expected shape " +
-                          shape_string(shown, expected.empty() || expected[0] >= 0 ? nullptr : "N") +
-                          ", got " + shape_string(got));
+      if (shown[i] < 0) {
+        shown[i] = i < got.size() ? got[i] : 0;
+        free_axis = i;
+      }
+    const std::string text = free_name ? shape_string(shown, nullptr, free_axis, free_name)
+                                       : shape_string(shown, expected.empty() || expected[0] >= 0 ? nullptr : "N");
+    throw py::value_error(std::string(name) + ": expected shape " + text + ", got " + shape_string(got));
   }
-  const double *p = a.data();
+  const auto *p = a.data();
   for (py::ssize_t k = 0; k < a.size(); ++k)
     if (!std::isfinite(p[k]))
       throw py::value_error(std::string(name) + ": expected finite values, found " + std::to_string(p[k]) +

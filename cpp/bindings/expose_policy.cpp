@@ -4,26 +4,6 @@
 namespace sobolev_warmstart::bindings {
 namespace {
 
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-void check_float_array(const char *name, const FloatArray &a, const std::vector<py::ssize_t> &expected) {
-  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
-  bool ok = got.size() == expected.size();
-  for (std::size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || expected[i] == got[i];
-  if (!ok) {
-    std::vector<py::ssize_t> shown = expected;
-    std::size_t free_axis = shown.size();
-    for (std::size_t i = 0; i < shown.size(); ++i)
-      if (shown[i] < 0) free_axis = i;
-    throw py::value_error(std::string(name) + ": expected shape " + shape_string(shown, nullptr, free_axis, "B") +
-                          ", got " + shape_string(got));
-  }
-  const float *p = a.data();
-  for (py::ssize_t k = 0; k < a.size(); ++k)
-    if (!std::isfinite(p[k]))
-      throw py::value_error(std::string(name) + ": expected finite values, found a NaN/inf at flat index " + std::to_string(k));
-}
-
 RolloutOptions make_rollout_options(const PolicyRunner &runner, int action_steps, std::uint64_t seed, int batch_size,
                                     int num_threads) {
   const auto &m = runner.metadata();
@@ -104,10 +84,10 @@ void expose_policy(py::module_ &m) {
             const auto &md = r.metadata();
             if (md.kind != "diffusion") throw py::value_error("sample_chunks: a " + md.kind + " policy has no chunks; use act");
             const py::ssize_t b = obs.ndim() == 3 ? obs.shape(0) : -1;
-            check_float_array("obs_history", obs, {b, md.history, md.dims.no});
-            check_float_array("params", params, {b, md.dims.nz});
-            check_float_array("history_actions", hist, {b, md.history, md.dims.na});
-            check_float_array("noise", noise, {md.num_steps, b, md.horizon, md.dims.na});
+            check_array("obs_history", obs, {b, md.history, md.dims.no}, "B");
+            check_array("params", params, {b, md.dims.nz}, "B");
+            check_array("history_actions", hist, {b, md.history, md.dims.na}, "B");
+            check_array("noise", noise, {md.num_steps, b, md.horizon, md.dims.na}, "B");
             py::array_t<float> out({b, py::ssize_t(md.horizon), py::ssize_t(md.dims.na)});
             float *dst = out.mutable_data();
             {
@@ -126,8 +106,8 @@ void expose_policy(py::module_ &m) {
             const auto &md = r.metadata();
             if (md.kind != "mlp") throw py::value_error("act: a " + md.kind + " policy samples chunks; use sample_chunks");
             const py::ssize_t b = obs.ndim() == 2 ? obs.shape(0) : -1;
-            check_float_array("obs", obs, {b, md.dims.no});
-            check_float_array("params", params, {b, md.dims.nz});
+            check_array("obs", obs, {b, md.dims.no}, "B");
+            check_array("params", params, {b, md.dims.nz}, "B");
             py::array_t<float> out({b, py::ssize_t(md.dims.na)});
             float *dst = out.mutable_data();
             {
@@ -208,7 +188,7 @@ void expose_policy(py::module_ &m) {
         if (noise) {
           if (md.kind != "diffusion") throw py::value_error("noise: a direct (mlp) policy takes no noise");
           const int A = o.action_steps > 0 ? o.action_steps : md.action_steps;
-          check_float_array("noise", *noise,
+          check_array("noise", *noise,
                             {X0.rows(), rollout_num_replans(md, task.dims().horizon, A), md.num_steps, md.horizon,
                              md.dims.na});
         }

@@ -58,7 +58,7 @@ void initial_multipliers(const TrajOptProblem &problem, aligator::TrajOptDataTpl
       const auto *box = dynamic_cast<const BoxConstraint *>(&*stack.sets[j]);
       if (box && stack.getConstraint<ControlErrorResidual>(j)) {
         const VectorXd &c = sd.constraint_data[j]->value_;
-        const VectorXd g = sd.cost_data->Lu_ + sd.dynamics_data->Ju().transpose() * lams[t + 1];
+        const VectorXd g = Lu;  // l_u + B^T lam_{t+1}, before this constraint's multipliers
         for (long k = 0; k < dim; ++k) {
           // "at the bound" within 1e-3 of the box's width: a solution perturbed slightly (rounded to
           // float32, scaled, re-integrated) still has its saturated controls recognised

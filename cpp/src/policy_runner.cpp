@@ -70,17 +70,37 @@ void copy_out(const at::Tensor &t, float *out, int64_t expected, const std::stri
   std::memcpy(out, c.data_ptr<float>(), sizeof(float) * std::size_t(expected));
 }
 
-/// Catch what libtorch throws (c10::Error) and rethrow as std::runtime_error naming the file.
-template <typename F>
-auto guarded(const std::string &path, F &&f) {
-  try {
-    return f();
-  } catch (const c10::Error &e) {
-    throw std::runtime_error(path + ": " + e.what_without_backtrace());
+/// The signature of the exported file (export.py) in one place; each backend only runs tensors.
+class TensorRunner : public PolicyRunner {
+public:
+  void sample_chunks(int b, const float *obs, const float *params, const float *hist, const float *noise,
+                     float *out) const override {
+    const auto &m = meta_;
+    call({wrap(obs, {b, m.history, m.dims.no}), wrap(params, {b, m.dims.nz}), wrap(hist, {b, m.history, m.dims.na}),
+          wrap(noise, {m.num_steps, b, m.horizon, m.dims.na})},
+         out, int64_t(b) * m.horizon * m.dims.na);
   }
-}
 
-class TorchScriptRunner final : public PolicyRunner {
+  void act(int b, const float *obs, const float *params, float *out) const override {
+    const auto &m = meta_;
+    call({wrap(obs, {b, m.dims.no}), wrap(params, {b, m.dims.nz})}, out, int64_t(b) * m.dims.na);
+  }
+
+protected:
+  virtual at::Tensor run(const std::vector<at::Tensor> &inputs) const = 0;
+
+private:
+  void call(const std::vector<at::Tensor> &inputs, float *out, int64_t expected) const {
+    try {
+      c10::InferenceMode guard;
+      copy_out(run(inputs), out, expected, meta_.path);
+    } catch (const c10::Error &e) {  // rethrown naming the file
+      throw std::runtime_error(meta_.path + ": " + e.what_without_backtrace());
+    }
+  }
+};
+
+class TorchScriptRunner final : public TensorRunner {
 public:
   explicit TorchScriptRunner(const std::string &path) {
     torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
@@ -97,27 +117,9 @@ public:
     meta_ = parse_metadata(path, "torchscript", extra[kMetadataFile]);
   }
 
-  void sample_chunks(int b, const float *obs, const float *params, const float *hist, const float *noise,
-                     float *out) const override {
-    const auto &m = meta_;
-    guarded(m.path, [&] {
-      c10::InferenceMode guard;
-      std::vector<c10::IValue> in{wrap(obs, {b, m.history, m.dims.no}), wrap(params, {b, m.dims.nz}),
-                                  wrap(hist, {b, m.history, m.dims.na}),
-                                  wrap(noise, {m.num_steps, b, m.horizon, m.dims.na})};
-      copy_out(module_.forward(in).toTensor(), out, int64_t(b) * m.horizon * m.dims.na, m.path);
-      return 0;
-    });
-  }
-
-  void act(int b, const float *obs, const float *params, float *out) const override {
-    const auto &m = meta_;
-    guarded(m.path, [&] {
-      c10::InferenceMode guard;
-      std::vector<c10::IValue> in{wrap(obs, {b, m.dims.no}), wrap(params, {b, m.dims.nz})};
-      copy_out(module_.forward(in).toTensor(), out, int64_t(b) * m.dims.na, m.path);
-      return 0;
-    });
+protected:
+  at::Tensor run(const std::vector<at::Tensor> &inputs) const override {
+    return module_.forward(std::vector<c10::IValue>(inputs.begin(), inputs.end())).toTensor();
   }
 
 private:
@@ -125,7 +127,7 @@ private:
   mutable torch::jit::Module module_;
 };
 
-class AOTIRunner final : public PolicyRunner {
+class AOTIRunner final : public TensorRunner {
 public:
   AOTIRunner(const std::string &path, int num_runners) {
     try {
@@ -143,44 +145,19 @@ public:
     meta_ = parse_metadata(path, "aoti", it->second);
   }
 
-  void sample_chunks(int b, const float *obs, const float *params, const float *hist, const float *noise,
-                     float *out) const override {
-    const auto &m = meta_;
-    guarded(m.path, [&] {
-      c10::InferenceMode guard;
-      std::vector<at::Tensor> in{wrap(obs, {b, m.history, m.dims.no}), wrap(params, {b, m.dims.nz}),
-                                 wrap(hist, {b, m.history, m.dims.na}),
-                                 wrap(noise, {m.num_steps, b, m.horizon, m.dims.na})};
-      copy_out(loader_->run(in).at(0), out, int64_t(b) * m.horizon * m.dims.na, m.path);
-      return 0;
-    });
-  }
-
-  void act(int b, const float *obs, const float *params, float *out) const override {
-    const auto &m = meta_;
-    guarded(m.path, [&] {
-      c10::InferenceMode guard;
-      std::vector<at::Tensor> in{wrap(obs, {b, m.dims.no}), wrap(params, {b, m.dims.nz})};
-      copy_out(loader_->run(in).at(0), out, int64_t(b) * m.dims.na, m.path);
-      return 0;
-    });
-  }
+protected:
+  at::Tensor run(const std::vector<at::Tensor> &inputs) const override { return loader_->run(inputs).at(0); }
 
 private:
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
 };
-
-std::string ends_with_any(const std::string &path) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  return ext;
-}
 
 } // namespace
 
 std::shared_ptr<PolicyRunner> PolicyRunner::load(const std::string &path, int num_runners) {
   if (!std::filesystem::is_regular_file(path))
     throw std::invalid_argument("policy_path: file not found: " + path);
-  const std::string ext = ends_with_any(path);
+  const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".pt") return std::make_shared<TorchScriptRunner>(path);
   if (ext == ".pt2") return std::make_shared<AOTIRunner>(path, num_runners > 0 ? num_runners : omp_get_max_threads());
   throw std::invalid_argument("policy_path: expected a .pt (TorchScript) or .pt2 (AOTInductor) file, got " + path);

@@ -34,13 +34,14 @@ struct Group {
   std::vector<VectorXd> first_action;     // action before t = 0
   std::vector<bool> frozen;
   std::vector<float> obs, params, hist, noise, out;
+  std::vector<float> draws;               // one instance's (K, H, na) draws
 };
 
 } // namespace
 
 ActionExecutor::ActionExecutor(const Task &task)
     : task_(task), inverse_dynamics_(task), dynamics_data_(task.create_dynamics_data()),
-      q_next_(task.dims().nq), u_(task.dims().nu) {}
+      q_next_(task.dims().nq), q_(task.dims().nq), u_(task.dims().nu), a_(task.dims().na) {}
 
 void ActionExecutor::apply(const VectorXd &x, const Eigen::Ref<const VectorXd> &a, Eigen::Ref<VectorXd> u,
                            Eigen::Ref<VectorXd> x_next, Eigen::Ref<VectorXd> a_realised) {
@@ -48,8 +49,9 @@ void ActionExecutor::apply(const VectorXd &x, const Eigen::Ref<const VectorXd> &
   if (task_.action_space() == ActionSpace::Torque) {
     u_ = a;
   } else {
-    const VectorXd a_vec = a;
-    task_.configuration_from_features(a_vec, x.head(d.nq), q_next_);
+    a_ = a;
+    q_ = x.head(d.nq);
+    task_.configuration_from_features(a_, q_, q_next_);
     inverse_dynamics_.control(x, q_next_, u_);
   }
   u_ = u_.cwiseMax(task_.u_lower()).cwiseMin(task_.u_upper());
@@ -121,7 +123,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
   {
     Eigen::setNbThreads(1);
     ActionExecutor executor(task);
-    VectorXd u(d.nu), x_next(d.nx), a_real(d.na), o(d.no);
+    VectorXd u(d.nu), x_next(d.nx), a_real(d.na), a_in(d.na), o(d.no);
 #pragma omp for schedule(dynamic, 1)
     for (int g = 0; g < num_groups; ++g) {
       try {
@@ -139,6 +141,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
         G.params.resize(std::size_t(B) * d.nz);
         G.hist.resize(std::size_t(B) * h * d.na);
         G.noise.resize(std::size_t(B) * noise_per_call);
+        G.draws.resize(noise_per_call);
         G.out.resize(std::size_t(B) * H * d.na);
         for (int b = 0; b < B; ++b) {
           const int i = G.index[b];
@@ -156,8 +159,8 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
           Eigen::Map<VectorXd> u_out(&out.us[(std::size_t(i) * T + t) * d.nu], d.nu);
           Eigen::Map<VectorXd> x_out(&out.xs[(std::size_t(i) * (T + 1) + t + 1) * d.nx], d.nx);
           if (!G.frozen[b]) {
-            const VectorXd av = Eigen::Map<const Eigen::VectorXf>(a, d.na).cast<double>();
-            executor.apply(G.x[b], av, u, x_next, a_real);
+            a_in = Eigen::Map<const Eigen::VectorXf>(a, d.na).cast<double>();
+            executor.apply(G.x[b], a_in, u, x_next, a_real);
             if (!x_next.allFinite() || !u.allFinite() || !a_real.allFinite() ||
                 x_next.cwiseAbs().maxCoeff() > kDivergenceBound) {
               G.frozen[b] = true;
@@ -192,15 +195,11 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
                       float(ta < 0 ? G.first_action[b][k] : G.actions[b](ta, k));
               }
               const std::size_t per_k = std::size_t(H) * d.na;
-              std::vector<float> draws;
-              const float *src = nullptr;
-              if (noise) {
+              const float *src = G.draws.data();
+              if (noise)
                 src = noise + (std::size_t(i) * R + r) * noise_per_call;
-              } else {
-                draws.resize(noise_per_call);
-                rollout_noise(options.seed, i, r, int(noise_per_call), draws.data());
-                src = draws.data();
-              }
+              else
+                rollout_noise(options.seed, i, r, int(noise_per_call), G.draws.data());
               for (int k = 0; k < K; ++k)  // (K, H, na) per instance -> (K, B, H, na)
                 std::copy(src + k * per_k, src + (k + 1) * per_k, &G.noise[(std::size_t(k) * B + b) * per_k]);
             }
