@@ -1,7 +1,8 @@
 """Warm-start path benchmark, measured side by side in one run:
 
-1. rollout time per replan at batch 1: the C++ path (exported TorchScript, lockstep loop in C++) vs the Python
-   eager rollout (the same network eagerly, the same C++ physics step per call);
+1. rollout time per replan at batch 1: the C++ path (exported TorchScript, and AOTInductor unless --no-aoti;
+   lockstep loop in C++) vs the Python eager rollout (the same network eagerly, the same C++ physics step per
+   call);
 2. lockstep N rollouts (one batched policy call per replan) vs N sequential batch-1 rollouts, one thread,
    then lockstep over all threads;
 3. TO alone vs the warm-started solve (iterations, solve time, rollout time, convergence, cost), on the
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=64, help="instances for lockstep and solve comparisons")
     ap.add_argument("--n-batch1", type=int, default=8, help="instances for the batch-1 latency comparison")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-aoti", action="store_true", help="skip the AOTInductor backend (its compile takes ~1 min)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     task = sw.make_task(args.task, args.variant)
@@ -61,6 +63,11 @@ def main() -> None:
            for i in range(len(xb))]
     sw.rollout(task, xb[:1], pb[:1], policy)  # warm-up
     eager = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], policy, seed=args.seed) for i in range(len(xb))]
+    if not args.no_aoti:
+        aoti = sw.load_policy_runner(sw.export_aoti(policy, tmp / "policy.pt2"))
+        sw.rollout(task, xb[:1], pb[:1], aoti, batch_size=1, num_threads=1)  # warm-up
+        cpp_aoti = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], aoti, seed=args.seed, batch_size=1, num_threads=1)
+                    for i in range(len(xb))]
     per_replan_cpp = np.mean([r.wall_time / r.num_replans for r in cpp])
     per_replan_py = np.mean([r.wall_time / r.num_replans for r in eager])
     net_cpp = np.mean([r.replan_latency for r in cpp])
@@ -71,6 +78,11 @@ def main() -> None:
     print(f"   C++ / eager speed-up   {per_replan_py / per_replan_cpp:8.2f}x   "
           f"(whole rollout: {1e3 * np.mean([r.wall_time for r in eager]):.1f} ms vs "
           f"{1e3 * np.mean([r.wall_time for r in cpp]):.1f} ms)")
+    if not args.no_aoti:
+        per_replan_aoti = np.mean([r.wall_time / r.num_replans for r in cpp_aoti])
+        print(f"   C++ rollout, AOTI      {1e3 * per_replan_aoti:8.3f} ms   "
+              f"(network {1e3 * np.mean([r.replan_latency for r in cpp_aoti]):.3f} ms)")
+        print(f"   C++ AOTI / eager       {per_replan_py / per_replan_aoti:8.2f}x")
 
     # 2. lockstep vs sequential
     sw.rollout(task, x0s, params, runner, batch_size=args.n, num_threads=1)  # warm-up
