@@ -1,9 +1,10 @@
 """How many ProxDDP iterations a primal warm start saves, as a function of how good the guess is, with no
 policy involved: the ceiling any learned warm start can reach on a task.
 
-Each guess is a closed-loop rollout of the solver's own solution, u_t = u*_t + K_t (x_t - x*_t) + sigma * w_t,
-with w_t ~ N(0, 1) scaled by the torque limit and the torques clamped to their bounds, so it is dynamically
-feasible and, for small sigma, as close to the optimum as a policy could get. The solver then starts from it
+Each guess (``sw.perturbed_solution_guess``) is a closed-loop rollout of the solver's own solution,
+u_t = u*_t + K_t (x_t - x*_t) + sigma * w_t, with w_t ~ N(0, 1) scaled by the torque limit and the torques
+clamped to their bounds, so it is dynamically feasible and, for small sigma, as close to the optimum as a
+policy could get. The solver then starts from it
 (with the same options as the default-guess solve, side by side in one run).
 
     PYTHONPATH=python python3 benchmarks/bench_guess_quality.py --task double_pendulum
@@ -24,25 +25,6 @@ import numpy as np
 import sobolev_warmstart as sw
 
 
-def closed_loop_guess(task, x0s, solution, sigma: float, rng: np.random.Generator):
-    """(xs, us): the solution's feedback law, perturbed by sigma * |u_max| Gaussian noise, torques clamped."""
-    lo, hi = task.u_lower, task.u_upper
-    scale = np.where(np.isfinite(hi - lo), 0.5 * (hi - lo), 1.0)
-    T = solution.us.shape[1]
-    xs = np.zeros_like(solution.xs)
-    us = np.zeros_like(solution.us)
-    xs[:, 0] = x0s
-    noise = sigma * scale * rng.standard_normal(solution.us.shape)
-    for t in range(T):
-        dx = xs[:, t] - solution.xs[:, t]  # the swing-up tasks' states are vectors (no free-flyer)
-        u = solution.us[:, t] + np.einsum("nij,nj->ni", solution.feedback_gains[:, t], dx) + noise[:, t]
-        us[:, t] = np.clip(u, lo, hi)
-        xs[:, t + 1] = task.step(xs[:, t], us[:, t])
-        if not np.all(np.isfinite(xs[:, t + 1])) or np.abs(xs[:, t + 1]).max() > 1e6:
-            return None
-    return xs, us
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="double_pendulum", choices=["pendulum", "double_pendulum"])
@@ -60,13 +42,12 @@ def main() -> None:
     print(f"TO alone (default guess): median {np.median(default.iterations):.1f} iterations, "
           f"{default.converged.sum()}/{args.n} converged")
     print(f"{'sigma':>8s} {'cost gap, median':>17s} {'iterations, median':>19s} {'converged':>10s}")
-    rng = np.random.default_rng(0)
     for sigma in args.sigmas:
-        guess = closed_loop_guess(task, x0s, default, sigma, rng)
-        if guess is None:
-            print(f"{sigma:8.0e}   (the perturbed closed loop diverged)")
+        try:
+            xs, us = sw.perturbed_solution_guess(task, x0s, default, sigma, seed=0)
+        except ValueError as e:
+            print(f"{sigma:8.0e}   ({e})")
             continue
-        xs, us = guess
         gap = sw._core.trajectory_costs(task, x0s, params, xs, us) / default.cost - 1.0
         warm = sw.solve(task, x0s, params, xs, us)
         print(f"{sigma:8.0e} {np.median(gap):17.1e} {np.median(warm.iterations):19.1f} "

@@ -21,7 +21,7 @@ from .rollout import RolloutResult, _check_action_steps, _instances, as_runner, 
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
 
-__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual"]
+__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "perturbed_solution_guess"]
 
 
 @dataclass
@@ -170,3 +170,39 @@ def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = No
     return WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=default,
                            rollout_wall_time=ro.wall_time, warm_wall_time=t1 - t0,
                            default_wall_time=t2 - t1 if compare_default else 0.0)
+
+
+def perturbed_solution_guess(task: Task, x0s, solution: SolveResult, sigma: float,
+                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A dynamically feasible guess ``(xs (N, T+1, nx), us (N, T, nu))`` at a chosen distance from a solution.
+
+    The solution's feedback law ``u_t = u*_t + K_t (x_t - x*_t) + sigma * s * w_t`` is closed around the task's
+    dynamics from ``x0s``, with ``w_t ~ N(0, 1)`` (seeded), ``s`` half the torque range and the torques clamped
+    to their bounds. It stands for a policy of a given quality, with no policy involved: solving from it tells
+    how many iterations a warm start that good can save on a task (``benchmarks/bench_guess_quality.py``).
+    Tasks with vector states only (not the free-flyer quadrotor).
+    """
+    if task.nx != task.ndx:
+        raise ValueError(f"task: {task.name} has a manifold state (nx {task.nx} != ndx {task.ndx}); "
+                         "perturbed_solution_guess needs vector states")
+    if not isinstance(solution, SolveResult):
+        raise TypeError(f"solution: expected a SolveResult, got {type(solution).__name__}")
+    if not (isinstance(sigma, (int, float)) and np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma: expected a finite noise scale >= 0, got {sigma!r}")
+    x0s = np.asarray(x0s, dtype=np.float64)
+    n, T = solution.us.shape[:2]
+    if x0s.shape != (n, task.nx):
+        raise ValueError(f"x0s: expected shape ({n}, {task.nx}) to match the solution, got {x0s.shape}")
+    lo, hi = np.asarray(task.u_lower), np.asarray(task.u_upper)
+    scale = np.where(np.isfinite(hi - lo), 0.5 * (hi - lo), 1.0)
+    noise = float(sigma) * scale * np.random.default_rng(seed).standard_normal(solution.us.shape)
+    xs = np.empty_like(solution.xs)
+    us = np.empty_like(solution.us)
+    xs[:, 0] = x0s
+    for t in range(T):
+        u = solution.us[:, t] + np.einsum("nij,nj->ni", solution.feedback_gains[:, t], xs[:, t] - solution.xs[:, t])
+        us[:, t] = np.clip(u + noise[:, t], lo, hi)
+        xs[:, t + 1] = task.step(xs[:, t], us[:, t])
+        if not (np.all(np.isfinite(xs[:, t + 1])) and np.abs(xs[:, t + 1]).max() <= 1e6):
+            raise ValueError(f"sigma: the closed loop perturbed by sigma = {sigma} diverged at step {t + 1}")
+    return xs, us
