@@ -28,10 +28,11 @@ def error(**kwargs) -> str:
     return str(exc.value)
 
 
-def test_default_preset_is_the_small_pendulum_loop():
+def test_default_preset_is_the_small_pendubot_loop():
     c = load_loop_config("default")
     assert isinstance(c.chunk, ChunkSpec) and isinstance(c.solver, SolverOptions) and isinstance(c.train, TrainConfig)
-    assert (c.task, c.train.policy, c.train.sobolev_weight) == ("pendulum", "sob_diff", 0.01)
+    assert (c.task, c.train.policy, c.train.sobolev_weight) == ("double_pendulum", "sob_diff", 0.01)
+    assert c.chunk.action_steps == 1
     assert c.train.unet.down_dims == (16, 32)
     assert c.eval.seed not in range(c.seed, c.seed + c.iterations)
 
@@ -75,12 +76,12 @@ def test_wrong_types_are_named(override, message):
     ("max_iters_growth=0.5", "loop.max_iters_growth: expected a factor >= 1 (1: a fixed budget), got 0.5"),
     ("export=onnx", "loop.export: expected one of torchscript, aoti, got 'onnx'"),
     ("task=pendlum", "loop.task: unknown task 'pendlum'; expected one of"),
-    ("variant=sideways", "loop.variant: unknown variant 'sideways' of pendulum; expected one of default"),
+    ("variant=sideways", "loop.variant: unknown variant 'sideways' of double_pendulum; expected one of default"),
     ("train.policy=gan", "loop.train.policy: expected one of"),
-    ("eval.seed=1", "loop.eval.seed: expected a seed outside the training seeds 0..2 (held-out instances), got 1"),
-    ("action_steps=16", "loop.action_steps: expected 1..15 (chunk.horizon 16 minus chunk.history 1), got 16"),
-    ("chunk.horizon=15", "loop.chunk.horizon: the U-Net with 2 levels needs a multiple of 2"),
-    ("chunk.history=16", "loop.chunk.action_steps: expected history + action_steps <= horizon (16), got 16 + 8"),
+    ("eval.seed=1", "loop.eval.seed: expected a seed outside the training seeds 0..1 (held-out instances), got 1"),
+    ("action_steps=8", "loop.action_steps: expected 1..7 (chunk.horizon 8 minus chunk.history 1), got 8"),
+    ("chunk.horizon=7", "loop.chunk.horizon: the U-Net with 2 levels needs a multiple of 2"),
+    ("chunk.history=8", "loop.chunk.action_steps: expected history + action_steps <= horizon (8), got 8 + 1"),
     ("train.checkpoint_dir=here", "loop.train.checkpoint_dir: set by the loop"),
 ])
 def test_out_of_range_values_are_named(override, message):
@@ -128,7 +129,7 @@ def test_toml_and_json_files_give_the_same_config(tmp_path):
     assert (a.iterations, a.train.epochs, a.train.mlp.hidden_dims, a.train.sobolev_weight) == (2, 5, (32, 32), 1.0)
     # file over the preset (deep merge), --set over the file, keyword fields last
     c = load_loop_config("default", toml, ["train.epochs=7"], run_dir=str(tmp_path / "r"))
-    assert (c.iterations, c.train.epochs, c.instances, c.train.lr, c.run_dir) == (2, 7, 24, 3e-3, str(tmp_path / "r"))
+    assert (c.iterations, c.train.epochs, c.instances, c.train.lr, c.run_dir) == (2, 7, 96, 3e-3, str(tmp_path / "r"))
 
 
 def test_file_errors_name_the_file(tmp_path):
@@ -163,4 +164,4 @@ def test_collect_config_and_diff():
     with pytest.raises(ConfigError, match=r"^collect.instances: expected an integer >= 1, got 0"):
         from_dict(CollectConfig, {"instances": 0}, "collect")
     a, b = to_dict(load_loop_config()), to_dict(load_loop_config(overrides=["train.epochs=3", "seed=4"]))
-    assert diff_configs(a, b) == [("seed", 0, 4), ("train.epochs", 12, 3)]
+    assert diff_configs(a, b) == [("seed", 0, 4), ("train.epochs", 20, 3)]

@@ -12,8 +12,8 @@ import sobolev_warmstart as sw
 from sobolev_warmstart.config import ConfigError, load_loop_config
 from sobolev_warmstart.loop import iteration_dir, load_instances, run_loop
 
-# a direct policy trains in a fraction of a second: the tests of the loop's bookkeeping use it
-FAST = ["iterations=2", "instances=8", "collect_batch=4", "train.policy=sob_mlp", "train.sobolev_weight=0.01",
+# a direct policy trains in a fraction of a second: the tests of the loop's bookkeeping use it, on the pendulum
+FAST = ["task=pendulum", "iterations=2", "instances=8", "collect_batch=4", "train.policy=sob_mlp", "train.sobolev_weight=0.01",
         "train.mlp.hidden_dims=[32,32]", "train.epochs=3", "train.batch_size=128", "train.num_threads=1",
         "eval.enabled=false"]
 
@@ -43,7 +43,7 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
 
     m1, m2 = res.iterations
     assert (m1["mode"], m2["mode"], m1["warm"], m1["train"]) == ("to_alone", "dual", None, None)
-    task = sw.make_task("pendulum")
+    task = sw.make_task(cfg.task)  # the default preset's: the pendubot
     for k, m in ((1, m1), (2, m2)):
         assert m["instances"] == 8 and m["accepted"] + m["rejected"] == 8
         assert sum(m["sources"].values()) == 8 and m["sources"]["none"] == m["rejected"]

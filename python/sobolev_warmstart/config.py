@@ -10,7 +10,7 @@ and value and names the offending one with its dotted path::
     loop.train.epochs: expected an integer, got 'ten' (str)
     loop.solver.tol: expected a tolerance > 0, got 0.0
 
-Sources, later ones winning: an embedded preset (:data:`PRESETS`, e.g. ``"default"``: a pendulum loop that
+Sources, later ones winning: an embedded preset (:data:`PRESETS`, e.g. ``"default"``: a pendubot loop that
 finishes in a few minutes on two cores), a ``.toml`` or ``.json`` file, and ``key=value`` overrides with dotted
 keys whose values are JSON literals (``train.epochs=50``, ``train.unet.down_dims=[16,32]``,
 ``train.sobolev_weight=null``) or else strings (``task=ur5``). Errors raise :class:`ConfigError` (a
@@ -379,17 +379,19 @@ _TINY_UNET = {"down_dims": [16, 32], "n_groups": 4, "step_embed_dim": 16}
 #: Named loop configurations (plain dicts, over the dataclass defaults). ``default`` is measured to finish in a
 #: few minutes on two cores; the others are starting points at the reference's scale, not tuned results.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Pendulum swing-up, small enough for a laptop: 3 x 24 instances, a tiny U-Net, a dozen epochs.
-    # lambda = 0.01: the pendulum's normalised derivative targets reach ~100 (docs/training.md).
+    # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
+    # epochs, one action per replan (the action-length study's best). ~4.5 min on two cores (docs/loop.md). The
+    # pendubot, not the pendulum: on the pendulum even a guess within 1e-4 of the optimum saves no ProxDDP
+    # iteration (benchmarks/bench_guess_quality.py). lambda = 0.01 as for the pendulum (docs/training.md).
     "default": {
-        "task": "pendulum", "variant": "", "iterations": 3, "instances": 24, "seed": 0, "collect_batch": 8,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
+        "task": "double_pendulum", "variant": "", "iterations": 2, "instances": 96, "seed": 0, "collect_batch": 16,
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 500, "num_threads": 0},
-        "train": {"policy": "sob_diff", "epochs": 12, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
+        "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
                   "unet": _TINY_UNET, "num_threads": 1},
         "eval": {"instances": 32, "seed": 1_000_000},
     },
-    # The same at a larger scale: 4 x 64 instances, the default U-Net, 40 epochs.
+    # Pendulum swing-up: 4 x 64 instances, the default U-Net, 40 epochs.
     "pendulum": {
         "task": "pendulum", "iterations": 4, "instances": 64, "collect_batch": 16,
         "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
@@ -400,7 +402,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up: 16% of the default-guess solves fail (README); rejected instances are counted.
     "double_pendulum": {
         "task": "double_pendulum", "iterations": 4, "instances": 64, "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
+        "chunk": {"horizon": 16, "history": 1, "action_steps": 1},
         "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
                   "num_threads": 1},
         "eval": {"instances": 64},
