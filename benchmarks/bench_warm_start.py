@@ -111,7 +111,8 @@ def main() -> None:
     print(f"   cost, median of converged    {med(d.cost, d.converged):9.4f} {med(ws.cost, ws.converged):10.4f}"
           f"   (policy rollout: {np.median(w.policy_cost):.4f})")
     dual = w.dual()
-    print(f"   dual solve: {dict(zip(*np.unique(dual.source, return_counts=True)))}, "
+    counts = {str(k): int(v) for k, v in zip(*np.unique(dual.source, return_counts=True))}
+    print(f"   dual solve: {counts}, "
           f"median cost {med(dual.result.cost, dual.accepted):.4f}")
 
 
