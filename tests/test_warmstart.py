@@ -11,16 +11,21 @@ import sobolev_warmstart as sw
 from sobolev_warmstart.data import ChunkSpec, build_dataset
 
 
+def trained_policy(name: str, trajectories: int, action_steps: int, **train):
+    """A policy trained in the test on ``trajectories`` TO-alone solutions of task ``name`` (seed 0), 40 epochs."""
+    task = sw.make_task(name)
+    x0s, params = task.sample_instances(trajectories, seed=0)
+    res = sw.solve(task, x0s, params)
+    data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, 8)).select(res.converged)
+    ds = build_dataset(data, ChunkSpec(8, 1, action_steps))
+    config = sw.TrainConfig(epochs=40, batch_size=64, lr=3e-3, progress=False, num_threads=1, **train)
+    return task, sw.train(ds, config).eval()
+
+
 @pytest.fixture(scope="module")
 def pendulum_mlp(tmp_path_factory):
     """An MLP policy trained in the test on 12 pendulum trajectories, exported for C++."""
-    task = sw.make_task("pendulum")
-    x0s, params = task.sample_instances(12, seed=0)
-    res = sw.solve(task, x0s, params)
-    data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, 8)).select(res.converged)
-    ds = build_dataset(data, ChunkSpec(8, 1, 4))
-    policy = sw.train(ds, sw.TrainConfig(policy="mlp", epochs=40, batch_size=64, lr=3e-3, progress=False,
-                                         num_threads=1)).eval()
+    task, policy = trained_policy("pendulum", 12, 4, policy="mlp")
     path = sw.export_torchscript(policy, tmp_path_factory.mktemp("mlp") / "mlp.pt")
     return task, policy, path
 
@@ -151,13 +156,7 @@ def test_perturbed_solution_guess_rejects_bad_arguments(solved):
 @pytest.fixture(scope="module")
 def pendubot_sob_mlp(tmp_path_factory):
     """A Sobolev MLP trained in the test on 128 pendubot trajectories (~30 s), one action per replan."""
-    task = sw.make_task("double_pendulum")
-    x0s, params = task.sample_instances(128, seed=0)
-    res = sw.solve(task, x0s, params)
-    data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, 8)).select(res.converged)
-    ds = build_dataset(data, ChunkSpec(8, 1, 1))
-    policy = sw.train(ds, sw.TrainConfig(policy="sob_mlp", epochs=40, batch_size=64, lr=3e-3, sobolev_weight=0.01,
-                                         progress=False, num_threads=1)).eval()
+    task, policy = trained_policy("double_pendulum", 128, 1, policy="sob_mlp", sobolev_weight=0.01)
     return task, sw.export_torchscript(policy, tmp_path_factory.mktemp("sob_mlp") / "sob_mlp.pt")
 
 
