@@ -97,7 +97,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from .loop import collect_dataset
     flags = {"task": args.task, "variant": args.variant, "instances": args.n, "seed": args.seed,
              "solver.max_iters": args.max_iters, "solver.num_threads": args.threads, "chunk.horizon": args.horizon,
-             "chunk.history": args.history, "chunk.action_steps": args.action_steps}
+             "chunk.history": args.history, "chunk.action_steps": args.action_steps, **_backend_flags(args)}
     config = from_dict(CollectConfig, _config_data(args, flags), "collect")
     dataset, m = collect_dataset(config, args.output, progress=not args.quiet)
     d = m["default"]
@@ -188,7 +188,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from .loop import run_loop
     fields = {"run_dir": args.run_dir} if args.run_dir else {}
     preset_name = args.preset if args.preset else (None if args.config else "default")
-    config = load_loop_config(preset_name, args.config, args.set or [], **fields)
+    flags = [f"{k}={json.dumps(v)}" for k, v in _backend_flags(args).items() if v is not None]
+    config = load_loop_config(preset_name, args.config, [*flags, *(args.set or [])], **fields)
     if config.run_dir is None:
         name = Path(args.config).stem if args.config and not args.preset else (args.preset or "default")
         config = dataclasses.replace(config, run_dir=str(Path("runs") / name))
@@ -248,6 +249,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["local", "ray"], help="where the solves run (backend.name; default: local)")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to join (backend.address; default: "
+                   "RAY_ADDRESS, else a new local instance)")
+
+
+def _backend_flags(args: argparse.Namespace) -> dict:
+    return {"backend.name": args.backend, "backend.address": args.ray_address}
+
+
 def _add_config_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--config", metavar="FILE", help=f"{what} config file (.toml or .json)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -293,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", type=_positive_int, help="chunk history h (default 1)")
     p.add_argument("--action-steps", type=_positive_int, help="executed actions A (default 8)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_backend_args(p)
     _add_config_args(p, "collect")
     p.set_defaults(func=cmd_collect)
 
@@ -337,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory (default: the config's run_dir, else runs/<preset>)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_backend_args(p)
     _add_config_args(p, "loop")
     p.set_defaults(func=cmd_loop)
 

@@ -35,7 +35,7 @@ from .solver import SolverOptions
 from .train import TrainConfig
 
 __all__ = [
-    "ConfigError", "CollectConfig", "EvalConfig", "LoopConfig", "PRESETS", "EXPORT_BACKENDS",
+    "ConfigError", "BackendConfig", "BACKENDS", "CollectConfig", "EvalConfig", "LoopConfig", "PRESETS", "EXPORT_BACKENDS",
     "from_dict", "to_dict", "load_config_file", "parse_override", "apply_overrides", "preset",
     "load_loop_config", "diff_configs",
 ]
@@ -48,6 +48,30 @@ class ConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------- configs
+#: Where collection batches run (``backend.name``).
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class BackendConfig:
+    """Where the solves of a collection run, batch by batch; results do not depend on it.
+
+    name: ``"local"`` (this process, the solver's OpenMP threads) or ``"ray"`` (one Ray task per batch, for
+    collections larger than one machine: ``pip install "sobolev_warmstart[ray]"`` on every node). address: the
+    Ray cluster to join (``"auto"``, ``"ray://host:10001"``, ...; None: ``RAY_ADDRESS`` if set, else a new
+    local instance). cpus_per_task: CPUs each batch task reserves, which are also its solver threads.
+    """
+
+    name: str = "local"
+    address: str | None = None
+    cpus_per_task: int = 1
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKENDS:
+            raise ConfigError(f"name: expected one of {', '.join(BACKENDS)}, got {self.name!r}")
+        _check_int("cpus_per_task", self.cpus_per_task, 1)
+
+
 @dataclass
 class CollectConfig:
     """A TO-alone dataset: ``instances`` seeded instances of ``task``/``variant`` solved from the default guess,
@@ -60,6 +84,7 @@ class CollectConfig:
     batch: int = 32
     chunk: ChunkSpec = field(default_factory=ChunkSpec)
     solver: SolverOptions = field(default_factory=SolverOptions)
+    backend: BackendConfig = field(default_factory=BackendConfig)
 
     def __post_init__(self) -> None:
         _check_task(self.task, self.variant)
@@ -99,7 +124,8 @@ class LoopConfig:
     solve counts as not converged; the default-guess solve of the instance still runs).
     chunk: chunk layout of the training data; solver: ProxDDP settings (base budget, also used by the
     evaluation); train: the policy kind and training settings (the loop sets ``checkpoint_dir`` and
-    re-seeds each iteration with ``train.seed + iteration``); eval: held-out evaluation.
+    re-seeds each iteration with ``train.seed + iteration``); eval: held-out evaluation; backend: where the
+    collection batches are solved (:class:`BackendConfig`: this process or a Ray cluster).
     """
 
     task: str = "pendulum"
@@ -117,6 +143,7 @@ class LoopConfig:
     solver: SolverOptions = field(default_factory=SolverOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
 
     def __post_init__(self) -> None:
         _check_task(self.task, self.variant)

@@ -41,14 +41,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import _core
-from .config import CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
+from .config import BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
 from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
+from .distributed import BatchJob, run_batches_on_ray
 from .export import export_aoti, export_torchscript
 from .policy import save_policy
 from .rollout import load_policy_runner, rollout
@@ -62,7 +64,8 @@ __all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollou
            "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
 
 #: Config keys that may differ between a run and its resumption (they change neither data nor results).
-RESUME_FREE_KEYS = ("run_dir", "solver.num_threads", "train.num_threads", "train.progress")
+RESUME_FREE_KEYS = ("run_dir", "solver.num_threads", "train.num_threads", "train.progress", "backend.name",
+                    "backend.address", "backend.cpus_per_task")
 _EXPORT_STEM = "policy_export"
 
 Callback = Callable[[str, dict], None]
@@ -208,12 +211,27 @@ def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: Sol
     return out
 
 
+def _solve_batches(backend: BackendConfig, task: Task, x0s: np.ndarray, params: np.ndarray, jobs: list[BatchJob],
+                   options: SolverOptions, runner_path: Path | None, action_steps: int | None,
+                   derivative_horizon: int | None, divergence_bound: float
+                   ) -> Iterator[tuple[BatchJob, dict[str, np.ndarray]]]:
+    """``(job, result)`` for every job: in turn in this process, or as they finish on Ray (``backend``)."""
+    if backend.name == "ray":
+        yield from run_batches_on_ray(backend, task, x0s, params, jobs, options, runner_path, action_steps,
+                                      derivative_horizon, divergence_bound)
+        return
+    runner = load_policy_runner(runner_path) if (jobs and runner_path is not None) else None
+    for job in jobs:
+        yield job, _collect_batch(task, x0s[job.rows], params[job.rows], options, runner, job.seed, action_steps,
+                                  derivative_horizon, divergence_bound)
+
+
 def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batch: int, options: SolverOptions,
              runner_path: Path | None, seed_of: Callable[[int], int], action_steps: int | None,
              derivative_horizon: int | None, desc: str, progress: bool, callback: Callback | None,
-             info: dict, divergence_bound: float) -> list[dict[str, np.ndarray]]:
-    """Solve instances in batches of ``batch``, saving each to ``folder/batch_XXX.npz``; saved batches are
-    loaded instead of solved again."""
+             info: dict, divergence_bound: float, backend: BackendConfig) -> list[dict[str, np.ndarray]]:
+    """Solve instances in batches of ``batch``, saving each to ``folder/batch_XXX.npz`` as soon as it is solved;
+    saved batches are loaded instead of solved again."""
     n = len(x0s)
     starts = list(range(0, n, batch))
     results: list[dict | None] = [None] * len(starts)
@@ -227,24 +245,23 @@ def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batc
                                    "the run directory was modified by hand")
             results[b] = saved
         else:
-            todo.append(b)
-    runner = load_policy_runner(runner_path) if (todo and runner_path is not None) else None
-    bar = tqdm(total=n, initial=n - sum(len(x0s[starts[b]:starts[b] + batch]) for b in todo), desc=desc,
-               unit="inst", disable=not progress, leave=False)
+            todo.append(BatchJob(b, slice(s, s + batch), seed_of(b)))
+    bar = tqdm(total=n, initial=n - sum(len(x0s[job.rows]) for job in todo), desc=desc, unit="inst",
+               disable=not progress, leave=False)
+    solved = _solve_batches(backend, task, x0s, params, todo, options, runner_path, action_steps,
+                            derivative_horizon, divergence_bound)
     try:
-        for b in todo:
-            s = starts[b]
-            sl = slice(s, s + batch)
-            res = _collect_batch(task, x0s[sl], params[sl], options, runner, seed_of(b), action_steps,
-                                 derivative_horizon, divergence_bound)
-            res["instance"] = np.arange(s, s + len(res["x0s"]))
-            _save_npz(folder / f"batch_{b:03d}.npz", res)
-            results[b] = res
+        for job, res in solved:
+            res["instance"] = np.arange(job.rows.start, job.rows.start + len(res["x0s"]))
+            _save_npz(folder / f"batch_{job.index:03d}.npz", res)
+            results[job.index] = res
             bar.update(len(res["x0s"]))
             bar.set_postfix(accepted=f"{sum(int(r['accepted'].sum()) for r in results if r is not None)}")
             if callback is not None:
-                callback("batch", {**info, "batch": b, "batches": len(starts), "instances_done": s + len(res["x0s"])})
+                callback("batch", {**info, "batch": job.index, "batches": len(starts),
+                                   "instances_done": sum(len(r["x0s"]) for r in results if r is not None)})
     finally:
+        solved.close()  # on an interruption: Ray tasks still running are cancelled
         bar.close()
     return results  # type: ignore[return-value]
 
@@ -336,15 +353,19 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
     task = make_task(config.task, config.variant)
     x0s, params = task.sample_instances(config.instances, seed=config.seed)
     horizon = config.chunk.horizon - config.chunk.history
-    batches = []
+    jobs = [BatchJob(b, slice(s, s + config.batch), 0) for b, s in enumerate(range(0, len(x0s), config.batch))]
+    batches: list[dict | None] = [None] * len(jobs)
     t0 = time.perf_counter()
     with tqdm(total=len(x0s), desc="TO alone", unit="inst", disable=not progress, leave=False) as bar:
-        for s in range(0, len(x0s), config.batch):
-            sl = slice(s, s + config.batch)
-            batches.append(_collect_batch(task, x0s[sl], params[sl], config.solver, None, 0, None, horizon, 1.0))
-            batches[-1]["instance"] = np.arange(s, s + len(batches[-1]["x0s"]))
-            bar.update(len(batches[-1]["x0s"]))
-    per, traj = _merge(batches)
+        solved = _solve_batches(config.backend, task, x0s, params, jobs, config.solver, None, None, horizon, 1.0)
+        try:
+            for job, res in solved:
+                res["instance"] = np.arange(job.rows.start, job.rows.start + len(res["x0s"]))
+                batches[job.index] = res
+                bar.update(len(res["x0s"]))
+        finally:
+            solved.close()
+    per, traj = _merge(batches)  # type: ignore[arg-type]
     metrics = {"task": task.name, "variant": task.variant, "seed": config.seed, "max_iters": config.solver.max_iters,
                **collect_metrics(per), "collect_time_s": time.perf_counter() - t0}
     if not traj:
@@ -514,7 +535,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
         batches = _collect(task, x0s, params, folder / "batches", config.collect_batch, options, export_path,
                            lambda b, k=k: rollout_seed(config, k, b), config.action_steps, horizon,
                            f"iter {k} {'TO alone' if k == 1 else 'dual solve'}", progress, callback, info,
-                           config.divergence_bound)
+                           config.divergence_bound, config.backend)
         collect_time = time.perf_counter() - t0
         per, traj = _merge(batches)
         _save_npz(folder / "instances.npz", per)
@@ -550,7 +571,8 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             t0 = time.perf_counter()
             batches = _collect(task, x0s, params, final / "eval_batches", config.collect_batch, config.solver,
                                export_path, lambda b: rollout_seed(config, 0, b), config.action_steps, None,
-                               "evaluation", progress, callback, {"iteration": "eval"}, config.divergence_bound)
+                               "evaluation", progress, callback, {"iteration": "eval"}, config.divergence_bound,
+                               config.backend)
             per, _ = _merge(batches)
             evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "instance_seed": config.eval.seed,
                           **collect_metrics(per), "train": train_meta, "collect_time_s": time.perf_counter() - t0,
