@@ -35,25 +35,22 @@ in its timings. For training-seed studies pass one policy per training seed and 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import _core
 from .data import atomic_write_bytes
 from .policy import DiffusionPolicy, MLPPolicy
 from .rollout import PolicyRunner, _check_action_steps, _instances, load_policy_runner, rollout
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
-from .warmstart import WarmStartResult
+from .warmstart import WarmStartResult, refine_rollouts
 
 __all__ = ["METHODS", "METHOD_LABELS", "METRICS", "EvaluationResult", "evaluate_methods", "mean_ci", "t_quantile_975",
            "read_rows_csv"]
@@ -331,61 +328,6 @@ def metrics_from_warm_start(result: WarmStartResult, diverged: np.ndarray | None
     return out
 
 
-def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
-    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
-    xs = np.asarray(xs, dtype=np.float64)
-    finite = np.isfinite(xs).all(axis=(1, 2))
-    big = np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound
-    return ~finite | big
-
-
-def _expand(part: SolveResult, ok: np.ndarray, xs: np.ndarray, us: np.ndarray, params: np.ndarray,
-            reason: str) -> SolveResult:
-    """A SolveResult over all instances from the solve of the ``ok`` ones; the others keep their guess
-    ``(xs, us)`` (the rollout as it is), are not converged, with NaN cost and zero iterations and time."""
-    n = ok.shape[0]
-    out = {}
-    for f in dataclasses.fields(SolveResult):
-        if f.name in ("errors", "params"):
-            continue
-        v = np.asarray(getattr(part, f.name))
-        fill = {"xs": xs, "us": us}.get(f.name)
-        if fill is None:
-            fill = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
-            if v.dtype.kind == "f" and f.name not in ("solve_time", "setup_time", "feedback_gains"):
-                fill[:] = np.nan
-        full = np.array(fill, dtype=v.dtype, copy=True)
-        full[ok] = v
-        out[f.name] = full
-    errors = [reason] * n
-    for i, e in zip(np.flatnonzero(ok), part.errors):
-        errors[i] = e
-    return SolveResult(errors=errors, params=params.copy(), **out)
-
-
-def _warm_start_checked(task: Task, x0s: np.ndarray, params: np.ndarray, policy, action_steps: int | None,
-                        seed: int, options: SolverOptions, bound: float) -> tuple[WarmStartResult, np.ndarray]:
-    """Roll out, score, and refine the rollouts that did not diverge; ``(result, diverged (N,))``."""
-    ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
-    diverged = diverged_rollouts(ro.xs, bound)
-    # the cost of a diverged rollout is that of its states clipped to the bound: large, finite, comparable
-    xs = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
-    us = np.nan_to_num(ro.us)
-    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, options.num_threads), dtype=np.float64)
-    ok = ~diverged
-    reason = f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"
-    t0 = time.perf_counter()
-    if ok.all():
-        warm = solve(task, x0s, params, ro.xs, ro.us, options)
-    else:
-        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
-        warm = _expand(part, ok, ro.xs, ro.us, params, reason)
-    warm_wall = time.perf_counter() - t0
-    result = WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=None,
-                             rollout_wall_time=ro.wall_time, warm_wall_time=warm_wall, default_wall_time=0.0)
-    return result, diverged
-
-
 def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per method (in :data:`METHODS` order) from per-seed rows: means and 95% half-widths."""
     rows = []
@@ -443,7 +385,7 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
             raw[("to", seed)] = result
         for method, policy in runners.items():
             a = steps if method in _DIFFUSION else None
-            ws, diverged = _warm_start_checked(task, x0s, params, policy, a or None, seed, options,
+            ws, diverged = refine_rollouts(task, x0s, params, policy, a or None, seed, options,
                                                divergence_bound)
             used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
             per_seed.append({"method": method, "seed": seed, "instances": n, "action_steps": used,

@@ -47,18 +47,17 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _core
 from .config import BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
 from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .distributed import BatchJob, run_batches_on_ray
 from .export import export_aoti, export_torchscript
 from .policy import save_policy
-from .rollout import load_policy_runner, rollout
+from .rollout import load_policy_runner
 from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task, make_task
 from .train import train
-from .warmstart import select_dual
+from .warmstart import diverged_rollouts, refine_rollouts, select_dual
 
 __all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
            "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
@@ -133,47 +132,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------ collection
-def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
-    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
-    xs = np.asarray(xs, dtype=np.float64)
-    finite = np.isfinite(xs).all(axis=(1, 2))
-    return ~finite | (np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound)
-
-
-def _warm_solve(task: Task, x0s: np.ndarray, params: np.ndarray, runner, action_steps: int | None, seed: int,
-                options: SolverOptions, bound: float, default: SolveResult):
-    """The policy half of the dual solve: roll out (C++), score the rollouts, and refine those that stayed
-    within ``bound`` (a diverged guess is worthless, and guesses with huge coordinates have been seen to abort
-    the solver). ``(rollout, policy_cost (N,), warm SolveResult over all N, diverged (N,))``; a diverged
-    instance counts as a warm solve that did not converge (no iteration, NaN cost, its rollout as solution).
-    Without divergence this is ``warm_start(...).warm`` (same noise streams, same solver, same results).
-    ``default``: the batch's default-guess solve, the template of the result's shapes."""
-    ro = rollout(task, x0s, params, runner, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
-    diverged = diverged_rollouts(ro.xs, bound)
-    xs_c = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
-    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs_c, np.nan_to_num(ro.us),
-                                                    options.num_threads), dtype=np.float64)
-    ok = ~diverged
-    if ok.all():
-        return ro, policy_cost, solve(task, x0s, params, ro.xs, ro.us, options), diverged
-    warm = take_rows(default, np.arange(len(x0s)))  # copies with the right shapes, overwritten below
-    warm.xs, warm.us = np.nan_to_num(ro.xs), np.nan_to_num(ro.us)
-    warm.converged[:], warm.iterations[:], warm.feedback_gains[:] = False, 0, 0.0
-    for name in ("cost", "primal_infeasibility", "dual_infeasibility"):
-        getattr(warm, name)[:] = np.nan
-    warm.solve_time[:], warm.setup_time[:] = 0.0, 0.0
-    warm.errors = [f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"] * len(x0s)
-    if ok.any():
-        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
-        for f in dataclasses.fields(SolveResult):
-            if f.name == "errors":
-                for i, e in zip(np.flatnonzero(ok), part.errors):
-                    warm.errors[i] = e
-            else:
-                getattr(warm, f.name)[ok] = getattr(part, f.name)
-    return ro, policy_cost, warm, diverged
-
-
 def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: SolverOptions, runner,
                    seed: int, action_steps: int | None, derivative_horizon: int | None,
                    divergence_bound: float) -> dict[str, np.ndarray]:
@@ -189,8 +147,9 @@ def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: Sol
         warm = None
     else:
         default = solve(task, x0s, params, options=options)
-        ro, policy_cost, warm, diverged = _warm_solve(task, x0s, params, runner, action_steps, seed, options,
-                                                      divergence_bound, default)
+        refined, diverged = refine_rollouts(task, x0s, params, runner, action_steps, seed, options,
+                                            divergence_bound)
+        ro, policy_cost, warm = refined.rollout, refined.policy_cost, refined.warm
         dual = select_dual(default, warm)
         chosen, accepted, source = dual.result, np.asarray(dual.accepted, bool), np.asarray(dual.source)
         out.update(rollout_seed=np.asarray(seed), rollout_time=np.asarray(ro.time), policy_cost=policy_cost,

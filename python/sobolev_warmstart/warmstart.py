@@ -21,7 +21,8 @@ from .rollout import RolloutResult, _check_action_steps, _instances, as_runner, 
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
 
-__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "perturbed_solution_guess"]
+__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "refine_rollouts", "diverged_rollouts",
+           "perturbed_solution_guess"]
 
 
 @dataclass
@@ -206,3 +207,65 @@ def perturbed_solution_guess(task: Task, x0s, solution: SolveResult, sigma: floa
         if not (np.all(np.isfinite(xs[:, t + 1])) and np.abs(xs[:, t + 1]).max() <= 1e6):
             raise ValueError(f"sigma: the closed loop perturbed by sigma = {sigma} diverged at step {t + 1}")
     return xs, us
+
+
+def diverged_rollouts(xs: np.ndarray, bound: float) -> np.ndarray:
+    """``(N,)`` bool: rollouts ``xs (N, T+1, nx)`` with a non-finite state or a coordinate beyond ``bound``."""
+    xs = np.asarray(xs, dtype=np.float64)
+    finite = np.isfinite(xs).all(axis=(1, 2))
+    big = np.abs(np.where(np.isfinite(xs), xs, 0.0)).max(axis=(1, 2)) > bound
+    return ~finite | big
+
+
+def _expand(part: SolveResult, ok: np.ndarray, xs: np.ndarray, us: np.ndarray, params: np.ndarray,
+            reason: str) -> SolveResult:
+    """A SolveResult over all instances from the solve of the ``ok`` ones; the others keep their guess
+    ``(xs, us)`` (the rollout as it is), are not converged, with NaN cost and zero iterations and time."""
+    n = ok.shape[0]
+    out = {}
+    for f in dataclasses.fields(SolveResult):
+        if f.name in ("errors", "params"):
+            continue
+        v = np.asarray(getattr(part, f.name))
+        fill = {"xs": xs, "us": us}.get(f.name)
+        if fill is None:
+            fill = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+            if v.dtype.kind == "f" and f.name not in ("solve_time", "setup_time", "feedback_gains"):
+                fill[:] = np.nan
+        full = np.array(fill, dtype=v.dtype, copy=True)
+        full[ok] = v
+        out[f.name] = full
+    errors = [reason] * n
+    for i, e in zip(np.flatnonzero(ok), part.errors):
+        errors[i] = e
+    return SolveResult(errors=errors, params=params.copy(), **out)
+
+
+def refine_rollouts(task: Task, x0s: np.ndarray, params: np.ndarray, policy, action_steps: int | None,
+                    seed: int, options: SolverOptions, bound: float) -> tuple[WarmStartResult, np.ndarray]:
+    """Roll out, score, and refine the rollouts that stayed within ``bound``: ``(result, diverged (N,))``.
+
+    Unlike :func:`warm_start` (which solves a diverged instance from the default guess), a diverged instance
+    is not refined: a warm solve that did not converge, with no iteration, NaN cost and its rollout (non-finite
+    values zeroed) as solution. The loop's dual solve and the evaluation of the methods use it, with a bound
+    (1e3 by default) below the C++ rollout's own 1e6: a diverged guess is worthless, and guesses with huge
+    coordinates have been seen to abort the solver. Without divergence, ``result.warm`` is
+    ``warm_start(...).warm`` (same noise streams, same solver, same results)."""
+    ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
+    diverged = diverged_rollouts(ro.xs, bound)
+    # the cost of a diverged rollout is that of its states clipped to the bound: large, finite, comparable
+    xs = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    us = np.nan_to_num(ro.us)
+    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, options.num_threads), dtype=np.float64)
+    ok = ~diverged
+    reason = f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"
+    t0 = time.perf_counter()
+    if ok.all():
+        warm = solve(task, x0s, params, ro.xs, ro.us, options)
+    else:
+        part = solve(task, x0s[ok], params[ok], ro.xs[ok], ro.us[ok], options)
+        warm = _expand(part, ok, np.nan_to_num(ro.xs), np.nan_to_num(ro.us), params, reason)
+    warm_wall = time.perf_counter() - t0
+    result = WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=None,
+                             rollout_wall_time=ro.wall_time, warm_wall_time=warm_wall, default_wall_time=0.0)
+    return result, diverged
