@@ -65,8 +65,12 @@ def test_a_nearly_optimal_guess_needs_almost_no_iterations(solved):
     # (the others are solutions whose saturated torques overshoot the bound by up to the tolerance: the
     # estimate does not make them stationary to 100 tol and the multipliers are rebuilt as from zero)
     np.testing.assert_allclose(again.cost[ok][instant], res.cost[ok][instant], rtol=1e-4)
+    # from zero multipliers (ProxDDP's default) the same solutions are not recognised at once: measured 2
+    # iterations on most of them and the default guess's count (66-86) on three
     zero = sw.solve(task, x0s, params, res.xs, res.us, options=sw.SolverOptions(dual_init="zero"))
-    assert np.median(zero.iterations[ok & saturated]) >= 2  # zero multipliers: not recognised as optimal
+    m = ok & saturated
+    assert np.median(zero.iterations[m]) >= 2
+    assert (zero.iterations[m] > again.iterations[m]).mean() >= 0.75
 
 
 def _with(result: sw.SolveResult, converged, cost) -> sw.SolveResult:

@@ -40,8 +40,8 @@ import io
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -174,15 +174,21 @@ def _solve_batches(backend: BackendConfig, task: Task, x0s: np.ndarray, params: 
                    options: SolverOptions, runner_path: Path | None, action_steps: int | None,
                    derivative_horizon: int | None, divergence_bound: float
                    ) -> Iterator[tuple[BatchJob, dict[str, np.ndarray]]]:
-    """``(job, result)`` for every job: in turn in this process, or as they finish on Ray (``backend``)."""
+    """``(job, result)`` for every job: in turn in this process, or as they finish on Ray (``backend``); each
+    result carries the ``instance`` indices of its rows."""
     if backend.name == "ray":
-        yield from run_batches_on_ray(backend, task, x0s, params, jobs, options, runner_path, action_steps,
-                                      derivative_horizon, divergence_bound)
-        return
-    runner = load_policy_runner(runner_path) if (jobs and runner_path is not None) else None
-    for job in jobs:
-        yield job, _collect_batch(task, x0s[job.rows], params[job.rows], options, runner, job.seed, action_steps,
-                                  derivative_horizon, divergence_bound)
+        solved = run_batches_on_ray(backend, task, x0s, params, jobs, options, runner_path, action_steps,
+                                    derivative_horizon, divergence_bound)
+    else:
+        runner = load_policy_runner(runner_path) if (jobs and runner_path is not None) else None
+        solved = ((job, _collect_batch(task, x0s[job.rows], params[job.rows], options, runner, job.seed,
+                                       action_steps, derivative_horizon, divergence_bound)) for job in jobs)
+    try:
+        for job, res in solved:
+            res["instance"] = np.arange(job.rows.start, job.rows.start + len(res["x0s"]))
+            yield job, res
+    finally:
+        solved.close()  # cancels the Ray tasks still running when the consumer stops early
 
 
 def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batch: int, options: SolverOptions,
@@ -211,7 +217,6 @@ def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batc
                             derivative_horizon, divergence_bound)
     try:
         for job, res in solved:
-            res["instance"] = np.arange(job.rows.start, job.rows.start + len(res["x0s"]))
             _save_npz(folder / f"batch_{job.index:03d}.npz", res)
             results[job.index] = res
             bar.update(len(res["x0s"]))
@@ -220,7 +225,7 @@ def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batc
                 callback("batch", {**info, "batch": job.index, "batches": len(starts),
                                    "instances_done": sum(len(r["x0s"]) for r in results if r is not None)})
     finally:
-        solved.close()  # on an interruption: Ray tasks still running are cancelled
+        solved.close()
         bar.close()
     return results  # type: ignore[return-value]
 
@@ -319,7 +324,6 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
         solved = _solve_batches(config.backend, task, x0s, params, jobs, config.solver, None, None, horizon, 1.0)
         try:
             for job, res in solved:
-                res["instance"] = np.arange(job.rows.start, job.rows.start + len(res["x0s"]))
                 batches[job.index] = res
                 bar.update(len(res["x0s"]))
         finally:
