@@ -204,7 +204,7 @@ def perturbed_solution_guess(task: Task, x0s, solution: SolveResult, sigma: floa
         u = solution.us[:, t] + np.einsum("nij,nj->ni", solution.feedback_gains[:, t], xs[:, t] - solution.xs[:, t])
         us[:, t] = np.clip(u + noise[:, t], lo, hi)
         xs[:, t + 1] = task.step(xs[:, t], us[:, t])
-        if not (np.all(np.isfinite(xs[:, t + 1])) and np.abs(xs[:, t + 1]).max() <= 1e6):
+        if diverged_rollouts(xs[:, t + 1, None], 1e6).any():  # the C++ rollout's bound
             raise ValueError(f"sigma: the closed loop perturbed by sigma = {sigma} diverged at step {t + 1}")
     return xs, us
 
