@@ -132,7 +132,7 @@ def test_sample_efficiency_smoke(sample_efficiency, out_dir):
     check_summary(sample_efficiency, out_dir, "sample_efficiency")
     rows = read_rows_csv(out_dir / "sample_efficiency" / "cost_vs_dataset_size.csv")
     assert [(r["num_trajectories"], r["method"]) for r in rows] == [
-        (n, m) for n in s.train_sizes for m in ("to", *s.methods)]
+        (n, m) for n in s.train_sizes for m in ("to", "nn", "nn_feedback", *s.methods)]  # lookups in the same data
     # the CSV holds exactly the evaluation of each dataset size
     for n in s.train_sizes:
         ev = EvaluationResult.from_json(out_dir / "sample_efficiency" / f"n{n}" / "evaluation.json")
@@ -142,7 +142,7 @@ def test_sample_efficiency_smoke(sample_efficiency, out_dir):
         assert all(r["converged_trajectories"] <= n for r in mine)
     epochs = read_rows_csv(out_dir / "sample_efficiency" / "cost_vs_epochs.csv")
     assert len({r["epochs"] for r in epochs}) == len(s.epoch_points)
-    assert set(sample_efficiency["headline"]) == set(s.methods)
+    assert set(sample_efficiency["headline"]) == {"nn", "nn_feedback", *s.methods}
 
 
 def test_action_length_smoke(action_length, out_dir):
@@ -172,7 +172,7 @@ def test_ur5_loop_smoke(ur5_loop, out_dir):
     loop_summary = json.loads((out_dir / "ur5_loop" / "loop" / "summary.json").read_text())
     assert loop_summary is not None
     ev = EvaluationResult.from_json(out_dir / "ur5_loop" / "evaluation.json")
-    assert ev.methods == ["to", "sob_diff"] and ev.meta["variant"] == "random_start_random_target"
+    assert ev.methods == ["to", "nn", "nn_feedback", "sob_diff"] and ev.meta["variant"] == "random_start_random_target"
     # running it again in the same folder starts afresh (run_loop would resume the finished run in no time)
     again = run_experiment("ur5_loop", out_dir, "smoke")
     assert read_rows_csv(out_dir / "ur5_loop" / "collection.csv") == collection  # seeded: the same data
@@ -182,7 +182,7 @@ def test_ur5_loop_smoke(ur5_loop, out_dir):
 def test_quadrotor_smoke_and_command_line(quadrotor, out_dir):
     check_summary(quadrotor, out_dir, "quadrotor_columns")
     ev = EvaluationResult.from_json(out_dir / "quadrotor_columns" / "evaluation.json")
-    assert ev.methods == ["to", "diff", "sob_diff"] and ev.meta["variant"] == "columns_9"
+    assert ev.methods == ["to", "nn", "nn_feedback", "diff", "sob_diff"] and ev.meta["variant"] == "columns_9"
     assert "Machine: test box" in (out_dir / "REPORT.md").read_text()
 
 

@@ -62,6 +62,15 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
     x_eval, _ = task.sample_instances(6, seed=cfg.eval.seed)
     assert not np.isin(x_eval, np.concatenate([task.sample_instances(8, seed=s)[0] for s in (0, 1)])).any()
     assert "TO alone" in res.table and "warm start" in res.table and "iters*" in res.table
+    # the nearest-neighbour baselines, looked up in the loop's own accepted trajectories, have their rows
+    lines = res.table.splitlines()
+    assert lines[1].startswith("method")
+    assert [line.split("  ")[0].strip() for line in lines[2:6]] == ["TO alone", "NN", "NN+feedback", "warm start"]
+    assert ev["baselines"]["training_instances"] == m2["total_accepted"]
+    for method in ("nn", "nn_feedback"):
+        assert len(ev["per_instance"][f"{method}_iterations"]) == 6
+        assert ev["baselines"][method]["converged"] == int(np.sum(ev["per_instance"][f"{method}_converged"]))
+        assert ev["baselines"][method]["rollout_time_mean"] > 0
     assert sw.load_policy(run / "iter_002/policy.pt").kind == "diffusion"
     csv_lines = (run / "summary.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in csv_lines] == ["stage", "1", "2", "eval"]

@@ -152,8 +152,8 @@ def test_perturbed_solution_guess_rejects_bad_arguments(solved):
         sw.perturbed_solution_guess(task, x0s[:3], res, sigma=0.0)
     with pytest.raises(TypeError, match="solution"):
         sw.perturbed_solution_guess(task, x0s, (res.xs, res.us), sigma=0.0)
-    quad = sw.make_task("quadrotor", "columns_9")
-    with pytest.raises(ValueError, match="manifold"):
+    quad = sw.make_task("quadrotor", "columns_9")  # manifold states are supported; another task's solution is not
+    with pytest.raises(ValueError, match=r"solution: expected xs of shape \(16, 61, 13\) for task quadrotor"):
         sw.perturbed_solution_guess(quad, np.zeros((16, quad.nx)), res, sigma=0.0)
 
 

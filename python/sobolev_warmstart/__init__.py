@@ -29,10 +29,11 @@ from .policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from .export import export_aoti, export_torchscript, load_aoti, load_torchscript
 from .rollout import PolicyRunner, RolloutResult, load_policy_runner, rollout, rollout_noise
 from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, select_dual, warm_start
+from .baselines import NearestNeighbourLookup
 
 __all__ = [
     "ChainedDerivatives", "ChunkDataset", "DualSolve", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
-    "MLPPolicy", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
+    "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
     "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "export_aoti",
     "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_policy",
     "load_torchscript", "make_task", "robots_dir", "save_dataset", "save_policy", "solve", "train",

@@ -165,7 +165,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         method, sep, path = item.partition("=")
         if not sep or method not in METHODS[1:] or not path:
             raise ValueError(f"--policy {item!r}: expected METHOD=PATH with METHOD one of {', '.join(METHODS[1:])} "
-                             f"and PATH an exported .pt/.pt2 file")
+                             f"and PATH an exported .pt/.pt2 file (for nn, nn_feedback: the training set's dataset "
+                             f".npz, e.g. from collect)")
         if not Path(path).is_file():
             raise ValueError(f"--policy {item!r}: no such file {path!r}")
         policies[method] = path
@@ -330,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="TO alone vs warm starts from exported policies, over rollout seeds")
     p.add_argument("--policy", action="append", required=True, metavar="METHOD=PATH",
-                   help="an exported policy and its method (mlp, sob_mlp, diff, sob_diff); repeatable")
+                   help="an exported policy and its method (mlp, sob_mlp, diff, sob_diff), or the training set's "
+                        "dataset .npz for the nearest-neighbour baselines (nn, nn_feedback); repeatable")
     p.add_argument("--task", default="pendulum", choices=sorted(available_tasks()))
     p.add_argument("--variant", default="")
     p.add_argument("-n", type=_positive_int, default=32, help="number of held-out instances")

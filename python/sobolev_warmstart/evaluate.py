@@ -3,18 +3,24 @@
 ``evaluate_methods(task, policies, x0s, params, seeds)`` runs, on the same instances ``(x0s (N, nx), params (N, nz))``:
 
 - ``"to"``: the solver alone from the task's default guess (always included),
+- the nearest-neighbour baselines present in ``policies`` (``"nn"``, ``"nn_feedback"``, each given a
+  :class:`~sobolev_warmstart.baselines.NearestNeighbourLookup` of the training set, or a saved dataset file): the
+  nearest training instance's trajectory (its first state replaced by the new ``x0``), or its feedback law closed
+  around the dynamics, refined by the solver; what a practitioner would try first with the same solved
+  trajectories,
 - each learned method present in ``policies`` (``"mlp"``, ``"sob_mlp"``, ``"diff"``, ``"sob_diff"``): the policy's
   rollout (seeded by ``seed``) refined by the solver (:func:`~sobolev_warmstart.warmstart.warm_start`).
 
 Metrics per (method, seed), each a mean over the ``N`` instances:
 
 ==================  ==========================================================================================
-``policy_cost``     task objective along the policy's rollout, before refinement (NaN for ``"to"``)
+``policy_cost``     task objective along the policy's rollout (the lookup's guess), before refinement (NaN for
+                    ``"to"``)
 ``cost``            objective after refinement, over the converged instances only (NaN if none converged)
 ``iterations``      solver iterations, refined instances (a failed solve counts its whole budget)
 ``converged``       convergence rate of the refinement, over all instances (a diverged rollout counts as failed)
 ``diverged``        fraction of rollouts that diverged (0 for ``"to"``), see below
-``rollout_time``    policy rollout per instance [s] (0 for ``"to"``)
+``rollout_time``    policy rollout per instance [s] (0 for ``"to"``; the lookups: lookup + feedback rollout)
 ``solve_time``      solver time per refined instance [s]
 ``total_time``      rollout + solve per refined instance [s]
 ==================  ==========================================================================================
@@ -28,8 +34,8 @@ results) so that it can check the rollouts before the solves.
 
 Aggregation over seeds: the mean and the half-width of a two-sided 95% confidence interval from Student's t
 distribution, ``t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the sample standard deviation over seeds (NaN for one
-seed). The seed is the rollout noise seed; the solver is deterministic, so TO alone differs across seeds only
-in its timings. For training-seed studies pass one policy per training seed and evaluate them separately.
+seed). The seed is the rollout noise seed; the solver and the lookups are deterministic, so TO alone and the
+lookups differ across seeds only in their timings. For training-seed studies pass one policy per training seed and evaluate them separately.
 """
 
 from __future__ import annotations
@@ -45,20 +51,22 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .baselines import BASELINES, NearestNeighbourLookup
 from .data import atomic_write_bytes
 from .policy import DiffusionPolicy, MLPPolicy
 from .rollout import PolicyRunner, _check_action_steps, _instances, load_policy_runner, rollout
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
-from .warmstart import WarmStartResult, refine_rollouts
+from .warmstart import WarmStartResult, refine_guesses, refine_rollouts
 
 __all__ = ["METHODS", "METHOD_LABELS", "METRICS", "EvaluationResult", "evaluate_methods", "mean_ci", "t_quantile_975",
            "read_rows_csv"]
 
-#: Methods in report order; "to" is the solver alone.
-METHODS = ("to", "mlp", "sob_mlp", "diff", "sob_diff")
+#: Methods in report order; "to" is the solver alone, "nn"/"nn_feedback" the nearest-neighbour baselines.
+METHODS = ("to", "nn", "nn_feedback", "mlp", "sob_mlp", "diff", "sob_diff")
 #: Names used in tables and plots (after the reference).
-METHOD_LABELS = {"to": "TO alone", "mlp": "MLP", "sob_mlp": "Sob+MLP", "diff": "Diff", "sob_diff": "Sob+Diff"}
+METHOD_LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "mlp": "MLP", "sob_mlp": "Sob+MLP",
+                 "diff": "Diff", "sob_diff": "Sob+Diff"}
 #: Metrics per (method, seed); see the module docstring.
 METRICS = ("policy_cost", "cost", "iterations", "converged", "diverged", "rollout_time", "solve_time",
            "total_time")
@@ -249,12 +257,29 @@ def _parse(v: str):
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
-def _check_policies(task: Task, policies) -> dict[str, PolicyRunner | DiffusionPolicy | MLPPolicy]:
+def _check_lookup(task: Task, method: str, lookup) -> NearestNeighbourLookup:
+    if isinstance(lookup, (str, os.PathLike)):
+        if not Path(lookup).is_file():
+            raise FileNotFoundError(f"policies[{method!r}]: no dataset file at {lookup}")
+        lookup = NearestNeighbourLookup.load(lookup)
+    if not isinstance(lookup, NearestNeighbourLookup):
+        raise TypeError(f"policies[{method!r}]: expected a NearestNeighbourLookup (sobolev_warmstart.baselines) or "
+                        f"a saved dataset file of the training set, got {type(lookup).__name__}")
+    try:
+        lookup.check_task(task)
+    except ValueError as exc:
+        raise ValueError(f"policies[{method!r}]: {exc}") from None
+    if method == "nn_feedback" and not lookup.has_feedback:
+        raise ValueError(f"policies[{method!r}]: the lookup's training set has no feedback gains")
+    return lookup
+
+
+def _check_policies(task: Task, policies) -> dict[str, Any]:
     """Validate the methods and the policies (kind and task) before anything runs; load files once."""
     if not isinstance(policies, Mapping):
         raise TypeError(f"policies: expected a dict {{method: policy path or policy}}, got {type(policies).__name__}")
     if not policies:
-        raise ValueError(f"policies: expected at least one learned method among {METHODS[1:]} "
+        raise ValueError(f"policies: expected at least one learned method or baseline among {METHODS[1:]} "
                          "(TO alone is always evaluated beside them), got an empty dict")
     out = {}
     for method, policy in policies.items():
@@ -262,6 +287,9 @@ def _check_policies(task: Task, policies) -> dict[str, PolicyRunner | DiffusionP
             raise ValueError("policies: 'to' (TO alone) is always evaluated and takes no policy; remove it")
         if method not in METHODS:
             raise ValueError(f"policies: unknown method {method!r}, expected one of {METHODS[1:]}")
+        if method in BASELINES:
+            out[method] = _check_lookup(task, method, policy)
+            continue
         if isinstance(policy, (str, os.PathLike)):
             if not Path(policy).is_file():
                 raise FileNotFoundError(f"policies[{method!r}]: no exported policy file at {policy}")
@@ -349,9 +377,10 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
                      divergence_bound: float = 1e3) -> EvaluationResult:
     """Evaluate TO alone and the learned methods in ``policies`` on instances ``(x0s (N, nx), params (N, nz))``.
 
-    policies: ``{method: policy}`` with methods among ``"mlp"``, ``"sob_mlp"``, ``"diff"``, ``"sob_diff"`` and a
-    policy given as an exported ``.pt``/``.pt2`` path (loaded once, whole path in C++), a ``PolicyRunner`` or an
-    eager policy. seeds: rollout noise seeds; TO alone is solved once per seed too (its timings vary).
+    policies: ``{method: policy}`` with methods among ``"nn"``, ``"nn_feedback"``, ``"mlp"``, ``"sob_mlp"``,
+    ``"diff"``, ``"sob_diff"``; a learned method's policy given as an exported ``.pt``/``.pt2`` path (loaded once,
+    whole path in C++), a ``PolicyRunner`` or an eager policy; a baseline's as a
+    :class:`~sobolev_warmstart.baselines.NearestNeighbourLookup` of the training set (or a dataset file). seeds: rollout noise seeds; TO alone is solved once per seed too (its timings vary).
     action_steps: A for the diffusion methods (None: each policy's own); direct policies act every step.
     options: solver settings for every solve. warmup: roll each policy out once, untimed, before the measured
     runs (TorchScript optimises on its first calls). keep_raw: keep the per-instance results in ``.raw``.
@@ -373,6 +402,8 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
     n = int(x0s.shape[0])
     if warmup:
         for method, policy in runners.items():
+            if method in BASELINES:
+                continue
             rollout(task, x0s, params, policy, action_steps=(steps or None) if method in _DIFFUSION else None,
                     seed=seeds[0], num_threads=options.num_threads)
 
@@ -385,7 +416,11 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
             raw[("to", seed)] = result
         for method, policy in runners.items():
             a = steps if method in _DIFFUSION else None
-            ws, diverged = refine_rollouts(task, x0s, params, policy, a or None, seed, options,
+            if method in BASELINES:
+                ro = policy.rollout(task, x0s, params, feedback=method == "nn_feedback")
+                ws, diverged = refine_guesses(task, x0s, params, ro, options, divergence_bound)
+            else:
+                ws, diverged = refine_rollouts(task, x0s, params, policy, a or None, seed, options,
                                                divergence_bound)
             used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
             per_seed.append({"method": method, "seed": seed, "instances": n, "action_steps": used,

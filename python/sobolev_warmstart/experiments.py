@@ -4,12 +4,16 @@ Presets (``run_experiment(name, out_dir, scale)``; ``scale="smoke"`` runs in sec
 the report's):
 
 - ``sample_efficiency``: double pendulum, one iteration of the loop (collect with TO alone, train, evaluate):
-  cost vs number of training trajectories for mlp / sob_mlp / diff / sob_diff, and cost vs training epochs on the
-  largest dataset.
+  cost vs number of training trajectories for mlp / sob_mlp / diff / sob_diff and the nearest-neighbour baselines
+  nn / nn_feedback (lookups in the same training trajectories), and cost vs training epochs on the largest dataset.
 - ``action_length``: double pendulum, one sob_diff policy evaluated with ``A`` executed actions per replan.
 - ``ur5_loop``: UR5 ``random_start_random_target``, the interplay loop (Algorithm 1): collect with TO alone, then
   per iteration train a fresh sob_diff policy, evaluate it, and collect new instances with the dual solve.
-- ``quadrotor_columns``: quadrotor ``columns_9``: TO alone vs diff vs sob_diff, solving time.
+- ``quadrotor_columns``: quadrotor ``columns_9``: TO alone vs nn / nn_feedback vs diff vs sob_diff, solving time.
+
+Every evaluation beside a training set (all but ``action_length``, whose subject is the policy's ``A``) includes
+the nearest-neighbour baselines ``nn`` and ``nn_feedback`` (:mod:`~sobolev_warmstart.baselines`) built from the
+trajectories the policies were trained on.
 
 Each writes CSV/JSON/PNG under ``out_dir/name/`` and a ``summary.json`` (tables, headline numbers, plots, the
 command, the measured run time); :func:`write_report` assembles ``out_dir/REPORT.md`` from the summaries.
@@ -34,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TrajectoryData, atomic_write_bytes, build_dataset
 from .evaluate import METHOD_LABELS, EvaluationResult, evaluate_methods, write_rows_csv
 from .export import export_torchscript
@@ -213,6 +218,14 @@ def _plot_instances(task, ev: EvaluationResult, method: str, path: Path, s: Expe
                              instances=min(s.plot_instances, len(to)), title=title)
 
 
+def _with_baselines(policies: dict, data) -> dict:
+    """``policies`` preceded by the nearest-neighbour baselines over the training trajectories ``data``."""
+    if data is None or (data.converged is not None and not np.asarray(data.converged, bool).any()):
+        return dict(policies)  # no solved trajectory to look up
+    lookup = NearestNeighbourLookup.from_data(data)
+    return {**{m: lookup for m in BASELINES}, **policies}
+
+
 def _headline(row: dict, to: dict) -> dict:
     """Key numbers of one method against TO alone."""
     out = {k: row[k] for k in ("policy_cost", "cost", "iterations", "converged", "total_time")}
@@ -247,7 +260,7 @@ def sample_efficiency(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
                                              s.epoch_points if largest else ())
             policies[method], snaps[method] = path, snap
             trainings.append({"num_trajectories": n, **info})
-        ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, options=options)
+        ev = evaluate_methods(task, _with_baselines(policies, subset), x_te, p_te, seeds=s.seeds, options=options)
         ev.to_json(out / f"n{n}" / "evaluation.json")
         evals[n] = ev
         used = int(np.count_nonzero(subset.converged))
@@ -279,7 +292,7 @@ def sample_efficiency(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
                                                        else s.methods[-1], out / "trajectories.png", s,
                                                        f"{s.task}: TO alone / Sob+Diff rollout / refined")
     ev = evals[n_max]
-    headline = {m: _headline(ev.row(m), ev.row("to")) for m in s.methods}
+    headline = {m: _headline(ev.row(m), ev.row("to")) for m in (*BASELINES, *s.methods) if m in ev.methods}
     tables = {f"{n} training trajectories": evals[n].table() for n in s.train_sizes}
     return {"settings": s.to_dict(), "tables": tables, "plots": plots, "headline": headline,
             "notes": ["Policies trained for the same number of gradient steps at every dataset size "
@@ -342,7 +355,10 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     result = run_loop(config, progress=False)
     task = make_task(s.task, s.variant)
     x_te, p_te = _test_set(task, s)
-    ev = evaluate_methods(task, {method: result.export_path}, x_te, p_te, seeds=s.seeds, options=_options(s))
+    from .loop import load_trajectories
+    trained_on = load_trajectories(run_dir, range(1, s.loop_iterations + 1))
+    ev = evaluate_methods(task, _with_baselines({method: result.export_path}, trained_on), x_te, p_te,
+                          seeds=s.seeds, options=_options(s))
     ev.to_json(out / "evaluation.json")
     ev.to_csv(out / "evaluation.csv")
 
@@ -377,7 +393,8 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     return {"settings": s.to_dict(), "tables": {"data collection (run_loop)": collection_table,
                                                  f"held-out evaluation of the final policy ({total} trajectories)":
                                                  ev.table()},
-            "plots": plots, "headline": {method: _headline(ev.row(method), ev.row("to"))},
+            "plots": plots, "headline": {m: _headline(ev.row(m), ev.row("to")) for m in (*BASELINES, method)
+                                           if m in ev.methods},
             "notes": ["Collection by sobolev_warmstart.loop.run_loop (Algorithm 1): per iteration the mean solver "
                       "iterations from the default guess and from the policy's rollout on that iteration's new "
                       "instances; the final policy is trained on all accepted trajectories.",
@@ -392,7 +409,7 @@ def quadrotor_columns(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     task, options = make_task(s.task, s.variant), _options(s)
     x_tr, p_tr = task.sample_instances(s.train_sizes[-1], seed=s.train_seed)
     dataset = build_dataset(_trajectories(task, solve(task, x_tr, p_tr, options=options), s), _spec(s))
-    policies, infos = {}, []
+    policies, infos = _with_baselines({}, dataset.data), []
     for method in s.methods:
         policies[method], _, info = _train_export(dataset, method, s, out / method)
         infos.append(info)
@@ -406,7 +423,8 @@ def quadrotor_columns(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
              "trajectories (top view)": _plot_instances(task, ev, s.methods[-1], out / "trajectories.png", s,
                                                         f"quadrotor/{s.variant}: TO alone / rollout / refined")}
     return {"settings": s.to_dict(), "tables": {"methods": ev.table()}, "plots": plots,
-            "headline": {m: _headline(ev.row(m), ev.row("to")) for m in s.methods}}
+            "headline": {m: _headline(ev.row(m), ev.row("to")) for m in (*BASELINES, *s.methods)
+                         if m in ev.methods}}
 
 
 PRESETS: dict[str, Callable[[str | os.PathLike, str], dict]] = {

@@ -11,7 +11,9 @@
   (:func:`~sobolev_warmstart.warmstart.select_dual`), an instance where neither converged within the
   iteration's budget ``config.max_iters(k)`` is rejected;
 - after the last iteration a final policy is trained on all accepted trajectories and evaluated on held-out
-  instances (``eval.seed``): TO alone vs warm start, printed as a table.
+  instances (``eval.seed``): TO alone vs warm start, printed as a table, beside the nearest-neighbour baselines
+  built from the same accepted trajectories (``nn``: the nearest one's trajectory; ``nn_feedback``: its feedback
+  law closed around the dynamics; :mod:`~sobolev_warmstart.baselines`), each refined by the solver.
 
 Run directory (every file written atomically)::
 
@@ -48,6 +50,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .config import BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
+from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .distributed import BatchJob, run_batches_on_ray
 from .export import export_aoti, export_torchscript
@@ -57,10 +60,11 @@ from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task, make_task
 from .train import train
-from .warmstart import diverged_rollouts, refine_rollouts, select_dual
+from .warmstart import diverged_rollouts, refine_guesses, refine_rollouts, select_dual
 
 __all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
-           "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "RESUME_FREE_KEYS"]
+           "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "evaluate_baselines",
+           "RESUME_FREE_KEYS"]
 
 #: Config keys that may differ between a run and its resumption (they change neither data nor results).
 RESUME_FREE_KEYS = ("run_dir", "solver.num_threads", "train.num_threads", "train.progress", "backend.name",
@@ -431,14 +435,18 @@ def comparison_table(evaluation: dict) -> str:
     both = dconv & wconv
     head = ["method", "converged", "iters", "median", "iters*", "solve ms", "rollout ms", "total ms", "cost*"]
     rows = []
-    for name, key, roll in (("TO alone", "default", None), ("warm start", "warm", per["rollout_time"])):
-        conv, iters, solve_t, cost = wconv if key == "warm" else dconv, per[f"{key}_iterations"], \
+    methods = [("TO alone", "default", None)]
+    methods += [(label, m, per[f"{m}_rollout_time"]) for m, label in zip(BASELINES, ("NN", "NN+feedback"))
+                if f"{m}_converged" in per]
+    methods.append(("warm start", "warm", per["rollout_time"]))
+    for name, key, roll in methods:
+        conv, iters, solve_t, cost = per[f"{key}_converged"].astype(bool), per[f"{key}_iterations"], \
             per[f"{key}_solve_time"], per[f"{key}_cost"]
         total = solve_t + (roll if roll is not None else 0.0)
         rows.append([name, f"{conv.sum()}/{n} ({100 * conv.mean():.0f}%)", _fmt(_mean(iters), ".1f"),
-                     _fmt(float(np.median(iters)) if len(iters) else None, ".1f"), _fmt(_mean(iters[both]), ".1f"), _fmt(_mean(solve_t), ".1f", 1e3),
+                     _fmt(float(np.median(iters)) if len(iters) else None, ".1f"), _fmt(_mean(iters[both & conv]), ".1f"), _fmt(_mean(solve_t), ".1f", 1e3),
                      _fmt(None if roll is None else _mean(roll), ".2f", 1e3), _fmt(_mean(total), ".1f", 1e3),
-                     _fmt(_mean(cost[both]), ".4f")])
+                     _fmt(_mean(cost[both & conv]), ".4f")])
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(len(head))]
 
     def line(cells):
@@ -446,12 +454,43 @@ def comparison_table(evaluation: dict) -> str:
 
     src = per["source"]
     lines = [line(head)] + [line(r) for r in rows]
+    baselines = "" if "nn_converged" not in per else (
+        " NN / NN+feedback: the nearest training trajectory (nearest in normalised (x0, z) among the "
+        f"{evaluation.get('baselines', {}).get('training_instances', '?')} accepted training trajectories) / its "
+        "feedback law from the new x0, refined by the solver; their iters* and cost* over the same instances "
+        "(where TO alone and the warm start converged) when they converged too.")
     lines.append(f"* over the {int(both.sum())} instances where both solves converged. Policy rollout alone: cost* "
-                 f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}. Best of both: {int(per['accepted'].sum())}/{n} "
+                 f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}.{baselines} Best of both: {int(per['accepted'].sum())}/{n} "
                  f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
                  f"from the default. iters: mean over all instances (a failed solve counts its whole budget), median: "
                  f"their median. Times: means per instance.")
     return "\n".join(lines)
+
+
+def evaluate_baselines(task: Task, lookup: NearestNeighbourLookup, x0s: np.ndarray, params: np.ndarray,
+                       options: SolverOptions, divergence_bound: float) -> tuple[dict, dict[str, np.ndarray]]:
+    """The nearest-neighbour baselines (``nn``, ``nn_feedback``) on the held-out instances, each guess refined
+    by the solver (rollouts beyond ``divergence_bound`` are not refined, as for the policy): ``(summary,
+    per-instance arrays)`` with keys ``<method>_{iterations, converged, cost, solve_time, rollout_time,
+    policy_cost, diverged}``."""
+    summary: dict[str, Any] = {"training_instances": len(lookup)}
+    per: dict[str, np.ndarray] = {}
+    for method in BASELINES:
+        t0 = time.perf_counter()
+        ro = lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
+        ws, diverged = refine_guesses(task, x0s, params, ro, options, divergence_bound)
+        w = ws.warm
+        per.update({f"{method}_iterations": np.asarray(w.iterations), f"{method}_converged": np.asarray(w.converged),
+                    f"{method}_cost": np.asarray(w.cost), f"{method}_solve_time": np.asarray(w.solve_time),
+                    f"{method}_rollout_time": np.asarray(ro.time), f"{method}_policy_cost": ws.policy_cost,
+                    f"{method}_diverged": diverged})
+        conv = np.asarray(w.converged, bool)
+        summary[method] = {"converged": int(conv.sum()), "convergence_rate": float(conv.mean()),
+                           "iterations_mean": _mean(w.iterations), "iterations_median": float(np.median(w.iterations)),
+                           "solve_time_mean": _mean(w.solve_time), "rollout_time_mean": _mean(ro.time),
+                           "cost_mean_converged": _mean(w.cost[conv]), "policy_cost_mean": _mean(ws.policy_cost),
+                           "diverged": int(diverged.sum()), "wall_time_s": time.perf_counter() - t0}
+    return summary, per
 
 
 # ------------------------------------------------------------------------------------------------- loop
@@ -537,9 +576,13 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
                                "evaluation", progress, callback, {"iteration": "eval"}, config.divergence_bound,
                                config.backend)
             per, _ = _merge(batches)
+            collect_time = time.perf_counter() - t0
+            baselines, per_nn = evaluate_baselines(task, NearestNeighbourLookup.from_data(data), x0s, params,
+                                                   config.solver, config.divergence_bound)
             evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "instance_seed": config.eval.seed,
-                          **collect_metrics(per), "train": train_meta, "collect_time_s": time.perf_counter() - t0,
-                          "per_instance": {k: v for k, v in per.items() if k not in ("x0s", "params")}}
+                          **collect_metrics(per), "train": train_meta, "collect_time_s": collect_time,
+                          "baselines": baselines,
+                          "per_instance": {**{k: v for k, v in per.items() if k not in ("x0s", "params")}, **per_nn}}
             evaluation = json.loads(json.dumps(evaluation, default=_json_default))  # as read back from eval.json
             _write_json(eval_path, evaluation)
         table = (f"held-out evaluation: {task.name}/{task.variant}, {evaluation['instances']} instances "

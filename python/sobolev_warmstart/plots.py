@@ -37,8 +37,9 @@ METRIC_NAMES = {"policy_cost": "policy rollout cost", "cost": "refined cost (con
                 "iterations": "solver iterations", "converged": "convergence rate",
                 "rollout_time": "rollout time per instance [s]", "solve_time": "solve time per instance [s]",
                 "total_time": "total time per instance [s]"}
-_COLORS = {"to": "0.35", "mlp": "tab:blue", "sob_mlp": "tab:cyan", "diff": "tab:orange", "sob_diff": "tab:red"}
-_STYLES = {"to": "--", "mlp": "-", "sob_mlp": "-", "diff": "-", "sob_diff": "-"}
+_COLORS = {"to": "0.35", "nn": "tab:green", "nn_feedback": "tab:olive", "mlp": "tab:blue", "sob_mlp": "tab:cyan",
+           "diff": "tab:orange", "sob_diff": "tab:red"}
+_STYLES = {"to": "--", "nn": ":", "nn_feedback": ":", "mlp": "-", "sob_mlp": "-", "diff": "-", "sob_diff": "-"}
 
 
 def _save(fig, path: str | os.PathLike) -> Path:

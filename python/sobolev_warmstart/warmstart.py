@@ -21,8 +21,8 @@ from .rollout import RolloutResult, _check_action_steps, _instances, as_runner, 
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
 
-__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "refine_rollouts", "diverged_rollouts",
-           "perturbed_solution_guess"]
+__all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "refine_rollouts", "refine_guesses",
+           "diverged_rollouts", "perturbed_solution_guess", "closed_loop_rollout", "state_difference"]
 
 
 @dataclass
@@ -173,39 +173,131 @@ def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = No
                            default_wall_time=t2 - t1 if compare_default else 0.0)
 
 
+def state_difference(task: Task, xs: np.ndarray, xs_ref: np.ndarray) -> np.ndarray:
+    """``xs ⊖ xs_ref``: the tangent vectors ``(..., ndx)`` from states ``xs_ref`` to ``xs`` (both ``(..., nx)``),
+    in the convention of the solver's feedback gains (``u ≈ u*_t + K_t (x ⊖ x*_t)``).
+
+    Vector states: the difference. The quadrotor's free-flyer state ``(p, quaternion xyzw, v (6))``: Pinocchio's
+    ``difference`` on the configuration, ``log6(M_ref^-1 M)`` as (linear, angular), and ``v - v_ref`` (tested
+    against Pinocchio). Other manifold states raise ``ValueError``.
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    xs_ref = np.asarray(xs_ref, dtype=np.float64)
+    if task.nx == task.ndx:
+        return xs - xs_ref
+    if not (task.nq == 7 and task.nv == 6 and task.nx == 13 and task.ndx == 12):
+        raise ValueError(f"task: no state difference for {task.name}'s manifold state (nx {task.nx}, ndx "
+                         f"{task.ndx}); vector states and the free-flyer (nx 13, ndx 12) are supported")
+    return np.concatenate([_free_flyer_difference(xs_ref[..., :7], xs[..., :7]),
+                           xs[..., 7:] - xs_ref[..., 7:]], axis=-1)
+
+
+def _quat_conj_mul(q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """``conj(q0) ⊗ q1`` for unit quaternions stored (x, y, z, w)."""
+    v0, w0 = -q0[..., :3], q0[..., 3:]
+    v1, w1 = q1[..., :3], q1[..., 3:]
+    w = w0 * w1 - np.sum(v0 * v1, axis=-1, keepdims=True)
+    v = w0 * v1 + w1 * v0 + np.cross(v0, v1)
+    return np.concatenate([v, w], axis=-1)
+
+
+def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    x, y, z, w = (q[..., i] for i in range(4))
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=-1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=-1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=-1)], axis=-2)
+
+
+def _skew(w: np.ndarray) -> np.ndarray:
+    z = np.zeros_like(w[..., 0])
+    return np.stack([np.stack([z, -w[..., 2], w[..., 1]], -1), np.stack([w[..., 2], z, -w[..., 0]], -1),
+                     np.stack([-w[..., 1], w[..., 0], z], -1)], axis=-2)
+
+
+def _free_flyer_difference(q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """Pinocchio's free-flyer ``difference(q0, q1) = log6(M0^-1 M1)`` as (linear, angular), ``q = (p, xyzw)``."""
+    quat0 = q0[..., 3:] / np.linalg.norm(q0[..., 3:], axis=-1, keepdims=True)
+    quat1 = q1[..., 3:] / np.linalg.norm(q1[..., 3:], axis=-1, keepdims=True)
+    rel = _quat_conj_mul(quat0, quat1)
+    rel = np.where(rel[..., 3:] < 0, -rel, rel)  # the rotation angle in [0, pi]
+    n = np.linalg.norm(rel[..., :3], axis=-1, keepdims=True)
+    theta = 2.0 * np.arctan2(n, rel[..., 3:])
+    small = n < 1e-8
+    ratio = np.where(small, 2.0 / np.maximum(rel[..., 3:], 1e-300), theta / np.where(small, 1.0, n))
+    w = ratio * rel[..., :3]                                   # log3 of the relative rotation
+    p = np.einsum("...ji,...j->...i", _quat_to_matrix(quat0), q1[..., :3] - q0[..., :3])  # R0^T (p1 - p0)
+    th = theta[..., 0]
+    th_safe = np.where(th < 1e-4, 1.0, th)
+    coef = np.where(th < 1e-4, 1.0 / 12.0 + th * th / 720.0,
+                    (1.0 - th_safe * np.sin(th_safe) / (2.0 * (1.0 - np.cos(th_safe)))) / (th_safe * th_safe))
+    W = _skew(w)
+    v = p - 0.5 * np.einsum("...ij,...j->...i", W, p) + coef[..., None] * np.einsum("...ij,...j->...i", W @ W, p)
+    return np.concatenate([v, w], axis=-1)
+
+
+def closed_loop_rollout(task: Task, x0s, xs_ref: np.ndarray, us_ref: np.ndarray, gains: np.ndarray,
+                        noise: np.ndarray | None = None, bound: float = 1e6) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """Close the feedback laws ``u_t = u*_t + K_t (x_t ⊖ x*_t) (+ noise_t)`` around the task's dynamics from
+    ``x0s (N, nx)``: ``(xs (N, T+1, nx), us (N, T, nu), diverged (N,))``.
+
+    xs_ref (N, T+1, nx), us_ref (N, T, nu), gains (N, T, nu, ndx): one reference trajectory and its gains per
+    instance; noise (N, T, nu) is added before the controls are clamped to the task's bounds. A rollout whose
+    state turns non-finite or leaves ``bound`` (the C++ rollout's 1e6 by default) is stopped there and flagged:
+    its state is held with zero control, as the C++ rollout does."""
+    x0s = np.asarray(x0s, dtype=np.float64)
+    n, T = us_ref.shape[:2]
+    lo, hi = np.asarray(task.u_lower), np.asarray(task.u_upper)
+    xs = np.empty((n, T + 1, task.nx))
+    us = np.zeros((n, T, task.nu))
+    xs[:, 0] = x0s
+    alive = ~diverged_rollouts(x0s[:, None], bound)
+    for t in range(T):
+        xs[:, t + 1] = xs[:, t]
+        if not alive.any():
+            continue
+        a = np.flatnonzero(alive)
+        u = us_ref[a, t] + np.einsum("nij,nj->ni", gains[a, t], state_difference(task, xs[a, t], xs_ref[a, t]))
+        if noise is not None:
+            u = u + noise[a, t]
+        us[a, t] = np.clip(u, lo, hi)
+        xs[a, t + 1] = task.step(xs[a, t], us[a, t])
+        alive[a] = ~diverged_rollouts(xs[a, t + 1, None], bound)
+    return xs, us, ~alive
+
+
 def perturbed_solution_guess(task: Task, x0s, solution: SolveResult, sigma: float,
                              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A dynamically feasible guess ``(xs (N, T+1, nx), us (N, T, nu))`` at a chosen distance from a solution.
 
-    The solution's feedback law ``u_t = u*_t + K_t (x_t - x*_t) + sigma * s * w_t`` is closed around the task's
-    dynamics from ``x0s``, with ``w_t ~ N(0, 1)`` (seeded), ``s`` half the torque range and the torques clamped
-    to their bounds. It stands for a policy of a given quality, with no policy involved: solving from it tells
-    how many iterations a warm start that good can save on a task (``benchmarks/bench_guess_quality.py``).
-    Tasks with vector states only (not the free-flyer quadrotor).
+    The solution's feedback law ``u_t = u*_t + K_t (x_t ⊖ x*_t) + sigma * s * w_t`` is closed around the task's
+    dynamics from ``x0s`` (:func:`closed_loop_rollout`), with ``w_t ~ N(0, 1)`` (seeded), ``s`` half the torque
+    range and the torques clamped to their bounds. It stands for a policy of a given quality, with no policy
+    involved: solving from it tells how many iterations a warm start that good can save on a task
+    (``benchmarks/bench_guess_quality.py``). ``sigma = 0`` is the nearest-neighbour baseline's ``nn_feedback``
+    guess (:mod:`.baselines`).
     """
-    if task.nx != task.ndx:
-        raise ValueError(f"task: {task.name} has a manifold state (nx {task.nx} != ndx {task.ndx}); "
-                         "perturbed_solution_guess needs vector states")
     if not isinstance(solution, SolveResult):
         raise TypeError(f"solution: expected a SolveResult, got {type(solution).__name__}")
     if not (isinstance(sigma, (int, float)) and np.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"sigma: expected a finite noise scale >= 0, got {sigma!r}")
-    x0s = np.asarray(x0s, dtype=np.float64)
     n, T = solution.us.shape[:2]
+    for name, shape in (("xs", (n, task.horizon + 1, task.nx)), ("us", (n, task.horizon, task.nu)),
+                        ("feedback_gains", (n, task.horizon, task.nu, task.ndx))):
+        if np.shape(getattr(solution, name)) != shape:
+            raise ValueError(f"solution: expected {name} of shape {shape} for task {task.name}, got "
+                             f"{np.shape(getattr(solution, name))}")
+    x0s = np.asarray(x0s, dtype=np.float64)
     if x0s.shape != (n, task.nx):
         raise ValueError(f"x0s: expected shape ({n}, {task.nx}) to match the solution, got {x0s.shape}")
     lo, hi = np.asarray(task.u_lower), np.asarray(task.u_upper)
     scale = np.where(np.isfinite(hi - lo), 0.5 * (hi - lo), 1.0)
     noise = float(sigma) * scale * np.random.default_rng(seed).standard_normal(solution.us.shape)
-    xs = np.empty_like(solution.xs)
-    us = np.empty_like(solution.us)
-    xs[:, 0] = x0s
-    for t in range(T):
-        u = solution.us[:, t] + np.einsum("nij,nj->ni", solution.feedback_gains[:, t], xs[:, t] - solution.xs[:, t])
-        us[:, t] = np.clip(u + noise[:, t], lo, hi)
-        xs[:, t + 1] = task.step(xs[:, t], us[:, t])
-        if diverged_rollouts(xs[:, t + 1, None], 1e6).any():  # the C++ rollout's bound
-            raise ValueError(f"sigma: the closed loop perturbed by sigma = {sigma} diverged at step {t + 1}")
+    xs, us, diverged = closed_loop_rollout(task, x0s, solution.xs, solution.us, solution.feedback_gains, noise)
+    if diverged.any():
+        raise ValueError(f"sigma: the closed loop perturbed by sigma = {sigma} diverged "
+                         f"(instances {np.flatnonzero(diverged).tolist()})")
     return xs, us
 
 
@@ -252,6 +344,14 @@ def refine_rollouts(task: Task, x0s: np.ndarray, params: np.ndarray, policy, act
     coordinates have been seen to abort the solver. Without divergence, ``result.warm`` is
     ``warm_start(...).warm`` (same noise streams, same solver, same results)."""
     ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
+    return refine_guesses(task, x0s, params, ro, options, bound)
+
+
+def refine_guesses(task: Task, x0s: np.ndarray, params: np.ndarray, ro: RolloutResult, options: SolverOptions,
+                   bound: float) -> tuple[WarmStartResult, np.ndarray]:
+    """Score the guesses ``ro`` (a policy's rollouts, or any guesses with their times, e.g. the nearest-neighbour
+    baselines of :mod:`.baselines`) and refine those that stayed within ``bound``; what
+    :func:`refine_rollouts` does after its rollout."""
     diverged = diverged_rollouts(ro.xs, bound)
     # the cost of a diverged rollout is that of its states clipped to the bound: large, finite, comparable
     xs = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)

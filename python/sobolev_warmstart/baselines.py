@@ -1,0 +1,229 @@
+"""Baselines a practitioner would try before a learned policy: nearest-neighbour lookup in the solved training set.
+
+:class:`NearestNeighbourLookup` holds the solved training instances ``(x0, z) -> (xs*, us*, K)`` and answers a new
+instance ``(x0, z)`` with the nearest training instance in normalised ``(x0, z)``: every coordinate divided by the
+training set's standard deviation (at least ``std_floor``, so that a coordinate constant over the training set
+does not divide by zero: it then adds the same term to every distance). Quaternion and angle coordinates are used
+as stored. Two guesses come from the neighbour:
+
+- ``"nn"``: its solved trajectory ``(xs*, us*)``, the first state replaced by the new ``x0``;
+- ``"nn_feedback"``: its feedback law ``u_t = u*_t + K_t (x_t ⊖ x*_t)`` closed around the task's dynamics from the
+  new ``x0``, controls clamped to their bounds (:func:`~sobolev_warmstart.warmstart.closed_loop_rollout`, what
+  :func:`~sobolev_warmstart.warmstart.perturbed_solution_guess` does with ``sigma = 0``). A dynamically feasible
+  guess that follows the neighbour where the gains hold.
+
+:func:`~sobolev_warmstart.evaluate.evaluate_methods` takes a lookup as the policy of the methods ``"nn"`` and
+``"nn_feedback"``; the lookup's wall time (and the feedback rollout's) is their rollout time.
+
+Example::
+
+    lookup = sw.NearestNeighbourLookup.from_solve(task, sw.solve(task, x_train, p_train))   # or .load(dataset.npz)
+    xs, us = lookup.guess(task, x0s, params)                 # "nn"
+    xs, us = lookup.feedback_guess(task, x0s, params)        # "nn_feedback"
+    ev = sw.evaluate_methods(task, {"nn": lookup, "nn_feedback": lookup, "sob_diff": "policy.pt"}, x0s, params)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from .data import ChunkDataset, TaskInfo, TrajectoryData, load_dataset
+from .rollout import RolloutResult, _instances
+from .solver import SolveResult
+from .tasks import Task
+from .warmstart import closed_loop_rollout
+
+__all__ = ["NearestNeighbourLookup", "BASELINES"]
+
+#: The lookup's methods: the neighbour's trajectory, and its feedback law closed around the dynamics.
+BASELINES = ("nn", "nn_feedback")
+_CHUNK = 256  # query rows per distance block (memory: _CHUNK x N_train x (nx + nz) floats)
+
+
+def _array(name: str, value: Any, shape: tuple) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a float array, got {type(value).__name__}") from None
+    want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        raise ValueError(f"{name}: expected shape {want}, got {tuple(arr.shape)}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: expected finite values, got {int(np.size(arr) - np.isfinite(arr).sum())} "
+                         "NaN/inf entries")
+    return arr
+
+
+class NearestNeighbourLookup:
+    """Nearest solved training instance in normalised ``(x0, z)`` (module docstring).
+
+    task: the task (or its :class:`~sobolev_warmstart.data.TaskInfo`) the instances were solved for. x0s (N, nx),
+    params (N, nz), xs (N, T+1, nx), us (N, T, nu): the training instances and their solutions (``xs[:, 0]`` is
+    normally ``x0s``); feedback_gains (N, T, nu, ndx): their gains, needed for :meth:`feedback_guess` only.
+    std_floor: the least scale of a coordinate. Constructors: :meth:`from_solve` (a batch solve),
+    :meth:`from_data` (a ``TrajectoryData``/``ChunkDataset``), :meth:`load` (a dataset file, e.g. the loop's
+    ``iter_XXX/trajectories.npz``).
+    """
+
+    def __init__(self, task: Task | TaskInfo, x0s, params, xs, us, feedback_gains=None, *, std_floor: float = 1e-6):
+        if isinstance(task, Task):
+            task = TaskInfo.from_task(task)
+        if not isinstance(task, TaskInfo):
+            raise TypeError(f"task: expected a sobolev_warmstart Task or TaskInfo, got {type(task).__name__}")
+        if not (isinstance(std_floor, (int, float)) and np.isfinite(std_floor) and std_floor > 0):
+            raise ValueError(f"std_floor: expected a positive float, got {std_floor!r}")
+        x0s = _array("x0s", x0s, (None, task.nx))
+        n = x0s.shape[0]
+        if n < 1:
+            raise ValueError("x0s: expected at least one training instance, got an empty training set")
+        T = task.horizon
+        self.task = task
+        self.x0s = x0s
+        self.params = _array("params", np.zeros((n, 0)) if params is None and task.nz == 0 else params, (n, task.nz))
+        self.xs = _array("xs", xs, (n, T + 1, task.nx))
+        self.us = _array("us", us, (n, T, task.nu))
+        self.feedback_gains = None if feedback_gains is None else _array(
+            "feedback_gains", feedback_gains, (n, T, task.nu, task.ndx))
+        feats = np.concatenate([self.x0s, self.params], axis=1)
+        self.offset = feats.mean(axis=0)
+        self.scale = np.maximum(feats.std(axis=0), float(std_floor))
+        self._train = (feats - self.offset) / self.scale
+
+    # ------------------------------------------------------------------------------------------ constructors
+    @classmethod
+    def from_solve(cls, task: Task, result: SolveResult, *, converged_only: bool = True,
+                   std_floor: float = 1e-6) -> "NearestNeighbourLookup":
+        """From a batch solve (:func:`~sobolev_warmstart.solver.solve`, with its gains): ``x0 = xs[:, 0]``,
+        ``z = result.params``; only the converged instances unless ``converged_only=False``."""
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+        if not isinstance(result, SolveResult):
+            raise TypeError(f"result: expected a SolveResult (sobolev_warmstart.solve), got {type(result).__name__}")
+        keep = np.asarray(result.converged, bool) if converged_only else np.ones(len(result), bool)
+        if not keep.any():
+            raise ValueError(f"result: none of its {len(result)} instances converged: an empty training set "
+                             "(converged_only=False uses them anyway)")
+        xs = np.asarray(result.xs)[keep]
+        return cls(task, xs[:, 0], np.asarray(result.params)[keep], xs, np.asarray(result.us)[keep],
+                   np.asarray(result.feedback_gains)[keep], std_floor=std_floor)
+
+    @classmethod
+    def from_data(cls, data: TrajectoryData | ChunkDataset, *, converged_only: bool = True,
+                  std_floor: float = 1e-6) -> "NearestNeighbourLookup":
+        """From solved trajectories (a ``TrajectoryData`` or the ``.data`` of a ``ChunkDataset``); instances
+        flagged not converged are left out unless ``converged_only=False``."""
+        if isinstance(data, ChunkDataset):
+            data = data.data
+        if not isinstance(data, TrajectoryData):
+            raise TypeError(f"data: expected a TrajectoryData or ChunkDataset, got {type(data).__name__}")
+        if converged_only and data.converged is not None:
+            if not np.asarray(data.converged, bool).any():
+                raise ValueError(f"data: none of its {data.num_instances} instances converged: an empty training set")
+            data = data.select(np.asarray(data.converged, bool))
+        return cls(data.task, data.xs[:, 0], data.params, data.xs, data.us, data.feedback_gains, std_floor=std_floor)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, converged_only: bool = True,
+             std_floor: float = 1e-6) -> "NearestNeighbourLookup":
+        """From a dataset file written by :func:`~sobolev_warmstart.data.save_dataset` (``collect``, the loop)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a dataset file path, got {type(path).__name__}")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"path: no dataset file at {path}")
+        return cls.from_data(load_dataset(path), converged_only=converged_only, std_floor=std_floor)
+
+    # ---------------------------------------------------------------------------------------------- queries
+    def __len__(self) -> int:
+        return int(self.x0s.shape[0])
+
+    @property
+    def has_feedback(self) -> bool:
+        """Whether the training set carries feedback gains (needed by :meth:`feedback_guess`)."""
+        return self.feedback_gains is not None
+
+    def __repr__(self) -> str:
+        return (f"NearestNeighbourLookup({self.task.name}, {len(self)} training instances, "
+                f"{'with' if self.has_feedback else 'without'} feedback gains)")
+
+    def check_task(self, task: Task) -> None:
+        """Raise ``ValueError`` unless ``task`` has the training set's name and dimensions."""
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+        for key in ("name", "nx", "ndx", "nu", "nz", "horizon"):
+            if getattr(self.task, key) != getattr(task, key):
+                raise ValueError(f"task: the lookup was built for {key} = {getattr(self.task, key)!r}, task "
+                                 f"{task.name}/{task.variant} has {getattr(task, key)!r}")
+
+    def _query(self, task: Task | None, x0s, params) -> tuple[np.ndarray, np.ndarray]:
+        if task is not None:
+            self.check_task(task)
+            x0s, params = _instances(task, x0s, params)
+        x0s = _array("x0s", x0s, (None, self.task.nx))
+        if params is None and self.task.nz == 0:
+            params = np.zeros((x0s.shape[0], 0))
+        params = _array("params", params, (x0s.shape[0], self.task.nz))
+        return x0s, params
+
+    def features(self, x0s, params) -> np.ndarray:
+        """``(N, nx + nz)``: the normalised ``(x0, z)`` in which distances are measured."""
+        x0s, params = self._query(None, x0s, params)
+        return (np.concatenate([x0s, params], axis=1) - self.offset) / self.scale
+
+    def nearest(self, x0s, params) -> np.ndarray:
+        """``(N,)`` int: index of the nearest training instance of each query (the lowest index on a tie)."""
+        q = self.features(x0s, params)
+        out = np.empty(q.shape[0], dtype=np.int64)
+        for s in range(0, q.shape[0], _CHUNK):
+            d = q[s:s + _CHUNK, None, :] - self._train[None, :, :]
+            out[s:s + _CHUNK] = np.argmin(np.einsum("qnd,qnd->qn", d, d), axis=1)
+        return out
+
+    def guess(self, task: Task, x0s, params) -> tuple[np.ndarray, np.ndarray]:
+        """``"nn"``: ``(xs (N, T+1, nx), us (N, T, nu))``, the nearest training solution with ``xs[:, 0] = x0s``."""
+        x0s, params = self._query(task, x0s, params)
+        idx = self.nearest(x0s, params)
+        xs = self.xs[idx].copy()
+        xs[:, 0] = x0s
+        return xs, self.us[idx].copy()
+
+    def feedback_guess(self, task: Task, x0s, params) -> tuple[np.ndarray, np.ndarray]:
+        """``"nn_feedback"``: ``(xs, us)`` of the nearest training instance's feedback law closed around the
+        dynamics from ``x0s``, controls clamped to their bounds. A rollout whose state leaves 1e6 (or turns
+        non-finite) is held from there with zero control, as the C++ rollout does."""
+        xs, us, _ = self._feedback(task, x0s, params)
+        return xs, us
+
+    def _feedback(self, task: Task, x0s, params):
+        if not self.has_feedback:
+            raise ValueError("feedback_gains: the lookup's training set has no feedback gains (build it from a "
+                             "solve result or a dataset that kept them) and cannot give nn_feedback guesses")
+        x0s, params = self._query(task, x0s, params)
+        idx = self.nearest(x0s, params)
+        return closed_loop_rollout(task, x0s, self.xs[idx], self.us[idx], self.feedback_gains[idx])
+
+    def rollout(self, task: Task, x0s, params, *, feedback: bool = False) -> RolloutResult:
+        """The guesses of ``"nn"`` (``feedback=False``) or ``"nn_feedback"`` as a :class:`RolloutResult`, so that
+        they are scored and refined like a policy's rollouts: ``time`` is the lookup's wall time (with the feedback
+        rollout) shared among the instances, ``errors`` flags the feedback rollouts that diverged."""
+        t0 = time.perf_counter()
+        if feedback:
+            xs, us, diverged = self._feedback(task, x0s, params)
+        else:
+            xs, us = self.guess(task, x0s, params)
+            diverged = np.zeros(len(xs), bool)
+        wall = time.perf_counter() - t0
+        n = len(xs)
+        if task.action_space == "torque":
+            actions = us.copy()
+        else:  # the action variable of each step (not part of the timed lookup)
+            actions = np.stack([[task.action(us[i, t], xs[i, t + 1]) for t in range(task.horizon)]
+                                for i in range(n)]).reshape(n, task.horizon, task.na)
+        errors = ["the feedback rollout diverged (|x| > 1e6 or non-finite)" if d else "" for d in diverged]
+        return RolloutResult(xs=xs, us=us, actions=actions, time=np.full(n, wall / max(n, 1)),
+                             policy_time=np.full(n, wall / max(n, 1)), errors=errors, num_replans=1,
+                             action_steps=0, wall_time=wall, policy_calls=1, policy_call_time=wall,
+                             backend="nn_feedback" if feedback else "nn")
