@@ -1,10 +1,12 @@
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from sobolev_warmstart.data import ChunkSpec, TaskInfo, TrajectoryData, build_dataset
+from sobolev_warmstart.losses import diffusion_loss
 from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
@@ -188,17 +190,50 @@ def pendulum_data():
     return _solve_pendulum_swingups(24, 16)
 
 
-def test_sobolev_diffusion_on_solved_pendulum_swingups(pendulum_data):
-    data = pendulum_data
-    assert data.converged.mean() >= 0.75, f"only {data.converged.sum()} of {len(data.converged)} solves converged"
+def _fixed_draw_losses(policy, ds, seed: int = 12345) -> tuple[float, float]:
+    """(ddpm, sobolev) of ``policy`` over the whole dataset with fixed draws (denoising steps, noise, directions):
+    the training objective without its sampling noise."""
+    with torch.no_grad():
+        out = diffusion_loss(policy.net, policy.sampler.schedule, ds.obs, ds.params, ds.chunks, ds.chunk_jac,
+                             ds.obs_jac, ds.spec.history, sobolev_weight=1.0,
+                             generator=torch.Generator().manual_seed(seed))
+    return out.mse.item(), out.sobolev.item()
+
+
+def train_sob_diff_on_pendulum(data, seed: int = 0) -> dict:
+    """The test's training run, measured: the per-epoch history, and the fixed-draw losses of the trained network
+    against the untrained one of the same seed."""
     ds = build_dataset(data, ChunkSpec(horizon=16, history=1, action_steps=8))
     # lambda = 0.01: in normalised units the pendulum's derivative targets reach ~100 (torque range 0.4 N m
     # vs state ranges of several units), so lambda = 1 lets the Sobolev term swamp the regression.
     cfg = TrainConfig(policy="sob_diff", epochs=15, batch_size=64, lr=3e-3, unet=TINY_UNET, progress=False,
-                      sobolev_weight=0.01, num_threads=1)
+                      sobolev_weight=0.01, num_threads=1, seed=seed)
+    torch.manual_seed(seed)  # what train() does before building the network: the same initial weights
+    untrained = DiffusionPolicy(ds.task, ds.spec, ds.normalisers, TINY_UNET)
     policy = train(ds, cfg)
-    hist = policy.train_history
-    assert hist[-1]["loss"] < hist[0]["loss"], hist
-    assert hist[-1]["mse"] < 0.2 * hist[0]["mse"], hist
+    (mse0, sob0), (mse1, sob1) = _fixed_draw_losses(untrained, ds), _fixed_draw_losses(policy, ds)
     err, scale = _sample_error(policy, ds, torch.arange(0, len(ds), 11))
+    lam = cfg.sobolev_weight
+    return {"history": policy.train_history, "mse": (mse0, mse1), "sobolev": (sob0, sob1),
+            "loss": (mse0 + lam * sob0, mse1 + lam * sob1), "sample_error": (err, scale)}
+
+
+def test_sobolev_diffusion_on_solved_pendulum_swingups(pendulum_data):
+    """Training lowers its objective on real data, measured with fixed draws over the whole dataset.
+
+    Not with the per-epoch means of the history: with lambda = 0.01 the loss is ~90% Sobolev term, whose
+    targets are heavy-tailed here (normalised |D| median 0.07, p99 40, max 112), so its one-direction estimate
+    swings by +-15% from epoch to epoch (65-113 within a run) while training lowers it by 7-21%: the first and
+    last epoch means compare noise (the last exceeded the first on some CPUs, 0.958 vs 0.944, and the epoch
+    mse ratio reached 0.30 for seed 3). Fixed-draw figures over seeds 0-4 on this machine: loss ratio
+    0.47-0.71, ddpm ratio 0.016-0.055, Sobolev ratio 0.79-0.93 (a zero derivative scores the untrained 87.3)."""
+    data = pendulum_data
+    assert data.converged.mean() >= 0.75, f"only {data.converged.sum()} of {len(data.converged)} solves converged"
+    m = train_sob_diff_on_pendulum(data, seed=0)
+    assert all(math.isfinite(h["loss"]) for h in m["history"]), m["history"]
+    (l0, l1), (e0, e1), (s0, s1) = m["loss"], m["mse"], m["sobolev"]
+    assert l1 < 0.85 * l0, m
+    assert e1 < 0.2 * e0, m
+    assert s1 < 1.05 * s0, m  # the derivative fit does not degrade (it improves by 7-21%)
+    err, scale = m["sample_error"]
     assert err < 0.25 * scale, (err, scale)
