@@ -30,6 +30,7 @@ from .export import export_aoti, export_torchscript, load_aoti, load_torchscript
 from .rollout import PolicyRunner, RolloutResult, load_policy_runner, rollout, rollout_noise
 from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, select_dual, warm_start
 from .baselines import NearestNeighbourLookup
+from .scorecard import scorecard
 
 __all__ = [
     "ChainedDerivatives", "ChunkDataset", "DualSolve", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
@@ -37,6 +38,6 @@ __all__ = [
     "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "export_aoti",
     "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_policy",
     "load_torchscript", "make_task", "robots_dir", "save_dataset", "save_policy", "solve", "train",
-    "load_policy_runner", "perturbed_solution_guess", "rollout", "rollout_noise", "select_dual", "warm_start",
+    "load_policy_runner", "perturbed_solution_guess", "rollout", "rollout_noise", "scorecard", "select_dual", "warm_start",
 ]
 __version__ = "0.1.0"

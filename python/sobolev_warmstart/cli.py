@@ -11,6 +11,7 @@ loop         the whole collect/train loop (Algorithm 1) in a resumable run direc
 bench        run the C++ warm-start benchmark on an exported policy
 experiment   run the experiment presets (sample efficiency, action length, UR5 loop, quadrotor)
 report       assemble REPORT.md from experiment results
+scorecard    every method vs TO alone on every task variant: scorecard.md/.csv/.png, resumable
 
 Configs (collect, train, loop) come from presets, ``--config FILE`` (.toml/.json) and ``--set KEY=VALUE``
 (dotted keys, JSON values); a bad config prints ``error: <message>`` and exits with status 2. See docs/loop.md.
@@ -250,6 +251,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    from .scorecard import scorecard
+    try:
+        files = scorecard(args.out, args.scale, args.tasks, threads=args.threads, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume (finished stages are kept)", file=sys.stderr)
+        return 130
+    print(files["markdown"].read_text())
+    print(f"wrote {files['markdown']}, {files['csv']}, {files['figure']}")
+    for key, message in files["failed"].items():
+        print(f"error: {key}: {message}", file=sys.stderr)
+    return 1 if files["failed"] else 0
+
+
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["local", "ray"], help="where the solves run (backend.name; default: local)")
     p.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to join (backend.address; default: "
@@ -375,6 +390,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="assemble OUT/REPORT.md from experiment results")
     p.add_argument("--out", default="results")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("scorecard", help="every method vs TO alone on every task variant (resumable)",
+                       description="Per task variant: collect with TO alone, train Diff and Sob+Diff on the same "
+                       "trajectories, evaluate TO alone / NN / NN+feedback / Diff / Sob+Diff on held-out instances, "
+                       "and find how many trajectories Sob+Diff needs to reach Diff's policy cost. Writes "
+                       "OUT/scorecard.md, scorecard.csv, scorecard.png; rerun to resume.")
+    p.add_argument("--scale", choices=["smoke", "full"], default="full",
+                   help="smoke: two cheap variants in seconds; full (default): all variants, ~45 min on 2 cores")
+    p.add_argument("--tasks", nargs="+", metavar="TASK/VARIANT",
+                   help="restrict to these variants (a bare task name: its default variant)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/scorecard-<scale>)")
+    p.add_argument("--threads", type=_non_negative_int, default=0, help="solver/rollout threads (0: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_scorecard)
     return parser
 
 

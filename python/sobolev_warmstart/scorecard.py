@@ -1,0 +1,710 @@
+"""The scorecard: every method against TO alone on every task variant, in one resumable command.
+
+``scorecard(out_dir, scale, tasks)`` (command line: ``sobolev-warmstart scorecard``) runs, for each
+``task/variant`` of :data:`DEFAULT_VARIANTS` (or ``tasks``):
+
+1. **collect**: ``train_instances`` instances (seed ``train_seed``) solved with TO alone, in saved batches (the
+   loop's collection code, :func:`~sobolev_warmstart.loop._collect`); only the converged solves are kept, with
+   their chained derivatives and feedback gains (``trajectories.npz``, a chunk dataset);
+2. **train**: Diff and Sob+Diff on the same trajectories with the same budget (network, epochs, batch, learning
+   rate, seed; only the Sobolev term differs), each resumable from its checkpoint, exported to TorchScript;
+3. **evaluate**: on ``test_instances`` held-out instances (seed ``test_seed``, never used for training),
+   :func:`~sobolev_warmstart.evaluate.evaluate_methods` with TO alone, ``nn``, ``nn_feedback`` (a
+   :class:`~sobolev_warmstart.baselines.NearestNeighbourLookup` of the training trajectories), Diff and Sob+Diff;
+   the per-instance results are kept (``per_instance.npz``);
+4. **sample efficiency**: Sob+Diff trained on nested subsets of the training trajectories (the first
+   ``fraction * N`` of them, smallest first, same number of gradient steps as on the full set) until the median
+   policy-cost ratio of its rollouts on the held-out instances is at most Diff's on the full set: "trajectories
+   Sob+Diff needs to reach Diff's final policy cost" (the full set's Sob+Diff comes from step 3; "not reached"
+   when even that one is worse).
+
+Metrics per variant and method (:func:`variant_rows`), from the per-instance results pooled over the
+(rollout seed, instance) pairs:
+
+====================================  ========================================================================
+``policy_cost_ratio_median/_mean``    per instance, the task objective along the method's guess (the policy's
+                                      rollout, the lookup's trajectory; for TO alone the task's default guess)
+                                      over TO alone's converged cost on that instance; over the instances where
+                                      TO alone converged. A diverged rollout is scored with its states clipped
+                                      to the divergence bound (large and finite, as in the evaluation)
+``diverged``                          fraction of guesses whose state left the bound (1e3) or turned non-finite;
+                                      they are not refined and count as not converged
+``iterations_mean/_median``           solver iterations of the refined instances (a failed solve counts its
+                                      whole budget); diverged guesses are left out, as in ``evaluate_methods``
+``total_time_mean``                   rollout (or lookup) + solve time per refined instance [s]
+``converged``                         convergence rate over all instances
+``refined_cost_mean``                 refined cost, mean over the converged instances
+``refined_cost_ratio_median``         per instance refined cost / TO alone's cost, where both converged
+====================================  ========================================================================
+
+Files under ``out_dir`` (all written atomically; rerunning the same command skips what is done, an interruption
+loses at most one collection batch or one training epoch)::
+
+    <task>/<variant>/settings.json       the variant's settings (another scale or settings there is refused)
+    <task>/<variant>/collect/batch_*.npz, trajectories.npz, collect.json
+    <task>/<variant>/{diff,sob_diff}/checkpoint/, policy_export.pt, train.json
+    <task>/<variant>/evaluation.json, per_instance.npz
+    <task>/<variant>/subsets/n<k>/...     Sob+Diff on the first k trajectories: checkpoint, export, result.json
+    <task>/<variant>/result.json         the variant's rows (written last: the variant is done)
+    scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
+
+Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
+tests); ``full`` runs :data:`DEFAULT_VARIANTS` sized to finish in about 45 minutes on two cores (estimates per
+variant in :data:`FULL_ESTIMATES_S`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import _core
+from .baselines import BASELINES, NearestNeighbourLookup
+from .data import ChunkSpec, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
+from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
+from .export import export_torchscript
+from .models import UNetConfig
+from .rollout import load_policy_runner, rollout
+from .solver import SolverOptions
+from .tasks import Task, available_tasks, make_task
+from .train import TrainConfig, train
+from .warmstart import diverged_rollouts
+
+__all__ = ["SCALES", "DEFAULT_VARIANTS", "SMOKE_VARIANTS", "SCORECARD_METHODS", "FULL_ESTIMATES_S",
+           "ScorecardSettings", "settings_for", "parse_variants", "scorecard", "run_variant", "variant_rows",
+           "write_scorecard", "main"]
+
+SCALES = ("smoke", "full")
+#: The variants of a full scorecard, in report order.
+DEFAULT_VARIANTS = (
+    "pendulum/default", "double_pendulum/default",
+    "ur5/fixed_start_fixed_target", "ur5/fixed_start_random_target", "ur5/random_start_fixed_target",
+    "ur5/random_start_random_target",
+    "quadrotor/columns_0", "quadrotor/columns_9",
+    "double_pendulum/reference", "ur5/reference_random_start_random_target", "quadrotor/reference_columns_9",
+)
+#: The variants of a smoke scorecard (cheap solves).
+SMOKE_VARIANTS = ("pendulum/default", "ur5/fixed_start_fixed_target")
+#: Methods of the scorecard, in report order.
+SCORECARD_METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
+_LEARNED = ("diff", "sob_diff")
+_EXPORT = "policy_export.pt"
+_FORMAT = "sobolev_warmstart.scorecard"
+_FORMAT_VERSION = 1
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ScorecardSettings:
+    """Everything one variant's scorecard depends on; saved as ``settings.json`` in its folder.
+
+    train_instances / train_seed: instances solved with TO alone for training (the converged ones are kept).
+    test_instances / test_seed: held-out instances (a seed never used for training). seeds: rollout noise seeds
+    of the evaluation (the per-instance metrics pool the (seed, instance) pairs). horizon / history /
+    action_steps: the chunk (H, h, A); unet_dims / n_groups / step_embed_dim: the U-Net (the main job's tiny
+    one by default). train_steps: gradient steps of every policy (epochs = train_steps / batches per epoch,
+    at least 1: Diff and Sob+Diff on the full set get the same epochs; a subset gets the same steps).
+    sobolev_weight: λ of Sob+Diff on normalised quantities. subset_fractions: the nested subsets of the
+    sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances per saved batch.
+    """
+
+    task: str
+    variant: str
+    scale: str
+    train_instances: int
+    test_instances: int
+    seeds: tuple[int, ...] = (0,)
+    train_seed: int = 0
+    test_seed: int = 1_000_000
+    collect_batch: int = 8
+    max_iters: int = 500
+    divergence_bound: float = 1e3
+    horizon: int = 8
+    history: int = 1
+    action_steps: int = 1
+    unet_dims: tuple[int, ...] = (16, 32)
+    n_groups: int = 4
+    step_embed_dim: int = 16
+    train_steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    sobolev_weight: float = 0.01
+    subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.variant}"
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def chunk(self) -> ChunkSpec:
+        return ChunkSpec(horizon=self.horizon, history=self.history, action_steps=self.action_steps)
+
+    def options(self, num_threads: int = 0) -> SolverOptions:
+        return SolverOptions(max_iters=self.max_iters, num_threads=num_threads)
+
+    def train_config(self, method: str, num_samples: int, checkpoint_dir: Path) -> TrainConfig:
+        per_epoch = math.ceil(num_samples / self.batch_size)
+        return TrainConfig(policy=method, epochs=max(1, round(self.train_steps / per_epoch)),
+                           batch_size=self.batch_size, lr=self.lr, seed=self.train_seed,
+                           sobolev_weight=self.sobolev_weight if method == "sob_diff" else None,
+                           unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
+                                           step_embed_dim=self.step_embed_dim),
+                           checkpoint_dir=str(checkpoint_dir), resume=True, progress=False, num_threads=1)
+
+
+# Sizes. Full: 1000 gradient steps per policy (batch 64; 10 epochs on 64 pendulum trajectories, 20 on 64 UR5 ones),
+# subsets 1/4 and 1/2, one rollout seed, 64 training / 32 held-out instances; the reference variants solve slower and
+# get fewer. Training dominates (about 25 ms per Diff step and 42 ms per Sob+Diff step on one thread of the project's
+# 2-core machine kind, measured while loaded): Diff 25 s, Sob+Diff 42 s, at most two subsets 84 s per variant.
+_SMOKE = dict(train_instances=6, test_instances=3, max_iters=60, train_steps=3, batch_size=256, unet_dims=(8, 16),
+              n_groups=4, step_embed_dim=8, subset_fractions=(0.5,), collect_batch=4)
+_FULL = dict(train_instances=64, test_instances=32, train_steps=1000, subset_fractions=(0.25, 0.5))
+_FULL_VARIANT: dict[str, dict[str, Any]] = {
+    "double_pendulum/reference": {"train_instances": 32, "test_instances": 16},
+    "ur5/reference_random_start_random_target": {"train_instances": 48, "test_instances": 24},
+    "quadrotor/reference_columns_9": {"train_instances": 16, "test_instances": 8},
+}
+#: Estimated wall time per variant of ``--scale full`` on two cores [s], worst case (both subsets trained):
+#: training 151 s (above) + collection (training instances x mean TO solve time / 1.85 for two threads) +
+#: evaluation (5 solves and 6 rollouts per held-out instance, / 1.85), from TO solve times measured with one
+#: thread on 3-4 instances (pendulum 39 ms, pendubot 364, UR5 9.5/38/36/160, quadrotor 11.6/102, references
+#: 172/525/8223 ms) and lockstep rollouts of 32 instances at A = 1 (66 ms per instance for T = 100, 23.5 for
+#: the UR5, 33 for the quadrotor), on a machine loaded by other work. The reference variants' calibration was
+#: still changing (quadrotor/reference_columns_9 then converged on 0 of 3 instances within 500 iterations).
+FULL_ESTIMATES_S: dict[str, float] = {
+    "pendulum/default": 165, "double_pendulum/default": 200, "ur5/fixed_start_fixed_target": 155,
+    "ur5/fixed_start_random_target": 160, "ur5/random_start_fixed_target": 160,
+    "ur5/random_start_random_target": 175, "quadrotor/columns_0": 155, "quadrotor/columns_9": 165,
+    "double_pendulum/reference": 165, "ur5/reference_random_start_random_target": 200,
+    "quadrotor/reference_columns_9": 400,
+}
+
+
+def _variant_defaults(task: str) -> dict[str, Any]:
+    """Per task: lambda = 0.1 on the UR5 (as the experiments' UR5 preset), 0.01 elsewhere (docs/training.md)."""
+    return {"sobolev_weight": 0.1} if task == "ur5" else {}
+
+
+def settings_for(key: str, scale: str) -> ScorecardSettings:
+    """The settings of ``key`` (``"task/variant"``) at ``scale`` (``"smoke"`` or ``"full"``). Variants outside
+    :data:`DEFAULT_VARIANTS` get their task's defaults at that scale."""
+    if scale not in SCALES:
+        raise ValueError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
+    (task, variant), = parse_variants([key])
+    base = {**(_SMOKE if scale == "smoke" else _FULL), **_variant_defaults(task)}
+    if scale == "full":
+        base.update(_FULL_VARIANT.get(f"{task}/{variant}", {}))
+    return ScorecardSettings(task=task, variant=variant, scale=scale, **base)
+
+
+def parse_variants(tasks: Iterable[str]) -> list[tuple[str, str]]:
+    """``["ur5/fixed_start_fixed_target", "pendulum", ...]`` -> ``[(task, variant), ...]`` (a bare task name is
+    its default variant); unknown tasks or variants raise ``ValueError`` naming the argument."""
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    known = available_tasks()
+    out: list[tuple[str, str]] = []
+    for item in tasks:
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"tasks: expected 'task/variant' strings, got {item!r}")
+        name, _, variant = item.partition("/")
+        if name not in known:
+            raise ValueError(f"tasks: unknown task {name!r} in {item!r}; expected one of {', '.join(known)}")
+        variant = variant or known[name][0]
+        if variant not in known[name]:
+            raise ValueError(f"tasks: unknown variant {variant!r} of task {name!r} in {item!r}; expected one of "
+                             f"{', '.join(known[name])}")
+        if (name, variant) not in out:
+            out.append((name, variant))
+    if not out:
+        raise ValueError("tasks: expected at least one 'task/variant', got none")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- file helpers
+def _write_json(path: Path, doc: Any) -> None:
+    from .evaluate import _nan_to_none
+    text = (json.dumps(_nan_to_none(doc), indent=2, default=_json_default) + "\n").encode()
+    atomic_write_bytes(path, lambda f: f.write(text))
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
+    """Write ``settings.json`` on first use; refuse a folder holding results of other settings."""
+    path = folder / "settings.json"
+    now = settings.to_dict()
+    if path.exists():
+        saved = _read_json(path)
+        diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+        if diffs:
+            listed = "; ".join(f"{k} (saved {saved.get(k)!r}, now {now.get(k)!r})" for k in diffs)
+            raise ValueError(f"out_dir: {folder} holds a scorecard of other settings, differing in {listed}; use "
+                             f"another out_dir (or delete {folder} to redo the variant)")
+    else:
+        _write_json(path, now)
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: Progress) -> TrajectoryData:
+    """Stage 1: TO alone on the training instances, in saved batches; the converged solves with their chained
+    derivatives and gains (``collect/trajectories.npz``)."""
+    from .config import BackendConfig
+    from .loop import _collect as collect_batches, _merge, collect_metrics
+    done = folder / "trajectories.npz"
+    if done.exists():
+        return load_dataset(done).data
+    x0s, params = task.sample_instances(s.train_instances, seed=s.train_seed)
+    say(f"  collect: {s.train_instances} instances with TO alone")
+    t0 = time.perf_counter()
+    batches = collect_batches(task, x0s, params, folder / "batches", s.collect_batch, s.options(threads), None,
+                              lambda b: 0, None, s.horizon - s.history, f"{s.key} TO alone", False, None, {},
+                              s.divergence_bound, BackendConfig())
+    per, traj = _merge(batches)
+    if not traj:
+        raise RuntimeError(f"tasks: {s.key}: none of the {s.train_instances} training solves converged within "
+                           f"max_iters = {s.max_iters}: nothing to train on")
+    data = TrajectoryData(task=TaskInfo.from_task(task), **traj)
+    metrics = collect_metrics(per)
+    _write_json(folder / "collect.json", {"instances": s.train_instances, "seed": s.train_seed,
+                                          "accepted": metrics["accepted"], "default": metrics["default"],
+                                          "time_s": time.perf_counter() - t0})
+    save_dataset(build_dataset(data, s.chunk()), done)  # last: the stage is done
+    return data
+
+
+def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path, say: Progress) -> Path:
+    """Train ``method`` on ``data`` (resumable from ``folder/checkpoint``) and export it to ``folder/policy_export.pt``;
+    the meta data in ``folder/train.json`` (written last)."""
+    export = folder / _EXPORT
+    meta_path = folder / "train.json"
+    if meta_path.exists() and export.exists():
+        return export
+    dataset = build_dataset(data, s.chunk())
+    config = s.train_config(method, len(dataset), folder / "checkpoint")
+    say(f"  train {METHOD_LABELS[method]} on {data.num_instances} trajectories ({len(dataset)} chunks, "
+        f"{config.epochs} epochs)")
+    t0 = time.perf_counter()
+    policy = train(dataset, config)
+    train_time = time.perf_counter() - t0
+    export_torchscript(policy, export)
+    last = policy.train_history[-1] if policy.train_history else {}
+    _write_json(meta_path, {"method": method, "trajectories": int(data.num_instances), "samples": len(dataset),
+                            "epochs": config.epochs, "steps": config.epochs * math.ceil(len(dataset) / s.batch_size),
+                            "seed": config.seed, "sobolev_weight": config.sobolev_weight,
+                            "final_loss": last.get("loss"), "final_mse": last.get("mse"),
+                            "time_s": train_time, "config": config.to_dict()})
+    return export
+
+
+_FIELDS = ("policy_cost", "cost", "converged", "iterations", "rollout_time", "solve_time", "diverged", "seed")
+
+
+def _default_guess_costs(task: Task, x0s: np.ndarray, params: np.ndarray, threads: int) -> np.ndarray:
+    """The objective along the task's default guess (what TO alone starts from)."""
+    guesses = [task.default_initial_guess(x, p) for x, p in zip(x0s, params)]
+    xs = np.stack([g[0] for g in guesses])
+    us = np.stack([g[1] for g in guesses])
+    return np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, threads), dtype=np.float64)
+
+
+def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryData, exports: dict[str, Path],
+              threads: int, say: Progress) -> dict[str, np.ndarray]:
+    """Stage 3: evaluate_methods on the held-out instances; per-instance arrays ``<method>_<field>`` pooled over
+    the rollout seeds (``per_instance.npz``)."""
+    path = folder / "per_instance.npz"
+    if path.exists():
+        return _load_npz(path)
+    x_te, p_te = task.sample_instances(s.test_instances, seed=s.test_seed)
+    lookup = NearestNeighbourLookup.from_data(data)
+    policies = {**{m: lookup for m in BASELINES}, **{m: str(exports[m]) for m in _LEARNED}}
+    say(f"  evaluate on {s.test_instances} held-out instances (seed {s.test_seed}), rollout seeds {list(s.seeds)}")
+    t0 = time.perf_counter()
+    ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, options=s.options(threads),
+                          divergence_bound=s.divergence_bound)
+    guess_cost = _default_guess_costs(task, x_te, p_te, threads)
+    per: dict[str, list[np.ndarray]] = {}
+    for method in SCORECARD_METHODS:
+        for seed in s.seeds:
+            res = ev.raw[(method, seed)]
+            if method == "to":
+                solved, rollout_time = res, np.zeros(len(res))
+                policy_cost, diverged = guess_cost, np.zeros(len(res), bool)
+            else:
+                solved, rollout_time = res.warm, np.asarray(res.rollout.time, dtype=np.float64)
+                policy_cost = np.asarray(res.policy_cost, dtype=np.float64)
+                diverged = diverged_rollouts(res.rollout.xs, s.divergence_bound)
+            values = {"policy_cost": policy_cost, "cost": np.asarray(solved.cost, dtype=np.float64),
+                      "converged": np.asarray(solved.converged, bool) & ~diverged,
+                      "iterations": np.asarray(solved.iterations, dtype=np.float64), "rollout_time": rollout_time,
+                      "solve_time": np.asarray(solved.solve_time, dtype=np.float64), "diverged": diverged,
+                      "seed": np.full(len(res), seed)}
+            for k, v in values.items():
+                per.setdefault(f"{method}_{k}", []).append(v)
+    arrays = {k: np.concatenate(v) for k, v in per.items()}
+    arrays["eval_time_s"] = np.asarray(time.perf_counter() - t0)
+    ev.to_json(folder / "evaluation.json")
+    _save_npz(path, arrays)
+    return arrays
+
+
+def _ratios(policy_cost: np.ndarray, to_cost: np.ndarray, to_converged: np.ndarray) -> np.ndarray:
+    ok = np.asarray(to_converged, bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.asarray(policy_cost, dtype=np.float64)[ok] / np.asarray(to_cost, dtype=np.float64)[ok]
+
+
+def _median(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.median(x)) if x.size else float("nan")
+
+
+def _mean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    if not x.size:
+        return float("nan")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.mean(x))
+
+
+def _policy_cost_ratio_median(per: dict[str, np.ndarray], method: str) -> float:
+    return _median(_ratios(per[f"{method}_policy_cost"], per["to_cost"], per["to_converged"]))
+
+
+def _subset_sizes(n: int, fractions: Sequence[float]) -> list[int]:
+    sizes = sorted({max(1, min(n, int(round(f * n)))) for f in fractions})
+    return [k for k in sizes if k < n]
+
+
+def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryData,
+                       per: dict[str, np.ndarray], threads: int, say: Progress) -> dict:
+    """Stage 4: Sob+Diff on nested subsets, smallest first, until its median policy-cost ratio on the held-out
+    instances is at most Diff's on the full set."""
+    n = int(data.num_instances)
+    target = _policy_cost_ratio_median(per, "diff")
+    full = _policy_cost_ratio_median(per, "sob_diff")
+    out = {"diff_ratio_median": target, "training_trajectories": n, "subsets": [],
+           "trajectories_needed": None, "fraction_needed": None}
+    if not math.isfinite(target):
+        out["note"] = "undefined: TO alone converged on no held-out instance, or Diff's ratio is not finite"
+        return out
+    x_te, p_te = task.sample_instances(s.test_instances, seed=s.test_seed)
+    to_cost = {int(seed): per["to_cost"][per["to_seed"] == seed] for seed in s.seeds}
+    to_conv = {int(seed): per["to_converged"][per["to_seed"] == seed] for seed in s.seeds}
+    for k in _subset_sizes(n, s.subset_fractions):
+        sub = folder / f"n{k}"
+        result_path = sub / "result.json"
+        if result_path.exists():
+            entry = _read_json(result_path)
+        else:
+            t0 = time.perf_counter()
+            export = _train(data.select(np.arange(k)), "sob_diff", s, sub, say)
+            runner = load_policy_runner(export)
+            ratios = []
+            for seed in s.seeds:
+                ro = rollout(task, x_te, p_te, runner, seed=int(seed), num_threads=threads)
+                ratios.append(_ratios(_rollout_costs(task, x_te, p_te, ro.xs, ro.us, s.divergence_bound, threads),
+                                      to_cost[int(seed)], to_conv[int(seed)]))
+            entry = {"trajectories": k, "fraction": k / n, "ratio_median": _median(np.concatenate(ratios)),
+                     "time_s": time.perf_counter() - t0}
+            _write_json(result_path, entry)
+        entry = {k2: (float("nan") if v is None else v) for k2, v in entry.items()}
+        out["subsets"].append(entry)
+        if entry["ratio_median"] <= target:
+            out.update(trajectories_needed=k, fraction_needed=k / n)
+            return out
+    out["subsets"].append({"trajectories": n, "fraction": 1.0, "ratio_median": full, "time_s": 0.0})
+    if full <= target:
+        out.update(trajectories_needed=n, fraction_needed=1.0)
+    return out
+
+
+def _rollout_costs(task: Task, x0s, params, xs, us, bound: float, threads: int) -> np.ndarray:
+    """The objective along rollouts, scored as :func:`~sobolev_warmstart.warmstart.refine_guesses` scores them
+    (a diverged rollout with its states clipped to ``bound``)."""
+    xs = np.clip(np.nan_to_num(xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    return np.asarray(_core.trajectory_costs(task, x0s, params, xs, np.nan_to_num(us), threads), dtype=np.float64)
+
+
+def variant_rows(per: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One row per method of :data:`SCORECARD_METHODS` from the per-instance arrays of one variant (module
+    docstring for the metrics)."""
+    rows = []
+    to_cost, to_conv = per["to_cost"], per["to_converged"].astype(bool)
+    for method in SCORECARD_METHODS:
+        g = {k: per[f"{method}_{k}"] for k in _FIELDS}
+        conv, div = g["converged"].astype(bool), g["diverged"].astype(bool)
+        ok = ~div
+        ratios = _ratios(g["policy_cost"], to_cost, to_conv)
+        both = conv & to_conv
+        with np.errstate(divide="ignore", invalid="ignore"):
+            refined_ratio = g["cost"][both] / to_cost[both]
+        total = (g["rollout_time"] + g["solve_time"])[ok]
+        rows.append({"method": method, "label": METHOD_LABELS[method], "instances": int(len(conv)),
+                     "policy_cost_ratio_median": _median(ratios), "policy_cost_ratio_mean": _mean(ratios),
+                     "diverged": float(div.mean()) if div.size else float("nan"),
+                     "iterations_mean": _mean(g["iterations"][ok]), "iterations_median": _median(g["iterations"][ok]),
+                     "total_time_mean": _mean(total), "rollout_time_mean": _mean(g["rollout_time"][ok]),
+                     "solve_time_mean": _mean(g["solve_time"][ok]),
+                     "converged": float(conv.mean()) if conv.size else float("nan"),
+                     "refined_cost_mean": _mean(g["cost"][conv]), "refined_cost_ratio_median": _median(refined_ratio)})
+    return rows
+
+
+def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, threads: int = 0,
+                progress: Progress | None = None, settings: ScorecardSettings | None = None) -> dict:
+    """Run (or resume) the scorecard of one ``task/variant`` under ``out_dir/<task>/<variant>/``; returns its
+    ``result.json`` document (rows, sample efficiency, times). ``settings`` replaces :func:`settings_for`'s."""
+    s = settings if settings is not None else settings_for(key, scale)
+    say = progress or (lambda _msg: None)
+    folder = Path(out_dir) / s.task / s.variant
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_settings(folder, s)
+    result_path = folder / "result.json"
+    if result_path.exists():
+        say(f"{s.key}: done (skipped)")
+        return _read_json(result_path)
+    say(f"{s.key} ({s.scale})")
+    t0 = time.perf_counter()
+    task = make_task(s.task, s.variant)
+    data = _collect(task, s, folder / "collect", threads, say)
+    exports = {m: _train(data, m, s, folder / m, say) for m in _LEARNED}
+    per = _evaluate(task, s, folder, data, exports, threads, say)
+    efficiency = _sample_efficiency(task, s, folder / "subsets", data, per, threads, say)
+    rows = variant_rows(per)
+    times = {"collect_s": _read_json(folder / "collect" / "collect.json")["time_s"],
+             **{f"train_{m}_s": _read_json(folder / m / "train.json")["time_s"] for m in _LEARNED},
+             "evaluate_s": float(per["eval_time_s"]),
+             "subsets_s": sum(e.get("time_s", 0.0) for e in efficiency["subsets"])}
+    doc = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "task": s.task, "variant": s.variant,
+           "scale": s.scale, "settings": s.to_dict(), "training_trajectories": int(data.num_instances),
+           "epochs": _read_json(folder / "sob_diff" / "train.json")["epochs"], "rows": rows,
+           "sample_efficiency": efficiency, "times": times, "stage_time_s": sum(times.values()),
+           "wall_time_s": time.perf_counter() - t0}
+    _write_json(result_path, doc)
+    say(f"{s.key}: done in {doc['wall_time_s']:.1f} s (stages {doc['stage_time_s']:.1f} s)")
+    return doc
+
+
+# ------------------------------------------------------------------------------------------------- report
+def _fmt(x, scale: float = 1.0, spec: str = ".3g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return format(x * scale, spec)
+
+
+def _needed(eff: dict) -> str:
+    if eff.get("trajectories_needed") is None:
+        return eff.get("note", "not reached").split(":")[0]
+    return f"{eff['trajectories_needed']} of {eff['training_trajectories']} ({100 * eff['fraction_needed']:.0f}%)"
+
+
+def _csv_rows(docs: Sequence[dict]) -> list[dict]:
+    out = []
+    for d in docs:
+        eff = d["sample_efficiency"]
+        for r in d["rows"]:
+            needed = eff.get("trajectories_needed")
+            if needed is None:
+                needed = "undefined" if eff.get("note") else "not reached"
+            out.append({"task": d["task"], "variant": d["variant"], "scale": d["scale"],
+                        "training_trajectories": d["training_trajectories"], "epochs": d["epochs"],
+                        "seeds": len(d["settings"]["seeds"]), **r,
+                        "trajectories_to_reach_diff": needed if r["method"] == "sob_diff" else ""})
+    return out
+
+
+def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: str,
+                    machine: str | None = None, failed: dict[str, str] | None = None) -> dict[str, Path]:
+    """``scorecard.md``, ``scorecard.csv`` and ``scorecard.png`` in ``out_dir`` from variants' result documents."""
+    from .experiments import describe_machine
+    from .evaluate import _aligned
+    if not docs:
+        raise ValueError("docs: no finished variant to report")
+    out = Path(out_dir)
+    machine = machine if machine is not None else describe_machine()
+    rows = _csv_rows(docs)
+    write_rows_csv(rows, out / "scorecard.csv")
+    head = ["variant", "method", "policy/TO median", "policy/TO mean", "diverged [%]", "iters mean",
+            "iters median", "total [ms]", "converged [%]", "refined cost", "refined/TO median"]
+    body = []
+    for r in rows:
+        body.append([f"{r['task']}/{r['variant']}", r["label"], _fmt(r["policy_cost_ratio_median"]),
+                     _fmt(r["policy_cost_ratio_mean"]), _fmt(r["diverged"], 100, ".0f"),
+                     _fmt(r["iterations_mean"], 1, ".1f"),
+                     _fmt(r["iterations_median"], 1, ".1f"), _fmt(r["total_time_mean"], 1e3, ".1f"),
+                     _fmt(r["converged"], 100, ".0f"), _fmt(r["refined_cost_mean"], 1, ".4g"),
+                     _fmt(r["refined_cost_ratio_median"], 1, ".4f")])
+    eff_head = ["variant", "trained on", "epochs", "Diff policy/TO median", "Sob+Diff policy/TO median by subset",
+                "Sob+Diff needs"]
+    eff_body = []
+    for d in docs:
+        e = d["sample_efficiency"]
+        subsets = ", ".join(f"{s['trajectories']}: {_fmt(s['ratio_median'])}" for s in e["subsets"]) or "—"
+        eff_body.append([f"{d['task']}/{d['variant']}", str(d["training_trajectories"]), str(d["epochs"]),
+                         _fmt(e["diff_ratio_median"]), subsets, _needed(e)])
+    time_head = ["variant", "train / test instances", "collect [s]", "train Diff [s]", "train Sob+Diff [s]",
+                 "evaluate [s]", "subsets [s]", "total [s]"]
+    time_body = [[f"{d['task']}/{d['variant']}", f"{d['settings']['train_instances']} / "
+                  f"{d['settings']['test_instances']}", *(_fmt(d["times"][k], 1, ".1f") for k in
+                  ("collect_s", "train_diff_s", "train_sob_diff_s", "evaluate_s", "subsets_s")),
+                  _fmt(d["stage_time_s"], 1, ".1f")] for d in docs]
+    total = sum(d["stage_time_s"] for d in docs)
+    scales = sorted({d["scale"] for d in docs})
+    lines = ["# sobolev_warmstart scorecard", "",
+             f"Command: `{command}` (scale {', '.join(scales)}; rerunning it skips finished variants).", "",
+             f"Machine: {machine}", "",
+             "Per variant: TO alone collects the training trajectories (converged solves only); Diff and Sob+Diff are "
+             "trained on the same trajectories with the same budget (network, epochs, seed); every method is "
+             "evaluated on held-out instances (a seed never used for training), its guess refined by the same "
+             "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start.", "",
+             "- policy/TO: per instance, the objective along the method's guess over TO alone's converged cost "
+             "(TO alone's row: the task's default guess), median and mean over the instances where TO alone "
+             "converged; a diverged guess is scored with its states clipped to 1e3.",
+             "- diverged: guesses that left the bound (not refined, counted as not converged). iters, total "
+             "(rollout + solve, per instance): over the refined instances; a failed solve counts its whole budget. "
+             "refined cost: mean over the converged instances; refined/TO: per instance where both converged.", "",
+             _aligned(head, body, "markdown"), "",
+             "**Trajectories Sob+Diff needs to reach Diff's policy cost** (Sob+Diff trained on the first k training "
+             "trajectories with the same gradient steps, smallest k first, until its median policy/TO ratio is at "
+             "most Diff's on all of them):", "",
+             _aligned(eff_head, eff_body, "markdown"), "",
+             f"**Measured time per variant** (total {total:.0f} s = {total / 60:.1f} min; stages that were resumed "
+             "count their first run):", "",
+             _aligned(time_head, time_body, "markdown"), "",
+             "![policy cost ratio and total time per method](scorecard.png)", ""]
+    if failed:
+        lines += ["**Variants without results** (rerun the command after fixing the cause):", ""]
+        lines += [f"- `{k}`: {msg}" for k, msg in failed.items()] + [""]
+    text = "\n".join(lines).encode()
+    atomic_write_bytes(out / "scorecard.md", lambda f: f.write(text))
+    png = _plot(rows, out / "scorecard.png")
+    return {"markdown": out / "scorecard.md", "csv": out / "scorecard.csv", "figure": png}
+
+
+def _plot(rows: Sequence[dict], path: Path) -> Path:
+    """Two log-scale panels over the variants: the median guess-cost ratio (markers; 1 = TO alone's optimum) and
+    the mean total time per instance (bars), one colour per method."""
+    from .plots import _COLORS, _save
+    import matplotlib.pyplot as plt
+    variants = list(dict.fromkeys(f"{r['task']}/{r['variant']}" for r in rows))
+    by = {(f"{r['task']}/{r['variant']}", r["method"]): r for r in rows}
+    methods = [m for m in SCORECARD_METHODS if any(r["method"] == m for r in rows)]
+    x = np.arange(len(variants))
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(variants) + 2), 7.0), sharex=True)
+
+    def values(key: str, method: str, scale: float = 1.0) -> np.ndarray:
+        v = np.array([by.get((k, method), {}).get(key, np.nan) for k in variants], dtype=float) * scale
+        return np.where(np.isfinite(v) & (v > 0), v, np.nan)
+
+    for j, m in enumerate(methods):
+        offset = (j - (len(methods) - 1) / 2) * width
+        axes[0].plot(x + offset, values("policy_cost_ratio_median", m), "o", color=_COLORS[m], ms=6,
+                     label=METHOD_LABELS[m] + (" (default guess)" if m == "to" else ""))
+        axes[1].bar(x + offset, values("total_time_mean", m, 1e3), width, color=_COLORS[m])
+    axes[0].axhline(1.0, color="k", lw=0.8)
+    axes[0].set_ylabel("guess cost / TO cost\n(median over instances)", fontsize=9)
+    axes[1].set_ylabel("total time per instance [ms]\n(rollout + solve, mean)", fontsize=9)
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3, which="both")
+        for b in x[:-1] + 0.5:
+            ax.axvline(b, color="0.85", lw=0.8)
+    axes[0].legend(fontsize=7, ncol=len(methods), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    axes[1].set_xticks(x, variants, rotation=30, ha="right", fontsize=8)
+    axes[1].set_xlim(-0.5, len(variants) - 0.5)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------ runner
+def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int) -> str:
+    parts = ["sobolev-warmstart", "scorecard", "--scale", scale, "--out", str(out_dir)]
+    if tasks is not None:
+        parts += ["--tasks", *tasks]
+    if threads:
+        parts += ["--threads", str(threads)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
+              tasks: Sequence[str] | None = None, *, threads: int = 0, progress: bool = True,
+              machine: str | None = None) -> dict[str, Path]:
+    """Run (or resume) the scorecard of ``tasks`` (``"task/variant"`` strings, a bare task name meaning its default
+    variant; default: :data:`DEFAULT_VARIANTS` at ``scale="full"``, :data:`SMOKE_VARIANTS` at ``"smoke"``) into
+    ``out_dir`` (default ``runs/scorecard-<scale>``), then write ``scorecard.md``, ``scorecard.csv`` and
+    ``scorecard.png`` there; returns their paths. ``threads``: solver and rollout threads (0: all cores; results
+    do not depend on it); training uses one torch thread. Bad arguments raise ``ValueError`` naming them before
+    anything runs. A variant that fails at run time (``RuntimeError``: none of its training solves converged) is
+    listed in ``scorecard.md`` and in the returned ``"failed"`` ({variant: message}); the others go on."""
+    if scale not in SCALES:
+        raise ValueError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
+    if out_dir is None:
+        out_dir = Path("runs") / f"scorecard-{scale}"
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ValueError(f"threads: expected an integer >= 0 (0: all cores), got {threads!r}")
+    if tasks is not None and isinstance(tasks, str):
+        tasks = [tasks]
+    keys = [f"{t}/{v}" for t, v in parse_variants(tasks if tasks is not None else
+                                                   (SMOKE_VARIANTS if scale == "smoke" else DEFAULT_VARIANTS))]
+    settings = [settings_for(k, scale) for k in keys]  # validates every variant before anything runs
+    for s in settings:  # a folder of other settings is refused before anything runs
+        folder = Path(out_dir) / s.task / s.variant
+        if (folder / "settings.json").exists():
+            _check_settings(folder, s)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
+    docs, failed = [], {}
+    for key, s in zip(keys, settings):
+        try:
+            docs.append(run_variant(key, out_dir, scale, threads=threads, progress=say, settings=s))
+        except RuntimeError as exc:  # e.g. no converged training solve: report it, go on with the others
+            failed[key] = str(exc)
+            say(f"{key}: failed: {exc}")
+    if not docs:
+        raise RuntimeError(f"tasks: no variant finished: {failed}")
+    files = write_scorecard(out_dir, docs, _command(out_dir, scale, tasks, threads), machine, failed)
+    return {**files, "failed": failed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 -m sobolev_warmstart.scorecard`` (the same as ``sobolev-warmstart scorecard``)."""
+    from .cli import main as cli_main
+    return cli_main(["scorecard", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The scorecard (sobolev_warmstart.scorecard): smoke scale end to end, resume, metrics, argument errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sobolev_warmstart.cli import main as cli_main
+from sobolev_warmstart.evaluate import METHOD_LABELS, read_rows_csv
+from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, parse_variants, scorecard, settings_for,
+                                         variant_rows)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ALWAYS_FINITE = ("policy_cost_ratio_median", "policy_cost_ratio_mean", "diverged", "iterations_mean",
+                 "iterations_median", "total_time_mean", "solve_time_mean", "rollout_time_mean", "converged")
+
+
+def _stage_files(out: Path) -> dict[str, int]:
+    """mtime (ns) of every file a variant's stages wrote (not the report, rebuilt on every call)."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*")
+            if p.is_file() and not p.name.startswith("scorecard.")}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scorecard")
+    t0 = time.perf_counter()
+    files = scorecard(out, "smoke", threads=1, progress=False, machine="test machine")
+    return out, files, time.perf_counter() - t0
+
+
+def test_smoke_scale_writes_markdown_csv_and_figure_for_every_variant_and_method(smoke):
+    out, files, _ = smoke
+    assert files["failed"] == {}
+    assert files["markdown"] == out / "scorecard.md" and files["csv"] == out / "scorecard.csv"
+    rows = read_rows_csv(files["csv"])
+    keys = [(r["task"], r["variant"], r["method"]) for r in rows]
+    assert keys == [(*k.split("/"), m) for k in SMOKE_VARIANTS for m in SCORECARD_METHODS]
+    for r in rows:
+        where = f"{r['task']}/{r['variant']} {r['method']}"
+        for key in ALWAYS_FINITE:
+            assert isinstance(r[key], (int, float)) and math.isfinite(r[key]), (where, key, r[key])
+        assert 0 <= r["diverged"] <= 1 and 0 <= r["converged"] <= 1, where
+        assert r["policy_cost_ratio_median"] > 0, where
+        if r["converged"] > 0:
+            assert math.isfinite(r["refined_cost_mean"]) and math.isfinite(r["refined_cost_ratio_median"]), where
+        if r["method"] == "to":
+            assert r["rollout_time_mean"] == 0 and r["diverged"] == 0 and r["refined_cost_ratio_median"] == 1.0
+        else:
+            assert r["rollout_time_mean"] > 0, where
+        assert r["training_trajectories"] >= 1 and r["epochs"] >= 1
+        needed = r["trajectories_to_reach_diff"]
+        if r["method"] == "sob_diff":  # a number of trajectories, or 'not reached'
+            assert needed in ("not reached", "undefined") or 1 <= int(needed) <= r["training_trajectories"], needed
+    md = files["markdown"].read_text()
+    assert "`sobolev-warmstart scorecard --scale smoke" in md and "Machine: test machine" in md
+    for key in SMOKE_VARIANTS:
+        lines = [line for line in md.splitlines() if line.startswith(f"| {key} ")]
+        labels = [line.split("|")[2].strip() for line in lines]
+        assert labels[:len(SCORECARD_METHODS)] == [METHOD_LABELS[m] for m in SCORECARD_METHODS], key
+        assert len(lines) == len(SCORECARD_METHODS) + 2  # + sample-efficiency and time rows
+    data = files["figure"].read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 10_000
+
+
+def test_rerun_skips_finished_variants_and_resumes_a_stage(smoke):
+    out, _, first_time = smoke
+    before = _stage_files(out)
+    t0 = time.perf_counter()
+    files = scorecard(out, "smoke", threads=1, progress=False, machine="test machine")
+    rerun_time = time.perf_counter() - t0
+    assert _stage_files(out) == before  # nothing solved, trained or evaluated again
+    assert rerun_time < max(3.0, 0.3 * first_time), (rerun_time, first_time)
+    assert len(read_rows_csv(files["csv"])) == len(SMOKE_VARIANTS) * len(SCORECARD_METHODS)
+
+    # an interrupted variant (evaluation and result lost): only those stages run again
+    folder = out / "pendulum" / "default"
+    for name in ("result.json", "per_instance.npz", "evaluation.json"):
+        (folder / name).unlink()
+    scorecard(out, "smoke", threads=1, progress=False, machine="test machine")
+    after = _stage_files(out)
+    redone = {k for k in after if after[k] != before.get(k)}
+    assert redone == {f"pendulum/default/{n}" for n in ("result.json", "per_instance.npz", "evaluation.json")}
+
+
+def test_variant_rows_ratio_divergence_and_iteration_conventions():
+    n = 4
+    base = {"seed": np.zeros(n), "rollout_time": np.zeros(n), "solve_time": np.full(n, 0.01)}
+    per = {}
+    for m in SCORECARD_METHODS:
+        for k, v in base.items():
+            per[f"{m}_{k}"] = v.copy()
+        per[f"{m}_policy_cost"] = np.array([4.0, 6.0, 8.0, 1e9])
+        per[f"{m}_cost"] = np.array([2.0, 2.0, np.nan, 2.0])
+        per[f"{m}_converged"] = np.array([True, True, False, True])
+        per[f"{m}_iterations"] = np.array([10.0, 20.0, 500.0, 0.0])
+        per[f"{m}_diverged"] = np.array([False, False, False, True])
+        per[f"{m}_converged"][3] = m == "to"  # a diverged guess is not refined
+    per["to_diverged"][:] = False
+    per["to_iterations"][3] = 30.0
+    rows = {r["method"]: r for r in variant_rows(per)}
+    sob = rows["sob_diff"]
+    # ratios over the instances where TO alone converged (0, 1, 3): 2, 3, 5e8
+    assert sob["policy_cost_ratio_median"] == 3.0 and sob["policy_cost_ratio_mean"] == pytest.approx((5 + 5e8) / 3)
+    assert sob["diverged"] == 0.25 and sob["converged"] == 0.5 and rows["to"]["converged"] == 0.75
+    assert sob["iterations_mean"] == pytest.approx(530 / 3) and sob["iterations_median"] == 20.0  # diverged left out
+    assert rows["to"]["iterations_mean"] == pytest.approx(560 / 4) and rows["to"]["diverged"] == 0.0
+    assert sob["refined_cost_mean"] == 2.0 and sob["refined_cost_ratio_median"] == 1.0
+
+
+def test_bad_arguments_name_the_argument(tmp_path, capsys):
+    with pytest.raises(ValueError, match="scale: expected one of smoke, full, got 'huge'"):
+        scorecard(tmp_path, "huge")
+    with pytest.raises(ValueError, match="tasks: unknown task 'rocket' in 'rocket/default'"):
+        scorecard(tmp_path, "smoke", ["pendulum", "rocket/default"])
+    with pytest.raises(ValueError, match="tasks: unknown variant 'columns_99' of task 'quadrotor'"):
+        parse_variants(["quadrotor/columns_99"])
+    with pytest.raises(ValueError, match="threads: expected an integer >= 0"):
+        scorecard(tmp_path, "smoke", threads=-1)
+    assert not any(tmp_path.iterdir())  # refused before anything ran
+    assert parse_variants(["ur5", "ur5/fixed_start_fixed_target"]) == [("ur5", "fixed_start_fixed_target")]
+    assert settings_for("ur5/reference_random_start_random_target", "full").train_instances < \
+        settings_for("ur5/random_start_random_target", "full").train_instances
+
+    # a folder holding another scale's results is refused, naming out_dir and the difference
+    folder = tmp_path / "pendulum" / "default"
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps(settings_for("pendulum", "smoke").to_dict()))
+    with pytest.raises(ValueError, match=r"out_dir: .* differing in .*scale \(saved 'smoke', now 'full'\)"):
+        scorecard(tmp_path, "full", ["pendulum"], progress=False)
+
+    assert cli_main(["scorecard", "--scale", "smoke", "--tasks", "ur5/nope", "--out", str(tmp_path / "x")]) == 2
+    assert "error: tasks: unknown variant 'nope' of task 'ur5'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["scorecard", "--scale", "huge"])
+    assert exc.value.code == 2 and "--scale" in capsys.readouterr().err
