@@ -76,7 +76,7 @@ def test_wrong_types_are_named(override, message):
     ("max_iters_growth=0.5", "loop.max_iters_growth: expected a factor >= 1 (1: a fixed budget), got 0.5"),
     ("export=onnx", "loop.export: expected one of torchscript, aoti, got 'onnx'"),
     ("task=pendlum", "loop.task: unknown task 'pendlum'; expected one of"),
-    ("variant=sideways", "loop.variant: unknown variant 'sideways' of double_pendulum; expected one of default"),
+    ("variant=sideways", "loop.variant: unknown variant 'sideways' of double_pendulum; expected one of default, reference"),
     ("train.policy=gan", "loop.train.policy: expected one of"),
     ("eval.seed=1", "loop.eval.seed: expected a seed outside the training seeds 0..1 (held-out instances), got 1"),
     ("action_steps=8", "loop.action_steps: expected 1..7 (chunk.horizon 8 minus chunk.history 1), got 8"),

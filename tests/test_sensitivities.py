@@ -26,7 +26,10 @@ def closed_loop_rollout(task, model, xs_star, us_star, K, t0, x_start, steps):
 
 
 @pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("double_pendulum", "default"),
-                                          ("ur5", "random_start_random_target"), ("quadrotor", "columns_3")])
+                                          ("ur5", "random_start_random_target"), ("quadrotor", "columns_3"),
+                                          ("double_pendulum", "reference"),
+                                          ("ur5", "reference_random_start_random_target"),
+                                          ("quadrotor", "reference_columns_1")])
 def test_chained_derivatives_match_finite_differences_of_the_closed_loop(solved, name, variant):
     task, x0s, params, r = solved(name, variant)
     model = pinocchio_model(task)

@@ -36,7 +36,10 @@ def test_double_pendulum_from_the_default_guess_is_hard(solved):
 
 
 @pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("double_pendulum", "default"),
-                                          ("ur5", "random_start_random_target"), ("quadrotor", "columns_3")])
+                                          ("ur5", "random_start_random_target"), ("quadrotor", "columns_3"),
+                                          ("double_pendulum", "reference"),
+                                          ("ur5", "reference_random_start_random_target"),
+                                          ("quadrotor", "reference_columns_1")])
 def test_solutions_follow_the_dynamics_checked_with_pinocchio(solved, name, variant):
     """x_{t+1} = semi-implicit Euler of pinocchio's ABA, recomputed in Python, up to the dynamics
     defects that ProxDDP allows within its primal tolerance (and reports)."""
@@ -44,6 +47,7 @@ def test_solutions_follow_the_dynamics_checked_with_pinocchio(solved, name, vari
     model = pinocchio_model(task)
     data = model.createData()
     S = task.actuation
+    assert r.converged.any()
     for i in np.flatnonzero(r.converged)[:3]:
         defects = []
         for t in range(task.horizon):

@@ -11,8 +11,9 @@ from conftest import TASK_CASES
 def test_catalogue_lists_every_task_and_variant():
     tasks = sw.available_tasks()
     assert set(tasks) == {"pendulum", "double_pendulum", "ur5", "quadrotor"}
-    assert len(tasks["ur5"]) == 4
-    assert tasks["quadrotor"] == [f"columns_{k}" for k in range(10)]
+    assert len(tasks["ur5"]) == 5 and tasks["ur5"][-1] == "reference_random_start_random_target"
+    assert tasks["quadrotor"] == [f"columns_{k}" for k in range(10)] + [f"reference_columns_{k}" for k in range(10)]
+    assert tasks["double_pendulum"] == ["default", "reference"]
 
 
 @pytest.mark.parametrize("name,variant", TASK_CASES)

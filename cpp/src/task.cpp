@@ -17,11 +17,12 @@ std::shared_ptr<const Task> make_ur5_task(const std::string &variant, const std:
 std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant,
                                                 const std::string &robots_dir);
 std::vector<std::string> ur5_variants();
+std::vector<std::string> double_pendulum_variants();
 std::vector<std::string> quadrotor_variants();
 
 std::vector<std::pair<std::string, std::vector<std::string>>> available_tasks() {
   return {{"pendulum", {"default"}},
-          {"double_pendulum", {"default"}},
+          {"double_pendulum", double_pendulum_variants()},
           {"ur5", ur5_variants()},
           {"quadrotor", quadrotor_variants()}};
 }

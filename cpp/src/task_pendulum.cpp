@@ -32,6 +32,12 @@ constexpr SwingUpSettings kPendulum{100, 0.02, 1, 0.6, 1.0, 0.1, 1e-2, 100.0, 10
 // Double pendulum with a motor at the shoulder only (pendubot): hard from the interpolated guess.
 // (With both joints actuated ProxDDP solves every instance in ~10-30 iterations.)
 constexpr SwingUpSettings kDoublePendulum{100, 0.02, 1, 2.0, 1.0, 0.1, 1e-2, 100.0, 10.0, 0.5, 0.5};
+// Reference difficulty (variant "reference"): both joints torque-controlled, as in the reference's double
+// pendulum; Aligator's pendulum example's time step dt = 0.01 over a 2 s horizon. The torque box (below the
+// 0.75 N m the shoulder needs to hold the arm horizontal) forces a pumping swing, so the interpolated
+// guess (no torque, a straight line through state space) lies far from every solution: from it, TO alone fails
+// on 56% of the instances within 1000 iterations (README, "Reference-difficulty variants").
+constexpr SwingUpSettings kDoublePendulumReference{200, 0.01, 2, 0.15, 1.0, 0.1, 1e-2, 100.0, 10.0, 0.5, 0.5};
 
 class SwingUpProblem final : public TaskProblem {
 public:
@@ -41,10 +47,11 @@ public:
 
 class SwingUpTask final : public Task {
 public:
-  SwingUpTask(const std::string &name, pinocchio::Model model, const SwingUpSettings &settings)
+  SwingUpTask(const std::string &name, const std::string &variant, pinocchio::Model model,
+              const SwingUpSettings &settings)
       : s_(settings) {
     name_ = name;
-    variant_ = "default";
+    variant_ = variant;
     model_ = std::move(model);
     const int nv = model_.nv;
     actuation_ = MatrixXd::Identity(nv, nv).leftCols(s_.num_actuated);
@@ -69,6 +76,10 @@ public:
         << "); no task parameters\n"
         << "  default guess: states linearly interpolated from x0 to the upright state, zero torques\n"
         << "  action: torques; observation: the state (q, v)\n";
+    if (variant_ == "reference")
+      out << "  reference difficulty: both joints torque-controlled as in the reference's double pendulum (Le Hellard "
+          << "et al., 2026: TO alone fails 80% of the time); Aligator's pendulum example's dt = 0.01 s; a torque box "
+          << "below the shoulder's 0.75 N m holding torque forces a pumping swing; solver budget 1000\n";
     return out.str();
   }
 
@@ -112,7 +123,9 @@ private:
 
 } // namespace
 
-std::shared_ptr<const Task> make_pendulum_task(const std::string &name, const std::string &,
+std::vector<std::string> double_pendulum_variants() { return {"default", "reference"}; }
+
+std::shared_ptr<const Task> make_pendulum_task(const std::string &name, const std::string &variant,
                                                const std::string &robots_dir) {
   const std::filesystem::path urdf =
       std::filesystem::path(robots_dir) / "double_pendulum_description" / "urdf" / "double_pendulum.urdf";
@@ -120,10 +133,12 @@ std::shared_ptr<const Task> make_pendulum_task(const std::string &name, const st
     throw std::runtime_error("robots_dir: model file not found: " + urdf.string());
   pinocchio::Model full;
   pinocchio::urdf::buildModel(urdf.string(), full);
-  if (name == "double_pendulum") return std::make_shared<SwingUpTask>(name, full, kDoublePendulum);
+  if (name == "double_pendulum")
+    return std::make_shared<SwingUpTask>(name, variant, full,
+                                         variant == "reference" ? kDoublePendulumReference : kDoublePendulum);
   const std::vector<pinocchio::JointIndex> locked{full.getJointId("joint2")};
   pinocchio::Model single = pinocchio::buildReducedModel(full, locked, Eigen::VectorXd::Zero(full.nq));
-  return std::make_shared<SwingUpTask>(name, single, kPendulum);
+  return std::make_shared<SwingUpTask>(name, variant, single, kPendulum);
 }
 
 } // namespace sobolev_warmstart

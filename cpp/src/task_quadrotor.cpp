@@ -31,7 +31,22 @@ struct QuadrotorSettings {
   double start_x_lo = -2.5, start_x_hi = -2.0, goal_x_lo = 2.0, goal_x_hi = 2.5, y_range = 1.0;
   double column_radius = 0.15, clearance = 0.25;   // keep-out radius = column radius + rotor span
   double column_x = 1.5, column_y = 1.8, column_spacing = 0.85;  // centres in [-x, x] x [-y, y]
+  // Columns placed on the straight path from start to goal (the rest uniform in the box): at a fraction
+  // U(blocking_lo, blocking_hi) of the way, offset sideways by U(-blocking_offset, blocking_offset) m.
+  int num_blocking = 0;
+  double blocking_lo = 0.2, blocking_hi = 0.8, blocking_offset = 0.15;
 };
+
+/// Reference difficulty (variants "reference_columns_K"): the time step of Aligator's quadrotor examples,
+/// dt = 0.01, over a 2.5 s horizon, and up to three columns on the straight path between start and goal,
+/// so that the interpolated guess runs through them.
+QuadrotorSettings reference_settings() {
+  QuadrotorSettings s;
+  s.horizon = 250;
+  s.dt = 0.01;
+  s.num_blocking = 3;
+  return s;
+}
 
 /// Column keep-out: for each column j, (r + c)^2 - |p_xy - c_j|^2 <= 0. Centres are read from a
 /// buffer shared by every stage of one problem, so re-targeting writes them once.
@@ -108,8 +123,9 @@ private:
 
 class QuadrotorTask final : public Task {
 public:
-  QuadrotorTask(const std::string &variant, pinocchio::Model model, int num_columns)
-      : num_columns_(num_columns) {
+  QuadrotorTask(const std::string &variant, pinocchio::Model model, int num_columns,
+                const QuadrotorSettings &settings)
+      : s_(settings), num_columns_(num_columns) {
     name_ = "quadrotor";
     variant_ = variant;
     model_ = std::move(model);
@@ -143,7 +159,14 @@ public:
         << ", " << s_.y_range << "), z = " << s_.height << "), level, at rest; goal x ~ U(" << s_.goal_x_lo
         << ", " << s_.goal_x_hi << "), same y range and height; columns uniform in [-" << s_.column_x << ", "
         << s_.column_x << "] x [-" << s_.column_y << ", " << s_.column_y << "], centres >= "
-        << s_.column_spacing << " m apart\n"
+        << s_.column_spacing << " m apart";
+    if (s_.num_blocking > 0)
+      out << "; the first " << std::min(num_columns_, s_.num_blocking) << " on the straight path instead (at a fraction U("
+          << s_.blocking_lo << ", " << s_.blocking_hi << ") of the way from start to goal, U(-" << s_.blocking_offset
+          << ", " << s_.blocking_offset << ") m sideways), so that the interpolated guess runs through them\n"
+          << "  reference difficulty: Aligator's quadrotor examples' time step dt = 0.01 s; solver budget 1000 as in "
+          << "the reference (Le Hellard et al., 2026: 16.3 s per solve among 9 columns from scratch)";
+    out << "\n"
         << "  task parameters z = (goal x, y, z, column 1 x, y, ...) (" << dims_.nz << ")\n"
         << "  default guess: states interpolated from start to goal (SE(3) interpolation), hover thrusts\n"
         << "  action: thrusts; observation: (p, first two columns of R, v) (15)\n";
@@ -162,10 +185,19 @@ public:
       params(i, 0) = uniform(rng, s_.goal_x_lo, s_.goal_x_hi);
       params(i, 1) = uniform(rng, -s_.y_range, s_.y_range);
       params(i, 2) = s_.height;
+      const Eigen::Vector2d start = x0s.row(i).head<2>().transpose(), goal = params.row(i).head<2>().transpose();
+      const Eigen::Vector2d along = goal - start, side = Eigen::Vector2d(-along.y(), along.x()).normalized();
+      const int blocking = std::min(num_columns_, s_.num_blocking);
       int placed = 0;
       for (int attempt = 0; placed < num_columns_; ++attempt) {
         if (attempt % 1000 == 999) placed = 0;  // a crowded draw: start the layout again
-        const Eigen::Vector2d c(uniform(rng, -s_.column_x, s_.column_x), uniform(rng, -s_.column_y, s_.column_y));
+        Eigen::Vector2d c;
+        if (placed < blocking) {
+          c = start + uniform(rng, s_.blocking_lo, s_.blocking_hi) * along +
+              uniform(rng, -s_.blocking_offset, s_.blocking_offset) * side;
+        } else {
+          c = Eigen::Vector2d(uniform(rng, -s_.column_x, s_.column_x), uniform(rng, -s_.column_y, s_.column_y));
+        }
         bool ok = true;
         for (int j = 0; j < placed; ++j)
           ok = ok && (c - params.row(i).segment<2>(3 + 2 * j).transpose()).norm() >= s_.column_spacing;
@@ -253,6 +285,7 @@ private:
 std::vector<std::string> quadrotor_variants() {
   std::vector<std::string> out;
   for (int k = 0; k <= 9; ++k) out.push_back("columns_" + std::to_string(k));
+  for (int k = 0; k <= 9; ++k) out.push_back("reference_columns_" + std::to_string(k));
   return out;
 }
 
@@ -263,7 +296,10 @@ std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant, cons
     throw std::runtime_error("robots_dir: model file not found: " + urdf.string());
   pinocchio::Model model;
   pinocchio::urdf::buildModel(urdf.string(), pinocchio::JointModelFreeFlyer(), model);
-  return std::make_shared<QuadrotorTask>(variant, model, std::stoi(variant.substr(8)));
+  const bool reference = variant.rfind("reference_", 0) == 0;
+  const int num_columns = std::stoi(variant.substr(variant.rfind('_') + 1));
+  return std::make_shared<QuadrotorTask>(variant, model, num_columns,
+                                         reference ? reference_settings() : QuadrotorSettings{});
 }
 
 } // namespace sobolev_warmstart

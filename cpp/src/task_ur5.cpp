@@ -31,7 +31,17 @@ struct ReachSettings {
 };
 
 const std::vector<std::string> kVariants{"fixed_start_fixed_target", "fixed_start_random_target",
-                                         "random_start_fixed_target", "random_start_random_target"};
+                                         "random_start_fixed_target", "random_start_random_target",
+                                         "reference_random_start_random_target"};
+
+/// Reference difficulty (variant "reference_random_start_random_target"): the resolution of Aligator's
+/// ur5_reach example, dt = 0.01 over N = 100 steps, from a fully random start to a random target.
+ReachSettings reference_settings() {
+  ReachSettings s;
+  s.horizon = 100;
+  s.dt = 0.01;
+  return s;
+}
 
 class ReachProblem final : public TaskProblem {
 public:
@@ -58,10 +68,10 @@ private:
 
 class ReachTask final : public Task {
 public:
-  ReachTask(const std::string &variant, pinocchio::Model model) {
+  ReachTask(const std::string &variant, pinocchio::Model model, const ReachSettings &settings) : s_(settings) {
     name_ = "ur5";
     variant_ = variant;
-    random_start_ = variant.rfind("random_start", 0) == 0;
+    random_start_ = variant.find("random_start") != std::string::npos;
     random_target_ = variant.find("random_target") != std::string::npos;
     model_ = std::move(model);
     ee_frame_ = model_.getFrameId("tool0");
@@ -87,6 +97,9 @@ public:
                            : format_vector(s_.target_fixed))
         << "\n  default guess: x_t = x0 for all t, gravity-compensating torques at q0\n"
         << "  action: next configuration as (cos q, sin q) (12), torques by inverse dynamics; observation: (q, v)\n";
+    if (variant_.rfind("reference_", 0) == 0)
+      out << "  reference difficulty: the resolution of Aligator's ur5_reach example (dt = 0.01 s, N = 100) from a "
+          << "fully random start; solver budget 1000 as in the reference (Le Hellard et al., 2026)\n";
     return out.str();
   }
 
@@ -184,7 +197,8 @@ std::shared_ptr<const Task> make_ur5_task(const std::string &variant, const std:
     throw std::runtime_error("robots_dir: model file not found: " + urdf.string());
   pinocchio::Model model;
   pinocchio::urdf::buildModel(urdf.string(), model);
-  return std::make_shared<ReachTask>(variant, model);
+  const bool reference = variant.rfind("reference_", 0) == 0;
+  return std::make_shared<ReachTask>(variant, model, reference ? reference_settings() : ReachSettings{});
 }
 
 } // namespace sobolev_warmstart
