@@ -19,10 +19,12 @@ class SolverOptions:
     converged. num_threads: OpenMP threads across instances (0: all cores); results do not depend
     on it. refresh_gains: recompute the feedback gains by one backward pass at the returned solution
     (otherwise they are those of the last iteration's backward pass, one step earlier).
-    dual_init: 'adjoint' starts the costates from the adjoint sweep of the initial guess and, when
-    that makes the guess stationary in the controls to within 100 tol, the control-bound
-    multipliers too (so a guess that is already optimal is recognised at once, even with active
-    bounds); 'zero' from zero (ProxDDP's default, which stalls on near-optimal guesses). step_acceptance: 'filter' (default: robust from
+    dual_init: 'adjoint' starts the costates from the adjoint sweep of the initial guess and the
+    control-bound multipliers from them when that makes the guess stationary in the controls to
+    within 100 tol (so a guess that is already optimal is recognised at once, even with active
+    bounds), and every multiplier from zero otherwise (costates swept through unstable dynamics
+    from a merely good guess derail long-horizon solves); 'zero' always from zero (ProxDDP's
+    default, which stalls on near-optimal guesses). step_acceptance: 'filter' (default: robust from
     near-optimal guesses) or 'linesearch' (Aligator's default nonmonotone merit linesearch, which
     can stall next to the optimum).
     """
