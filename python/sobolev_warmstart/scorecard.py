@@ -238,18 +238,9 @@ def parse_variants(tasks: Iterable[str]) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------- file helpers
 def _write_json(path: Path, doc: Any) -> None:
     from .evaluate import _nan_to_none
+    from .loop import _json_default
     text = (json.dumps(_nan_to_none(doc), indent=2, default=_json_default) + "\n").encode()
     atomic_write_bytes(path, lambda f: f.write(text))
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _read_json(path: Path) -> Any:
