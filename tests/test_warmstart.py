@@ -89,6 +89,14 @@ def test_a_merely_good_guess_starts_from_zero_multipliers(solved):
     assert adjoint.converged.all() and np.median(adjoint.iterations) >= 2
     exact = sw.solve(task, x0s[ok], params[ok], sol.xs, sol.us, options=sw.SolverOptions(dual_init="adjoint"))
     assert np.median(exact.iterations) <= 1
+    # 'costates' keeps the swept costates at a non-stationary guess (the rule before the stationarity test): a
+    # different solve from the same guess, and the same as 'adjoint' at the exact solution
+    costates = sw.solve(task, x0s[ok], params[ok], xs, us, options=sw.SolverOptions(dual_init="costates"))
+    assert not np.array_equal(costates.xs, adjoint.xs)
+    exact_c = sw.solve(task, x0s[ok], params[ok], sol.xs, sol.us, options=sw.SolverOptions(dual_init="costates"))
+    np.testing.assert_array_equal(exact_c.iterations, exact.iterations)
+    with pytest.raises(ValueError, match="dual_init: expected 'adjoint', 'costates' or 'zero', got 'dual'"):
+        sw.SolverOptions(dual_init="dual")
 
 
 def _with(result: sw.SolveResult, converged, cost) -> sw.SolveResult:
@@ -184,11 +192,14 @@ def pendubot_sob_mlp(tmp_path_factory):
 
 def test_a_trained_policy_needs_fewer_solver_iterations_than_the_default_guess(pendubot_sob_mlp):
     """Issue 4's criterion on the pendubot: the warm start from a policy trained here converges about as often
-    and needs fewer iterations (median, 32 held-out instances, seeded). Measured: 24 against 56.5."""
+    and needs fewer iterations (32 held-out instances, seeded). The trained policy depends on the CPU's float
+    rounding, so the margins come from training seeds 0-3 on one machine: warm / TO alone iterations, median
+    0.33-0.84 and mean 0.31-0.76; converged 30-32 against 29; 25-32 rollouts without error."""
     task, path = pendubot_sob_mlp
     x0s, params = task.sample_instances(32, seed=123)
     w = sw.warm_start(task, x0s, params, path, seed=0, action_steps=1)
     assert w.warm.converged.sum() >= w.default.converged.sum() - 2
-    assert np.median(w.warm.iterations) < 0.75 * np.median(w.default.iterations)
+    assert np.median(w.warm.iterations) < 0.95 * np.median(w.default.iterations)
+    assert w.warm.iterations.mean() < 0.9 * w.default.iterations.mean()
     # most rollouts swing up (the others are solved from the default guess, reported in errors)
     assert sum(e == "" for e in w.rollout.errors) >= 16

@@ -14,9 +14,11 @@ SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int
   options.max_iters = max_iters;
   options.num_threads = check_threads(num_threads);
   options.refresh_gains = refresh_gains;
-  if (dual_init != "adjoint" && dual_init != "zero")
-    throw py::value_error("dual_init: expected 'adjoint' or 'zero', got '" + dual_init + "'");
-  options.dual_init = dual_init == "adjoint" ? DualInit::Adjoint : DualInit::Zero;
+  if (dual_init != "adjoint" && dual_init != "costates" && dual_init != "zero")
+    throw py::value_error("dual_init: expected 'adjoint', 'costates' or 'zero', got '" + dual_init + "'");
+  options.dual_init = dual_init == "adjoint"    ? DualInit::Adjoint
+                      : dual_init == "costates" ? DualInit::Costates
+                                                : DualInit::Zero;
   if (step_acceptance != "linesearch" && step_acceptance != "filter")
     throw py::value_error("step_acceptance: expected 'linesearch' or 'filter', got '" + step_acceptance + "'");
   options.step_acceptance = step_acceptance == "filter" ? StepAcceptance::Filter : StepAcceptance::Linesearch;

@@ -38,7 +38,8 @@ using ControlErrorResidual = aligator::ControlErrorResidualTpl<double>;
 /// even when started at the solution.
 void initial_multipliers(const TrajOptProblem &problem, aligator::TrajOptDataTpl<double> &data,
                          const std::vector<VectorXd> &xs, const std::vector<VectorXd> &us,
-                         std::vector<VectorXd> &lams, std::vector<VectorXd> &vs, double accept_tol) {
+                         std::vector<VectorXd> &lams, std::vector<VectorXd> &vs, double accept_tol,
+                         bool keep_costates) {
   problem.evaluate(xs, us, data);
   problem.computeDerivatives(xs, us, data, 1, /*compute_second_order=*/false);
   const std::size_t T = problem.numSteps();
@@ -81,7 +82,8 @@ void initial_multipliers(const TrajOptProblem &problem, aligator::TrajOptDataTpl
   }
   if (!(residual <= accept_tol)) {
     for (auto &v : vs) v.setZero();
-    for (auto &l : lams) l.setZero();
+    if (!keep_costates)
+      for (auto &l : lams) l.setZero();
   }
 }
 
@@ -159,7 +161,7 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
           for (auto &l : res.lams) l.setZero();
         else
           initial_multipliers(ws.problem->problem(), solver.workspace_.problem_data, ws.xs, ws.us, res.lams, res.vs,
-                              100.0 * options.tol);
+                              100.0 * options.tol, options.dual_init == DualInit::Costates);
         for (auto &g : res.gains_) g.setZero();
         solver.preg_ = solver.reg_init;
         solver.linesearch_.reset();

@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--max-iters", type=_positive_int, default=500)
     p.add_argument("--step-acceptance", choices=["filter", "linesearch"], default="filter")
-    p.add_argument("--dual-init", choices=["adjoint", "zero"], default="adjoint")
+    p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("bench-solve", help="C++ benchmark: problems/s vs threads, setup share")

@@ -23,8 +23,9 @@ class SolverOptions:
     control-bound multipliers from them when that makes the guess stationary in the controls to
     within 100 tol (so a guess that is already optimal is recognised at once, even with active
     bounds), and every multiplier from zero otherwise (costates swept through unstable dynamics
-    from a merely good guess derail long-horizon solves); 'zero' always from zero (ProxDDP's
-    default, which stalls on near-optimal guesses). step_acceptance: 'filter' (default: robust from
+    from a merely good guess derail long-horizon solves); 'costates' keeps the swept costates
+    whatever the guess (bound multipliers gated as for 'adjoint'); 'zero' always from zero
+    (ProxDDP's default, which stalls on near-optimal guesses). step_acceptance: 'filter' (default: robust from
     near-optimal guesses) or 'linesearch' (Aligator's default nonmonotone merit linesearch, which
     can stall next to the optimum).
     """
@@ -46,8 +47,8 @@ class SolverOptions:
             raise ValueError(f"max_iters: expected an integer >= 1, got {self.max_iters!r}")
         if not (isinstance(self.num_threads, int) and self.num_threads >= 0):
             raise ValueError(f"num_threads: expected an integer >= 0 (0: all cores), got {self.num_threads!r}")
-        if self.dual_init not in ("adjoint", "zero"):
-            raise ValueError(f"dual_init: expected 'adjoint' or 'zero', got {self.dual_init!r}")
+        if self.dual_init not in ("adjoint", "costates", "zero"):
+            raise ValueError(f"dual_init: expected 'adjoint', 'costates' or 'zero', got {self.dual_init!r}")
         if self.step_acceptance not in ("linesearch", "filter"):
             raise ValueError(f"step_acceptance: expected 'linesearch' or 'filter', got {self.step_acceptance!r}")
 

@@ -9,10 +9,11 @@ namespace sobolev_warmstart {
 
 /// @brief How the solver's dual variables start.
 /// Adjoint: costates from the backward sweep that makes the initial guess stationary in the
-/// states, and control-bound multipliers that make it stationary in the controls when that
-/// succeeds to within 100 tol (a nearly optimal guess), else zero path multipliers (see
-/// batch_solver.cpp); Zero: all zero, ProxDDP's default.
-enum class DualInit { Adjoint, Zero };
+/// states, and control-bound multipliers that make it stationary in the controls, kept when that
+/// succeeds to within 100 tol (a nearly optimal guess), else every multiplier zero (see
+/// batch_solver.cpp); Costates: the swept costates kept whatever the guess, the bound multipliers
+/// gated as for Adjoint; Zero: all zero, ProxDDP's default.
+enum class DualInit { Adjoint, Costates, Zero };
 
 /// @brief How ProxDDP accepts a step: filter (default here: robust near the optimum, where warm
 /// starts begin) or Aligator's default nonmonotone merit linesearch (stalls there).
