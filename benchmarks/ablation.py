@@ -1,0 +1,71 @@
+"""Controlled ablations on the scorecard: one change at a time to one variant's scorecard settings, same
+training instances, held-out instances, seeds and network, and a table of what each change does.
+
+Each row is the scorecard of ``--variant`` (its ``--scale`` settings, ``sobolev_warmstart.scorecard.settings_for``)
+with one ``--change key=value`` applied (``base`` = no change), run (or resumed) under ``--out/<change>/``; the
+sample-efficiency subsets are skipped. Columns: Diff's and Sob+Diff's median policy cost / TO alone's cost
+(per instance), their divergence rates, Sob+Diff's mean iterations and total time against TO alone's and the
+nearest-neighbour lookup's.
+
+    python3 benchmarks/ablation.py --variant double_pendulum/default --change train_steps=4000 sobolev_weight=0.1
+
+Values are JSON literals (``train_steps=4000``, ``unet_dims=[32,64]``) or strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from sobolev_warmstart.scorecard import run_variant, settings_for
+
+
+def _parse(change: str) -> tuple[str, object]:
+    key, sep, value = change.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--change: expected key=value, got {change!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="double_pendulum/default")
+    ap.add_argument("--scale", default="full", choices=["smoke", "full"])
+    ap.add_argument("--change", nargs="*", default=[], help="key=value changes, one row each (besides 'base')")
+    ap.add_argument("--out", default="runs/ablation")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    base = dataclasses.replace(settings_for(args.variant, args.scale), subset_fractions=())
+    fields = {f.name for f in dataclasses.fields(base)}
+    rows = []
+    for change in ["base", *args.change]:
+        settings = base
+        if change != "base":
+            key, value = _parse(change)
+            if key not in fields:
+                raise SystemExit(f"--change: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
+            settings = dataclasses.replace(base, **{key: value})
+        doc = run_variant(args.variant, Path(args.out) / change.replace("/", "_"), args.scale, threads=args.threads,
+                          settings=settings, progress=print)
+        by = {r["method"]: r for r in doc["rows"]}
+        rows.append((change, by))
+    print(f"\n{args.variant}, scale {args.scale} (one change per row; same data, seeds and budget otherwise)\n")
+    print("| change | Diff policy/TO median | Diff diverged | Sob+Diff policy/TO median | Sob+Diff diverged | "
+          "Sob+Diff iters mean | Sob+Diff total ms | TO alone iters / ms | NN iters / ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for change, by in rows:
+        d, s, to, nn = by["diff"], by["sob_diff"], by["to"], by["nn"]
+        print(f"| {change} | {d['policy_cost_ratio_median']:.3g} | {100 * d['diverged']:.0f}% | "
+              f"{s['policy_cost_ratio_median']:.3g} | {100 * s['diverged']:.0f}% | {s['iterations_mean']:.1f} | "
+              f"{1e3 * s['total_time_mean']:.1f} | {to['iterations_mean']:.1f} / {1e3 * to['total_time_mean']:.1f} | "
+              f"{nn['iterations_mean']:.1f} / {1e3 * nn['total_time_mean']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
