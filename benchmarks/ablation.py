@@ -8,6 +8,10 @@ sample-efficiency subsets are skipped. Columns: Diff's and Sob+Diff's median pol
 nearest-neighbour lookup's.
 
     python3 benchmarks/ablation.py --variant double_pendulum/default --change train_steps=4000 sobolev_weight=0.1
+    python3 benchmarks/ablation.py --variant double_pendulum/default --change train_steps=4000 --policy-seeds 0 1 2
+
+With ``--policy-seeds`` every row is trained once per seed on the same trajectories (``policy_seed``) and the
+cells read ``median over seeds [min, max]``.
 
 Values are JSON literals (``train_steps=4000``, ``unet_dims=[32,64]``) or strings.
 """
@@ -18,6 +22,8 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+
+import numpy as np
 
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
@@ -40,9 +46,12 @@ def main() -> None:
     ap.add_argument("--change", nargs="*", default=[], help="key=value changes, one row each (besides 'base')")
     ap.add_argument("--out", default="runs/ablation")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--policy-seeds", type=int, nargs="+", default=None,
+                    help="training seeds of the policies (default: the scorecard's, one run per row)")
     args = ap.parse_args()
     base = dataclasses.replace(settings_for(args.variant, args.scale), subset_fractions=())
     fields = {f.name for f in dataclasses.fields(base)}
+    seeds = args.policy_seeds or [None]
     rows = []
     for change in ["base", *args.change]:
         settings = base
@@ -51,20 +60,34 @@ def main() -> None:
             if key not in fields:
                 raise SystemExit(f"--change: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
             settings = dataclasses.replace(base, **{key: value})
-        doc = run_variant(args.variant, Path(args.out) / change.replace("/", "_"), args.scale, threads=args.threads,
-                          settings=settings, progress=print)
-        by = {r["method"]: r for r in doc["rows"]}
-        rows.append((change, by))
-    print(f"\n{args.variant}, scale {args.scale} (one change per row; same data, seeds and budget otherwise)\n")
-    print("| change | Diff policy/TO median | Diff diverged | Sob+Diff policy/TO median | Sob+Diff diverged | "
+        docs = []
+        for seed in seeds:
+            folder = Path(args.out) / change.replace("/", "_")
+            if seed is not None:
+                folder = folder / f"policy_seed_{seed}"
+            doc = run_variant(args.variant, folder, args.scale, threads=args.threads,
+                              settings=dataclasses.replace(settings, policy_seed=seed), progress=print)
+            docs.append({r["method"]: r for r in doc["rows"]})
+        rows.append((change, docs))
+
+    def cell(docs, method, metric, scale=1.0, fmt=".3g"):
+        v = np.array([d[method][metric] for d in docs], dtype=float) * scale
+        if v.size == 1:
+            return f"{v[0]:{fmt}}"
+        return f"{np.median(v):{fmt}} [{v.min():{fmt}}, {v.max():{fmt}}]"
+
+    seeds_text = "" if seeds == [None] else f", policy seeds {seeds} (median [min, max])"
+    print(f"\n{args.variant}, scale {args.scale} (one change per row; same data, seeds and budget otherwise{seeds_text})\n")
+    print("| change | Diff policy/TO median | Diff diverged [%] | Sob+Diff policy/TO median | Sob+Diff diverged [%] | "
           "Sob+Diff iters mean | Sob+Diff total ms | TO alone iters / ms | NN iters / ms |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for change, by in rows:
-        d, s, to, nn = by["diff"], by["sob_diff"], by["to"], by["nn"]
-        print(f"| {change} | {d['policy_cost_ratio_median']:.3g} | {100 * d['diverged']:.0f}% | "
-              f"{s['policy_cost_ratio_median']:.3g} | {100 * s['diverged']:.0f}% | {s['iterations_mean']:.1f} | "
-              f"{1e3 * s['total_time_mean']:.1f} | {to['iterations_mean']:.1f} / {1e3 * to['total_time_mean']:.1f} | "
-              f"{nn['iterations_mean']:.1f} / {1e3 * nn['total_time_mean']:.1f} |")
+    for change, docs in rows:
+        print(f"| {change} | {cell(docs, 'diff', 'policy_cost_ratio_median')} | "
+              f"{cell(docs, 'diff', 'diverged', 100, '.0f')} | {cell(docs, 'sob_diff', 'policy_cost_ratio_median')} | "
+              f"{cell(docs, 'sob_diff', 'diverged', 100, '.0f')} | {cell(docs, 'sob_diff', 'iterations_mean', 1, '.1f')} | "
+              f"{cell(docs, 'sob_diff', 'total_time_mean', 1e3, '.1f')} | "
+              f"{cell(docs, 'to', 'iterations_mean', 1, '.1f')} / {cell(docs, 'to', 'total_time_mean', 1e3, '.1f')} | "
+              f"{cell(docs, 'nn', 'iterations_mean', 1, '.1f')} / {cell(docs, 'nn', 'total_time_mean', 1e3, '.1f')} |")
 
 
 if __name__ == "__main__":

@@ -139,3 +139,22 @@ def test_bad_arguments_name_the_argument(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli_main(["scorecard", "--scale", "huge"])
     assert exc.value.code == 2 and "--scale" in capsys.readouterr().err
+
+
+def test_policy_seed_sets_the_training_seed_and_older_folders_still_resume(tmp_path):
+    """policy_seed (None: train_seed) seeds the policies' training only; a folder written before the setting
+    existed is read as having its default, so it resumes instead of being refused."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import _check_settings
+
+    s = settings_for("pendulum/default", "smoke")
+    assert s.policy_seed is None and s.train_config("diff", 100, tmp_path).seed == s.train_seed
+    seeded = dataclasses.replace(s, policy_seed=7)
+    assert seeded.train_config("sob_diff", 100, tmp_path).seed == 7 and seeded.train_seed == s.train_seed
+    old = s.to_dict()
+    del old["policy_seed"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    _check_settings(tmp_path, s)  # accepted: the missing key is its default
+    with pytest.raises(ValueError, match="policy_seed"):
+        _check_settings(tmp_path, seeded)

@@ -117,6 +117,8 @@ class ScorecardSettings:
     at least 1: Diff and Sob+Diff on the full set get the same epochs; a subset gets the same steps).
     sobolev_weight: λ of Sob+Diff on normalised quantities. subset_fractions: the nested subsets of the
     sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances per saved batch.
+    policy_seed: the training seed of the policies (None: ``train_seed``), to repeat a scorecard over training
+    runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``).
     """
 
     task: str
@@ -141,6 +143,7 @@ class ScorecardSettings:
     lr: float = 3e-3
     sobolev_weight: float = 0.01
     subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
+    policy_seed: int | None = None
 
     @property
     def key(self) -> str:
@@ -158,7 +161,8 @@ class ScorecardSettings:
     def train_config(self, method: str, num_samples: int, checkpoint_dir: Path) -> TrainConfig:
         per_epoch = math.ceil(num_samples / self.batch_size)
         return TrainConfig(policy=method, epochs=max(1, round(self.train_steps / per_epoch)),
-                           batch_size=self.batch_size, lr=self.lr, seed=self.train_seed,
+                           batch_size=self.batch_size, lr=self.lr,
+                           seed=self.train_seed if self.policy_seed is None else self.policy_seed,
                            sobolev_weight=self.sobolev_weight if method == "sob_diff" else None,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
@@ -262,6 +266,10 @@ def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
     now = settings.to_dict()
     if path.exists():
         saved = _read_json(path)
+        # a setting added after the folder was written counts as its default
+        defaults = {f.name: f.default for f in dataclasses.fields(ScorecardSettings)
+                    if f.default is not dataclasses.MISSING}
+        saved = {**{k: v for k, v in defaults.items() if k not in saved and k in now}, **saved}
         diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
         if diffs:
             listed = "; ".join(f"{k} (saved {saved.get(k)!r}, now {now.get(k)!r})" for k in diffs)
