@@ -234,6 +234,6 @@ def test_sobolev_diffusion_on_solved_pendulum_swingups(pendulum_data):
     (l0, l1), (e0, e1), (s0, s1) = m["loss"], m["mse"], m["sobolev"]
     assert l1 < 0.85 * l0, m
     assert e1 < 0.2 * e0, m
-    assert s1 < 1.05 * s0, m  # the derivative fit does not degrade (it improves by 7-21%)
+    assert s1 < s0, m  # the derivative fit improves (by 7-21% over seeds 0-4: ratio <= 0.93)
     err, scale = m["sample_error"]
     assert err < 0.25 * scale, (err, scale)
