@@ -14,8 +14,14 @@ the same as diffusers' ``DDPMScheduler(beta_schedule="squaredcos_cap_v2", predic
 ``K`` training and inference steps (checked in the tests against diffusers itself).
 
 The sampler takes all its randomness as one tensor ``noise (K, B, H, D)``: ``noise[0]`` is the initial sample
-``a_{K-1}`` and ``noise[i]`` (``i >= 1``) the posterior noise of the step from ``k = K - i``. The known history
-(the first ``h`` chunk entries) is inpainted before every network call and in the result.
+``a_{K-1}`` and ``noise[i]`` (``i >= 1``) the posterior noise of the step from ``k = K - i``. The first ``h``
+chunk entries are overwritten before every network call and in the result: with the executed actions when the
+policy conditions on its past actions (``past_actions=True``, the reference's inpainting), with zeros otherwise.
+
+Conditioning on past actions invites the copycat failure of imitation learning: on smooth optimal trajectories
+``a_{t0}`` is close to ``a_{t0-1}``, so the denoiser learns to extend the history rather than to read the state,
+and a closed-loop rollout drifts (docs/results/ablations.md: pendulum Diff, policy cost / TO median 159-243x
+with past actions, 1.2x without). ``past_actions=False`` is the default.
 """
 
 from __future__ import annotations
@@ -32,11 +38,14 @@ __all__ = ["DiffusionConfig", "squaredcos_betas", "DDPMSchedule", "DDPMSampler"]
 @dataclass(frozen=True)
 class DiffusionConfig:
     """``num_steps``: K (training and sampling); ``clip_sample``: clip the clean estimate to
-    ``[-clip_sample_range, clip_sample_range]`` while sampling (sensible with min-max normalised actions)."""
+    ``[-clip_sample_range, clip_sample_range]`` while sampling (sensible with min-max normalised actions);
+    ``past_actions``: condition on the ``h`` executed actions by inpainting them (the reference), or not (the
+    history entries are zeros, see the module docstring)."""
 
     num_steps: int = 5
     clip_sample: bool = True
     clip_sample_range: float = 1.0
+    past_actions: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_steps, int) or isinstance(self.num_steps, bool) or self.num_steps < 1:
@@ -45,6 +54,8 @@ class DiffusionConfig:
             raise ValueError(f"clip_sample: expected a bool, got {self.clip_sample!r}")
         if not (isinstance(self.clip_sample_range, (int, float)) and self.clip_sample_range > 0):
             raise ValueError(f"clip_sample_range: expected a positive float, got {self.clip_sample_range!r}")
+        if not isinstance(self.past_actions, bool):
+            raise ValueError(f"past_actions: expected a bool, got {self.past_actions!r}")
 
 
 def squaredcos_betas(num_steps: int, max_beta: float = 0.999) -> torch.Tensor:
@@ -98,11 +109,12 @@ class DDPMSampler(nn.Module):
     """Reverse diffusion with inpainting, in normalised coordinates, all randomness given as input.
 
     ``forward(cond (B, D_c), history (B, h, D), noise (K, B, H, D)) -> (B, H, D)``. ``denoiser(sample, step,
-    cond)`` predicts the clean chunk. TorchScript- and torch.export-compatible.
+    cond)`` predicts the clean chunk. With ``past_actions=False`` the history entries are zeros (``history``
+    only gives their shape). TorchScript- and torch.export-compatible.
     """
 
     def __init__(self, denoiser: nn.Module, num_steps: int, history: int, clip_sample: bool = True,
-                 clip_sample_range: float = 1.0):
+                 clip_sample_range: float = 1.0, past_actions: bool = True):
         super().__init__()
         self.denoiser = denoiser
         self.schedule = DDPMSchedule(num_steps)
@@ -110,8 +122,11 @@ class DDPMSampler(nn.Module):
         self.history = history
         self.clip_sample = clip_sample
         self.clip_sample_range = float(clip_sample_range)
+        self.past_actions = past_actions
 
     def inpaint(self, sample: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        if not self.past_actions:
+            history = torch.zeros_like(history)
         return torch.cat([history, sample[:, self.history:]], dim=1)
 
     def forward(self, cond: torch.Tensor, history: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

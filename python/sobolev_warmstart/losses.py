@@ -85,11 +85,13 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    chunks: torch.Tensor, chunk_jac: torch.Tensor | None, obs_jac: torch.Tensor | None, history: int,
                    *, sobolev_weight: float = 0.0, num_directions: int = 1, generator: torch.Generator | None = None,
                    steps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   directions: torch.Tensor | None = None, method: str = "dual") -> LossOutput:
+                   directions: torch.Tensor | None = None, method: str = "dual",
+                   past_actions: bool = True) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (B, m, ndx)`` are drawn
-    from ``generator`` unless given."""
+    from ``generator`` unless given. ``past_actions``: the history entries of the noisy sample are the
+    chunk's own (inpainting) or zeros (as :class:`~sobolev_warmstart.diffusion.DDPMSampler` samples)."""
     _check_weight(sobolev_weight, num_directions)
     b, horizon, na = chunks.shape
     if steps is None:
@@ -97,7 +99,8 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     if noise is None:
         noise = torch.randn(chunks.shape, generator=generator, dtype=chunks.dtype)
     noisy = schedule.add_noise(chunks, noise, steps)
-    noisy = torch.cat([chunks[:, :history], noisy[:, history:]], dim=1)
+    known = chunks[:, :history] if past_actions else torch.zeros_like(chunks[:, :history])
+    noisy = torch.cat([known, noisy[:, history:]], dim=1)
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
         pred = net(noisy, steps, cond)

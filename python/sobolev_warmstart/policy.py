@@ -26,7 +26,7 @@ from torch import nn
 
 from .data import SCHEMA_VERSION, ChunkSpec, Normalisers, TaskInfo, atomic_write_bytes
 from .diffusion import DDPMSampler, DiffusionConfig
-from .models import MLP, ConditionalUNet1D, MLPConfig, UNetConfig
+from .models import DENOISERS, MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 
 __all__ = ["DiffusionPolicy", "MLPPolicy", "save_policy", "load_policy", "POLICY_FORMAT_VERSION"]
 
@@ -57,18 +57,32 @@ def _check_input(name: str, x: torch.Tensor, shape: List[int]) -> None:
 
 
 class DiffusionPolicy(_Normalising):
-    """Normalisers + conditional U-Net + DDPM sampler with inpainting. See the module docstring."""
+    """Normalisers + denoiser + DDPM sampler with inpainting. See the module docstring.
+
+    ``denoiser``: ``"unet"`` (the reference's conditional 1-D U-Net, ``unet`` its architecture) or ``"mlp"``
+    (:class:`~sobolev_warmstart.models.ChunkMLPDenoiser` over the flattened chunk, ``mlp`` its hidden widths and
+    ``unet.step_embed_dim`` its step embedding)."""
 
     def __init__(self, task: TaskInfo, spec: ChunkSpec, normalisers: Normalisers, unet: UNetConfig | None = None,
-                 diffusion: DiffusionConfig | None = None):
+                 diffusion: DiffusionConfig | None = None, denoiser: str = "unet", mlp: MLPConfig | None = None):
         super().__init__()
+        if denoiser not in DENOISERS:
+            raise ValueError(f"denoiser: expected one of {DENOISERS}, got {denoiser!r}")
         self.task, self.spec = task, spec
         self.unet_config = UNetConfig() if unet is None else unet
+        self.mlp_config = MLPConfig() if mlp is None else mlp
+        self.denoiser = denoiser
         self.diffusion_config = DiffusionConfig() if diffusion is None else diffusion
         self._set_normalisers(normalisers)
-        self.net = ConditionalUNet1D(task.na, spec.history * task.no + task.nz, spec.horizon, self.unet_config)
+        cond_dim = spec.history * task.no + task.nz
+        if denoiser == "unet":
+            self.net = ConditionalUNet1D(task.na, cond_dim, spec.horizon, self.unet_config)
+        else:
+            self.net = ChunkMLPDenoiser(task.na, cond_dim, spec.horizon, self.mlp_config,
+                                        self.unet_config.step_embed_dim)
         d = self.diffusion_config
-        self.sampler = DDPMSampler(self.net, d.num_steps, spec.history, d.clip_sample, d.clip_sample_range)
+        self.sampler = DDPMSampler(self.net, d.num_steps, spec.history, d.clip_sample, d.clip_sample_range,
+                                   d.past_actions)
         self.num_steps, self.horizon, self.history_steps = d.num_steps, spec.horizon, spec.history
         self.na, self.no, self.nz = task.na, task.no, task.nz
 
@@ -113,7 +127,8 @@ class DiffusionPolicy(_Normalising):
                 "nz": self.nz, "schema_version": SCHEMA_VERSION, "format_version": POLICY_FORMAT_VERSION}
 
     def build_config(self) -> dict[str, Any]:
-        return {"unet": _asdict(self.unet_config), "diffusion": _asdict(self.diffusion_config)}
+        return {"unet": _asdict(self.unet_config), "diffusion": _asdict(self.diffusion_config),
+                "denoiser": self.denoiser, "mlp": _asdict(self.mlp_config)}
 
 
 class MLPPolicy(_Normalising):
@@ -184,7 +199,10 @@ def policy_from_state(state: dict, source: str = "state") -> DiffusionPolicy | M
     nrm = Normalisers.from_dict(json.loads(state["normalisers"]))
     build = json.loads(state["build"])
     if state["kind"] == "diffusion":
-        policy = DiffusionPolicy(task, spec, nrm, UNetConfig(**build["unet"]), DiffusionConfig(**build["diffusion"]))
+        # files written before the MLP denoiser existed hold a U-Net
+        diffusion = {"past_actions": True, **build["diffusion"]}  # files before the setting conditioned on them
+        policy = DiffusionPolicy(task, spec, nrm, UNetConfig(**build["unet"]), DiffusionConfig(**diffusion),
+                                 build.get("denoiser", "unet"), MLPConfig(**build.get("mlp", {})))
     elif state["kind"] == "mlp":
         policy = MLPPolicy(task, spec, nrm, MLPConfig(**build["mlp"]))
     else:

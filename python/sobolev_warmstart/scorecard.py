@@ -73,7 +73,8 @@ from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_torchscript
-from .models import UNetConfig
+from .diffusion import DiffusionConfig
+from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import SolverOptions
 from .tasks import Task, available_tasks, make_task
@@ -118,7 +119,9 @@ class ScorecardSettings:
     sobolev_weight: λ of Sob+Diff on normalised quantities. subset_fractions: the nested subsets of the
     sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances per saved batch.
     policy_seed: the training seed of the policies (None: ``train_seed``), to repeat a scorecard over training
-    runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``).
+    runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
+    (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
+    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`).
     """
 
     task: str
@@ -144,6 +147,9 @@ class ScorecardSettings:
     sobolev_weight: float = 0.01
     subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
     policy_seed: int | None = None
+    denoiser: str = "unet"
+    mlp_dims: tuple[int, ...] = (256, 256)
+    past_actions: bool = False
 
     @property
     def key(self) -> str:
@@ -166,6 +172,8 @@ class ScorecardSettings:
                            sobolev_weight=self.sobolev_weight if method == "sob_diff" else None,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
+                           denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),
+                           diffusion=DiffusionConfig(past_actions=self.past_actions),
                            checkpoint_dir=str(checkpoint_dir), resume=True, progress=False, num_threads=1)
 
 
@@ -260,15 +268,20 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+#: Settings whose default differs from what the code did before they existed.
+_BEFORE_SETTING = {"past_actions": True}
+
+
 def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
     """Write ``settings.json`` on first use; refuse a folder holding results of other settings."""
     path = folder / "settings.json"
     now = settings.to_dict()
     if path.exists():
         saved = _read_json(path)
-        # a setting added after the folder was written counts as its default
-        defaults = {f.name: f.default for f in dataclasses.fields(ScorecardSettings)
-                    if f.default is not dataclasses.MISSING}
+        # a setting added after the folder was written counts as its default, or as what the code did before it
+        defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ScorecardSettings)
+                                          if f.default is not dataclasses.MISSING}))
+        defaults.update(_BEFORE_SETTING)
         saved = {**{k: v for k, v in defaults.items() if k not in saved and k in now}, **saved}
         diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
         if diffs:

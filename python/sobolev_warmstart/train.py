@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .data import ChunkDataset, atomic_write_bytes
 from .diffusion import DiffusionConfig
 from .losses import diffusion_loss, direct_loss
-from .models import MLPConfig, UNetConfig, validate_horizon
+from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
 __all__ = ["POLICY_KINDS", "TrainConfig", "train", "load_checkpoint", "CHECKPOINT_NAME"]
@@ -51,6 +51,8 @@ class TrainConfig:
 
     ``sobolev_weight`` (λ) defaults to 1.0 for ``sob_*`` policies and must be 0 for ``mlp``/``diff``.
     ``lr_schedule``: ``"cosine"`` (to zero over all epochs, after ``warmup_steps``) or ``"constant"``.
+    ``denoiser`` (diffusion policies): ``"unet"`` (architecture in ``unet``) or ``"mlp"`` (hidden widths in
+    ``mlp``, the step embedding's width in ``unet.step_embed_dim``). ``mlp`` is also the direct policies' network.
     """
 
     policy: str = "sob_diff"
@@ -64,6 +66,7 @@ class TrainConfig:
     sobolev_weight: float | None = None
     num_directions: int = 1
     seed: int = 0
+    denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -100,6 +103,8 @@ class TrainConfig:
         if not sob and w != 0:
             raise ValueError(f"sobolev_weight: policy {self.policy!r} trains without the Sobolev term, expected 0, "
                              f"got {w!r} (use policy 'sob_{self.policy}')")
+        if self.denoiser not in DENOISERS:
+            raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
             raise ValueError(f"seed: expected an integer, got {self.seed!r}")
         if isinstance(self.unet, dict):
@@ -180,14 +185,15 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
     if not isinstance(dataset, ChunkDataset):
         raise TypeError(f"dataset: expected a ChunkDataset, got {type(dataset).__name__}")
-    if config.is_diffusion:
+    if config.is_diffusion and config.denoiser == "unet":
         validate_horizon(dataset.spec.horizon, config.unet.down_dims)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
 
     torch.manual_seed(config.seed)
     if config.is_diffusion:
-        policy = DiffusionPolicy(dataset.task, dataset.spec, dataset.normalisers, config.unet, config.diffusion)
+        policy = DiffusionPolicy(dataset.task, dataset.spec, dataset.normalisers, config.unet, config.diffusion,
+                                 config.denoiser, config.mlp)
     else:
         policy = MLPPolicy(dataset.task, dataset.spec, dataset.normalisers, config.mlp)
     net = policy.net
@@ -243,7 +249,8 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
             batch = [t[idx] for t in tensors]
             if config.is_diffusion:
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
-                                     num_directions=config.num_directions, generator=g)
+                                     num_directions=config.num_directions, generator=g,
+                                     past_actions=config.diffusion.past_actions)
             else:
                 out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
                                   num_directions=config.num_directions, generator=g)
