@@ -76,6 +76,24 @@ def test_full_sampling_loop_matches_diffusers_with_inpainting(clip):
         assert not torch.allclose(sampler(cond, hist, noise + 0.5), ours)
 
 
+def test_sampler_without_past_actions_ignores_the_history():
+    torch.manual_seed(0)
+    K, B, H, D, h = 5, 3, 8, 2, 2
+    net = ConditionalUNet1D(D, 3, H, UNetConfig(down_dims=(8, 16), n_groups=4)).eval()
+    cond, noise = torch.randn(B, 3), torch.randn(K, B, H, D)
+    hist = torch.randn(B, h, D)
+    blind = DDPMSampler(net, K, h, past_actions=False)
+    seeing = DDPMSampler(net, K, h, past_actions=True)
+    with torch.no_grad():
+        out = blind(cond, hist, noise)
+        torch.testing.assert_close(out, blind(cond, torch.zeros_like(hist), noise))
+        torch.testing.assert_close(out, seeing(cond, torch.zeros_like(hist), noise))
+        assert not torch.allclose(seeing(cond, hist, noise)[:, h:], out[:, h:])
+    assert torch.equal(out[:, :h], torch.zeros(B, h, D))
+    with pytest.raises(ValueError, match="past_actions"):
+        DiffusionConfig(past_actions=1)
+
+
 def test_sampler_and_config_errors():
     net = ConditionalUNet1D(1, 2, 8, UNetConfig(down_dims=(8, 16), n_groups=4))
     s = DDPMSampler(net, 5, 1)

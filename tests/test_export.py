@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import shutil
 
 import pytest
@@ -8,7 +9,7 @@ from sobolev_warmstart.data import ChunkSpec, TrajectoryData, build_dataset
 from sobolev_warmstart.diffusion import DiffusionConfig
 from sobolev_warmstart.export import export_aoti, export_torchscript, load_aoti, load_torchscript
 from sobolev_warmstart.models import MLPConfig, UNetConfig
-from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy
+from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, policy_state, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
@@ -39,10 +40,12 @@ def _diffusion_inputs(policy, batch, seed=0):
             torch.randn(batch, 2, 1, generator=g), torch.randn(policy.num_steps, batch, 16, 1, generator=g))
 
 
-@pytest.mark.parametrize("nz", [1, 0])
-def test_torchscript_diffusion_equals_eager(tmp_path, nz):
+@pytest.mark.parametrize("nz,denoiser", [(1, "unet"), (0, "unet"), (1, "mlp")])
+def test_torchscript_diffusion_equals_eager(tmp_path, nz, denoiser):
     ds = _dataset(nz)
-    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers))  # default U-Net and K = 5
+    # default U-Net and K = 5, or the MLP denoiser
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser=denoiser,
+                                        mlp=MLPConfig((32, 32))))
     path = export_torchscript(policy, tmp_path / "p.pt")
     module, meta = load_torchscript(path)
     assert meta["kind"] == "diffusion" and meta["task"]["name"] == ds.task.name
@@ -97,3 +100,26 @@ def test_mlp_exports_equal_eager(tmp_path, nz):
 def test_export_rejects_other_objects(tmp_path):
     with pytest.raises(TypeError, match="policy: expected a DiffusionPolicy or MLPPolicy"):
         export_torchscript(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_saved_policies_keep_their_denoiser_and_older_files_load_as_before(tmp_path):
+    ds = _dataset(1)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="mlp", mlp=MLPConfig((32, 32))))
+    save_policy(policy, tmp_path / "p.pt")
+    loaded = load_policy(tmp_path / "p.pt")
+    assert loaded.denoiser == "mlp" and not loaded.diffusion_config.past_actions
+    args = _diffusion_inputs(policy, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*args), policy(*args))
+    # a file written before the MLP denoiser and past_actions existed: a U-Net that conditions on past actions
+    old = DiffusionPolicy(ds.task, ds.spec, ds.normalisers, UNetConfig(down_dims=(8, 16), n_groups=4),
+                          DiffusionConfig(past_actions=True))
+    state = policy_state(old)
+    build = json.loads(state["build"])
+    del build["denoiser"], build["mlp"], build["diffusion"]["past_actions"]
+    state["build"] = json.dumps(build)
+    torch.save(state, tmp_path / "old.pt")
+    legacy = load_policy(tmp_path / "old.pt")
+    assert legacy.denoiser == "unet" and legacy.diffusion_config.past_actions
+    with pytest.raises(ValueError, match="denoiser: expected one of"):
+        DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="transformer")

@@ -6,7 +6,7 @@ from sobolev_warmstart.data import ChunkSpec, build_dataset
 from sobolev_warmstart.diffusion import DDPMSchedule
 from sobolev_warmstart.losses import (cond_tangent, denoiser_jvp, diffusion_loss, direct_loss, make_cond,
                                       random_directions)
-from sobolev_warmstart.models import MLP, ConditionalUNet1D, MLPConfig, UNetConfig
+from sobolev_warmstart.models import MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 from sobolev_warmstart.models.dual import group_norm_dual, mish_dual
 from sobolev_warmstart.synthetic import lqr_double_integrator
 
@@ -34,8 +34,14 @@ def test_dual_functions_gradcheck():
         torch.testing.assert_close(out[2:], ref_t)
 
 
-def test_unet_dual_equals_func_jvp_values_and_weight_gradients():
-    net = _tiny_unet(2, 5, 8, torch.float64)
+def _tiny_chunk_mlp(na, nc, horizon, dtype=torch.float32):
+    torch.manual_seed(0)
+    return ChunkMLPDenoiser(na, nc, horizon, MLPConfig((16, 16)), step_embed_dim=8).to(dtype)
+
+
+@pytest.mark.parametrize("make", [_tiny_unet, _tiny_chunk_mlp], ids=["unet", "mlp"])
+def test_denoiser_dual_equals_func_jvp_values_and_weight_gradients(make):
+    net = make(2, 5, 8, torch.float64)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 8, 2, generator=g, dtype=torch.float64)
     k = torch.tensor([0, 2, 4])
@@ -145,6 +151,29 @@ def test_zero_weight_is_plain_ddpm():
         diffusion_loss(net, sched, *args, sobolev_weight=1.0, num_directions=0)
     with pytest.raises(ValueError, match="method"):
         diffusion_loss(net, sched, *args, sobolev_weight=1.0, method="fd")
+
+
+def test_without_past_actions_the_history_entries_are_zeros_and_the_chunk_history_is_unused():
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8)
+    ds = build_dataset(data, ChunkSpec(horizon=8, history=2, action_steps=4))
+    net = _tiny_chunk_mlp(1, 2 * 2 + 1, 8)
+    sched = DDPMSchedule(5)
+    sl = slice(0, 6)
+    steps, noise = torch.randint(0, 5, (6,)), torch.randn(6, 8, 1)
+    args = (ds.obs[sl], ds.params[sl], ds.chunks[sl], ds.chunk_jac[sl], ds.obs_jac[sl], 2)
+    out = diffusion_loss(net, sched, *args, steps=steps, noise=noise, past_actions=False)
+    noisy = sched.add_noise(ds.chunks[sl], noise, steps)
+    noisy[:, :2] = 0.0
+    plain = ((net(noisy, steps, make_cond(ds.obs[sl], ds.params[sl])) - ds.chunks[sl])[:, 2:] ** 2).mean()
+    torch.testing.assert_close(out.loss, plain)
+    # other history actions in the chunk change nothing; with past actions they do
+    other = ds.chunks[sl].clone()
+    other[:, :2] += 1.0
+    moved = (ds.obs[sl], ds.params[sl], other, ds.chunk_jac[sl], ds.obs_jac[sl], 2)
+    torch.testing.assert_close(diffusion_loss(net, sched, *moved, steps=steps, noise=noise, past_actions=False).loss,
+                               out.loss)
+    assert not torch.allclose(diffusion_loss(net, sched, *moved, steps=steps, noise=noise).loss,
+                              diffusion_loss(net, sched, *args, steps=steps, noise=noise).loss)
 
 
 def test_direct_loss_derivative_matches_jacobian():

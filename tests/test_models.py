@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sobolev_warmstart.models import MLP, ConditionalUNet1D, MLPConfig, UNetConfig
+from sobolev_warmstart.models import MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 
 
 def test_unet_default_size_and_shapes():
@@ -50,3 +50,21 @@ def test_mlp_shapes():
     assert net(torch.randn(4, 3)).shape == (4, 2)
     with pytest.raises(ValueError, match=r"cond: expected shape \(B, 3\)"):
         net(torch.randn(4, 2))
+
+
+def test_chunk_mlp_denoiser_shapes_conditioning_and_errors():
+    torch.manual_seed(0)
+    net = ChunkMLPDenoiser(2, 3, 6, MLPConfig((16, 16)), step_embed_dim=8)
+    x, c, k = torch.randn(4, 6, 2), torch.randn(4, 3), torch.tensor([0, 1, 2, 3])
+    out = net(x, k, c)
+    assert out.shape == (4, 6, 2)
+    assert not torch.allclose(out, net(x, k, c + 0.1))
+    assert not torch.allclose(out, net(x, k + 1, c))
+    torch.testing.assert_close(net(x[:1], k[:1], c[:1]), out[:1])  # no coupling across the batch
+    torch.jit.script(net)  # exportable like the U-Net
+    with pytest.raises(ValueError, match=r"sample: expected shape \(B, 6, 2\)"):
+        net(torch.randn(4, 5, 2), k, c)
+    with pytest.raises(ValueError, match=r"cond: expected shape \(B, 3\)"):
+        net(x, k, torch.randn(4, 2))
+    with pytest.raises(ValueError, match="hidden_dims"):
+        ChunkMLPDenoiser(2, 3, 6, MLPConfig(()))
