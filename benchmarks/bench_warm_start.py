@@ -9,6 +9,7 @@
    double pendulum by default.
 
     PYTHONPATH=python python3 benchmarks/bench_warm_start.py                          # untrained default U-Net
+    PYTHONPATH=python python3 benchmarks/bench_warm_start.py --denoiser mlp           # untrained MLP denoiser
     PYTHONPATH=python python3 benchmarks/bench_warm_start.py --policy run/iter_003/policy.pt   # a trained policy
 
 Items 1 and 2 depend only on the network's size, so an untrained policy of the default architecture measures
@@ -28,12 +29,12 @@ import sobolev_warmstart as sw
 from sobolev_warmstart.data import ChunkSpec, Normaliser, Normalisers, TaskInfo
 
 
-def untrained_policy(task) -> sw.DiffusionPolicy:
+def untrained_policy(task, denoiser: str = "unet") -> sw.DiffusionPolicy:
     info = TaskInfo.from_task(task)
     nrm = Normalisers(Normaliser.identity(task.na), Normaliser.identity(task.no), Normaliser.identity(task.nz),
                       Normaliser.identity(task.ndx))
     torch.manual_seed(0)
-    return sw.DiffusionPolicy(info, ChunkSpec(16, 2, 8), nrm).eval()
+    return sw.DiffusionPolicy(info, ChunkSpec(16, 2, 8), nrm, denoiser=denoiser).eval()
 
 
 def main() -> None:
@@ -44,11 +45,13 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=64, help="instances for lockstep and solve comparisons")
     ap.add_argument("--n-batch1", type=int, default=8, help="instances for the batch-1 latency comparison")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--denoiser", choices=["unet", "mlp"], default="unet",
+                    help="the untrained policy's denoiser (default U-Net, or the MLP denoiser of 256 x 256)")
     ap.add_argument("--no-aoti", action="store_true", help="skip the AOTInductor backend (its compile takes ~1 min)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     task = sw.make_task(args.task, args.variant)
-    policy = sw.load_policy(args.policy, task=task.name) if args.policy else untrained_policy(task)
+    policy = sw.load_policy(args.policy, task=task.name) if args.policy else untrained_policy(task, args.denoiser)
     tmp = Path(tempfile.mkdtemp())
     path = sw.export_torchscript(policy, tmp / "policy.pt")
     runner = sw.load_policy_runner(path)

@@ -1,0 +1,103 @@
+"""Which action variable can a learned policy of the UR5 execute? A diagnostic with direct regressors.
+
+The same MLP (two hidden layers of 256, Mish, cosine learning rate, no Sobolev term) regresses one action variable
+on (x, z) from TO alone's trajectories and is rolled out in closed loop on held-out instances:
+
+- ``qfeat``: the project's UR5 action, (cos q, sin q) of the next configuration, torques by inverse dynamics. An
+  error e in q_{t+1} reaches the torque as M e / dt^2;
+- ``vel``: the next velocity v_{t+1}, decoded as q_{t+1} = q_t + dt v_{t+1} (semi-implicit Euler) then as above:
+  the same error reaches the torque as M e / dt (the reference predicts velocities too);
+- ``torque``: the solver's torques themselves.
+
+Prints the closed-loop cost over TO alone's converged cost (median, mean) per target and training seed:
+
+    python3 benchmarks/bench_action_representation.py --variant random_start_random_target
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+import sobolev_warmstart as sw
+from sobolev_warmstart import _core
+
+
+def fit(X: np.ndarray, Y: np.ndarray, steps: int, seed: int):
+    torch.manual_seed(seed)
+    mu, sd = X.mean(0), X.std(0) + 1e-6
+    ym, ys = Y.mean(0), Y.std(0) + 1e-6
+    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 256), torch.nn.Mish(), torch.nn.Linear(256, 256),
+                              torch.nn.Mish(), torch.nn.Linear(256, Y.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), 3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    Xt = torch.tensor((X - mu) / sd, dtype=torch.float32)
+    Yt = torch.tensor((Y - ym) / ys, dtype=torch.float32)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(Xt), (256,), generator=g)
+        loss = ((net(Xt[idx]) - Yt[idx]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.tensor((x - mu) / sd, dtype=torch.float32)).double().numpy() * ys + ym
+
+    return predict
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--variant", default="random_start_random_target")
+    ap.add_argument("--train", type=int, default=64, help="training instances (seed 0)")
+    ap.add_argument("--test", type=int, default=32, help="held-out instances (seed 1,000,000)")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--targets", nargs="+", default=["qfeat", "vel", "torque"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    task = sw.make_task("ur5", args.variant)
+    nq, dt, T = task.nq, task.dt, task.horizon
+    x0s, params = task.sample_instances(args.train, 0)
+    res = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1))
+    ok = res.converged
+    xs, us, P = res.xs[ok], res.us[ok], params[ok]
+    n = len(xs)
+    feats = np.stack([np.stack([task.action(us[i, t], xs[i, t + 1]) for t in range(T)]) for i in range(n)])
+    X = np.concatenate([xs[:, :T], np.repeat(P[:, None], T, 1)], -1).reshape(n * T, -1)
+    targets = {"qfeat": feats.reshape(n * T, -1), "vel": xs[:, 1:, nq:].reshape(n * T, -1),
+               "torque": us.reshape(n * T, -1)}
+    tx0, tz = task.sample_instances(args.test, 1_000_000)
+    to = sw.solve(task, tx0, tz, options=sw.SolverOptions(num_threads=1))
+    print(f"ur5/{args.variant}: {n} training trajectories, {args.test} held-out instances, {args.steps} steps")
+    print("| action variable | seed | closed-loop cost / TO alone, median | mean |")
+    print("|---|---|---|---|")
+    for name in args.targets:
+        for seed in args.seeds:
+            predict = fit(X, targets[name], args.steps, seed)
+            x, XS, US = tx0.copy(), [tx0.copy()], []
+            for _ in range(T):
+                y = predict(np.concatenate([x, tz], -1))
+                if name == "torque":
+                    u = np.clip(y, task.u_lower, task.u_upper)
+                    xn = task.step(x, u)
+                else:
+                    if name == "vel":
+                        q = x[:, :nq] + dt * y
+                        y = np.concatenate([np.cos(q), np.sin(q)], -1)
+                    u, xn, _ = _core.execute_actions(task, x, y)
+                x = np.clip(xn, -1e3, 1e3)
+                US.append(u)
+                XS.append(x.copy())
+            cost = _core.trajectory_costs(task, tx0, tz, np.stack(XS, 1), np.stack(US, 1))
+            r = (cost / to.cost)[to.converged]
+            print(f"| {name} | {seed} | {np.median(r):.3g} | {r.mean():.3g} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
