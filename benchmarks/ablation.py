@@ -13,7 +13,8 @@ nearest-neighbour lookup's.
 With ``--policy-seeds`` every row is trained once per seed on the same trajectories (``policy_seed``) and the
 cells read ``median over seeds [min, max]``.
 
-Values are JSON literals (``train_steps=4000``, ``unet_dims=[32,64]``) or strings.
+Values are JSON literals (``train_steps=4000``, ``unet_dims=[32,64]``) or strings. A row may change several
+settings at once, joined by ``+`` (``denoiser=mlp+sobolev_weight=0.001``), to probe a combination.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ def main() -> None:
     for change in ["base", *args.change]:
         settings = base
         if change != "base":
-            key, value = _parse(change)
-            if key not in fields:
-                raise SystemExit(f"--change: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
-            settings = dataclasses.replace(base, **{key: value})
+            for part in change.split("+"):
+                key, value = _parse(part)
+                if key not in fields:
+                    raise SystemExit(f"--change: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
+                settings = dataclasses.replace(settings, **{key: value})
         docs = []
         for seed in seeds:
             folder = Path(args.out) / change.replace("/", "_")

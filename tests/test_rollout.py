@@ -189,13 +189,16 @@ def test_execute_actions_clamps_torques_and_decodes_state_actions(solved):
     u2, x2, a2 = _core.execute_actions(ur5, xs[:-1], actions)
     np.testing.assert_allclose(x2[:, :ur5.nq], xs[1:, :ur5.nq], atol=1e-8)
     np.testing.assert_allclose(u2, us, atol=1e-5 * np.abs(us).max())
-    # angles near +-pi: the branch next to the current configuration, not a 2 pi jump
+    # executed through the velocity part: q' = q + dt v' whatever the (cos, sin) part says, across +-pi too
     x = xs[0].copy()
     x[: ur5.nq] = np.pi - 0.001
-    q_next = x[: ur5.nq] + 0.002  # crosses +pi
-    a = np.concatenate([np.cos(q_next), np.sin(q_next)])[None]
-    _, x_next, _ = _core.execute_actions(ur5, x[None], a)
-    assert np.all(np.abs(x_next[0, ur5.nq:]) < 10.0)  # velocities ~0.1 rad/s, not ~300
+    v_next = np.full(ur5.nv, 0.1)
+    q_far = x[: ur5.nq] + 1.0
+    a = np.concatenate([np.cos(q_far), np.sin(q_far), v_next])[None]
+    u, x_next, _ = _core.execute_actions(ur5, x[None], a)
+    if np.all((u > ur5.u_lower) & (u < ur5.u_upper)):  # unclamped: the motion is exactly the one asked for
+        np.testing.assert_allclose(x_next[0, ur5.nq:], v_next, atol=1e-8)
+        np.testing.assert_allclose(x_next[0, : ur5.nq], x[: ur5.nq] + ur5.dt * v_next, atol=1e-10)
 
 
 def test_trajectory_costs_equal_the_solver_cost_at_its_solution(solved):

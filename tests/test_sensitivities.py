@@ -109,12 +109,26 @@ def test_observation_jacobian_on_the_quadrotor_manifold(solved):
     np.testing.assert_allclose(d.observation_jacobians[0, 20], J)
 
 
-def test_state_actions_of_the_ur5_are_cos_sin_of_the_next_configuration(solved):
+def test_state_actions_of_the_ur5_are_cos_sin_and_velocity_of_the_next_state(solved):
     task, x0s, params, r = solved("ur5", "random_start_random_target")
-    assert task.action_space == "state" and task.na == 12
+    assert task.action_space == "state" and task.na == 18
     d = sw.chained_derivatives(task, r, horizon=3)
-    q_next = r.xs[:, 1:, :6]
-    np.testing.assert_allclose(d.actions, np.concatenate([np.cos(q_next), np.sin(q_next)], axis=-1), atol=1e-14)
+    q_next, v_next = r.xs[:, 1:, :6], r.xs[:, 1:, 6:]
+    np.testing.assert_allclose(d.actions, np.concatenate([np.cos(q_next), np.sin(q_next), v_next], axis=-1),
+                               atol=1e-14)
+
+
+def test_ur5_state_actions_are_executed_through_their_velocity(solved):
+    """The solver's own actions reproduce its trajectory; the (cos, sin) part is not used to decode."""
+    task, x0s, params, r = solved("ur5", "random_start_random_target")
+    d = sw.chained_derivatives(task, r, horizon=1)
+    a = d.actions[:, 5].copy()
+    u, x_next, realised = sw._core.execute_actions(task, r.xs[:, 5], a)
+    np.testing.assert_allclose(x_next, r.xs[:, 6], atol=1e-8)
+    np.testing.assert_allclose(u, r.us[:, 5], atol=1e-6 * max(1.0, np.abs(r.us).max()))
+    np.testing.assert_allclose(realised, a, atol=1e-8)
+    a[:, :12] = 0.0  # a corrupted configuration part changes nothing
+    np.testing.assert_allclose(sw._core.execute_actions(task, r.xs[:, 5], a)[1], r.xs[:, 6], atol=1e-8)
 
 
 @pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("ur5", "random_start_random_target"),
@@ -165,7 +179,7 @@ def test_sensitivity_inputs_are_checked(solved):
 def test_trajectory_data_from_a_state_controlled_solve_starts_its_history_at_g_q0(solved):
     task, x0s, params, r = solved("ur5", "random_start_random_target")
     data = sw.TrajectoryData.from_solve(task, r, sw.chained_derivatives(task, r, horizon=4))
-    q0 = r.xs[:, 0, :6]
-    np.testing.assert_allclose(data.initial_actions, np.concatenate([np.cos(q0), np.sin(q0)], axis=1))
+    q0, v0 = r.xs[:, 0, :6], r.xs[:, 0, 6:]
+    np.testing.assert_allclose(data.initial_actions, np.concatenate([np.cos(q0), np.sin(q0), v0], axis=1))
     np.testing.assert_array_equal(data.params, params)
     assert data.action_jacobians.shape == (len(r), task.horizon, 4, task.na, task.ndx)

@@ -50,8 +50,7 @@ void ActionExecutor::apply(const VectorXd &x, const Eigen::Ref<const VectorXd> &
     u_ = a;
   } else {
     a_ = a;
-    q_ = x.head(d.nq);
-    task_.configuration_from_features(a_, q_, q_next_);
+    task_.next_configuration(a_, x, q_next_);
     inverse_dynamics_.control(x, q_next_, u_);
   }
   u_ = u_.cwiseMax(task_.u_lower()).cwiseMin(task_.u_upper());

@@ -87,7 +87,15 @@ void Task::action(const VectorXd &u, const VectorXd &x_next, Eigen::Ref<VectorXd
   if (action_space_ == ActionSpace::Torque)
     a = u;
   else
-    configuration_features(x_next.head(dims_.nq), a);
+    state_features(x_next, a);
+}
+
+void Task::state_features(const VectorXd &x_next, Eigen::Ref<VectorXd> a) const {
+  configuration_features(x_next.head(dims_.nq), a);
+}
+
+void Task::next_configuration(const VectorXd &a, const VectorXd &x, Eigen::Ref<VectorXd> q_next) const {
+  configuration_from_features(a, x.head(dims_.nq), q_next);
 }
 
 void Task::configuration_features(const VectorXd &q, Eigen::Ref<VectorXd> a) const { a = q; }

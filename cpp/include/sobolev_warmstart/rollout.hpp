@@ -14,8 +14,9 @@
 namespace sobolev_warmstart {
 
 /// @brief Executes one action variable from a state: the physics of a rollout step.
-/// Torque actions: u = clamp(a, u_lower, u_upper). State actions: q_{t+1} = g^{-1}(a) (branch
-/// nearest to q_t), u = clamp(inverse dynamics(x_t, q_{t+1})). Then x_{t+1} = f(x_t, u) and the
+/// Torque actions: u = clamp(a, u_lower, u_upper). State actions: q_{t+1} = Task::next_configuration(a,
+/// x_t) (g^{-1}(a) on the branch nearest to q_t by default; the UR5 goes through its velocity part),
+/// u = clamp(inverse dynamics(x_t, q_{t+1})). Then x_{t+1} = f(x_t, u) and the
 /// realised action a' = action(u, x_{t+1}), which is what enters the next chunk's history.
 /// One per thread.
 class ActionExecutor {

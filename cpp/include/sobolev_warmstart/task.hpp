@@ -104,6 +104,12 @@ public:
   /// @brief Observation features o(x) (no) and d o / d x in tangent coordinates (no x ndx).
   virtual void observation(const VectorXd &x, Eigen::Ref<VectorXd> o) const;
   virtual void observation_jacobian(const VectorXd &x, Eigen::Ref<MatrixXd> J) const;
+  /// @brief State action of a next state, a = g(x_{t+1}) (na): configuration_features(q_{t+1}) by
+  /// default; a task may add the next velocity (the UR5).
+  virtual void state_features(const VectorXd &x_next, Eigen::Ref<VectorXd> a) const;
+  /// @brief Decodes a policy's state action at state x into the configuration to reach, q_{t+1}
+  /// (nq): configuration_from_features(a, q_t) by default.
+  virtual void next_configuration(const VectorXd &a, const VectorXd &x, Eigen::Ref<VectorXd> q_next) const;
   /// @brief State-action preprocessing g(q) (na); identity by default.
   virtual void configuration_features(const VectorXd &q, Eigen::Ref<VectorXd> a) const;
   /// @brief Inverse of the preprocessing, q = g^{-1}(a) (nq), for decoding a policy's state
