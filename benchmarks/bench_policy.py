@@ -4,7 +4,7 @@ AOTInductor at batch 1 and 64.
     PYTHONPATH=python python3 benchmarks/bench_policy.py            # from the repository root
     PYTHONPATH=python python3 benchmarks/bench_policy.py --no-aoti  # skip the ~1 min AOTInductor compile
 
-Default setting: the default U-Net (~280k parameters), H = 16, h = 1, one action, observation (q, v) and one
+Default setting: the default U-Net (~280k parameters) and the MLP denoiser (256 x 256), H = 16, h = 1, one action, observation (q, v) and one
 task parameter, K = 5, one intra-op thread (PLATFORM.md). Times are medians over ``--repeats`` calls after
 warm-up.
 """
@@ -38,9 +38,15 @@ def median_time(fn, repeats: int, warmup: int = 3) -> float:
     return statistics.median(ts)
 
 
-def bench_training(ds, batch: int, repeats: int) -> None:
+def make_policy(ds, denoiser: str) -> DiffusionPolicy:
+    """The default U-Net, or the MLP denoiser of the scorecard (256 x 256)."""
+    return DiffusionPolicy(ds.task, ds.spec, ds.normalisers, UNetConfig(), denoiser=denoiser,
+                           mlp=MLPConfig((256, 256)))
+
+
+def bench_training(ds, batch: int, repeats: int, denoiser: str = "unet") -> None:
     torch.manual_seed(0)
-    policy = DiffusionPolicy(ds.task, ds.spec, ds.normalisers, UNetConfig())
+    policy = make_policy(ds, denoiser)
     net, sched, h = policy.net, policy.sampler.schedule, ds.spec.history
     opt = torch.optim.AdamW(net.parameters(), 1e-4)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:batch]
@@ -56,7 +62,7 @@ def bench_training(ds, batch: int, repeats: int) -> None:
         return run
 
     n = sum(p.numel() for p in net.parameters())
-    print(f"\nTraining step, diffusion U-Net ({n} parameters), batch {batch}, H={ds.spec.horizon}, "
+    print(f"\nTraining step, diffusion {denoiser} denoiser ({n} parameters), batch {batch}, H={ds.spec.horizon}, "
           f"threads={torch.get_num_threads()}")
     plain = median_time(step(0.0), repeats)
     print(f"  plain DDPM step (diff)                  {plain * 1e3:8.1f} ms   1.00x")
@@ -82,10 +88,10 @@ def bench_training(ds, batch: int, repeats: int) -> None:
     print(f"  MLP step (mlp) {pm * 1e3:.2f} ms, Sobolev MLP step (sob_mlp) {sm * 1e3:.2f} ms: {sm / pm:.2f}x")
 
 
-def bench_sampling(ds, repeats: int, aoti: bool) -> None:
+def bench_sampling(ds, repeats: int, aoti: bool, denoiser: str = "unet") -> None:
     torch.manual_seed(0)
-    policy = DiffusionPolicy(ds.task, ds.spec, ds.normalisers, UNetConfig()).eval()
-    print(f"\nSampling latency, one chunk per instance (K={policy.num_steps} denoising steps, "
+    policy = make_policy(ds, denoiser).eval()
+    print(f"\nSampling latency, {denoiser} denoiser, one chunk per instance (K={policy.num_steps} denoising steps, "
           f"threads={torch.get_num_threads()}); per call and per sample")
     with tempfile.TemporaryDirectory() as tmp:
         runners = {"eager": policy}
@@ -118,13 +124,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-aoti", action="store_true", help="skip the AOTInductor export")
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--denoiser", nargs="+", choices=["unet", "mlp"], default=["unet", "mlp"],
+                    help="denoisers to measure, side by side (default both)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = build_dataset(lqr_double_integrator(32, horizon=64, chunk_offsets=16), ChunkSpec(16, 1, 8))
     print(f"torch {torch.__version__}")
-    if not args.skip_training:
-        bench_training(ds, args.batch, args.repeats)
-    bench_sampling(ds, args.repeats, not args.no_aoti)
+    for denoiser in args.denoiser:
+        if not args.skip_training:
+            bench_training(ds, args.batch, args.repeats, denoiser)
+        bench_sampling(ds, args.repeats, not args.no_aoti, denoiser)
 
 
 if __name__ == "__main__":
