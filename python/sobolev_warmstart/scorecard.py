@@ -49,8 +49,8 @@ loses at most one collection batch or one training epoch)::
     scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
-tests); ``full`` runs :data:`DEFAULT_VARIANTS` sized to finish in about 45 minutes on two cores (estimates per
-variant in :data:`FULL_ESTIMATES_S`).
+tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 30 minutes on two cores (measured per variant in
+:data:`FULL_ESTIMATES_S`).
 """
 
 from __future__ import annotations
@@ -190,19 +190,16 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
     "ur5/reference_random_start_random_target": {"train_instances": 48, "test_instances": 24, "max_iters": 1000},
     "quadrotor/reference_columns_9": {"train_instances": 24, "test_instances": 8, "max_iters": 1000},
 }
-#: Estimated wall time per variant of ``--scale full`` on two cores [s], worst case (both subsets trained):
-#: training 151 s (above) + collection (training instances x mean TO solve time / 1.85 for two threads) +
-#: evaluation (5 solves and 6 rollouts per held-out instance, / 1.85), from TO solve times measured with one
-#: thread on 3-4 instances (pendulum 39 ms, pendubot 364, UR5 9.5/38/36/160, quadrotor 11.6/102, references
-#: 172/525/8223 ms) and lockstep rollouts of 32 instances at A = 1 (66 ms per instance for T = 100, 23.5 for
-#: the UR5, 33 for the quadrotor), on a machine loaded by other work. The reference variants' calibration was
-#: still changing (quadrotor/reference_columns_9 then converged on 0 of 3 instances within 500 iterations).
+#: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run
+#: (docs/results/scorecard/scorecard.md, stage times of the first run of each stage, other work sharing the machine):
+#: the MLP denoiser trains 1000 steps in 3-8 s; the double pendulum's U-Net and the reference variants' TO solves
+#: (evaluation and collection) dominate.
 FULL_ESTIMATES_S: dict[str, float] = {
-    "pendulum/default": 165, "double_pendulum/default": 200, "ur5/fixed_start_fixed_target": 155,
-    "ur5/fixed_start_random_target": 160, "ur5/random_start_fixed_target": 160,
-    "ur5/random_start_random_target": 175, "quadrotor/columns_0": 155, "quadrotor/columns_9": 165,
-    "double_pendulum/reference": 165, "ur5/reference_random_start_random_target": 200,
-    "quadrotor/reference_columns_9": 400,
+    "pendulum/default": 17, "double_pendulum/default": 268, "ur5/fixed_start_fixed_target": 22,
+    "ur5/fixed_start_random_target": 31, "ur5/random_start_fixed_target": 31,
+    "ur5/random_start_random_target": 28, "quadrotor/columns_0": 13, "quadrotor/columns_9": 37,
+    "double_pendulum/reference": 460, "ur5/reference_random_start_random_target": 89,
+    "quadrotor/reference_columns_9": 760,
 }
 
 
