@@ -402,6 +402,7 @@ def diff_configs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str =
 
 # ---------------------------------------------------------------------------------------------- presets
 _TINY_UNET = {"down_dims": [16, 32], "n_groups": 4, "step_embed_dim": 16}
+_PAST_ACTIONS = {"past_actions": True}
 
 #: Named loop configurations (plain dicts, over the dataclass defaults). ``default`` is measured to finish in a
 #: few minutes on two cores; the others are starting points at the reference's scale, not tuned results.
@@ -409,13 +410,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
     # epochs, one action per replan (the action-length study's best). ~4.5 min on two cores (docs/loop.md). The
     # pendubot, not the pendulum: on the pendulum even a guess within 1e-4 of the optimum saves no ProxDDP
-    # iteration (benchmarks/bench_guess_quality.py). lambda = 0.01 as for the pendulum (docs/training.md).
+    # iteration (benchmarks/bench_guess_quality.py). lambda = 0.01 as for the pendulum (docs/training.md). The
+    # pendubot's policy conditions on its past actions: there they help (Sob+Diff 142 vs 198 refine iterations,
+    # three training seeds, docs/results/ablations.md), unlike on the pendulum, the quadrotor and the UR5.
     "default": {
         "task": "double_pendulum", "variant": "", "iterations": 2, "instances": 96, "seed": 0, "collect_batch": 16,
         "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 500, "num_threads": 0},
         "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "unet": _TINY_UNET, "num_threads": 1},
+                  "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 32, "seed": 1_000_000},
     },
     # Pendulum swing-up: 4 x 64 instances, the default U-Net, 40 epochs.
@@ -431,7 +434,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task": "double_pendulum", "iterations": 4, "instances": 64, "collect_batch": 16,
         "chunk": {"horizon": 16, "history": 1, "action_steps": 1},
         "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "num_threads": 1},
+                  "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 64},
     },
     "ur5": {
@@ -458,7 +461,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chunk": {"horizon": 16, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 1000, "num_threads": 0},
         "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "unet": _TINY_UNET, "num_threads": 1},
+                  "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 64},
     },
     "ur5_reference": {

@@ -206,11 +206,11 @@ FULL_ESTIMATES_S: dict[str, float] = {
 def _variant_defaults(task: str) -> dict[str, Any]:
     """Per task, as measured over three training seeds (docs/results/ablations.md): lambda = 0.1 on the quadrotor
     (Sob+Diff 1.9x TO's cost, 3.5x at 0.01), 0.01 elsewhere (UR5: 25.5x and 223x against 85x and 389x at 0.1);
-    the U-Net on the double pendulum, where Sob+Diff with the MLP denoiser diverges (94% of the pendubot's
-    rollouts)."""
+    the U-Net conditioned on past actions on the double pendulum, where Sob+Diff with the MLP denoiser diverges
+    (94% of the pendubot's rollouts) and past actions help the U-Net (408x vs 690x, 142 vs 198 iterations)."""
     if task == "quadrotor":
         return {"sobolev_weight": 0.1}
-    return {"denoiser": "unet"} if task == "double_pendulum" else {}
+    return {"denoiser": "unet", "past_actions": True} if task == "double_pendulum" else {}
 
 
 def settings_for(key: str, scale: str) -> ScorecardSettings:
