@@ -408,7 +408,7 @@ _PAST_ACTIONS = {"past_actions": True}
 #: few minutes on two cores; the others are starting points at the reference's scale, not tuned results.
 PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
-    # epochs, one action per replan (the action-length study's best). ~4.5 min on two cores (docs/loop.md). The
+    # epochs, one action per replan (the action-length study's best). ~5 min on two cores (docs/loop.md). The
     # pendubot, not the pendulum: on the pendulum even a guess within 1e-4 of the optimum saves no ProxDDP
     # iteration (benchmarks/bench_guess_quality.py). lambda = 0.01 as for the pendulum (docs/training.md). The
     # pendubot's policy conditions on its past actions: there they help (Sob+Diff 142 vs 198 refine iterations,
