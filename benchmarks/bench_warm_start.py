@@ -56,7 +56,8 @@ def main() -> None:
     path = sw.export_torchscript(policy, tmp / "policy.pt")
     runner = sw.load_policy_runner(path)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
-    print(f"task {task.name}/{task.variant}, T = {task.horizon}; policy {args.policy or 'untrained default U-Net'} "
+    name = args.policy or f"untrained {'default U-Net' if args.denoiser == 'unet' else 'MLP denoiser'}"
+    print(f"task {task.name}/{task.variant}, T = {task.horizon}; policy {name} "
           f"({policy.kind}); torch intra-op threads 1")
 
     # 1. batch 1: C++ vs Python eager, per replan
