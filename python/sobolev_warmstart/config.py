@@ -172,7 +172,7 @@ class LoopConfig:
             if self.train.is_diffusion and self.action_steps > free:
                 raise ConfigError(f"action_steps: expected 1..{free} (chunk.horizon {self.chunk.horizon} minus "
                                   f"chunk.history {self.chunk.history}), got {self.action_steps}")
-        if self.train.is_diffusion:
+        if self.train.is_diffusion and self.train.denoiser == "unet":
             from .models import validate_horizon
             try:
                 validate_horizon(self.chunk.horizon, self.train.unet.down_dims)
