@@ -158,3 +158,26 @@ def test_policy_seed_sets_the_training_seed_and_older_folders_still_resume(tmp_p
     _check_settings(tmp_path, s)  # accepted: the missing key is its default
     with pytest.raises(ValueError, match="policy_seed"):
         _check_settings(tmp_path, seeded)
+
+
+def test_folders_written_before_the_denoiser_settings_count_as_a_unet_with_past_actions(tmp_path):
+    """A settings.json without denoiser / past_actions / mlp_dims was a U-Net conditioned on past actions: it
+    resumes under those settings and is refused under today's defaults (the MLP denoiser, no past actions)."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import _check_settings
+
+    s = settings_for("pendulum/default", "smoke")
+    assert (s.denoiser, s.past_actions) == ("mlp", False)
+    assert settings_for("double_pendulum/default", "smoke").denoiser == "unet"
+    config = s.train_config("sob_diff", 100, tmp_path)
+    assert config.denoiser == "mlp" and config.mlp.hidden_dims == tuple(s.mlp_dims)
+    assert not config.diffusion.past_actions
+    old_style = dataclasses.replace(s, denoiser="unet", past_actions=True)
+    old = old_style.to_dict()
+    for key in ("denoiser", "past_actions", "mlp_dims"):
+        del old[key]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    _check_settings(tmp_path, old_style)  # resumes: what the code did then
+    with pytest.raises(ValueError, match="denoiser .*past_actions"):
+        _check_settings(tmp_path, s)

@@ -286,6 +286,8 @@ def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
         defaults.update(_BEFORE_SETTING)
         saved = {**{k: v for k, v in defaults.items() if k not in saved and k in now}, **saved}
         diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+        if saved.get("denoiser") == now.get("denoiser") == "unet":  # the MLP's widths do not shape a U-Net
+            diffs = [k for k in diffs if k != "mlp_dims"]
         if diffs:
             listed = "; ".join(f"{k} (saved {saved.get(k)!r}, now {now.get(k)!r})" for k in diffs)
             raise ValueError(f"out_dir: {folder} holds a scorecard of other settings, differing in {listed}; use "
