@@ -6,7 +6,7 @@
 - ``obs_history (B, h, D_o)``: observations ``o_{t0-h+1..t0}`` (repeat ``o_0`` before the start),
 - ``params (B, nz)``: task parameters ``z`` (``nz`` may be 0),
 - ``history_actions (B, h, D_a)``: the known actions ``a_{t0-h..t0-1}`` (before the start: the dataset's
-  ``initial_actions``, zeros unless given),
+  ``initial_actions``, zeros unless given); they condition the sample only with ``past_actions=True``,
 - ``noise (K, B, H, D_a)``: standard normal draws, ``noise[0]`` the initial sample,
 - returns ``(B, H, D_a)``: the chunk ``a_{t0-h..t0-h+H-1}``; its first ``h`` entries equal ``history_actions``,
   entries ``h .. h+A-1`` are the ones to execute.
