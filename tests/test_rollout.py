@@ -196,9 +196,9 @@ def test_execute_actions_clamps_torques_and_decodes_state_actions(solved):
     q_far = x[: ur5.nq] + 1.0
     a = np.concatenate([np.cos(q_far), np.sin(q_far), v_next])[None]
     u, x_next, _ = _core.execute_actions(ur5, x[None], a)
-    if np.all((u > ur5.u_lower) & (u < ur5.u_upper)):  # unclamped: the motion is exactly the one asked for
-        np.testing.assert_allclose(x_next[0, ur5.nq:], v_next, atol=1e-8)
-        np.testing.assert_allclose(x_next[0, : ur5.nq], x[: ur5.nq] + ur5.dt * v_next, atol=1e-10)
+    assert np.all((u > ur5.u_lower) & (u < ur5.u_upper))  # unclamped (|u| <= 36 N m): exactly the motion asked for
+    np.testing.assert_allclose(x_next[0, ur5.nq:], v_next, atol=1e-8)
+    np.testing.assert_allclose(x_next[0, : ur5.nq], x[: ur5.nq] + ur5.dt * v_next, atol=1e-10)
 
 
 def test_trajectory_costs_equal_the_solver_cost_at_its_solution(solved):

@@ -41,7 +41,7 @@ struct Group {
 
 ActionExecutor::ActionExecutor(const Task &task)
     : task_(task), inverse_dynamics_(task), dynamics_data_(task.create_dynamics_data()),
-      q_next_(task.dims().nq), q_(task.dims().nq), u_(task.dims().nu), a_(task.dims().na) {}
+      q_next_(task.dims().nq), u_(task.dims().nu), a_(task.dims().na) {}
 
 void ActionExecutor::apply(const VectorXd &x, const Eigen::Ref<const VectorXd> &a, Eigen::Ref<VectorXd> u,
                            Eigen::Ref<VectorXd> x_next, Eigen::Ref<VectorXd> a_realised) {

@@ -29,7 +29,7 @@ private:
   const Task &task_;
   InverseDynamics inverse_dynamics_;
   std::shared_ptr<ExplicitDynamicsData> dynamics_data_;
-  VectorXd q_next_, q_, u_, a_;  // buffers: no allocation per step
+  VectorXd q_next_, u_, a_;  // buffers: no allocation per step
 };
 
 /// @brief The action variable before t = 0 (history of the first chunk): zero torque, or g(q_0)

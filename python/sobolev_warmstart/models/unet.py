@@ -51,6 +51,22 @@ def validate_horizon(horizon: int, down_dims) -> None:
                          f"(>= {f}), got {horizon!r}; change horizon or down_dims")
 
 
+def check_denoiser_inputs(sample: torch.Tensor, cond: torch.Tensor, horizon: int, action_dim: int,
+                          cond_dim: int) -> None:
+    """Raise naming the argument unless ``sample`` is ``(B, horizon, action_dim)`` and ``cond`` ``(B, cond_dim)``:
+    the input contract every denoiser shares. TorchScript-compatible."""
+    if sample.shape[1] != horizon or sample.shape[2] != action_dim:
+        raise ValueError(f"sample: expected shape (B, {horizon}, {action_dim}), got {list(sample.shape)}")
+    if cond.shape[1] != cond_dim:
+        raise ValueError(f"cond: expected shape (B, {cond_dim}), got {list(cond.shape)}")
+
+
+def check_tangent(cond: torch.Tensor, cond_tangent: torch.Tensor) -> None:
+    """Raise unless the conditioning tangent has the conditioning's shape."""
+    if cond_tangent.shape != cond.shape:
+        raise ValueError(f"cond_tangent: expected the shape of cond {list(cond.shape)}, got {list(cond_tangent.shape)}")
+
+
 class StepEmbedding(nn.Module):
     """Sinusoidal embedding of the diffusion step followed by a small MLP. ``k: (B,)`` -> ``(B, dim)``."""
 
@@ -191,10 +207,7 @@ class ConditionalUNet1D(nn.Module):
         self.final = nn.Sequential(ConvBlock(dims[1], dims[1], k, g), nn.Conv1d(dims[1], action_dim, 1))
 
     def forward(self, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        if sample.shape[1] != self.horizon or sample.shape[2] != self.action_dim:
-            raise ValueError(f"sample: expected shape (B, {self.horizon}, {self.action_dim}), got {list(sample.shape)}")
-        if cond.shape[1] != self.cond_dim:
-            raise ValueError(f"cond: expected shape (B, {self.cond_dim}), got {list(cond.shape)}")
+        check_denoiser_inputs(sample, cond, self.horizon, self.action_dim, self.cond_dim)
         c = torch.cat([self.step_embed(step), cond], dim=-1)
         x = sample.transpose(1, 2)
         skips: list[torch.Tensor] = []
@@ -213,11 +226,8 @@ class ConditionalUNet1D(nn.Module):
         """Output and its directional derivative along ``cond_tangent (B, D_c)``, the sample held fixed:
         ``(net(sample, step, cond), ∂net/∂cond · cond_tangent)``, both ``(B, H, D_a)``. Differentiable with
         respect to the weights (for training on the derivative); equal to ``torch.func.jvp``."""
-        if sample.shape[1] != self.horizon or sample.shape[2] != self.action_dim:
-            raise ValueError(f"sample: expected shape (B, {self.horizon}, {self.action_dim}), got {list(sample.shape)}")
-        if cond.shape[1] != self.cond_dim or cond_tangent.shape != cond.shape:
-            raise ValueError(f"cond, cond_tangent: expected shape (B, {self.cond_dim}) both, got "
-                             f"{list(cond.shape)} and {list(cond_tangent.shape)}")
+        check_denoiser_inputs(sample, cond, self.horizon, self.action_dim, self.cond_dim)
+        check_tangent(cond, cond_tangent)
         b = sample.shape[0]
         e = self.step_embed(step)
         c = torch.cat([torch.cat([e, cond], dim=-1), torch.cat([torch.zeros_like(e), cond_tangent], dim=-1)])
