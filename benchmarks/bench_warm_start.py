@@ -1,12 +1,12 @@
 """Warm-start path benchmark, measured side by side in one run:
 
-1. rollout time per replan at batch 1: the C++ path (exported TorchScript, and AOTInductor unless --no-aoti;
-   lockstep loop in C++) vs the Python eager rollout (the same network eagerly, the same C++ physics step per
-   call);
+1. rollout time per replan at batch 1: the C++ path (lockstep loop in C++) with the native export (a compact
+   Eigen forward of the weights, ``.safetensors``), TorchScript, and AOTInductor unless --no-aoti, vs the Python
+   eager rollout (the same network eagerly, the same C++ physics step per call);
 2. lockstep N rollouts (one batched policy call per replan) vs N sequential batch-1 rollouts, one thread,
-   then lockstep over all threads;
+   then lockstep over all threads (native export; TorchScript for comparison);
 3. TO alone vs the warm-started solve (iterations, solve time, rollout time, convergence, cost), on the
-   double pendulum by default.
+   double pendulum by default, warm-started through the native export.
 
     PYTHONPATH=python python3 benchmarks/bench_warm_start.py                          # untrained default U-Net
     PYTHONPATH=python python3 benchmarks/bench_warm_start.py --denoiser mlp           # untrained MLP denoiser
@@ -53,8 +53,8 @@ def main() -> None:
     task = sw.make_task(args.task, args.variant)
     policy = sw.load_policy(args.policy, task=task.name) if args.policy else untrained_policy(task, args.denoiser)
     tmp = Path(tempfile.mkdtemp())
-    path = sw.export_torchscript(policy, tmp / "policy.pt")
-    runner = sw.load_policy_runner(path)
+    ts_runner = sw.load_policy_runner(sw.export_torchscript(policy, tmp / "policy.pt"))
+    runner = sw.load_policy_runner(sw.export_native(policy, tmp / "policy.safetensors"))
     x0s, params = task.sample_instances(args.n, seed=args.seed)
     name = args.policy or f"untrained {'default U-Net' if args.denoiser == 'unet' else 'MLP denoiser'}"
     print(f"task {task.name}/{task.variant}, T = {task.horizon}; policy {name} "
@@ -62,31 +62,29 @@ def main() -> None:
 
     # 1. batch 1: C++ vs Python eager, per replan
     xb, pb = x0s[: args.n_batch1], params[: args.n_batch1]
-    sw.rollout(task, xb[:1], pb[:1], runner, batch_size=1, num_threads=1)  # warm-up
-    cpp = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], runner, seed=args.seed, batch_size=1, num_threads=1)
-           for i in range(len(xb))]
+    def batch1(r):
+        sw.rollout(task, xb[:1], pb[:1], r, batch_size=1, num_threads=1)  # warm-up
+        return [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], r, seed=args.seed, batch_size=1, num_threads=1)
+                for i in range(len(xb))]
+
+    cpp, cpp_ts = batch1(runner), batch1(ts_runner)
     sw.rollout(task, xb[:1], pb[:1], policy)  # warm-up
     eager = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], policy, seed=args.seed) for i in range(len(xb))]
     if not args.no_aoti:
         aoti = sw.load_policy_runner(sw.export_aoti(policy, tmp / "policy.pt2"))
-        sw.rollout(task, xb[:1], pb[:1], aoti, batch_size=1, num_threads=1)  # warm-up
-        cpp_aoti = [sw.rollout(task, xb[i:i + 1], pb[i:i + 1], aoti, seed=args.seed, batch_size=1, num_threads=1)
-                    for i in range(len(xb))]
-    per_replan_cpp = np.mean([r.wall_time / r.num_replans for r in cpp])
-    per_replan_py = np.mean([r.wall_time / r.num_replans for r in eager])
-    net_cpp = np.mean([r.replan_latency for r in cpp])
-    net_py = np.mean([r.replan_latency for r in eager])
+        cpp_aoti = batch1(aoti)
+    per_replan = lambda runs: np.mean([r.wall_time / r.num_replans for r in runs])  # noqa: E731
+    per_replan_py = per_replan(eager)
     print("\n1. batch 1, per replan (policy call + A executed steps)")
-    print(f"   Python eager rollout   {1e3 * per_replan_py:8.3f} ms   (network {1e3 * net_py:.3f} ms)")
-    print(f"   C++ rollout            {1e3 * per_replan_cpp:8.3f} ms   (network {1e3 * net_cpp:.3f} ms)")
-    print(f"   C++ / eager speed-up   {per_replan_py / per_replan_cpp:8.2f}x   "
-          f"(whole rollout: {1e3 * np.mean([r.wall_time for r in eager]):.1f} ms vs "
-          f"{1e3 * np.mean([r.wall_time for r in cpp]):.1f} ms)")
-    if not args.no_aoti:
-        per_replan_aoti = np.mean([r.wall_time / r.num_replans for r in cpp_aoti])
-        print(f"   C++ rollout, AOTI      {1e3 * per_replan_aoti:8.3f} ms   "
-              f"(network {1e3 * np.mean([r.replan_latency for r in cpp_aoti]):.3f} ms)")
-        print(f"   C++ AOTI / eager       {per_replan_py / per_replan_aoti:8.2f}x")
+    print(f"   Python eager rollout     {1e3 * per_replan_py:8.3f} ms   "
+          f"(network {1e3 * np.mean([r.replan_latency for r in eager]):.3f} ms; "
+          f"whole rollout {1e3 * np.mean([r.wall_time for r in eager]):.1f} ms)")
+    rows = [("native", cpp), ("TorchScript", cpp_ts)] + ([] if args.no_aoti else [("AOTInductor", cpp_aoti)])
+    for label, runs in rows:
+        print(f"   C++ rollout, {label:<11s} {1e3 * per_replan(runs):8.3f} ms   "
+              f"(network {1e3 * np.mean([r.replan_latency for r in runs]):.3f} ms; "
+              f"whole rollout {1e3 * np.mean([r.wall_time for r in runs]):.2f} ms)   "
+              f"{per_replan_py / per_replan(runs):7.1f}x eager")
 
     # 2. lockstep vs sequential
     sw.rollout(task, x0s, params, runner, batch_size=args.n, num_threads=1)  # warm-up
@@ -99,6 +97,10 @@ def main() -> None:
           f"({seq.wall_time / lock.wall_time:.2f}x sequential)")
     print(f"   lockstep, all threads          {args.n / par.wall_time:8.1f} rollouts/s  "
           f"({seq.wall_time / par.wall_time:.2f}x sequential)")
+    ts_seq = sw.rollout(task, x0s, params, ts_runner, seed=args.seed, batch_size=1, num_threads=1)
+    ts_lock = sw.rollout(task, x0s, params, ts_runner, seed=args.seed, batch_size=args.n, num_threads=1)
+    print(f"   TorchScript: sequential {args.n / ts_seq.wall_time:.1f}, lockstep {args.n / ts_lock.wall_time:.1f} "
+          f"rollouts/s ({ts_seq.wall_time / ts_lock.wall_time:.2f}x)")
 
     # 3. TO alone vs warm start
     w = sw.warm_start(task, x0s, params, runner, seed=args.seed)

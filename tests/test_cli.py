@@ -26,7 +26,7 @@ def test_entry_point_runs_as_a_module():
 
 # ------------------------------------------------------------------ collect, train, export, evaluate, bench, loop
 def test_collect_train_export_evaluate_bench(tmp_path, capfd):
-    data, policy, exported = tmp_path / "d.npz", tmp_path / "policy.pt", tmp_path / "export.pt"
+    data, policy, exported = tmp_path / "d.npz", tmp_path / "policy.pt", tmp_path / "export.safetensors"
     assert main(["collect", "-o", str(data), "-n", "6", "--seed", "3", "-q", "--set", "solver.max_iters=300"]) == 0
     out = capfd.readouterr().out
     assert "pendulum/default" in out and "budget 300" in out
@@ -42,7 +42,9 @@ def test_collect_train_export_evaluate_bench(tmp_path, capfd):
     loaded = sw.load_policy(policy)
     assert loaded.kind == "mlp" and loaded.mlp_config.hidden_dims == (16, 16)
     assert main(["export", str(policy), str(exported)]) == 0
-    assert "exported mlp policy for pendulum" in capfd.readouterr().out
+    assert "exported mlp policy for pendulum to " in capfd.readouterr().out
+    assert main(["export", str(policy), str(tmp_path / "export.pt")]) == 0
+    assert "(TorchScript," in capfd.readouterr().out
 
     assert main(["evaluate", "--policy", f"sob_mlp={exported}", "-n", "3", "--seeds", "0", "--threads", "1",
                  "--json", str(tmp_path / "ev.json")]) == 0
@@ -64,7 +66,7 @@ def test_command_errors_are_one_line_with_status_2(tmp_path, capsys):
         (["train", str(tmp_path / "d.npz"), "-o", str(tmp_path / "p.pt"), "--policy", "diff", "--sobolev-weight", "1"],
          "error: train.sobolev_weight: policy 'diff' trains without the Sobolev term"),
         (["export", str(tmp_path / "p.pt"), str(tmp_path / "p.onnx")],
-         "error: output: expected a .pt (TorchScript) or .pt2 (AOTInductor) file name"),
+         "error: output: expected a .safetensors (native), .pt (TorchScript) or .pt2 (AOTInductor) file name"),
         (["evaluate", "--policy", str(tmp_path / "p.pt")], "error: --policy"),
         (["experiment", "everything"], "error: name: unknown experiment 'everything'"),
     ]

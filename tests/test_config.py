@@ -74,7 +74,7 @@ def test_wrong_types_are_named(override, message):
     ("train.epochs=0", "loop.train.epochs: expected a positive integer, got 0"),
     ("solver.tol=0", "loop.solver.tol: expected a tolerance > 0, got 0.0"),
     ("max_iters_growth=0.5", "loop.max_iters_growth: expected a factor >= 1 (1: a fixed budget), got 0.5"),
-    ("export=onnx", "loop.export: expected one of torchscript, aoti, got 'onnx'"),
+    ("export=onnx", "loop.export: expected one of native, torchscript, aoti, got 'onnx'"),
     ("task=pendlum", "loop.task: unknown task 'pendlum'; expected one of"),
     ("variant=sideways", "loop.variant: unknown variant 'sideways' of double_pendulum; expected one of default, reference"),
     ("train.policy=gan", "loop.train.policy: expected one of"),

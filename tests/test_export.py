@@ -1,13 +1,18 @@
 import dataclasses
 import json
 import shutil
+import struct
+
+import numpy as np
 
 import pytest
 import torch
 
 from sobolev_warmstart.data import ChunkSpec, TrajectoryData, build_dataset
 from sobolev_warmstart.diffusion import DiffusionConfig
-from sobolev_warmstart.export import export_aoti, export_torchscript, load_aoti, load_torchscript
+from sobolev_warmstart.export import (export_aoti, export_native, export_policy, export_torchscript, load_aoti,
+                                     load_native, load_torchscript)
+from sobolev_warmstart.rollout import load_policy_runner
 from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, policy_state, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
@@ -123,3 +128,128 @@ def test_saved_policies_keep_their_denoiser_and_older_files_load_as_before(tmp_p
     assert legacy.denoiser == "unet" and legacy.diffusion_config.past_actions
     with pytest.raises(ValueError, match="denoiser: expected one of"):
         DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="transformer")
+
+
+# ------------------------------------------------------------------------------------ native (.safetensors)
+def _close(got, ref):
+    """float32 rounding of a different summation order, through K denoising steps (measured: <= 3e-5 on outputs
+    of magnitude 20)."""
+    np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * max(1.0, float(np.abs(ref).max())))
+
+
+@pytest.mark.parametrize("nz,denoiser,past_actions,unet", [
+    (1, "unet", False, None), (0, "unet", True, None), (1, "mlp", False, None), (0, "mlp", True, None),
+    (1, "unet", False, UNetConfig(down_dims=(8, 16), n_groups=4, kernel_size=3, step_embed_dim=8))],
+    ids=["unet", "unet-nz0-past", "mlp", "mlp-nz0-past", "unet-2-levels"])
+def test_native_diffusion_equals_eager(tmp_path, nz, denoiser, past_actions, unet):
+    ds = _dataset(nz)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, unet, DiffusionConfig(past_actions=past_actions),
+                                        denoiser=denoiser, mlp=MLPConfig((32, 24))))
+    runner = load_policy_runner(export_native(policy, tmp_path / "p.safetensors"))
+    assert (runner.backend, runner.kind, runner.num_steps, runner.horizon) == ("native", "diffusion", 5, 16)
+    for batch in (1, 3, 8):
+        args = _diffusion_inputs(policy, batch, seed=batch)
+        with torch.no_grad():
+            ref = policy(*args).numpy()
+        got = runner.sample_chunks(*[a.numpy() for a in args])
+        _close(got, ref)
+        np.testing.assert_array_equal(got[:, :2], args[2].numpy())  # the history as given
+    # the history conditions the chunk exactly when the policy uses past actions
+    args = [a.numpy() for a in _diffusion_inputs(policy, 2)]
+    moved = runner.sample_chunks(args[0], args[1], args[2] + 1.0, args[3])
+    base = runner.sample_chunks(*args)
+    assert (np.abs(moved[:, 2:] - base[:, 2:]).max() > 1e-4) == past_actions
+
+
+@pytest.mark.parametrize("nz", [1, 0])
+def test_native_mlp_policy_equals_eager(tmp_path, nz):
+    ds = _dataset(nz)
+    policy = _perturbed(MLPPolicy(ds.task, ds.spec, ds.normalisers, MLPConfig((32, 16, 8))))
+    runner = load_policy_runner(export_native(policy, tmp_path / "m.safetensors"))
+    assert (runner.backend, runner.kind) == ("native", "mlp")
+    for batch in (1, 5):
+        g = torch.Generator().manual_seed(batch)
+        args = (torch.randn(batch, 2, generator=g), torch.randn(batch, nz, generator=g))
+        with torch.no_grad():
+            ref = policy(*args).numpy()
+        _close(runner.act(*[a.numpy() for a in args]), ref)
+
+
+def test_native_file_is_a_standard_safetensors_file(tmp_path):
+    ds = _dataset(1)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="mlp", mlp=MLPConfig((16,))))
+    path = export_policy(policy, tmp_path / "p.safetensors")
+    tensors, meta = load_native(path)
+    assert meta["kind"] == "diffusion" and meta["architecture"] == {
+        "network": "mlp_denoiser", "hidden_dims": [16], "step_embed_dim": 32, "clip_sample": True,
+        "clip_sample_range": 1.0, "past_actions": False}
+    state = policy.state_dict()
+    for name, t in state.items():
+        if not name.startswith("sampler.denoiser."):
+            np.testing.assert_array_equal(tensors[name], t.numpy())
+    assert "net.step_embed.freqs" in tensors  # a non-persistent buffer the forward needs
+    assert not any(n.startswith("sampler.denoiser.") for n in tensors)  # each tensor once
+    st = pytest.importorskip("safetensors.numpy")
+    other = st.load_file(str(path))
+    assert other.keys() == tensors.keys() and all(np.array_equal(other[k], tensors[k]) for k in other)
+
+
+def test_export_policy_follows_the_suffix(tmp_path):
+    ds = _dataset(1)
+    policy = _perturbed(MLPPolicy(ds.task, ds.spec, ds.normalisers, MLPConfig((8,))))
+    assert load_policy_runner(export_policy(policy, tmp_path / "m.pt")).backend == "torchscript"
+    assert load_policy_runner(export_policy(policy, tmp_path / "m.safetensors")).backend == "native"
+    with pytest.raises(ValueError, match=r"path: expected a \.safetensors \(native\), \.pt"):
+        export_policy(policy, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match=r"path: expected a \.safetensors file name"):
+        export_native(policy, tmp_path / "m.pt")
+    with pytest.raises(TypeError, match="policy: expected a DiffusionPolicy or MLPPolicy"):
+        export_native(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
+
+
+def _write_safetensors(path, tensors: dict, metadata: dict | None, dtype: str = "F32"):
+    header, blobs, offset = {}, [], 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, a in tensors.items():
+        raw = np.ascontiguousarray(a, dtype="<f4" if dtype == "F32" else "<f8").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+    return path
+
+
+def test_bad_native_files_give_clear_errors(tmp_path):
+    ds = _dataset(1)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="mlp", mlp=MLPConfig((16,))))
+    tensors, meta = load_native(export_native(policy, tmp_path / "good.safetensors"))
+    key = {"sobolev_warmstart": json.dumps(meta)}
+
+    def error(path):
+        with pytest.raises(ValueError) as e:
+            load_policy_runner(path)
+        return str(e.value)
+
+    (tmp_path / "short.safetensors").write_bytes(b"\x01\x02")
+    assert "shorter than the 8-byte header length" in error(tmp_path / "short.safetensors")
+    (tmp_path / "long.safetensors").write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    assert "exceeds the file size" in error(tmp_path / "long.safetensors")
+    (tmp_path / "json.safetensors").write_bytes(struct.pack("<Q", 5) + b"{oops")
+    assert "invalid JSON" in error(tmp_path / "json.safetensors")
+    assert "without sobolev_warmstart metadata" in error(_write_safetensors(tmp_path / "nometa.safetensors", tensors, None))
+    missing = {k: v for k, v in tensors.items() if k != "net.mlp.net.2.weight"}
+    assert "no tensor 'net.mlp.net.2.weight'" in error(_write_safetensors(tmp_path / "missing.safetensors", missing, key))
+    wrong = dict(meta, architecture=dict(meta["architecture"], hidden_dims=[17]))
+    msg = error(_write_safetensors(tmp_path / "shape.safetensors", tensors, {"sobolev_warmstart": json.dumps(wrong)}))
+    assert "tensor 'net.mlp.net.0.weight' has shape (16, " in msg and "expects (17, " in msg
+    assert "dtype F64, expected F32" in error(_write_safetensors(tmp_path / "f64.safetensors", tensors, key, "F64"))
+    net = dict(meta, architecture=dict(meta["architecture"], network="transformer"))
+    assert "unknown architecture.network 'transformer'" in error(
+        _write_safetensors(tmp_path / "net.safetensors", tensors, {"sobolev_warmstart": json.dumps(net)}))
+    raw = (tmp_path / "good.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(raw[:-100])  # truncated data
+    assert "do not hold" in error(tmp_path / "cut.safetensors")
+    with pytest.raises(ValueError, match="not a sobolev_warmstart policy file"):
+        load_native(_write_safetensors(tmp_path / "plain.safetensors", tensors, None))

@@ -35,8 +35,8 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
     for rel in ("config.json", "summary.json", "summary.csv", "iter_001/batches/batch_000.npz",
                 "iter_001/batches/batch_001.npz", "iter_001/trajectories.npz", "iter_001/instances.npz",
                 "iter_001/metrics.json", "iter_002/train/checkpoint.pt", "iter_002/policy.pt",
-                "iter_002/policy_export.pt", "iter_002/trajectories.npz", "iter_002/metrics.json",
-                "final/policy.pt", "final/policy_export.pt", "final/eval.json", "final/eval_batches/batch_001.npz"):
+                "iter_002/policy_export.safetensors", "iter_002/trajectories.npz", "iter_002/metrics.json",
+                "final/policy.pt", "final/policy_export.safetensors", "final/eval.json", "final/eval_batches/batch_001.npz"):
         assert (run / rel).is_file(), rel
     assert not (run / "iter_001/policy.pt").exists()  # iteration 1 is TO alone
     assert json.loads((run / "config.json").read_text())["train"]["policy"] == "sob_diff"
@@ -106,7 +106,7 @@ def test_rejections_and_dual_selection_match_the_solves(tmp_path):
     chosen_xs, accepted_all = [], []
     for b in range(2):
         batch = npz(run / f"iter_002/batches/batch_{b:03d}.npz")
-        ws = sw.warm_start(task, batch["x0s"], batch["params"], str(run / "iter_002/policy_export.pt"),
+        ws = sw.warm_start(task, batch["x0s"], batch["params"], str(run / "iter_002/policy_export.safetensors"),
                            seed=int(batch["rollout_seed"]), options=opts)
         d, w = ws.default, ws.warm
         np.testing.assert_array_equal(batch["default_converged"], d.converged)
@@ -208,7 +208,7 @@ def test_diverged_rollouts_are_not_refined_but_the_default_solve_still_counts(tm
     flags = np.concatenate([b["diverged"] for b in batches])
     assert 0 < flags.sum() < len(flags)
     for batch in batches:
-        ro = sw.rollout(task, batch["x0s"], batch["params"], str(run / "iter_002/policy_export.pt"),
+        ro = sw.rollout(task, batch["x0s"], batch["params"], str(run / "iter_002/policy_export.safetensors"),
                         seed=int(batch["rollout_seed"]))
         div = batch["diverged"]
         np.testing.assert_array_equal(div, np.abs(ro.xs).max(axis=(1, 2)) > 3.2)

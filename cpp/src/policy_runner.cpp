@@ -1,6 +1,7 @@
 #include "sobolev_warmstart/policy_runner.hpp"
 
 #include "json_reader.hpp"
+#include "native_network.hpp"
 
 #include <torch/script.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -14,10 +15,7 @@
 namespace sobolev_warmstart {
 namespace {
 
-constexpr const char *kMetadataFile = "metadata.json";  // TorchScript extra file (export.py)
-constexpr const char *kMetadataKey = "sobolev_warmstart";  // .pt2 package metadata key (export.py)
-
-PolicyMetadata parse_metadata(const std::string &path, const std::string &backend, const std::string &json) {
+PolicyMetadata parse_policy_metadata(const std::string &path, const std::string &backend, const std::string &json) {
   using detail::JsonValue;
   JsonValue root;
   try {
@@ -56,6 +54,10 @@ PolicyMetadata parse_metadata(const std::string &path, const std::string &backen
   }
   return m;
 }
+
+
+constexpr const char *kMetadataFile = "metadata.json";  // TorchScript extra file (export.py)
+constexpr const char *kMetadataKey = "sobolev_warmstart";  // .pt2 package metadata key (export.py)
 
 at::Tensor wrap(const float *data, std::initializer_list<int64_t> shape) {
   // from_blob does not copy; the policies never write to their inputs.
@@ -114,7 +116,7 @@ public:
       throw std::invalid_argument(path + ": TorchScript file without sobolev_warmstart metadata (" +
                                   std::string(kMetadataFile) + "); export it with sobolev_warmstart.export_torchscript");
     module_.eval();
-    meta_ = parse_metadata(path, "torchscript", extra[kMetadataFile]);
+    meta_ = parse_policy_metadata(path, "torchscript", extra[kMetadataFile]);
   }
 
 protected:
@@ -142,7 +144,7 @@ public:
     if (it == md.end())
       throw std::invalid_argument(path + ": AOTInductor package without sobolev_warmstart metadata; export it with "
                                   "sobolev_warmstart.export_aoti");
-    meta_ = parse_metadata(path, "aoti", it->second);
+    meta_ = parse_policy_metadata(path, "aoti", it->second);
   }
 
 protected:
@@ -150,6 +152,34 @@ protected:
 
 private:
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
+};
+
+/// The native backend (native_network.hpp): no libtorch on the call path.
+class NativeRunner final : public PolicyRunner {
+public:
+  explicit NativeRunner(const std::string &path) {
+    std::string json;
+    net_ = detail::NativeNetwork::load(path, json, [&](const std::string &text) {
+      meta_ = parse_policy_metadata(path, "native", text);
+      detail::NativeSizes s;
+      s.diffusion = meta_.kind == "diffusion";
+      s.na = meta_.dims.na;
+      s.no = meta_.dims.no;
+      s.nz = meta_.dims.nz;
+      s.horizon = meta_.horizon;
+      s.history = meta_.history;
+      s.num_steps = meta_.num_steps;
+      return s;
+    });
+  }
+  void sample_chunks(int b, const float *obs, const float *params, const float *hist, const float *noise,
+                     float *out) const override {
+    net_->sample_chunks(b, obs, params, hist, noise, out);
+  }
+  void act(int b, const float *obs, const float *params, float *out) const override { net_->act(b, obs, params, out); }
+
+private:
+  std::unique_ptr<detail::NativeNetwork> net_;
 };
 
 } // namespace
@@ -160,7 +190,9 @@ std::shared_ptr<PolicyRunner> PolicyRunner::load(const std::string &path, int nu
   const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".pt") return std::make_shared<TorchScriptRunner>(path);
   if (ext == ".pt2") return std::make_shared<AOTIRunner>(path, num_runners > 0 ? num_runners : omp_get_max_threads());
-  throw std::invalid_argument("policy_path: expected a .pt (TorchScript) or .pt2 (AOTInductor) file, got " + path);
+  if (ext == ".safetensors") return std::make_shared<NativeRunner>(path);
+  throw std::invalid_argument("policy_path: expected a .pt (TorchScript), .pt2 (AOTInductor) or .safetensors (native) "
+                              "file, got " + path);
 }
 
 void PolicyRunner::check_task(const Task &task) const {

@@ -26,7 +26,8 @@ from .models import MLPConfig, UNetConfig
 from .diffusion import DiffusionConfig
 from .train import TrainConfig, load_checkpoint, train
 from .policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
-from .export import export_aoti, export_torchscript, load_aoti, load_torchscript
+from .export import (export_aoti, export_native, export_policy, export_torchscript, load_aoti, load_native,
+                     load_torchscript)
 from .rollout import PolicyRunner, RolloutResult, load_policy_runner, rollout, rollout_noise
 from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, select_dual, warm_start
 from .baselines import NearestNeighbourLookup
@@ -36,7 +37,7 @@ __all__ = [
     "ChainedDerivatives", "ChunkDataset", "DualSolve", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
     "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
     "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "export_aoti",
-    "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_policy",
+    "export_native", "export_policy", "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_native", "load_policy",
     "load_torchscript", "make_task", "robots_dir", "save_dataset", "save_policy", "solve", "train",
     "load_policy_runner", "perturbed_solution_guess", "rollout", "rollout_noise", "scorecard", "select_dual", "warm_start",
 ]

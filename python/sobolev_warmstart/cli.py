@@ -142,20 +142,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_aoti, export_torchscript
+    from .export import EXPORT_SUFFIXES, export_policy
     from .policy import load_policy
     suffix = Path(args.output).suffix
-    if suffix not in (".pt", ".pt2"):
-        raise ValueError(f"output: expected a .pt (TorchScript) or .pt2 (AOTInductor) file name, got {args.output!r}")
+    if suffix not in EXPORT_SUFFIXES:
+        raise ValueError(f"output: expected a .safetensors (native), .pt (TorchScript) or .pt2 (AOTInductor) file "
+                         f"name, got {args.output!r}")
     policy = load_policy(args.policy)
     start = time.perf_counter()
-    if suffix == ".pt":
-        export_torchscript(policy, args.output)
-    else:
+    if suffix == ".pt2":
         print("compiling with AOTInductor (about a minute)...", file=sys.stderr, flush=True)
-        export_aoti(policy, args.output)
+    export_policy(policy, args.output)
+    names = {"native": "native", "torchscript": "TorchScript", "aoti": "AOTInductor"}
     print(f"exported {policy.kind} policy for {policy.task.name} to {args.output} "
-          f"({'TorchScript' if suffix == '.pt' else 'AOTInductor'}, {time.perf_counter() - start:.1f} s)")
+          f"({names[EXPORT_SUFFIXES[suffix]]}, {time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -339,9 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p, "training (TrainConfig keys)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("export", help="export a saved policy: .pt (TorchScript) or .pt2 (AOTInductor)")
+    p = sub.add_parser("export", help="export a saved policy: .safetensors (native), .pt (TorchScript) or .pt2 "
+                                      "(AOTInductor)")
     p.add_argument("policy", help="saved policy (policy.pt) or training checkpoint")
-    p.add_argument("output", help="exported file: .pt (TorchScript, ~1 s) or .pt2 (AOTInductor, ~1 min)")
+    p.add_argument("output", help="exported file: .safetensors (native C++ forward, fastest), .pt (TorchScript, ~1 s) "
+                                  "or .pt2 (AOTInductor, ~1 min)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="TO alone vs warm starts from exported policies, over rollout seeds")

@@ -40,7 +40,7 @@ __all__ = [
     "load_loop_config", "diff_configs",
 ]
 
-EXPORT_BACKENDS = {"torchscript": ".pt", "aoti": ".pt2"}
+EXPORT_BACKENDS = {"native": ".safetensors", "torchscript": ".pt", "aoti": ".pt2"}
 
 
 class ConfigError(ValueError):
@@ -118,7 +118,8 @@ class LoopConfig:
     policy rollout), keeping the lower-cost converged solve. instances: new instances per iteration, sampled with
     seed ``seed + iteration - 1``. collect_batch: instances solved and saved per file (an interruption loses at
     most one batch). action_steps: executed actions per replan in rollouts (None: the policy's own A).
-    export: ``"torchscript"`` (``.pt``, ~1 s) or ``"aoti"`` (``.pt2``, ~1 min to compile).
+    export: ``"native"`` (``.safetensors`` for the C++ runner's compact forward, the fastest; milliseconds to write),
+    ``"torchscript"`` (``.pt``, ~1 s) or ``"aoti"`` (``.pt2``, ~1 min to compile).
     max_iters_growth: the solver budget of iteration ``k`` is ``round(solver.max_iters * growth**(k-1))``.
     divergence_bound: a rollout with a non-finite state or a coordinate beyond it is not refined (its warm
     solve counts as not converged; the default-guess solve of the instance still runs).
@@ -136,7 +137,7 @@ class LoopConfig:
     seed: int = 0
     collect_batch: int = 8
     action_steps: int | None = None
-    export: str = "torchscript"
+    export: str = "native"
     max_iters_growth: float = 1.0
     divergence_bound: float = 1e3
     chunk: ChunkSpec = field(default_factory=ChunkSpec)

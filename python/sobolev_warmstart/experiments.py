@@ -41,7 +41,7 @@ import torch
 from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TrajectoryData, atomic_write_bytes, build_dataset
 from .evaluate import METHOD_LABELS, EvaluationResult, evaluate_methods, write_rows_csv
-from .export import export_torchscript
+from .export import export_native
 from .models import MLPConfig, UNetConfig
 from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
@@ -168,8 +168,8 @@ def _train_config(s: ExperimentSettings, method: str, num_samples: int, checkpoi
 
 def _train_export(dataset, method: str, s: ExperimentSettings, folder: Path,
                   snapshot_points: tuple[float, ...] = ()) -> tuple[Path, dict[int, Path], dict]:
-    """Train ``method`` on ``dataset`` and export it to ``folder/policy.pt``. With ``snapshot_points``, the policy
-    is also exported at those fractions of the run (``folder/epoch_<e>.pt``, read back from the checkpoint the
+    """Train ``method`` on ``dataset`` and export it to ``folder/policy.safetensors`` (the native C++ forward). With
+    ``snapshot_points``, the policy is also exported at those fractions of the run (``folder/epoch_<e>.safetensors``, read back from the checkpoint the
     trainer writes every epoch). Returns (path, {epoch: path}, info)."""
     folder.mkdir(parents=True, exist_ok=True)
     ckpt = folder / "checkpoint" if snapshot_points else None
@@ -180,14 +180,14 @@ def _train_export(dataset, method: str, s: ExperimentSettings, folder: Path,
     def callback(epoch: int, logs: dict) -> None:
         if epoch in snap_epochs:
             policy, _, _ = load_checkpoint(ckpt)
-            snapshots[epoch] = folder / f"epoch_{epoch}.pt"
-            export_torchscript(policy, snapshots[epoch])
+            snapshots[epoch] = folder / f"epoch_{epoch}.safetensors"
+            export_native(policy, snapshots[epoch])
 
     t0 = time.perf_counter()
     policy = train(dataset, config, callback=callback if snapshot_points else None)
     train_time = time.perf_counter() - t0
-    path = folder / "policy.pt"
-    export_torchscript(policy, path)
+    path = folder / "policy.safetensors"
+    export_native(policy, path)
     last = policy.train_history[-1] if policy.train_history else {}
     info = {"method": method, "epochs": config.epochs, "samples": len(dataset), "train_time": train_time,
             "sobolev_weight": config.sobolev_weight, "final_loss": last.get("loss"), "final_mse": last.get("mse")}
@@ -267,7 +267,7 @@ def sample_efficiency(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
         rows += [{"num_trajectories": n, "converged_trajectories": used, **r} for r in ev.rows]
         if largest and s.epoch_points:
             for epoch in sorted(next(iter(snaps.values()))):
-                if all(snaps[m][epoch].parent / "policy.pt" == policies[m] and epoch == _epochs_of(policies[m])
+                if all(snaps[m][epoch].parent / "policy.safetensors" == policies[m] and epoch == _epochs_of(policies[m])
                        for m in s.methods):
                     epoch_rows += [{"epochs": epoch, **r} for r in ev.rows]  # the final policies: evaluated above
                     continue

@@ -23,8 +23,8 @@ Run directory (every file written atomically)::
     iter_001/instances.npz       per-instance results of the iteration (all batches merged)
     iter_001/metrics.json        counts, sources, iterations, times, costs (written last: the iteration is done)
     iter_002/train/              training checkpoint (resumable) ...
-    iter_002/policy.pt, iter_002/policy_export.pt   the policy used to collect iteration 2 (save_policy, export)
-    final/train/, final/policy.pt, final/policy_export.pt, final/eval_batches/, final/eval.json
+    iter_002/policy.pt, iter_002/policy_export.safetensors   the policy used to collect iteration 2 (save_policy, export)
+    final/train/, final/policy.pt, final/policy_export.safetensors, final/eval_batches/, final/eval.json
     summary.json, summary.csv    per-iteration metrics and the evaluation
 
 Resume: calling ``run_loop`` again with the same config continues where the last call stopped: finished
@@ -53,7 +53,7 @@ from .config import BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_
 from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .distributed import BatchJob, run_batches_on_ray
-from .export import export_aoti, export_torchscript
+from .export import export_policy
 from .policy import save_policy
 from .rollout import load_policy_runner
 from .sensitivities import chained_derivatives
@@ -362,7 +362,7 @@ def _train_policy(config: LoopConfig, data: TrajectoryData, folder: Path, seed: 
     train_time = time.perf_counter() - start
     save_policy(policy, policy_path)
     if not export_path.exists():
-        (export_aoti if config.export == "aoti" else export_torchscript)(policy, export_path)
+        export_policy(policy, export_path)
     hist = policy.train_history
     meta = {"trajectories": int(data.num_instances), "samples": len(dataset), "epochs": tcfg.epochs,
             "seed": seed, "final_loss": hist[-1]["loss"] if hist else None,

@@ -32,7 +32,7 @@ from .tasks import Task
 
 __all__ = ["PolicyRunner", "RolloutResult", "load_policy_runner", "rollout", "rollout_noise", "num_replans"]
 
-#: A policy exported for C++ (``sobolev_warmstart.export_torchscript`` / ``export_aoti``), loaded once.
+#: A policy exported for C++ (``sobolev_warmstart.export_native`` / ``export_torchscript`` / ``export_aoti``), loaded once.
 PolicyRunner = _core.PolicyRunner
 
 
@@ -70,9 +70,10 @@ class RolloutResult:
 
 
 def load_policy_runner(path: str | os.PathLike, num_runners: int = 0) -> PolicyRunner:
-    """Load an exported policy into the C++ runner (``.pt``: TorchScript, ``.pt2``: AOTInductor)."""
+    """Load an exported policy into the C++ runner (``.safetensors``: native Eigen forward, ``.pt``: TorchScript,
+    ``.pt2``: AOTInductor)."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"policy_path: expected a path to a .pt or .pt2 file, got {type(path).__name__}")
+        raise TypeError(f"policy_path: expected a path to a .safetensors, .pt or .pt2 file, got {type(path).__name__}")
     return PolicyRunner(str(path), num_runners)
 
 
@@ -115,7 +116,7 @@ def as_runner(policy) -> PolicyRunner | None:
         return load_policy_runner(policy)
     if isinstance(policy, (DiffusionPolicy, MLPPolicy)):
         return None
-    raise TypeError("policy: expected a path to an exported .pt/.pt2 file, a PolicyRunner, or a DiffusionPolicy/"
+    raise TypeError("policy: expected a path to an exported .safetensors/.pt/.pt2 file, a PolicyRunner, or a DiffusionPolicy/"
                     f"MLPPolicy, got {type(policy).__name__}")
 
 

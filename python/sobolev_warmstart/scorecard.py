@@ -42,7 +42,7 @@ loses at most one collection batch or one training epoch)::
 
     <task>/<variant>/settings.json       the variant's settings (another scale or settings there is refused)
     <task>/<variant>/collect/batch_*.npz, trajectories.npz, collect.json
-    <task>/<variant>/{diff,sob_diff}/checkpoint/, policy_export.pt, train.json
+    <task>/<variant>/{diff,sob_diff}/checkpoint/, policy_export.safetensors, train.json
     <task>/<variant>/evaluation.json, per_instance.npz
     <task>/<variant>/subsets/n<k>/...     Sob+Diff on the first k trajectories: checkpoint, export, result.json
     <task>/<variant>/result.json         the variant's rows (written last: the variant is done)
@@ -72,13 +72,13 @@ from . import _core
 from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
-from .export import export_torchscript
+from .export import export_native
 from .diffusion import DiffusionConfig
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import SolverOptions
 from .tasks import Task, available_tasks, make_task
-from .train import TrainConfig, train
+from .train import TrainConfig, load_checkpoint, train
 from .warmstart import diverged_rollouts
 
 __all__ = ["SCALES", "DEFAULT_VARIANTS", "SMOKE_VARIANTS", "SCORECARD_METHODS", "FULL_ESTIMATES_S",
@@ -99,7 +99,7 @@ SMOKE_VARIANTS = ("pendulum/default", "ur5/fixed_start_fixed_target")
 #: Methods of the scorecard, in report order.
 SCORECARD_METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
 _LEARNED = ("diff", "sob_diff")
-_EXPORT = "policy_export.pt"
+_EXPORT = "policy_export.safetensors"  # the native C++ forward (export.export_native)
 _FORMAT = "sobolev_warmstart.scorecard"
 _FORMAT_VERSION = 1
 
@@ -325,11 +325,15 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
 
 
 def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path, say: Progress) -> Path:
-    """Train ``method`` on ``data`` (resumable from ``folder/checkpoint``) and export it to ``folder/policy_export.pt``;
-    the meta data in ``folder/train.json`` (written last)."""
+    """Train ``method`` on ``data`` (resumable from ``folder/checkpoint``) and export it to
+    ``folder/policy_export.safetensors``; the meta data in ``folder/train.json`` (written last)."""
     export = folder / _EXPORT
     meta_path = folder / "train.json"
     if meta_path.exists() and export.exists():
+        return export
+    if meta_path.exists() and (folder / "checkpoint").exists():  # trained before the native export existed
+        policy, _, _ = load_checkpoint(folder / "checkpoint")
+        export_native(policy, export)
         return export
     dataset = build_dataset(data, s.chunk())
     config = s.train_config(method, len(dataset), folder / "checkpoint")
@@ -338,7 +342,7 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
     t0 = time.perf_counter()
     policy = train(dataset, config)
     train_time = time.perf_counter() - t0
-    export_torchscript(policy, export)
+    export_native(policy, export)
     last = policy.train_history[-1] if policy.train_history else {}
     _write_json(meta_path, {"method": method, "trajectories": int(data.num_instances), "samples": len(dataset),
                             "epochs": config.epochs, "steps": config.epochs * math.ceil(len(dataset) / s.batch_size),

@@ -1,0 +1,571 @@
+/// @file
+/// @brief The native policy backend's network (see native_network.hpp): a `.safetensors` file (weights + the
+/// architecture in its metadata, written by sobolev_warmstart.export_native) evaluated by a compact Eigen
+/// forward in float32.
+///
+/// Why: at batch 1 the networks' arithmetic costs tens of microseconds while libtorch spends about a
+/// millisecond per call dispatching operators. Here every layer is one small matrix product over
+/// preallocated-size Eigen matrices, and what does not change within a call is computed once:
+/// - the diffusion-step embedding and its share of the first layer / FiLM projections, per step, at load;
+/// - the conditioning's share of the first layer / FiLM projections, once per call (not per denoising step).
+/// The result equals the eager PyTorch policy to float32 rounding (tests/test_export.py).
+
+#include "json_reader.hpp"
+#include "native_network.hpp"
+
+// A private copy of Eigen: this unit may be compiled for another instruction set (and so another alignment)
+// than the rest of the library; renaming the namespace keeps every Eigen symbol it instantiates its own.
+// Single-threaded products: the rollouts parallelise across instances.
+#define Eigen sobolev_warmstart_native_eigen
+#define EIGEN_DONT_PARALLELIZE
+#include <Eigen/Dense>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sobolev_warmstart::detail {
+namespace {
+
+using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;  // column-major: features x batch/time
+using Vec = Eigen::VectorXf;
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+constexpr const char *kMetadataKey = "sobolev_warmstart";  // the __metadata__ key (export.py)
+
+struct Tensor {
+  std::vector<std::int64_t> shape;
+  std::vector<float> data;
+};
+
+std::string shape_str(const std::vector<std::int64_t> &shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+/// The tensors and string metadata of a safetensors file (float32 tensors only).
+class TensorFile {
+public:
+  explicit TensorFile(const std::string &path) : path_(path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::invalid_argument(path + ": cannot open the file");
+    const std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (bytes.size() < 8) fail("shorter than the 8-byte header length");
+    std::uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= std::uint64_t(std::uint8_t(bytes[i])) << (8 * i);
+    if (n > bytes.size() - 8) fail("header length " + std::to_string(n) + " exceeds the file size");
+    JsonValue root;
+    try {
+      root = parse_json(std::string(bytes.data() + 8, std::size_t(n)));
+    } catch (const std::invalid_argument &e) {
+      fail(e.what());
+    }
+    if (root.kind != JsonValue::Kind::Object) fail("the header is not a JSON object");
+    const std::size_t data0 = 8 + std::size_t(n), size = bytes.size() - data0;
+    for (const auto &[name, v] : root.object) {
+      if (name == "__metadata__") {
+        for (const auto &[key, value] : v.object) metadata_[key] = value.as_string("__metadata__." + key);
+        continue;
+      }
+      const std::string where = "tensor '" + name + "'";
+      const std::string dtype = v.at("dtype", where).as_string(where + " dtype");
+      if (dtype != "F32") fail(where + " has dtype " + dtype + ", expected F32");
+      Tensor t;
+      std::int64_t count = 1;
+      for (const auto &d : v.at("shape", where).array) {
+        t.shape.push_back(d.as_int(where + " shape"));
+        if (t.shape.back() < 0) fail(where + " has a negative size");
+        count *= t.shape.back();
+      }
+      const auto &off = v.at("data_offsets", where).array;
+      if (off.size() != 2) fail(where + ": data_offsets must hold two numbers");
+      const double b = off[0].as_double(where), e = off[1].as_double(where);
+      if (b < 0 || e < b || e > double(size) || e - b != 4.0 * double(count))
+        fail(where + ": data_offsets [" + std::to_string(std::int64_t(b)) + ", " + std::to_string(std::int64_t(e)) +
+             ") do not hold " + std::to_string(count) + " float32 values inside the data");
+      t.data.resize(std::size_t(count));
+      if (count) std::memcpy(t.data.data(), bytes.data() + data0 + std::size_t(b), 4 * std::size_t(count));
+      tensors_[name] = std::move(t);
+    }
+  }
+
+  const std::map<std::string, std::string> &metadata() const { return metadata_; }
+
+  /// The tensor `name`, which must have `shape`; throws naming the file, the tensor and both shapes.
+  const std::vector<float> &get(const std::string &name, const std::vector<std::int64_t> &shape) const {
+    const auto it = tensors_.find(name);
+    if (it == tensors_.end())
+      throw std::invalid_argument(path_ + ": the policy file has no tensor '" + name + "' (expected shape " +
+                                  shape_str(shape) + "); export it with sobolev_warmstart.export_native");
+    if (it->second.shape != shape)
+      throw std::invalid_argument(path_ + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) +
+                                  ", the architecture in the metadata expects " + shape_str(shape));
+    return it->second.data;
+  }
+  Vec vec(const std::string &name, std::int64_t n) const {
+    const auto &d = get(name, {n});
+    return Eigen::Map<const Vec>(d.data(), n);
+  }
+
+  [[noreturn]] void fail(const std::string &why) const {
+    throw std::invalid_argument(path_ + ": not a valid safetensors policy file (" + why + ")");
+  }
+
+private:
+  std::string path_;
+  std::map<std::string, Tensor> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// x tanh(softplus(x)) with one (vectorised) exponential: tanh(log(1 + e)) = n / (n + 2), n = e (e + 2).
+void mish(Mat &x) {
+  const Eigen::ArrayXXf e = x.array().min(20.0f).exp();
+  const Eigen::ArrayXXf n = e * (e + 2.0f);
+  x = (x.array() > 20.0f).select(x.array(), x.array() * n / (n + 2.0f)).matrix();
+}
+
+struct Linear {
+  Mat w;  // (out, in)
+  Vec b;
+  Linear() = default;
+  Linear(const TensorFile &f, const std::string &prefix, int in, int out)
+      : w(Eigen::Map<const RowMat>(f.get(prefix + ".weight", {out, in}).data(), out, in)),
+        b(f.vec(prefix + ".bias", out)) {}
+  Mat operator()(const Mat &x) const {
+    Mat y = w * x;
+    y.colwise() += b;
+    return y;
+  }
+};
+
+// Batched sequences: a (channels, T * B) matrix holds B sequences side by side, column b * T + t.
+
+/// Conv1d (weight (out, in, k)) as one product with the im2col matrix of all B sequences.
+struct Conv1d {
+  Mat w;  // (out, k * in), column j * in + c: tap j of input channel c
+  Vec b;
+  int in = 1, k = 1, stride = 1, pad = 0;
+  Conv1d() = default;
+  Conv1d(const TensorFile &f, const std::string &prefix, int in_, int out, int k_, int stride_, int pad_)
+      : w(out, in_ * k_), b(f.vec(prefix + ".bias", out)), in(in_), k(k_), stride(stride_), pad(pad_) {
+    const auto &d = f.get(prefix + ".weight", {out, in, k});
+    for (int o = 0; o < out; ++o)
+      for (int c = 0; c < in; ++c)
+        for (int j = 0; j < k; ++j) w(o, j * in + c) = d[(std::size_t(o) * in + c) * k + j];
+  }
+  Mat operator()(const Mat &x, int B) const {  // x (in, T * B) -> (out, tout * B)
+    const int T = int(x.cols()) / B, tout = (T + 2 * pad - k) / stride + 1;
+    Mat y;
+    if (k == 1 && stride == 1 && pad == 0) {
+      y.noalias() = w * x;
+    } else {
+      Mat cols = Mat::Zero(Eigen::Index(in) * k, Eigen::Index(tout) * B);
+      for (int s = 0; s < B; ++s)
+        for (int t = 0; t < tout; ++t)
+          for (int j = 0; j < k; ++j) {
+            const int src = t * stride - pad + j;
+            if (src >= 0 && src < T) cols.block(Eigen::Index(j) * in, Eigen::Index(s) * tout + t, in, 1) = x.col(Eigen::Index(s) * T + src);
+          }
+      y.noalias() = w * cols;
+    }
+    y.colwise() += b;
+    return y;
+  }
+};
+
+/// ConvTranspose1d (weight (in, out, k)): one product per kernel tap, scattered to the output times.
+struct ConvTranspose1d {
+  std::vector<Mat> taps;  // (out, in) per tap
+  Vec b;
+  int stride = 2, pad = 1;
+  ConvTranspose1d() = default;
+  ConvTranspose1d(const TensorFile &f, const std::string &prefix, int in, int out, int k, int stride_, int pad_)
+      : b(f.vec(prefix + ".bias", out)), stride(stride_), pad(pad_) {
+    const auto &d = f.get(prefix + ".weight", {in, out, k});
+    taps.assign(std::size_t(k), Mat(out, in));
+    for (int c = 0; c < in; ++c)
+      for (int o = 0; o < out; ++o)
+        for (int j = 0; j < k; ++j) taps[std::size_t(j)](o, c) = d[(std::size_t(c) * out + o) * k + j];
+  }
+  Mat operator()(const Mat &x, int B) const {  // x (in, T * B) -> (out, tout * B)
+    const int T = int(x.cols()) / B, k = int(taps.size());
+    const int tout = (T - 1) * stride - 2 * pad + k;
+    Mat y = Mat::Zero(b.size(), Eigen::Index(tout) * B);
+    Mat p;
+    for (int j = 0; j < k; ++j) {
+      p.noalias() = taps[std::size_t(j)] * x;
+      for (int s = 0; s < B; ++s)
+        for (int t = 0; t < T; ++t) {
+          const int dst = t * stride - pad + j;
+          if (dst >= 0 && dst < tout) y.col(Eigen::Index(s) * tout + dst) += p.col(Eigen::Index(s) * T + t);
+        }
+    }
+    y.colwise() += b;
+    return y;
+  }
+};
+
+struct GroupNorm {
+  Vec w, b;
+  int groups = 1;
+  float eps = 1e-5f;
+  GroupNorm() = default;
+  GroupNorm(const TensorFile &f, const std::string &prefix, int channels, int groups_, float eps_)
+      : w(f.vec(prefix + ".weight", channels)), b(f.vec(prefix + ".bias", channels)), groups(groups_), eps(eps_) {}
+  void operator()(Mat &x, int B) const {  // statistics per sequence and group
+    const Eigen::Index per = x.rows() / groups, T = x.cols() / B;
+    for (int s = 0; s < B; ++s)
+      for (int g = 0; g < groups; ++g) {
+        auto block = x.block(g * per, s * T, per, T);
+        const float mean = block.mean();
+        const float var = (block.array() - mean).square().mean();
+        const float inv = 1.0f / std::sqrt(var + eps);
+        for (Eigen::Index r = 0; r < per; ++r) {
+          const Eigen::Index c = g * per + r;
+          block.row(r) = ((block.row(r).array() - mean) * (inv * w(c)) + b(c)).matrix();
+        }
+      }
+  }
+};
+
+/// Conv1d -> GroupNorm -> Mish.
+struct ConvBlock {
+  Conv1d conv;
+  GroupNorm norm;
+  ConvBlock() = default;
+  ConvBlock(const TensorFile &f, const std::string &p, int in, int out, int k, int groups, float eps)
+      : conv(f, p + ".conv", in, out, k, 1, k / 2), norm(f, p + ".norm", out, groups, eps) {}
+  Mat operator()(const Mat &x, int B) const {
+    Mat y = conv(x, B);
+    norm(y, B);
+    mish(y);
+    return y;
+  }
+};
+
+/// The diffusion-step embedding: sinusoids, Linear(E, 4E), Mish, Linear(4E, E).
+Vec step_embedding(const TensorFile &f, const std::string &p, int dim, int k) {
+  const int half = dim / 2;
+  const Vec freqs = f.vec(p + ".freqs", half);
+  Mat s(dim, 1);
+  for (int i = 0; i < half; ++i) {
+    const float arg = float(k) * freqs(i);
+    s(i, 0) = std::sin(arg);
+    s(half + i, 0) = std::cos(arg);
+  }
+  Mat h = Linear(f, p + ".mlp.0", dim, 4 * dim)(s);
+  mish(h);
+  return Linear(f, p + ".mlp.2", 4 * dim, dim)(h).col(0);
+}
+
+/// A denoiser ``x0 = net(sample, k, cond)`` over column-stacked chunks. `prepare` computes what depends on
+/// the conditioning only, once per call; `denoise` then runs one step.
+class Denoiser {
+public:
+  virtual ~Denoiser() = default;
+  virtual std::vector<Mat> prepare(const Mat &cond) const = 0;
+  /// sample (H*na, B) (entry t*na + a of a column is action a at time t) -> clean chunk, same layout.
+  virtual Mat denoise(const Mat &sample, int k, const std::vector<Mat> &prepared) const = 0;
+};
+
+/// models/chunk_mlp.py: an MLP over [flattened chunk, step embedding, cond].
+class MLPDenoiser final : public Denoiser {
+public:
+  MLPDenoiser(const TensorFile &f, const std::vector<int> &hidden, int chunk, int embed, int cond_dim, int K) {
+    const int in = chunk + embed + cond_dim;
+    int d = in;
+    for (std::size_t i = 0; i <= hidden.size(); ++i) {
+      const int out = i < hidden.size() ? hidden[i] : chunk;
+      layers_.emplace_back(f, "net.mlp.net." + std::to_string(2 * i), d, out);
+      d = out;
+    }
+    const Linear &first = layers_.front();
+    w_sample_ = first.w.leftCols(chunk);
+    w_cond_ = first.w.rightCols(cond_dim);
+    for (int k = 0; k < K; ++k)
+      step_bias_.push_back(first.w.middleCols(chunk, embed) * step_embedding(f, "net.step_embed", embed, k) + first.b);
+  }
+  std::vector<Mat> prepare(const Mat &cond) const override { return {w_cond_ * cond}; }
+  Mat denoise(const Mat &x, int k, const std::vector<Mat> &prepared) const override {
+    Mat h = w_sample_ * x + prepared[0];
+    h.colwise() += step_bias_[std::size_t(k)];
+    for (std::size_t i = 1; i < layers_.size(); ++i) {
+      mish(h);
+      h = layers_[i](h);
+    }
+    return h;
+  }
+
+private:
+  std::vector<Linear> layers_;
+  Mat w_sample_, w_cond_;
+  std::vector<Vec> step_bias_;  // first-layer bias plus the step embedding's share, per step
+};
+
+/// models/unet.py: the conditional 1-D U-Net with FiLM residual blocks.
+class UNetDenoiser final : public Denoiser {
+public:
+  UNetDenoiser(const TensorFile &f, const std::vector<int> &down_dims, int kernel, int groups, float eps, int embed,
+               int cond_dim, int na, int horizon, int K)
+      : na_(na), horizon_(horizon) {
+    std::vector<int> dims{na};
+    dims.insert(dims.end(), down_dims.begin(), down_dims.end());
+    const int levels = int(down_dims.size()), c = embed + cond_dim;
+    auto res = [&](const std::string &p, int in, int out) {
+      Res r;
+      r.b1 = ConvBlock(f, p + ".block1", in, out, kernel, groups, eps);
+      r.b2 = ConvBlock(f, p + ".block2", out, out, kernel, groups, eps);
+      const Linear film(f, p + ".film.1", c, 2 * out);
+      r.film_cond = film.w.rightCols(cond_dim);
+      r.film_step = film.w.leftCols(embed);
+      r.film_bias = film.b;
+      r.cout = out;
+      r.has_skip = in != out;
+      if (r.has_skip) r.skip = Conv1d(f, p + ".skip", in, out, 1, 1, 0);
+      blocks_.push_back(std::move(r));
+      return int(blocks_.size()) - 1;
+    };
+    for (int i = 0; i < levels; ++i) {
+      const std::string p = "net.down." + std::to_string(i);
+      Level l;
+      l.r1 = res(p + ".res1", dims[i], dims[i + 1]);
+      l.r2 = res(p + ".res2", dims[i + 1], dims[i + 1]);
+      l.resample = i < levels - 1;
+      if (l.resample) l.down = Conv1d(f, p + ".sample", dims[i + 1], dims[i + 1], 3, 2, 1);
+      down_.push_back(std::move(l));
+    }
+    mid_ = {res("net.mid.0", dims[levels], dims[levels]), res("net.mid.1", dims[levels], dims[levels])};
+    for (int j = 0, i = levels - 1; i >= 1; ++j, --i) {
+      const std::string p = "net.up." + std::to_string(j);
+      Level l;
+      l.r1 = res(p + ".res1", 2 * dims[i + 1], dims[i]);
+      l.r2 = res(p + ".res2", dims[i], dims[i]);
+      l.up = ConvTranspose1d(f, p + ".sample", dims[i], dims[i], 4, 2, 1);
+      up_.push_back(std::move(l));
+    }
+    final_block_ = ConvBlock(f, "net.final.0", dims[1], dims[1], kernel, groups, eps);
+    final_conv_ = Conv1d(f, "net.final.1", dims[1], na, 1, 1, 0);
+    // FiLM's input is mish([step embedding, cond]): the step's share per step, here
+    for (int k = 0; k < K; ++k) {
+      Mat e = step_embedding(f, "net.step_embed", embed, k);
+      mish(e);
+      for (Res &r : blocks_) r.step_share.push_back(r.film_step * e.col(0) + r.film_bias);
+    }
+  }
+
+  std::vector<Mat> prepare(const Mat &cond) const override {
+    Mat m = cond;
+    mish(m);
+    std::vector<Mat> out;
+    out.reserve(blocks_.size());
+    for (const Res &r : blocks_) out.push_back(r.film_cond * m);
+    return out;
+  }
+
+  Mat denoise(const Mat &sample, int k, const std::vector<Mat> &prepared) const override {
+    const int B = int(sample.cols());
+    auto run = [&](int i, const Mat &x) {
+      const Res &r = blocks_[std::size_t(i)];
+      Mat h = r.b1(x, B);
+      const Eigen::Index T = h.cols() / B;
+      for (int s = 0; s < B; ++s) {  // FiLM: per-channel scale and bias of each sequence
+        const Vec sb = r.step_share[std::size_t(k)] + prepared[std::size_t(i)].col(s);
+        auto hs = h.middleCols(s * T, T).array();
+        hs = (hs.colwise() * sb.head(r.cout).array()).colwise() + sb.tail(r.cout).array();
+      }
+      h = r.b2(h, B);
+      if (r.has_skip) h += r.skip(x, B);
+      else h += x;
+      return h;
+    };
+    // (H*na, B) column-major is (na, H * B): channels x (sequence, time), the batched layout
+    Mat x = Eigen::Map<const Mat>(sample.data(), na_, Eigen::Index(horizon_) * B);
+    std::vector<Mat> skips;
+    for (const Level &l : down_) {
+      x = run(l.r2, run(l.r1, x));
+      skips.push_back(x);
+      if (l.resample) x = l.down(x, B);
+    }
+    for (int i : mid_) x = run(i, x);
+    for (const Level &l : up_) {
+      Mat cat(x.rows() + skips.back().rows(), x.cols());
+      cat << x, skips.back();
+      skips.pop_back();
+      x = l.up(run(l.r2, run(l.r1, cat)), B);
+    }
+    const Mat y = final_conv_(final_block_(x, B), B);
+    return Eigen::Map<const Mat>(y.data(), sample.rows(), B);
+  }
+
+private:
+  struct Res {
+    ConvBlock b1, b2;
+    Mat film_cond, film_step;
+    Vec film_bias;
+    std::vector<Vec> step_share;  // film bias + the step embedding's share, per step
+    bool has_skip = false;
+    Conv1d skip;
+    int cout = 0;
+  };
+  struct Level {
+    int r1 = 0, r2 = 0;
+    bool resample = false;
+    Conv1d down;
+    ConvTranspose1d up;
+  };
+  int na_, horizon_;
+  std::vector<Res> blocks_;
+  std::vector<Level> down_, up_;
+  std::vector<int> mid_;
+  ConvBlock final_block_;
+  Conv1d final_conv_;
+};
+
+std::vector<int> int_list(const JsonValue &v, const std::string &what) {
+  std::vector<int> out;
+  if (v.kind != JsonValue::Kind::Array) throw std::invalid_argument(what + ": expected a list in the metadata");
+  for (const auto &x : v.array) {
+    out.push_back(x.as_int(what));
+    if (out.back() < 1) throw std::invalid_argument(what + ": expected positive sizes in the metadata");
+  }
+  return out;
+}
+
+/// Normaliser of one group of variables: physical = normalised * scale + offset.
+struct Normaliser {
+  Vec offset, scale;
+  Normaliser(const TensorFile &f, const std::string &key, int n)
+      : offset(f.vec(key + "_offset", n)), scale(f.vec(key + "_scale", n)) {}
+};
+
+class Network final : public NativeNetwork {
+public:
+  Network(const std::string &path, const TensorFile &f, const JsonValue &root, const NativeSizes &m)
+      : m_(m), path_(path), a_(f, "a", m.na), o_(f, "o", m.no), z_(f, "z", m.nz) {
+    const JsonValue &arch = root.at("architecture", path);
+    const std::string network = arch.at("network", path + " architecture").as_string("architecture.network");
+    if (!m.diffusion) {
+      if (network != "mlp") throw std::invalid_argument(path + ": an mlp policy with network '" + network + "'");
+      const auto hidden = int_list(arch.at("hidden_dims", path), "architecture.hidden_dims");
+      int d = m.no + m.nz;
+      for (std::size_t i = 0; i <= hidden.size(); ++i) {
+        const int out = i < hidden.size() ? hidden[i] : m.na;
+        layers_.emplace_back(f, "net.net." + std::to_string(2 * i), d, out);
+        d = out;
+      }
+      return;
+    }
+    const int K = m.num_steps, chunk = m.horizon * m.na, cond_dim = m.history * m.no + m.nz;
+    const int embed = arch.at("step_embed_dim", path).as_int("architecture.step_embed_dim");
+    if (embed < 2 || embed % 2) throw std::invalid_argument(path + ": architecture.step_embed_dim must be even and >= 2");
+    clip_ = arch.at("clip_sample", path).kind == JsonValue::Kind::Bool && arch.at("clip_sample", path).boolean;
+    clip_range_ = float(arch.at("clip_sample_range", path).as_double("architecture.clip_sample_range"));
+    past_actions_ = arch.at("past_actions", path).kind == JsonValue::Kind::Bool && arch.at("past_actions", path).boolean;
+    if (network == "mlp_denoiser") {
+      denoiser_ = std::make_unique<MLPDenoiser>(f, int_list(arch.at("hidden_dims", path), "architecture.hidden_dims"),
+                                                chunk, embed, cond_dim, K);
+    } else if (network == "unet") {
+      const auto down = int_list(arch.at("down_dims", path), "architecture.down_dims");
+      const int kernel = arch.at("kernel_size", path).as_int("architecture.kernel_size");
+      const int groups = arch.at("n_groups", path).as_int("architecture.n_groups");
+      const float eps = float(arch.at("group_norm_eps", path).as_double("architecture.group_norm_eps"));
+      const int f2 = 1 << (down.size() - 1);
+      if (kernel < 1 || kernel % 2 == 0) throw std::invalid_argument(path + ": architecture.kernel_size must be odd");
+      for (int d : down)
+        if (d % groups) throw std::invalid_argument(path + ": architecture.n_groups must divide every down_dims entry");
+      if (m.horizon % f2)
+        throw std::invalid_argument(path + ": the U-Net's horizon " + std::to_string(m.horizon) +
+                                    " is not a multiple of " + std::to_string(f2));
+      denoiser_ = std::make_unique<UNetDenoiser>(f, down, kernel, groups, eps, embed, cond_dim, m.na, m.horizon, K);
+    } else {
+      throw std::invalid_argument(path + ": unknown architecture.network '" + network +
+                                  "' (expected mlp_denoiser or unet)");
+    }
+    c0_ = f.vec("sampler.schedule.c0", K);
+    c1_ = f.vec("sampler.schedule.c1", K);
+    sigma_ = f.vec("sampler.schedule.sigma", K);
+  }
+
+  void sample_chunks(int B, const float *obs, const float *params, const float *hist, const float *noise,
+                     float *out) const override {
+    const auto &m = m_;
+    if (!m.diffusion) throw std::logic_error(path_ + ": sample_chunks on an mlp policy");
+    const int h = m.history, na = m.na, D = m.horizon * na, K = m.num_steps;
+    const Mat cond = condition(B, obs, h, params);
+    Mat known = Mat::Zero(h * na, B);  // the history entries, normalised (zeros without past actions)
+    if (past_actions_)
+      for (int b = 0; b < B; ++b)
+        for (int j = 0; j < h * na; ++j) known(j, b) = (hist[std::size_t(b) * h * na + j] - a_.offset(j % na)) / a_.scale(j % na);
+    const std::vector<Mat> prepared = denoiser_->prepare(cond);
+    Mat x = Eigen::Map<const Mat>(noise, D, B);
+    for (int i = 0; i < K; ++i) {
+      const int k = K - 1 - i;
+      x.topRows(h * na) = known;
+      Mat x0 = denoiser_->denoise(x, k, prepared);
+      if (clip_) x0 = x0.cwiseMax(-clip_range_).cwiseMin(clip_range_);
+      x = c0_(k) * x0 + c1_(k) * x;
+      if (k > 0) x += sigma_(k) * Eigen::Map<const Mat>(noise + std::size_t(i + 1) * B * D, D, B);
+    }
+    for (int b = 0; b < B; ++b) {
+      float *o = out + std::size_t(b) * D;
+      std::memcpy(o, hist + std::size_t(b) * h * na, sizeof(float) * std::size_t(h * na));
+      for (int j = h * na; j < D; ++j) o[j] = x(j, b) * a_.scale(j % na) + a_.offset(j % na);
+    }
+  }
+
+  void act(int B, const float *obs, const float *params, float *out) const override {
+    if (m_.diffusion) throw std::logic_error(path_ + ": act on a diffusion policy");
+    Mat x = condition(B, obs, 1, params);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (i) mish(x);
+      x = layers_[i](x);
+    }
+    const int na = m_.na;
+    for (int b = 0; b < B; ++b)
+      for (int a = 0; a < na; ++a) out[std::size_t(b) * na + a] = x(a, b) * a_.scale(a) + a_.offset(a);
+  }
+
+private:
+  /// [normalised observations (h*no), normalised params (nz)] per column.
+  Mat condition(int B, const float *obs, int h, const float *params) const {
+    const int no = m_.no, nz = m_.nz;
+    Mat c(h * no + nz, B);
+    for (int b = 0; b < B; ++b) {
+      for (int j = 0; j < h * no; ++j) c(j, b) = (obs[std::size_t(b) * h * no + j] - o_.offset(j % no)) / o_.scale(j % no);
+      for (int j = 0; j < nz; ++j) c(h * no + j, b) = (params[std::size_t(b) * nz + j] - z_.offset(j)) / z_.scale(j);
+    }
+    return c;
+  }
+
+  NativeSizes m_;
+  std::string path_;
+  Normaliser a_, o_, z_;
+  std::vector<Linear> layers_;  // mlp policies
+  std::unique_ptr<Denoiser> denoiser_;
+  Vec c0_, c1_, sigma_;
+  bool clip_ = true, past_actions_ = false;
+  float clip_range_ = 1.0f;
+};
+
+} // namespace
+
+std::unique_ptr<NativeNetwork> NativeNetwork::load(const std::string &path, std::string &metadata_json,
+                                                   const std::function<NativeSizes(const std::string &)> &parse) {
+  const TensorFile file(path);
+  const auto it = file.metadata().find(kMetadataKey);
+  if (it == file.metadata().end())
+    throw std::invalid_argument(path + ": safetensors file without sobolev_warmstart metadata; export it with "
+                                "sobolev_warmstart.export_native");
+  metadata_json = it->second;
+  const NativeSizes sizes = parse(metadata_json);
+  return std::make_unique<Network>(path, file, parse_json(metadata_json), sizes);
+}
+
+} // namespace sobolev_warmstart::detail
