@@ -1,5 +1,6 @@
 """Policy benchmarks: Sobolev vs plain DDPM training-step time, and sampling latency eager / TorchScript /
-AOTInductor at batch 1 and 64.
+AOTInductor / native (the C++ runner's compact forward of the ``.safetensors`` export, called from Python) at batch
+1 and 64.
 
     PYTHONPATH=python python3 benchmarks/bench_policy.py            # from the repository root
     PYTHONPATH=python python3 benchmarks/bench_policy.py --no-aoti  # skip the ~1 min AOTInductor compile
@@ -20,7 +21,8 @@ from pathlib import Path
 import torch
 
 from sobolev_warmstart.data import ChunkSpec, build_dataset
-from sobolev_warmstart.export import export_aoti, export_torchscript, load_aoti, load_torchscript
+from sobolev_warmstart.export import export_aoti, export_native, export_torchscript, load_aoti, load_torchscript
+from sobolev_warmstart.rollout import load_policy_runner
 from sobolev_warmstart.losses import diffusion_loss, direct_loss
 from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy
@@ -97,6 +99,8 @@ def bench_sampling(ds, repeats: int, aoti: bool, denoiser: str = "unet") -> None
         runners = {"eager": policy}
         ts, _ = load_torchscript(export_torchscript(policy, Path(tmp) / "p.pt"))
         runners["TorchScript"] = ts
+        native = load_policy_runner(export_native(policy, Path(tmp) / "p.safetensors"))
+        runners["native (C++)"] = lambda *a: torch.from_numpy(native.sample_chunks(*[x.numpy() for x in a]))
         if aoti:
             t0 = time.perf_counter()
             model, _ = load_aoti(export_aoti(policy, Path(tmp) / "p.pt2"))

@@ -19,6 +19,7 @@ them faithfully; item 3 needs a trained one (``--policy``, a file written by ``s
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def main() -> None:
     sw.rollout(task, x0s, params, runner, batch_size=args.n, num_threads=1)  # warm-up
     seq = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=1, num_threads=1)
     lock = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=args.n, num_threads=1)
-    par = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=0, num_threads=0)
+    par = sw.rollout(task, x0s, params, runner, seed=args.seed, batch_size=0, num_threads=os.cpu_count() or 1)
     print(f"\n2. {args.n} rollouts")
     print(f"   sequential batch 1, 1 thread   {args.n / seq.wall_time:8.1f} rollouts/s")
     print(f"   lockstep N = {args.n}, 1 thread     {args.n / lock.wall_time:8.1f} rollouts/s  "

@@ -126,6 +126,13 @@ def test_saved_policies_keep_their_denoiser_and_older_files_load_as_before(tmp_p
     torch.save(state, tmp_path / "old.pt")
     legacy = load_policy(tmp_path / "old.pt")
     assert legacy.denoiser == "unet" and legacy.diffusion_config.past_actions
+    # the MLP denoiser's first layout named its layers net.net.* (its own Sequential, before it wrapped an MLP)
+    state = policy_state(policy)
+    state["model"] = {k.replace(".mlp.net.", ".net."): v for k, v in state["model"].items()}
+    assert any(k.startswith("net.net.") for k in state["model"])
+    torch.save(state, tmp_path / "first_layout.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(load_policy(tmp_path / "first_layout.pt")(*args), policy(*args))
     with pytest.raises(ValueError, match="denoiser: expected one of"):
         DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="transformer")
 

@@ -207,7 +207,12 @@ def policy_from_state(state: dict, source: str = "state") -> DiffusionPolicy | M
         policy = MLPPolicy(task, spec, nrm, MLPConfig(**build["mlp"]))
     else:
         raise ValueError(f"{source}: unknown policy kind {state['kind']!r}")
-    policy.load_state_dict(state["model"])
+    model = state["model"]
+    if getattr(policy, "denoiser", None) == "mlp" and any(k.startswith("net.net.") for k in model):
+        # the MLP denoiser's first layout (its own Sequential, before it wrapped an MLP): same layers, other names
+        model = {k.replace("net.net.", "net.mlp.net.", 1).replace("sampler.denoiser.net.", "sampler.denoiser.mlp.net.", 1): v
+                 for k, v in model.items()}
+    policy.load_state_dict(model)
     return policy.eval()
 
 
