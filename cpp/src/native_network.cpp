@@ -220,18 +220,21 @@ struct GroupNorm {
   GroupNorm(const TensorFile &f, const std::string &prefix, int channels, int groups_, float eps_)
       : w(f.vec(prefix + ".weight", channels)), b(f.vec(prefix + ".bias", channels)), groups(groups_), eps(eps_) {}
   void operator()(Mat &x, int B) const {  // statistics per sequence and group
-    const Eigen::Index per = x.rows() / groups, T = x.cols() / B;
-    for (int s = 0; s < B; ++s)
+    const Eigen::Index C = x.rows(), per = C / groups, T = x.cols() / B;
+    const float n = float(per * T);
+    Eigen::ArrayXf channel_mean(C), scale(C), shift(C);
+    for (int s = 0; s < B; ++s) {
+      auto seq = x.middleCols(s * T, T).array();  // (C, T): every operation below runs down contiguous columns
+      const Eigen::ArrayXf sums = seq.rowwise().sum();
+      for (int g = 0; g < groups; ++g) channel_mean.segment(g * per, per) = sums.segment(g * per, per).sum() / n;
+      const Eigen::ArrayXf squares = (seq.colwise() - channel_mean).square().rowwise().sum();
       for (int g = 0; g < groups; ++g) {
-        auto block = x.block(g * per, s * T, per, T);
-        const float mean = block.mean();
-        const float var = (block.array() - mean).square().mean();
-        const float inv = 1.0f / std::sqrt(var + eps);
-        for (Eigen::Index r = 0; r < per; ++r) {
-          const Eigen::Index c = g * per + r;
-          block.row(r) = ((block.row(r).array() - mean) * (inv * w(c)) + b(c)).matrix();
-        }
+        const float inv = 1.0f / std::sqrt(squares.segment(g * per, per).sum() / n + eps);
+        scale.segment(g * per, per) = inv * w.segment(g * per, per).array();
       }
+      shift = b.array() - channel_mean * scale;
+      seq = (seq.colwise() * scale).colwise() + shift;
+    }
   }
 };
 
