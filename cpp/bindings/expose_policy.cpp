@@ -59,7 +59,7 @@ std::pair<RowMatrixXd, RowMatrixXd> instances(const Task &task, const DoubleArra
 
 void expose_policy(py::module_ &m) {
   py::class_<PolicyRunner, std::shared_ptr<PolicyRunner>>(
-      m, "PolicyRunner", "An exported policy (.pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe.")
+      m, "PolicyRunner", "An exported policy (.safetensors native, .pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe.")
       .def(py::init([](const std::string &path, int num_runners) {
              if (num_runners < 0) throw py::value_error("num_runners: expected >= 0, got " + std::to_string(num_runners));
              py::gil_scoped_release release;

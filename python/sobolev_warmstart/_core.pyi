@@ -86,7 +86,7 @@ def inverse_dynamics(task: Task, xs: Array, num_threads: int = 0) -> tuple[Array
     """(us (N, T, nu), residuals (N, T))."""
 
 class PolicyRunner:
-    """An exported policy (.pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe."""
+    """An exported policy (.safetensors native, .pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe."""
     def __init__(self, path: str, num_runners: int = 0) -> None: ...
     @property
     def path(self) -> str: ...

@@ -5,7 +5,7 @@ solve        solve a seeded batch of instances of a task and print a summary tab
 bench-solve  run the C++ batch-solve benchmark (throughput vs threads, setup share)
 collect      solve seeded instances with TO alone and save the converged ones as a dataset (.npz)
 train        train a policy (mlp, sob_mlp, diff, sob_diff) on a dataset and save it (policy.pt)
-export       export a saved policy for the C++ runner: TorchScript (.pt) or AOTInductor (.pt2)
+export       export a saved policy for the C++ runner: native (.safetensors), TorchScript (.pt) or AOTInductor (.pt2)
 evaluate     TO alone vs warm starts from exported policies on held-out instances, over rollout seeds
 loop         the whole collect/train loop (Algorithm 1) in a resumable run directory
 bench        run the C++ warm-start benchmark on an exported policy
@@ -166,7 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         method, sep, path = item.partition("=")
         if not sep or method not in METHODS[1:] or not path:
             raise ValueError(f"--policy {item!r}: expected METHOD=PATH with METHOD one of {', '.join(METHODS[1:])} "
-                             f"and PATH an exported .pt/.pt2 file (for nn, nn_feedback: the training set's dataset "
+                             f"and PATH an exported .safetensors/.pt/.pt2 file (for nn, nn_feedback: the training set's dataset "
                              f".npz, e.g. from collect)")
         if not Path(path).is_file():
             raise ValueError(f"--policy {item!r}: no such file {path!r}")
@@ -216,7 +216,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not exe.exists():
         raise RuntimeError(f"benchmark executable not found: {exe} (build with SW_BUILD_BENCHMARKS=ON)")
     if not Path(args.policy).is_file():
-        raise ValueError(f"policy: no such file {args.policy!r} (an exported .pt or .pt2 policy)")
+        raise ValueError(f"policy: no such file {args.policy!r} (an exported .safetensors, .pt or .pt2 policy)")
     threads = args.threads or os.cpu_count() or 1
     cmd = [str(exe), str(robots_dir()), str(args.policy), args.task, args.variant, str(args.n), str(threads),
            str(args.action_steps), str(args.seed)]
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_loop)
 
     p = sub.add_parser("bench", help="C++ benchmark of the warm-start path on an exported policy")
-    p.add_argument("policy", help="exported policy (.pt or .pt2)")
+    p.add_argument("policy", help="exported policy (.safetensors, .pt or .pt2)")
     p.add_argument("--task", default="pendulum", choices=sorted(available_tasks()))
     p.add_argument("--variant", default="")
     p.add_argument("-n", type=_positive_int, default=64)

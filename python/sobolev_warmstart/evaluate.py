@@ -305,7 +305,7 @@ def _check_policies(task: Task, policies) -> dict[str, Any]:
                                      f"task {task.name}/{task.variant} has {getattr(task, key)!r}")
             kind, name = policy.kind, type(policy).__name__
         else:
-            raise TypeError(f"policies[{method!r}]: expected a path to an exported .pt/.pt2 file, a PolicyRunner "
+            raise TypeError(f"policies[{method!r}]: expected a path to an exported .safetensors/.pt/.pt2 file, a PolicyRunner "
                             f"or a DiffusionPolicy/MLPPolicy, got {type(policy).__name__}")
         want = "diffusion" if method in _DIFFUSION else "mlp"
         if kind != want:
@@ -378,7 +378,7 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
     """Evaluate TO alone and the learned methods in ``policies`` on instances ``(x0s (N, nx), params (N, nz))``.
 
     policies: ``{method: policy}`` with methods among ``"nn"``, ``"nn_feedback"``, ``"mlp"``, ``"sob_mlp"``,
-    ``"diff"``, ``"sob_diff"``; a learned method's policy given as an exported ``.pt``/``.pt2`` path (loaded once,
+    ``"diff"``, ``"sob_diff"``; a learned method's policy given as an exported ``.safetensors``/``.pt``/``.pt2`` path (loaded once,
     whole path in C++), a ``PolicyRunner`` or an eager policy; a baseline's as a
     :class:`~sobolev_warmstart.baselines.NearestNeighbourLookup` of the training set (or a dataset file). seeds: rollout noise seeds; TO alone is solved once per seed too (its timings vary).
     action_steps: A for the diffusion methods (None: each policy's own); direct policies act every step.

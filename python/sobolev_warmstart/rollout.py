@@ -6,7 +6,7 @@ next configuration and turned into torques by inverse dynamics), replan, until t
 
 Two implementations with one contract:
 
-- :func:`rollout` with an exported policy file (``.pt`` TorchScript or ``.pt2`` AOTInductor) or a
+- :func:`rollout` with an exported policy file (``.safetensors`` native, ``.pt`` TorchScript or ``.pt2`` AOTInductor) or a
   :class:`PolicyRunner`: everything runs in C++ (no Python, GIL released); ``N`` instances advance in lockstep
   groups, one batched network call per replan and group, groups across OpenMP threads.
 - :func:`rollout` with an eager :class:`~sobolev_warmstart.policy.DiffusionPolicy` / ``MLPPolicy``: the Python

@@ -1,8 +1,9 @@
 #pragma once
 /// @file
-/// @brief Run an exported policy (TorchScript `.pt` or AOTInductor `.pt2`, written by
+/// @brief Run an exported policy (native `.safetensors`, TorchScript `.pt` or AOTInductor `.pt2`, written by
 /// sobolev_warmstart.export) from C++. libtorch stays behind this interface: callers pass plain
-/// row-major float32 buffers, so only policy_runner.cpp includes torch headers.
+/// row-major float32 buffers, so only policy_runner.cpp includes torch headers; the native backend
+/// (native_network.cpp) does not use libtorch at all.
 
 #include "sobolev_warmstart/task.hpp"
 
@@ -14,7 +15,7 @@ namespace sobolev_warmstart {
 /// @brief What an exported file declares about itself (its embedded JSON metadata).
 struct PolicyMetadata {
   std::string path;
-  std::string backend;      ///< "torchscript" or "aoti"
+  std::string backend;      ///< "native", "torchscript" or "aoti"
   std::string kind;         ///< "diffusion" (chunks) or "mlp" (one action per step)
   std::string task_name;
   std::string action_space; ///< "torque" or "state"
@@ -30,7 +31,8 @@ struct PolicyMetadata {
 /// Every call runs in inference mode, without autograd, on CPU, in float32.
 class PolicyRunner {
 public:
-  /// @brief Load `path`; the backend follows the extension (.pt: TorchScript, .pt2: AOTInductor).
+  /// @brief Load `path`; the backend follows the extension (.safetensors: native, .pt: TorchScript,
+  /// .pt2: AOTInductor).
   /// @param num_runners AOTInductor only: runner instances that may execute concurrently
   /// (0: one per OpenMP thread). Throws std::invalid_argument for a missing file, an unknown
   /// extension, a corrupt file or missing/invalid metadata.
