@@ -145,6 +145,29 @@ struct Linear {
   }
 };
 
+/// models/mlp.py's MLP: Linear layers `prefix.0, prefix.2, ...` with Mish between them.
+struct MLPStack {
+  std::vector<Linear> layers;
+  MLPStack() = default;
+  MLPStack(const TensorFile &f, const std::string &prefix, int in, const std::vector<int> &hidden, int out) {
+    int d = in;
+    for (std::size_t i = 0; i <= hidden.size(); ++i) {
+      const int o = i < hidden.size() ? hidden[i] : out;
+      layers.emplace_back(f, prefix + "." + std::to_string(2 * i), d, o);
+      d = o;
+    }
+  }
+  /// The layers after the first, given the first one's output `h` (pre-activation).
+  Mat after_first(Mat h) const {
+    for (std::size_t i = 1; i < layers.size(); ++i) {
+      mish(h);
+      h = layers[i](h);
+    }
+    return h;
+  }
+  Mat operator()(const Mat &x) const { return after_first(layers.front()(x)); }
+};
+
 // Batched sequences: a (channels, T * B) matrix holds B sequences side by side, column b * T + t.
 
 /// Conv1d (weight (out, in, k)) as one product with the im2col matrix of all B sequences.
@@ -281,15 +304,10 @@ public:
 /// models/chunk_mlp.py: an MLP over [flattened chunk, step embedding, cond].
 class MLPDenoiser final : public Denoiser {
 public:
-  MLPDenoiser(const TensorFile &f, const std::vector<int> &hidden, int chunk, int embed, int cond_dim, int K) {
-    const int in = chunk + embed + cond_dim;
-    int d = in;
-    for (std::size_t i = 0; i <= hidden.size(); ++i) {
-      const int out = i < hidden.size() ? hidden[i] : chunk;
-      layers_.emplace_back(f, "net.mlp.net." + std::to_string(2 * i), d, out);
-      d = out;
-    }
-    const Linear &first = layers_.front();
+  MLPDenoiser(const TensorFile &f, const std::vector<int> &hidden, int chunk, int embed, int cond_dim, int K)
+      : mlp_(f, "net.mlp.net", chunk + embed + cond_dim, hidden, chunk) {
+    // the first layer is applied in three parts (sample, step, cond), so it is kept split
+    const Linear &first = mlp_.layers.front();
     w_sample_ = first.w.leftCols(chunk);
     w_cond_ = first.w.rightCols(cond_dim);
     for (int k = 0; k < K; ++k)
@@ -299,15 +317,11 @@ public:
   Mat denoise(const Mat &x, int k, const std::vector<Mat> &prepared) const override {
     Mat h = w_sample_ * x + prepared[0];
     h.colwise() += step_bias_[std::size_t(k)];
-    for (std::size_t i = 1; i < layers_.size(); ++i) {
-      mish(h);
-      h = layers_[i](h);
-    }
-    return h;
+    return mlp_.after_first(std::move(h));
   }
 
 private:
-  std::vector<Linear> layers_;
+  MLPStack mlp_;
   Mat w_sample_, w_cond_;
   std::vector<Vec> step_bias_;  // first-layer bias plus the step embedding's share, per step
 };
@@ -456,13 +470,8 @@ public:
     const std::string network = arch.at("network", path + " architecture").as_string("architecture.network");
     if (!m.diffusion) {
       if (network != "mlp") throw std::invalid_argument(path + ": an mlp policy with network '" + network + "'");
-      const auto hidden = int_list(arch.at("hidden_dims", path), "architecture.hidden_dims");
-      int d = m.no + m.nz;
-      for (std::size_t i = 0; i <= hidden.size(); ++i) {
-        const int out = i < hidden.size() ? hidden[i] : m.na;
-        layers_.emplace_back(f, "net.net." + std::to_string(2 * i), d, out);
-        d = out;
-      }
+      mlp_ = MLPStack(f, "net.net", m.no + m.nz, int_list(arch.at("hidden_dims", path), "architecture.hidden_dims"),
+                      m.na);
       return;
     }
     const int K = m.num_steps, chunk = m.horizon * m.na, cond_dim = m.history * m.no + m.nz;
@@ -525,11 +534,7 @@ public:
 
   void act(int B, const float *obs, const float *params, float *out) const override {
     if (m_.diffusion) throw std::logic_error(path_ + ": act on a diffusion policy");
-    Mat x = condition(B, obs, 1, params);
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      if (i) mish(x);
-      x = layers_[i](x);
-    }
+    const Mat x = mlp_(condition(B, obs, 1, params));
     const int na = m_.na;
     for (int b = 0; b < B; ++b)
       for (int a = 0; a < na; ++a) out[std::size_t(b) * na + a] = x(a, b) * a_.scale(a) + a_.offset(a);
@@ -550,7 +555,7 @@ private:
   NativeSizes m_;
   std::string path_;
   Normaliser a_, o_, z_;
-  std::vector<Linear> layers_;  // mlp policies
+  MLPStack mlp_;  // mlp policies
   std::unique_ptr<Denoiser> denoiser_;
   Vec c0_, c1_, sigma_;
   bool clip_ = true, past_actions_ = false;

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 
 from .data import ChunkSpec
+from .export import EXPORT_SUFFIXES
 from .solver import SolverOptions
 from .train import TrainConfig
 
@@ -40,7 +41,8 @@ __all__ = [
     "load_loop_config", "diff_configs",
 ]
 
-EXPORT_BACKENDS = {"native": ".safetensors", "torchscript": ".pt", "aoti": ".pt2"}
+#: Export backend -> file suffix (the inverse of :data:`~sobolev_warmstart.export.EXPORT_SUFFIXES`).
+EXPORT_BACKENDS = {backend: suffix for suffix, backend in EXPORT_SUFFIXES.items()}
 
 
 class ConfigError(ValueError):

@@ -3,7 +3,7 @@ AOTInductor (``.pt2``).
 
 The native file (:func:`export_native`, the fastest to run) holds the weights, normalisers and DDPM coefficients
 as float32 tensors in the `safetensors <https://huggingface.co/docs/safetensors>`_ layout, and the architecture in
-its metadata; the C++ runner evaluates it with a compact Eigen forward (``cpp/src/policy_native.cpp``), without
+its metadata; the C++ runner evaluates it with a compact Eigen forward (``cpp/src/native_network.cpp``), without
 libtorch's per-operator overhead, to float32 rounding of the eager policy. Any safetensors reader opens it.
 
 The TorchScript and AOTInductor files hold the whole sampler: normalisers, network, the fixed number of denoising steps, inpainting and
