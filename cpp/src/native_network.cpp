@@ -20,6 +20,7 @@
 #define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Dense>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +39,58 @@ using Vec = Eigen::VectorXf;
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 constexpr const char *kMetadataKey = "sobolev_warmstart";  // the __metadata__ key (export.py)
+
+/// y (out, N) = w (out, K) x, column n of x being K floats at `x + n * x_stride` (x_stride = K for a plain
+/// matrix; smaller for overlapping windows, so that a convolution reads its im2col matrix in place).
+/// Eigen's blocked GEMM packs both operands on every call, which costs as much as the arithmetic when N is a
+/// handful of columns (batch-1 rollouts); this kernel reads the weight column by column instead, 16 output
+/// rows x 4 columns of accumulators, without packing (blocks of 32 x 4 and 16 x 8 measured slower). Rows
+/// beyond a multiple of 16 go to a plain loop, the last N % 4 columns to Eigen's matrix-vector product.
+void small_gemm(float *Y, const Mat &w, const float *x, Eigen::Index x_stride, Eigen::Index N) {
+  typedef float v16 __attribute__((vector_size(64), aligned(4)));  // 16 floats: one AVX-512 register
+  const Eigen::Index out = w.rows(), K = w.cols(), full = out / 16 * 16, blocked = N / 4 * 4;
+  const float *W = w.data();
+  for (Eigen::Index r = 0; r < full; r += 16)
+    for (Eigen::Index n = 0; n < blocked; n += 4) {
+      const float *x0 = x + n * x_stride, *x1 = x0 + x_stride, *x2 = x1 + x_stride, *x3 = x2 + x_stride;
+      v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      for (Eigen::Index k = 0; k < K; ++k) {
+        const v16 wk = *reinterpret_cast<const v16 *>(W + k * out + r);
+        a0 += wk * x0[k];
+        a1 += wk * x1[k];
+        a2 += wk * x2[k];
+        a3 += wk * x3[k];
+      }
+      *reinterpret_cast<v16 *>(Y + n * out + r) = a0;
+      *reinterpret_cast<v16 *>(Y + (n + 1) * out + r) = a1;
+      *reinterpret_cast<v16 *>(Y + (n + 2) * out + r) = a2;
+      *reinterpret_cast<v16 *>(Y + (n + 3) * out + r) = a3;
+    }
+  if (blocked < N) {  // the last 1-3 columns: Eigen's matrix-vector kernel streams down the weight's columns
+    using Cols = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+    Eigen::Map<Mat>(Y + blocked * out, out, N - blocked).noalias() =
+        w * Cols(x + blocked * x_stride, K, N - blocked, Eigen::OuterStride<>(x_stride));
+  }
+  for (Eigen::Index n = 0; n < blocked; ++n)
+    for (Eigen::Index r = full; r < out; ++r) {
+      const float *xn = x + n * x_stride;
+      float a = 0.0f;
+      for (Eigen::Index k = 0; k < K; ++k) a += W[k * out + r] * xn[k];
+      Y[n * out + r] = a;
+    }
+}
+
+void matmul(Mat &y, const Mat &w, const Mat &x) {
+  y.resize(w.rows(), x.cols());
+  small_gemm(y.data(), w, x.data(), x.rows(), x.cols());
+}
+
+/// A per-thread scratch buffer of at least n floats (rollouts call the network from several OpenMP threads).
+float *scratch(std::size_t n) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
 
 struct Tensor {
   std::vector<std::int64_t> shape;
@@ -126,9 +179,10 @@ private:
 
 /// x tanh(softplus(x)) with one (vectorised) exponential: tanh(log(1 + e)) = n / (n + 2), n = e (e + 2).
 void mish(Mat &x) {
-  const Eigen::ArrayXXf e = x.array().min(20.0f).exp();
-  const Eigen::ArrayXXf n = e * (e + 2.0f);
-  x = (x.array() > 20.0f).select(x.array(), x.array() * n / (n + 2.0f)).matrix();
+  thread_local Eigen::ArrayXXf e;  // per thread: rollouts call the network from several OpenMP threads
+  e.resize(x.rows(), x.cols());       // no reallocation while the size is unchanged
+  e = x.array().min(20.0f).exp();
+  x.array() = (x.array() > 20.0f).select(x.array(), x.array() * (e * (e + 2.0f)) / (e * (e + 2.0f) + 2.0f));
 }
 
 struct Linear {
@@ -139,7 +193,8 @@ struct Linear {
       : w(Eigen::Map<const RowMat>(f.get(prefix + ".weight", {out, in}).data(), out, in)),
         b(f.vec(prefix + ".bias", out)) {}
   Mat operator()(const Mat &x) const {
-    Mat y = w * x;
+    Mat y;
+    matmul(y, w, x);
     y.colwise() += b;
     return y;
   }
@@ -185,18 +240,20 @@ struct Conv1d {
   }
   Mat operator()(const Mat &x, int B) const {  // x (in, T * B) -> (out, tout * B)
     const int T = int(x.cols()) / B, tout = (T + 2 * pad - k) / stride + 1;
-    Mat y;
+    Mat y(w.rows(), Eigen::Index(tout) * B);
     if (k == 1 && stride == 1 && pad == 0) {
-      y.noalias() = w * x;
+      small_gemm(y.data(), w, x.data(), in, x.cols());
     } else {
-      Mat cols = Mat::Zero(Eigen::Index(in) * k, Eigen::Index(tout) * B);
-      for (int s = 0; s < B; ++s)
-        for (int t = 0; t < tout; ++t)
-          for (int j = 0; j < k; ++j) {
-            const int src = t * stride - pad + j;
-            if (src >= 0 && src < T) cols.block(Eigen::Index(j) * in, Eigen::Index(s) * tout + t, in, 1) = x.col(Eigen::Index(s) * T + src);
-          }
-      y.noalias() = w * cols;
+      // each sequence zero-padded once; output t reads the k * in contiguous floats of input columns
+      // t * stride .. t * stride + k - 1 of the padded sequence in place: its im2col column, without a copy
+      const Eigen::Index padded = Eigen::Index(T + 2 * pad) * in;
+      float *xp = scratch(std::size_t(padded));
+      std::fill(xp, xp + Eigen::Index(pad) * in, 0.0f);
+      std::fill(xp + padded - Eigen::Index(pad) * in, xp + padded, 0.0f);
+      for (int s = 0; s < B; ++s) {
+        std::memcpy(xp + Eigen::Index(pad) * in, x.data() + Eigen::Index(s) * T * in, sizeof(float) * std::size_t(T) * in);
+        small_gemm(y.data() + Eigen::Index(s) * tout * y.rows(), w, xp, Eigen::Index(stride) * in, tout);
+      }
     }
     y.colwise() += b;
     return y;
@@ -223,7 +280,7 @@ struct ConvTranspose1d {
     Mat y = Mat::Zero(b.size(), Eigen::Index(tout) * B);
     Mat p;
     for (int j = 0; j < k; ++j) {
-      p.noalias() = taps[std::size_t(j)] * x;
+      matmul(p, taps[std::size_t(j)], x);
       for (int s = 0; s < B; ++s)
         for (int t = 0; t < T; ++t) {
           const int dst = t * stride - pad + j;
@@ -245,18 +302,29 @@ struct GroupNorm {
   void operator()(Mat &x, int B) const {  // statistics per sequence and group
     const Eigen::Index C = x.rows(), per = C / groups, T = x.cols() / B;
     const float n = float(per * T);
-    Eigen::ArrayXf channel_mean(C), scale(C), shift(C);
+    float *mean = scratch(2 * std::size_t(C)), *acc = mean + C;  // per channel
     for (int s = 0; s < B; ++s) {
-      auto seq = x.middleCols(s * T, T).array();  // (C, T): every operation below runs down contiguous columns
-      const Eigen::ArrayXf sums = seq.rowwise().sum();
-      for (int g = 0; g < groups; ++g) channel_mean.segment(g * per, per) = sums.segment(g * per, per).sum() / n;
-      const Eigen::ArrayXf squares = (seq.colwise() - channel_mean).square().rowwise().sum();
+      float *seq = x.data() + s * T * C;  // column t holds the C channels of time t: the loops over c vectorise
+      std::fill(acc, acc + C, 0.0f);
+      for (Eigen::Index t = 0; t < T; ++t)
+        for (Eigen::Index c = 0; c < C; ++c) acc[c] += seq[t * C + c];
       for (int g = 0; g < groups; ++g) {
-        const float inv = 1.0f / std::sqrt(squares.segment(g * per, per).sum() / n + eps);
-        scale.segment(g * per, per) = inv * w.segment(g * per, per).array();
+        float sum = 0.0f;
+        for (Eigen::Index c = g * per; c < (g + 1) * per; ++c) sum += acc[c];
+        std::fill(mean + g * per, mean + (g + 1) * per, sum / n);
       }
-      shift = b.array() - channel_mean * scale;
-      seq = (seq.colwise() * scale).colwise() + shift;
+      std::fill(acc, acc + C, 0.0f);
+      for (Eigen::Index t = 0; t < T; ++t)
+        for (Eigen::Index c = 0; c < C; ++c) acc[c] += (seq[t * C + c] - mean[c]) * (seq[t * C + c] - mean[c]);
+      for (int g = 0; g < groups; ++g) {
+        float squares = 0.0f;
+        for (Eigen::Index c = g * per; c < (g + 1) * per; ++c) squares += acc[c];
+        const float inv = 1.0f / std::sqrt(squares / n + eps);
+        for (Eigen::Index c = g * per; c < (g + 1) * per; ++c) acc[c] = inv * w(c);  // acc: the scale
+      }
+      for (Eigen::Index c = 0; c < C; ++c) mean[c] = b(c) - mean[c] * acc[c];  // mean: the shift
+      for (Eigen::Index t = 0; t < T; ++t)
+        for (Eigen::Index c = 0; c < C; ++c) seq[t * C + c] = seq[t * C + c] * acc[c] + mean[c];
     }
   }
 };
@@ -392,10 +460,13 @@ public:
       const Res &r = blocks_[std::size_t(i)];
       Mat h = r.b1(x, B);
       const Eigen::Index T = h.cols() / B;
+      const float *step = r.step_share[std::size_t(k)].data();
       for (int s = 0; s < B; ++s) {  // FiLM: per-channel scale and bias of each sequence
-        const Vec sb = r.step_share[std::size_t(k)] + prepared[std::size_t(i)].col(s);
-        auto hs = h.middleCols(s * T, T).array();
-        hs = (hs.colwise() * sb.head(r.cout).array()).colwise() + sb.tail(r.cout).array();
+        const float *cond = prepared[std::size_t(i)].col(s).data();
+        float *hs = h.data() + s * T * r.cout;
+        for (Eigen::Index t = 0; t < T; ++t)
+          for (int c = 0; c < r.cout; ++c)
+            hs[t * r.cout + c] = hs[t * r.cout + c] * (step[c] + cond[c]) + (step[r.cout + c] + cond[r.cout + c]);
       }
       h = r.b2(h, B);
       if (r.has_skip) h += r.skip(x, B);
