@@ -194,3 +194,45 @@ def test_direct_loss_derivative_matches_jacobian():
     exact = ((jx - aj) ** 2).sum((1, 2)).mean() / 1 * n / 2
     torch.testing.assert_close(out.sobolev, exact, rtol=0.03, atol=0)
     torch.testing.assert_close(out.mse, ((net(cond) - act) ** 2).mean().detach())
+
+
+@pytest.mark.parametrize("make", [_tiny_unet, _tiny_chunk_mlp], ids=["unet", "mlp"])
+def test_sobolev_fraction_keeps_the_whole_batch_regression_and_the_subsets_sobolev_term(make):
+    """sobolev_fraction = S / B: the regression term over all B samples (as lambda = 0 gives it), the Sobolev term
+    equal to the full loss's on the first S samples with the same directions, gradients of the sum of both."""
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8)
+    ds = build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=4))
+    net = make(1, 3, 8, torch.float64)
+    sched = DDPMSchedule(5)
+    b, s = 8, 2
+    sl = slice(0, b)
+    args = [t[sl].double() for t in (ds.obs, ds.params, ds.chunks, ds.chunk_jac, ds.obs_jac)]
+    g = torch.Generator().manual_seed(3)
+    steps, noise = torch.randint(0, 5, (b,), generator=g), torch.randn(b, 8, 1, generator=g, dtype=torch.float64)
+    dirs = random_directions(s, 2, 2, g, torch.float64)
+    part = diffusion_loss(net, sched, *args, 1, sobolev_weight=0.5, num_directions=2, steps=steps, noise=noise,
+                          directions=dirs, sobolev_fraction=s / b)
+    plain = diffusion_loss(net, sched, *args, 1, sobolev_weight=0.0, steps=steps, noise=noise)
+    head = diffusion_loss(net, sched, *[t[:s] for t in args], 1, sobolev_weight=0.5, num_directions=2,
+                          steps=steps[:s], noise=noise[:s], directions=dirs)
+    torch.testing.assert_close(part.mse, plain.mse)
+    torch.testing.assert_close(part.sobolev, head.sobolev)
+    torch.testing.assert_close(part.loss, plain.loss + 0.5 * head.sobolev)
+    grads = torch.autograd.grad(part.loss, list(net.parameters()))
+    head_plain = diffusion_loss(net, sched, *[t[:s] for t in args], 1, sobolev_weight=0.0, steps=steps[:s],
+                                noise=noise[:s])
+    ref = torch.autograd.grad(plain.loss + head.loss - head_plain.loss, list(net.parameters()))  # λ·sobolev(head)
+    for got, want in zip(grads, ref):
+        torch.testing.assert_close(got, want)
+    # the direct policy: same split
+    mlp = MLP(3, 1, MLPConfig((16, 16))).double()
+    obs, prm, act, aj, oj = args[0][:, -1], args[1], args[2][:, 1], args[3][:, 1], args[4]
+    dpart = direct_loss(mlp, obs, prm, act, aj, oj, sobolev_weight=1.0, directions=dirs[:, :1], sobolev_fraction=s / b)
+    dhead = direct_loss(mlp, obs[:s], prm[:s], act[:s], aj[:s], oj[:s], sobolev_weight=1.0, directions=dirs[:, :1])
+    torch.testing.assert_close(dpart.mse, direct_loss(mlp, obs, prm, act, aj, oj).mse)
+    torch.testing.assert_close(dpart.sobolev, dhead.sobolev)
+    for bad in (0.0, 1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match="sobolev_fraction: expected a float in"):
+            diffusion_loss(net, sched, *args, 1, sobolev_weight=1.0, sobolev_fraction=bad)
+        with pytest.raises(ValueError, match="sobolev_fraction: expected a float in"):
+            direct_loss(mlp, obs, prm, act, aj, oj, sobolev_weight=1.0, sobolev_fraction=bad)

@@ -150,6 +150,8 @@ def test_train_config_validation():
         TrainConfig(policy="diff", sobolev_weight=1.0)
     with pytest.raises(ValueError, match="sobolev_weight: policy 'sob_mlp' needs a positive weight"):
         TrainConfig(policy="sob_mlp", sobolev_weight=0.0)
+    with pytest.raises(ValueError, match=r"sobolev_fraction: expected a float in \(0, 1\]"):
+        TrainConfig(sobolev_fraction=0.0)
     with pytest.raises(ValueError, match="epochs: expected a positive integer"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="lr: expected a positive float"):

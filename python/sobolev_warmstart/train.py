@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .data import ChunkDataset, atomic_write_bytes
 from .diffusion import DiffusionConfig
-from .losses import diffusion_loss, direct_loss
+from .losses import check_sobolev_fraction, diffusion_loss, direct_loss
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
@@ -53,6 +53,8 @@ class TrainConfig:
     ``lr_schedule``: ``"cosine"`` (to zero over all epochs, after ``warmup_steps``) or ``"constant"``.
     ``denoiser`` (diffusion policies): ``"unet"`` (architecture in ``unet``) or ``"mlp"`` (hidden widths in
     ``mlp``, the step embedding's width in ``unet.step_embed_dim``). ``mlp`` is also the direct policies' network.
+    ``sobolev_fraction``: the share of each batch that gets the Sobolev term (:func:`~sobolev_warmstart.losses.
+    diffusion_loss`); a step costs about ``1 + sobolev_fraction`` plain steps.
     """
 
     policy: str = "sob_diff"
@@ -65,6 +67,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     sobolev_weight: float | None = None
     num_directions: int = 1
+    sobolev_fraction: float = 1.0
     seed: int = 0
     denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -103,6 +106,7 @@ class TrainConfig:
         if not sob and w != 0:
             raise ValueError(f"sobolev_weight: policy {self.policy!r} trains without the Sobolev term, expected 0, "
                              f"got {w!r} (use policy 'sob_{self.policy}')")
+        check_sobolev_fraction(self.sobolev_fraction)
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
@@ -250,10 +254,12 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
             if config.is_diffusion:
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
                                      num_directions=config.num_directions, generator=g,
-                                     past_actions=config.diffusion.past_actions)
+                                     past_actions=config.diffusion.past_actions,
+                                     sobolev_fraction=config.sobolev_fraction)
             else:
                 out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
-                                  num_directions=config.num_directions, generator=g)
+                                  num_directions=config.num_directions, generator=g,
+                                  sobolev_fraction=config.sobolev_fraction)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if config.grad_clip is not None:
