@@ -236,3 +236,38 @@ def test_sobolev_fraction_keeps_the_whole_batch_regression_and_the_subsets_sobol
             diffusion_loss(net, sched, *args, 1, sobolev_weight=1.0, sobolev_fraction=bad)
         with pytest.raises(ValueError, match="sobolev_fraction: expected a float in"):
             direct_loss(mlp, obs, prm, act, aj, oj, sobolev_weight=1.0, sobolev_fraction=bad)
+
+
+def test_dual_functions_with_fewer_tangent_rows_than_primal_rows():
+    """A dual tensor of P primal and Q < P tangent rows (the tangents of the first Q samples): the outputs are the
+    full dual's rows, and the hand-derived backward passes gradcheck."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 4, 3, dtype=torch.float64, generator=g)
+    dx = torch.randn(2, 4, 3, dtype=torch.float64, generator=g)
+    w = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    full_dx = torch.cat([dx, torch.zeros(3, 4, 3, dtype=torch.float64)])
+    for f in (lambda z, p: mish_dual(z, p), lambda z, p: group_norm_dual(z, 2, w, b, primal=p)):
+        part = f(torch.cat([x, dx]), 5)
+        full = f(torch.cat([x, full_dx]), None)
+        torch.testing.assert_close(part, torch.cat([full[:5], full[5:7]]))
+    z = torch.cat([x, dx]).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: mish_dual(z, 5), (z,))
+    assert torch.autograd.gradcheck(lambda z, w, b: group_norm_dual(z, 2, w, b, primal=5), (z, w, b))
+
+
+@pytest.mark.parametrize("make", [_tiny_unet, _tiny_chunk_mlp], ids=["unet", "mlp"])
+def test_denoiser_dual_with_tangents_of_the_first_samples_only(make):
+    net = make(2, 5, 8, torch.float64)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 8, 2, generator=g, dtype=torch.float64)
+    k = torch.tensor([0, 2, 4, 1])
+    c = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    t = torch.randn(2, 5, generator=g, dtype=torch.float64)
+    y, jv = denoiser_jvp(net, x, k, c, t, "dual")
+    y_ref, jv_ref = torch.func.jvp(lambda cc: net(x, k, cc), (c,), (torch.cat([t, torch.zeros_like(t)]),))
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(jv, jv_ref[:2])
+    torch.testing.assert_close(denoiser_jvp(net, x, k, c, t, "autograd")[1], jv_ref[:2])
+    with pytest.raises(ValueError, match="cond_tangent: expected shape"):
+        denoiser_jvp(net, x, k, c, torch.randn(5, 5, dtype=torch.float64), "dual")

@@ -16,8 +16,9 @@ Frobenius Sobolev loss up to that scale. History entries are excluded from both 
 DDPM (the "Diff" baseline) and skips the derivative altogether.
 
 ``sobolev_fraction = f < 1`` computes the Sobolev term on the first ``round(f · B)`` samples of the batch only
-(the batches are random permutations, so they are a uniform subset): the same expectation with more variance,
-for ``1 + f`` instead of ``2`` forward-backward costs per step. The regression term always uses the whole batch.
+(the batches are random permutations, so they are a uniform subset): the same expectation with more variance.
+The dual pass then carries ``B`` primal rows and ``f · B`` tangent rows (:mod:`.models.dual`), about ``1 + f``
+instead of ``2`` forward-backward costs per step. The regression term always uses the whole batch.
 
 The direct policy ``â = π(cond(o_t, z))`` uses the same two terms with ``H - h = 1`` entry and target
 ``∂a_t/∂x̃_t`` (the normalised feedback gain ``K_t`` for torque tasks).
@@ -69,12 +70,15 @@ def random_directions(batch: int, num: int, dim: int, generator: torch.Generator
 def denoiser_jvp(net: nn.Module, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor,
                  tangent: torch.Tensor, method: str = "dual") -> tuple[torch.Tensor, torch.Tensor]:
     """``(net(sample, step, cond), ∂net/∂cond · tangent)`` with ``sample`` held fixed, differentiable with
-    respect to the weights. ``method="dual"`` uses the network's fused ``forward_dual`` (fast);
+    respect to the weights; ``tangent (Q, D_c)`` holds the directions at the first ``Q <= B`` samples. ``method="dual"`` uses the network's fused ``forward_dual`` (fast);
     ``"autograd"`` uses ``torch.func.jvp`` (reference)."""
     if method == "dual":
         return net.forward_dual(sample, step, cond, tangent)
     if method == "autograd":
-        return torch.func.jvp(lambda c: net(sample, step, c), (cond,), (tangent,))
+        q = tangent.shape[0]
+        full = tangent if q == cond.shape[0] else torch.cat([tangent, tangent.new_zeros(cond.shape[0] - q, cond.shape[1])])
+        out, jv = torch.func.jvp(lambda c: net(sample, step, c), (cond,), (full,))
+        return out, jv[:q]
     raise ValueError(f"method: expected one of {_JVP_METHODS}, got {method!r}")
 
 
@@ -131,16 +135,14 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
         directions = random_directions(sb, m, ndx, generator, chunks.dtype)
     v = directions.transpose(0, 1).reshape(m * sb, ndx)  # direction-major: [v_0 of all; v_1 of all; ...]
 
-    def rep(x):
-        x = x[:sb]
-        return x if m == 1 else x.repeat((m,) + (1,) * (x.dim() - 1))
+    def rep(x):  # the first sb samples once per direction (the tangent rows), then the others (primal only)
+        head = x[:sb] if m == 1 else x[:sb].repeat((m,) + (1,) * (x.dim() - 1))
+        return head if sb == b else torch.cat([head, x[sb:]])
 
-    tangent = cond_tangent(rep(obs_jac), v, obs.shape[1], params.shape[1])
+    tangent = cond_tangent(rep(obs_jac)[:m * sb], v, obs.shape[1], params.shape[1])
     pred, jv = denoiser_jvp(net, rep(noisy), rep(steps), rep(cond), tangent, method)
-    pred = pred[:sb]
-    if sb < b:  # the other samples: the regression term only
-        pred = torch.cat([pred, net(noisy[sb:], steps[sb:], cond[sb:])])
-    target = torch.einsum("bhad,bd->bha", rep(chunk_jac), v)
+    pred = torch.cat([pred[:sb], pred[m * sb:]])
+    target = torch.einsum("bhad,bd->bha", rep(chunk_jac)[:m * sb], v)
     mse = (pred - chunks)[:, history:].pow(2).mean()
     sob = (jv - target)[:, history:].pow(2).mean() * m  # = Σ_j mean over (batch, entries)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
@@ -165,15 +167,13 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
         directions = random_directions(sb, m, ndx, generator, obs.dtype)
     v = directions.transpose(0, 1).reshape(m * sb, ndx)
 
-    def rep(x):
-        x = x[:sb]
-        return x if m == 1 else x.repeat((m,) + (1,) * (x.dim() - 1))
+    def rep(x):  # as in diffusion_loss
+        head = x[:sb] if m == 1 else x[:sb].repeat((m,) + (1,) * (x.dim() - 1))
+        return head if sb == b else torch.cat([head, x[sb:]])
 
-    tangent = cond_tangent(rep(obs_jac), v, 1, params.shape[1])
+    tangent = cond_tangent(rep(obs_jac)[:m * sb], v, 1, params.shape[1])
     pred, jv = net.forward_dual(rep(cond), tangent)
-    pred = pred[:sb]
-    if sb < b:
-        pred = torch.cat([pred, net(cond[sb:])])
+    pred = torch.cat([pred[:sb], pred[m * sb:]])
     mse = (pred - actions).pow(2).mean()
-    sob = (jv - torch.einsum("bad,bd->ba", rep(action_jac), v)).pow(2).mean() * m
+    sob = (jv - torch.einsum("bad,bd->ba", rep(action_jac)[:m * sb], v)).pow(2).mean() * m
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())

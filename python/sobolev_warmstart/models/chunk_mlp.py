@@ -46,13 +46,14 @@ class ChunkMLPDenoiser(nn.Module):
     def forward_dual(self, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor,
                      cond_tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(net(sample, step, cond), ∂net/∂cond · cond_tangent)`` with the sample held fixed, both
-        ``(B, H, D_a)``; differentiable with respect to the weights; equal to ``torch.func.jvp``."""
+        ``(B, H, D_a)``, the tangent output ``(Q, H, D_a)`` for ``cond_tangent (Q, D_c)``, ``Q <= B``;
+        differentiable with respect to the weights; equal to ``torch.func.jvp``."""
         check_denoiser_inputs(sample, cond, self.horizon, self.action_dim, self.cond_dim)
         check_tangent(cond, cond_tangent)
-        b = sample.shape[0]
+        b, q = sample.shape[0], cond_tangent.shape[0]
         flat = sample.reshape(b, self.horizon * self.action_dim)
         e = self.step_embed(step)
         x = torch.cat([flat, e, cond], dim=-1)
-        dx = torch.cat([torch.zeros_like(flat), torch.zeros_like(e), cond_tangent], dim=-1)
+        dx = torch.cat([torch.zeros_like(flat[:q]), torch.zeros_like(e[:q]), cond_tangent], dim=-1)
         y, dy = self.mlp.forward_dual(x, dx)
-        return y.reshape(b, self.horizon, self.action_dim), dy.reshape(b, self.horizon, self.action_dim)
+        return y.reshape(b, self.horizon, self.action_dim), dy.reshape(q, self.horizon, self.action_dim)

@@ -52,12 +52,14 @@ class MLP(nn.Module):
 
     @torch.jit.unused
     def forward_dual(self, cond: torch.Tensor, cond_tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(π(cond), ∂π/∂cond · cond_tangent)``, differentiable with respect to the weights."""
-        if cond.shape[1] != self.cond_dim or cond_tangent.shape != cond.shape:
-            raise ValueError(f"cond, cond_tangent: expected shape (B, {self.cond_dim}) both, got "
-                             f"{list(cond.shape)} and {list(cond_tangent.shape)}")
+        """``(π(cond), ∂π/∂cond · cond_tangent)`` for ``cond (B, D)`` and ``cond_tangent (Q, D)``, ``Q <= B``
+        (the directions at the first ``Q`` rows), differentiable with respect to the weights."""
+        if cond.dim() != 2 or cond.shape[1] != self.cond_dim or cond_tangent.dim() != 2 \
+                or cond_tangent.shape[1] != self.cond_dim or cond_tangent.shape[0] > cond.shape[0]:
+            raise ValueError(f"cond, cond_tangent: expected shapes (B, {self.cond_dim}) and (Q, {self.cond_dim}) "
+                             f"with Q <= B, got {list(cond.shape)} and {list(cond_tangent.shape)}")
         b = cond.shape[0]
         z = torch.cat([cond, cond_tangent])
         for layer in self.net:
-            z = linear_dual(z, layer) if isinstance(layer, nn.Linear) else mish_dual(z)
+            z = linear_dual(z, layer, b) if isinstance(layer, nn.Linear) else mish_dual(z, b)
         return z[:b], z[b:]

@@ -62,9 +62,11 @@ def check_denoiser_inputs(sample: torch.Tensor, cond: torch.Tensor, horizon: int
 
 
 def check_tangent(cond: torch.Tensor, cond_tangent: torch.Tensor) -> None:
-    """Raise unless the conditioning tangent has the conditioning's shape."""
-    if cond_tangent.shape != cond.shape:
-        raise ValueError(f"cond_tangent: expected the shape of cond {list(cond.shape)}, got {list(cond_tangent.shape)}")
+    """Raise unless the conditioning tangent is ``(Q, D_c)`` with ``Q <= B`` for a conditioning ``(B, D_c)``:
+    the directions at the first ``Q`` samples."""
+    if cond_tangent.dim() != 2 or cond_tangent.shape[1:] != cond.shape[1:] or cond_tangent.shape[0] > cond.shape[0]:
+        raise ValueError(f"cond_tangent: expected shape (Q, {cond.shape[1]}) with Q <= {cond.shape[0]} (the "
+                         f"directions at the first Q samples of cond), got {list(cond_tangent.shape)}")
 
 
 class StepEmbedding(nn.Module):
@@ -95,9 +97,10 @@ class ConvBlock(nn.Module):
         return self.act(self.norm(self.conv(x)))
 
     @torch.jit.unused
-    def forward_dual(self, z: torch.Tensor) -> torch.Tensor:
-        z = conv1d_dual(z, self.conv)
-        return mish_dual(group_norm_dual(z, self.norm.num_groups, self.norm.weight, self.norm.bias, self.norm.eps))
+    def forward_dual(self, z: torch.Tensor, p: int) -> torch.Tensor:
+        z = conv1d_dual(z, self.conv, p)
+        return mish_dual(group_norm_dual(z, self.norm.num_groups, self.norm.weight, self.norm.bias, self.norm.eps, p),
+                         p)
 
 
 class FiLMResBlock(nn.Module):
@@ -120,17 +123,18 @@ class FiLMResBlock(nn.Module):
         return h + self.skip(x)
 
     @torch.jit.unused
-    def forward_dual(self, z: torch.Tensor, mcond: torch.Tensor) -> torch.Tensor:
-        """Dual version; ``mcond = [mish(c); mish'(c) dc]`` (the FiLM's Mish is shared by all blocks)."""
-        b = z.shape[0] // 2
-        h = self.block1.forward_dual(z)
-        sb = linear_dual(mcond, self.film[1])
-        scale, bias = sb[:b, : self.cout, None], sb[:b, self.cout :, None]
-        dscale, dbias = sb[b:, : self.cout, None], sb[b:, self.cout :, None]
-        hp, ht = h[:b], h[b:]
-        h = torch.cat([scale * hp + bias, torch.addcmul(dbias, dscale, hp).addcmul_(scale, ht)])
-        h = self.block2.forward_dual(h)
-        skip = z if isinstance(self.skip, nn.Identity) else conv1d_dual(z, self.skip)
+    def forward_dual(self, z: torch.Tensor, mcond: torch.Tensor, p: int) -> torch.Tensor:
+        """Dual version (``p`` primal rows, :mod:`.dual`); ``mcond = [mish(c); mish'(c) dc]`` (the FiLM's Mish
+        is shared by all blocks)."""
+        h = self.block1.forward_dual(z, p)
+        sb = linear_dual(mcond, self.film[1], p)
+        scale, bias = sb[:p, : self.cout, None], sb[:p, self.cout :, None]
+        dscale, dbias = sb[p:, : self.cout, None], sb[p:, self.cout :, None]
+        hp, ht = h[:p], h[p:]
+        q = ht.shape[0]
+        h = torch.cat([scale * hp + bias, torch.addcmul(dbias, dscale, hp[:q]).addcmul_(scale[:q], ht)])
+        h = self.block2.forward_dual(h, p)
+        skip = z if isinstance(self.skip, nn.Identity) else conv1d_dual(z, self.skip, p)
         return h + skip
 
 
@@ -149,9 +153,9 @@ class DownLevel(nn.Module):
         return self.sample(skip), skip
 
     @torch.jit.unused
-    def forward_dual(self, z: torch.Tensor, mcond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        skip = self.res2.forward_dual(self.res1.forward_dual(z, mcond), mcond)
-        out = skip if isinstance(self.sample, nn.Identity) else conv1d_dual(skip, self.sample)
+    def forward_dual(self, z: torch.Tensor, mcond: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.res2.forward_dual(self.res1.forward_dual(z, mcond, p), mcond, p)
+        out = skip if isinstance(self.sample, nn.Identity) else conv1d_dual(skip, self.sample, p)
         return out, skip
 
 
@@ -170,9 +174,10 @@ class UpLevel(nn.Module):
         return self.sample(self.res2(self.res1(x, cond), cond))
 
     @torch.jit.unused
-    def forward_dual(self, z: torch.Tensor, skip: torch.Tensor, mcond: torch.Tensor) -> torch.Tensor:
+    def forward_dual(self, z: torch.Tensor, skip: torch.Tensor, mcond: torch.Tensor, p: int) -> torch.Tensor:
         z = torch.cat([z, skip], dim=1)
-        return conv_transpose1d_dual(self.res2.forward_dual(self.res1.forward_dual(z, mcond), mcond), self.sample)
+        return conv_transpose1d_dual(self.res2.forward_dual(self.res1.forward_dual(z, mcond, p), mcond, p),
+                                     self.sample, p)
 
 
 class ConditionalUNet1D(nn.Module):
@@ -223,25 +228,26 @@ class ConditionalUNet1D(nn.Module):
     @torch.jit.unused
     def forward_dual(self, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor,
                      cond_tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output and its directional derivative along ``cond_tangent (B, D_c)``, the sample held fixed:
-        ``(net(sample, step, cond), ∂net/∂cond · cond_tangent)``, both ``(B, H, D_a)``. Differentiable with
-        respect to the weights (for training on the derivative); equal to ``torch.func.jvp``."""
+        """Output and its directional derivative along ``cond_tangent (Q, D_c)``, the sample held fixed:
+        ``(net(sample, step, cond), ∂net/∂cond · cond_tangent)``, ``(B, H, D_a)`` and ``(Q, H, D_a)``: the
+        tangents of the first ``Q <= B`` samples. Differentiable with respect to the weights (for training on
+        the derivative); equal to ``torch.func.jvp``."""
         check_denoiser_inputs(sample, cond, self.horizon, self.action_dim, self.cond_dim)
         check_tangent(cond, cond_tangent)
-        b = sample.shape[0]
+        b, q = sample.shape[0], cond_tangent.shape[0]
         e = self.step_embed(step)
-        c = torch.cat([torch.cat([e, cond], dim=-1), torch.cat([torch.zeros_like(e), cond_tangent], dim=-1)])
-        mcond = mish_dual(c)
+        c = torch.cat([torch.cat([e, cond], dim=-1), torch.cat([torch.zeros_like(e[:q]), cond_tangent], dim=-1)])
+        mcond = mish_dual(c, b)
         x = sample.transpose(1, 2)
-        z = torch.cat([x, torch.zeros_like(x)])
+        z = torch.cat([x, torch.zeros_like(x[:q])])
         skips: list[torch.Tensor] = []
         for level in self.down:
-            z, skip = level.forward_dual(z, mcond)
+            z, skip = level.forward_dual(z, mcond, b)
             skips.append(skip)
         for blk in self.mid:
-            z = blk.forward_dual(z, mcond)
+            z = blk.forward_dual(z, mcond, b)
         for level in self.up:
-            z = level.forward_dual(z, skips.pop(), mcond)
-        z = self.final[0].forward_dual(z)
-        z = conv1d_dual(z, self.final[1]).transpose(1, 2)
+            z = level.forward_dual(z, skips.pop(), mcond, b)
+        z = self.final[0].forward_dual(z, b)
+        z = conv1d_dual(z, self.final[1], b).transpose(1, 2)
         return z[:b], z[b:]
