@@ -38,8 +38,6 @@ using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;  // column-maj
 using Vec = Eigen::VectorXf;
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-constexpr const char *kMetadataKey = "sobolev_warmstart";  // the __metadata__ key (export.py)
-
 /// y (out, N) = w (out, K) x, column n of x being K floats at `x + n * x_stride` (x_stride = K for a plain
 /// matrix; smaller for overlapping windows, so that a convolution reads its im2col matrix in place).
 /// Eigen's blocked GEMM packs both operands on every call, which costs as much as the arithmetic when N is a
@@ -85,7 +83,8 @@ void matmul(Mat &y, const Mat &w, const Mat &x) {
   small_gemm(y.data(), w, x.data(), x.rows(), x.cols());
 }
 
-/// A per-thread scratch buffer of at least n floats (rollouts call the network from several OpenMP threads).
+/// A per-thread scratch buffer of at least n floats (rollouts call the network from several OpenMP threads),
+/// shared by mish, Conv1d and GroupNorm: none of them holds it across a call to another.
 float *scratch(std::size_t n) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < n) buffer.resize(n);
@@ -179,8 +178,7 @@ private:
 
 /// x tanh(softplus(x)) with one (vectorised) exponential: tanh(log(1 + e)) = n / (n + 2), n = e (e + 2).
 void mish(Mat &x) {
-  thread_local Eigen::ArrayXXf e;  // per thread: rollouts call the network from several OpenMP threads
-  e.resize(x.rows(), x.cols());       // no reallocation while the size is unchanged
+  Eigen::Map<Eigen::ArrayXXf> e(scratch(std::size_t(x.size())), x.rows(), x.cols());
   e = x.array().min(20.0f).exp();
   x.array() = (x.array() > 20.0f).select(x.array(), x.array() * (e * (e + 2.0f)) / (e * (e + 2.0f) + 2.0f));
 }
@@ -225,7 +223,8 @@ struct MLPStack {
 
 // Batched sequences: a (channels, T * B) matrix holds B sequences side by side, column b * T + t.
 
-/// Conv1d (weight (out, in, k)) as one product with the im2col matrix of all B sequences.
+/// Conv1d (weight (out, in, k)): per sequence, one product whose im2col columns are read in place from the
+/// zero-padded sequence (k = 1: one product for all B sequences).
 struct Conv1d {
   Mat w;  // (out, k * in), column j * in + c: tap j of input channel c
   Vec b;
@@ -638,7 +637,7 @@ private:
 std::unique_ptr<NativeNetwork> NativeNetwork::load(const std::string &path, std::string &metadata_json,
                                                    const std::function<NativeSizes(const std::string &)> &parse) {
   const TensorFile file(path);
-  const auto it = file.metadata().find(kMetadataKey);
+  const auto it = file.metadata().find(kPolicyMetadataKey);
   if (it == file.metadata().end())
     throw std::invalid_argument(path + ": safetensors file without sobolev_warmstart metadata; export it with "
                                 "sobolev_warmstart.export_native");

@@ -14,6 +14,10 @@
 
 namespace sobolev_warmstart::detail {
 
+/// The key of the policy metadata JSON: a `.pt2` package's metadata and a `.safetensors` file's `__metadata__`
+/// (export.py, METADATA_KEY).
+inline constexpr const char *kPolicyMetadataKey = "sobolev_warmstart";
+
 /// What the network needs from the metadata (parsed by the caller, who owns the metadata's checks).
 struct NativeSizes {
   bool diffusion = true;

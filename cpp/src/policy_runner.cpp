@@ -55,9 +55,7 @@ PolicyMetadata parse_policy_metadata(const std::string &path, const std::string 
   return m;
 }
 
-
 constexpr const char *kMetadataFile = "metadata.json";  // TorchScript extra file (export.py)
-constexpr const char *kMetadataKey = "sobolev_warmstart";  // .pt2 package metadata key (export.py)
 
 at::Tensor wrap(const float *data, std::initializer_list<int64_t> shape) {
   // from_blob does not copy; the policies never write to their inputs.
@@ -140,7 +138,7 @@ public:
                                   std::string(e.what()).substr(0, 300) + ")");
     }
     const auto md = loader_->get_metadata();
-    const auto it = md.find(kMetadataKey);
+    const auto it = md.find(detail::kPolicyMetadataKey);
     if (it == md.end())
       throw std::invalid_argument(path + ": AOTInductor package without sobolev_warmstart metadata; export it with "
                                   "sobolev_warmstart.export_aoti");

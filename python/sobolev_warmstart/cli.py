@@ -142,20 +142,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import EXPORT_SUFFIXES, export_policy
+    from .export import export_backend, export_policy
     from .policy import load_policy
-    suffix = Path(args.output).suffix
-    if suffix not in EXPORT_SUFFIXES:
-        raise ValueError(f"output: expected a .safetensors (native), .pt (TorchScript) or .pt2 (AOTInductor) file "
-                         f"name, got {args.output!r}")
+    backend = export_backend(args.output, "output")  # before loading the policy
     policy = load_policy(args.policy)
     start = time.perf_counter()
-    if suffix == ".pt2":
+    if backend == "aoti":
         print("compiling with AOTInductor (about a minute)...", file=sys.stderr, flush=True)
     export_policy(policy, args.output)
     names = {"native": "native", "torchscript": "TorchScript", "aoti": "AOTInductor"}
     print(f"exported {policy.kind} policy for {policy.task.name} to {args.output} "
-          f"({names[EXPORT_SUFFIXES[suffix]]}, {time.perf_counter() - start:.1f} s)")
+          f"({names[backend]}, {time.perf_counter() - start:.1f} s)")
     return 0
 
 

@@ -38,7 +38,7 @@ import torch
 from .data import atomic_write_bytes
 from .policy import DiffusionPolicy, MLPPolicy
 
-__all__ = ["export_metadata", "export_policy", "export_native", "load_native", "native_architecture",
+__all__ = ["export_metadata", "export_policy", "export_backend", "export_native", "load_native", "native_architecture",
            "export_torchscript", "load_torchscript", "export_aoti", "load_aoti", "EXPORT_SUFFIXES",
            "METADATA_FILE", "METADATA_KEY"]
 
@@ -212,13 +212,17 @@ def load_native(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
 EXPORT_SUFFIXES = {".safetensors": "native", ".pt": "torchscript", ".pt2": "aoti"}
 
 
+def export_backend(path: str | os.PathLike, argument: str = "path") -> str:
+    """The backend a file name's suffix names (:data:`EXPORT_SUFFIXES`); a clear error naming ``argument`` else."""
+    suffix = Path(path).suffix
+    if suffix not in EXPORT_SUFFIXES:
+        raise ValueError(f"{argument}: expected a .safetensors (native), .pt (TorchScript) or .pt2 (AOTInductor) "
+                         f"file name, got {str(path)!r}")
+    return EXPORT_SUFFIXES[suffix]
+
+
 def export_policy(policy: DiffusionPolicy | MLPPolicy, path: str | os.PathLike) -> Path:
     """Export for the C++ runner in the format the suffix names: ``.safetensors`` (native, milliseconds),
     ``.pt`` (TorchScript, ~1 s) or ``.pt2`` (AOTInductor, ~1 min to compile)."""
-    suffix = Path(path).suffix
-    if suffix not in EXPORT_SUFFIXES:
-        raise ValueError(f"path: expected a .safetensors (native), .pt (TorchScript) or .pt2 (AOTInductor) file "
-                         f"name, got {str(path)!r}")
-    backend = EXPORT_SUFFIXES[suffix]
-    fn = {"native": export_native, "torchscript": export_torchscript, "aoti": export_aoti}[backend]
+    fn = {"native": export_native, "torchscript": export_torchscript, "aoti": export_aoti}[export_backend(path)]
     return fn(policy, path)
