@@ -84,9 +84,11 @@ void matmul(Mat &y, const Mat &w, const Mat &x) {
 }
 
 /// A per-thread scratch buffer of at least n floats (rollouts call the network from several OpenMP threads),
-/// shared by mish, Conv1d and GroupNorm: none of them holds it across a call to another.
+/// shared by mish, Conv1d and GroupNorm: none of them holds it across a call to another. Aligned like Eigen's own
+/// matrices: Eigen peels unaligned heads with scalar code (a scalar exp differs from the vectorised one in the
+/// last bits), so an address-dependent alignment made results differ between processes (the Ray test caught it).
 float *scratch(std::size_t n) {
-  thread_local std::vector<float> buffer;
+  thread_local std::vector<float, Eigen::aligned_allocator<float>> buffer;
   if (buffer.size() < n) buffer.resize(n);
   return buffer.data();
 }
