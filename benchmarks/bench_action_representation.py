@@ -3,10 +3,11 @@
 The same MLP (two hidden layers of 256, Mish, cosine learning rate, no Sobolev term) regresses one action variable
 on (x, z) from TO alone's trajectories and is rolled out in closed loop on held-out instances:
 
-- ``qfeat``: the project's UR5 action, (cos q, sin q) of the next configuration, torques by inverse dynamics. An
-  error e in q_{t+1} reaches the torque as M e / dt^2;
-- ``vel``: the next velocity v_{t+1}, decoded as q_{t+1} = q_t + dt v_{t+1} (semi-implicit Euler) then as above:
-  the same error reaches the torque as M e / dt (the reference predicts velocities too);
+- ``qfeat``: (cos q, sin q) of the next configuration, torques by inverse dynamics (the UR5's action before it
+  gained the velocity). An error e in q_{t+1} reaches the torque as M e / dt^2;
+- ``vel``: the next velocity v_{t+1}, decoded as q_{t+1} = q_t + dt v_{t+1} (semi-implicit Euler), torques by
+  inverse dynamics: the same error reaches the torque as M e / dt (the reference predicts velocities too). This
+  is how the project's action (cos q, sin q, v) is executed now;
 - ``torque``: the solver's torques themselves.
 
 Prints the closed-loop cost over TO alone's converged cost (median, mean) per target and training seed:
@@ -59,6 +60,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--targets", nargs="+", default=["qfeat", "vel", "torque"])
+    ap.add_argument("--time-to-go", action="store_true",
+                    help="append the normalised time to go (T - t) / T to the regressor's input")
     args = ap.parse_args()
     torch.set_num_threads(1)
     task = sw.make_task("ur5", args.variant)
@@ -68,29 +71,35 @@ def main() -> None:
     ok = res.converged
     xs, us, P = res.xs[ok], res.us[ok], params[ok]
     n = len(xs)
-    feats = np.stack([np.stack([task.action(us[i, t], xs[i, t + 1]) for t in range(T)]) for i in range(n)])
-    X = np.concatenate([xs[:, :T], np.repeat(P[:, None], T, 1)], -1).reshape(n * T, -1)
+    feats = np.concatenate([np.cos(xs[:, 1:, :nq]), np.sin(xs[:, 1:, :nq])], -1)
+    tau = np.broadcast_to(((T - np.arange(T)) / T)[None, :, None], (n, T, 1))
+    X = np.concatenate([xs[:, :T], np.repeat(P[:, None], T, 1)] + ([tau] if args.time_to_go else []), -1)
+    X = X.reshape(n * T, -1)
     targets = {"qfeat": feats.reshape(n * T, -1), "vel": xs[:, 1:, nq:].reshape(n * T, -1),
                "torque": us.reshape(n * T, -1)}
     tx0, tz = task.sample_instances(args.test, 1_000_000)
     to = sw.solve(task, tx0, tz, options=sw.SolverOptions(num_threads=1))
-    print(f"ur5/{args.variant}: {n} training trajectories, {args.test} held-out instances, {args.steps} steps")
+    print(f"ur5/{args.variant}: {n} training trajectories, {args.test} held-out instances, {args.steps} steps, "
+          f"time to go {'in' if args.time_to_go else 'not in'} the input")
     print("| action variable | seed | closed-loop cost / TO alone, median | mean |")
     print("|---|---|---|---|")
     for name in args.targets:
         for seed in args.seeds:
             predict = fit(X, targets[name], args.steps, seed)
             x, XS, US = tx0.copy(), [tx0.copy()], []
-            for _ in range(T):
-                y = predict(np.concatenate([x, tz], -1))
+            for t in range(T):
+                tau_t = np.full((len(x), 1), (T - t) / T)
+                y = predict(np.concatenate([x, tz] + ([tau_t] if args.time_to_go else []), -1))
                 if name == "torque":
                     u = np.clip(y, task.u_lower, task.u_upper)
                     xn = task.step(x, u)
                 else:
                     if name == "vel":
-                        q = x[:, :nq] + dt * y
-                        y = np.concatenate([np.cos(q), np.sin(q)], -1)
-                    u, xn, _ = _core.execute_actions(task, x, y)
+                        q, v = x[:, :nq] + dt * y, y
+                    else:  # the velocity that reaches the predicted configuration
+                        q = np.arctan2(y[:, nq:], y[:, :nq])
+                        v = (q - x[:, :nq] + np.pi) % (2 * np.pi) / dt - np.pi / dt
+                    u, xn, _ = _core.execute_actions(task, x, np.concatenate([np.cos(q), np.sin(q), v], -1))
                 x = np.clip(xn, -1e3, 1e3)
                 US.append(u)
                 XS.append(x.copy())

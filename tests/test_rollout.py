@@ -232,3 +232,72 @@ def test_a_policy_that_outputs_nan_is_held_the_same_way_in_cpp_and_python(polici
         np.testing.assert_array_equal(r.xs, np.repeat(x0s[:, None], task.horizon + 1, axis=1))
     w = sw.warm_start(task, x0s, params, path, compare_default=True)  # solved from the default guess
     np.testing.assert_array_equal(w.warm.iterations, w.default.iterations)
+
+
+@pytest.fixture(scope="module")
+def time_policies(tmp_path_factory):
+    """Policies conditioned on the time to go (``ChunkSpec.time_to_go``): {kind: (task, policy, TorchScript path)}."""
+    root = tmp_path_factory.mktemp("time_policies")
+    spec = ChunkSpec(horizon=16, history=2, action_steps=8, time_to_go=True)
+    out = {}
+    for name, variant, kind in [("ur5", "fixed_start_random_target", "sob_diff"), ("pendulum", "", "sob_mlp")]:
+        task = sw.make_task(name, variant)
+        x0s, params = task.sample_instances(8, seed=0)
+        res = sw.solve(task, x0s, params)
+        data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, spec.horizon))
+        ds = build_dataset(data.select(res.converged), spec)
+        assert ds.params.shape == (len(ds), task.nz + 1) and ds.param_dim == task.nz + 1
+        # the last column is the normalised time to go of the chunk's start: 1 at t0 = 0, -1 + 2 / T at T - 1
+        tau = ds.params[:, -1].numpy()
+        np.testing.assert_allclose(tau, 2 * (task.horizon - ds.start.numpy()) / task.horizon - 1, atol=1e-6)
+        cfg = sw.TrainConfig(policy=kind, epochs=3, batch_size=64, lr=3e-3, progress=False, num_threads=1,
+                             sobolev_weight=0.01)
+        policy = sw.train(ds, cfg).eval()
+        path = sw.export_torchscript(policy, root / f"{name}_{kind}.pt")
+        sw.export_native(policy, path.with_suffix(".safetensors"))
+        out[kind] = (task, policy, path)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "native"])
+@pytest.mark.parametrize("kind", ["sob_diff", "sob_mlp"], ids=["state-diffusion", "torque-mlp"])
+def test_time_to_go_policies_roll_out_the_same_in_cpp_and_python(time_policies, kind, backend):
+    task, policy, path = time_policies[kind]
+    if backend == "native":
+        path = path.with_suffix(".safetensors")
+    runner = sw.load_policy_runner(path)
+    assert runner.time_to_go and runner.param_dim == task.nz + 1 == policy.param_dim
+    x0s, params = task.sample_instances(4, seed=11)
+    cpp = sw.rollout(task, x0s, params, runner, seed=3)
+    py = sw.rollout(task, x0s, params, policy, seed=3)
+    tol = 1e-4 if backend == "torchscript" else 1e-3  # as in test_cpp_rollout_equals_python_eager_rollout
+    np.testing.assert_allclose(cpp.xs, py.xs, atol=tol)
+    np.testing.assert_allclose(cpp.actions, py.actions, atol=tol)
+    # the time to go is an input: the same observation at another time gives another output
+    o = np.random.default_rng(0).normal(size=(1, task.no)).astype(np.float32)
+    z = np.concatenate([params[:1], [[1.0]]], axis=1).astype(np.float32)
+    late = z.copy()
+    late[0, -1] = 1.0 / task.horizon
+    if kind == "sob_mlp":
+        early_a, late_a = runner.act(o, z), runner.act(o, late)
+        with pytest.raises(ValueError, match=rf"params: expected shape \(1, {task.nz + 1}\), got \(1, {task.nz}\)"):
+            runner.act(o, z[:, :-1])
+    else:
+        h, K, H = policy.history_steps, policy.num_steps, policy.horizon
+        args = (np.repeat(o[:, None], h, 1), np.zeros((1, h, task.na), np.float32),
+                np.random.default_rng(1).normal(size=(K, 1, H, task.na)).astype(np.float32))
+        early_a, late_a = runner.sample_chunks(args[0], z, *args[1:]), runner.sample_chunks(args[0], late, *args[1:])
+        with pytest.raises(ValueError, match=rf"params: expected shape \(1, {task.nz + 1}\), got \(1, {task.nz}\)"):
+            runner.sample_chunks(args[0], z[:, :-1], *args[1:])
+    assert np.abs(early_a - late_a).max() > 1e-4
+
+
+def test_time_to_go_metadata_must_be_a_boolean(time_policies, tmp_path):
+    _, policy, path = time_policies["sob_mlp"]
+    module, meta = sw.load_torchscript(path)
+    meta["time_to_go"] = "yes"
+    module.save(str(tmp_path / "bad.pt"), _extra_files={"metadata.json": json.dumps(meta)})
+    with pytest.raises(ValueError, match="time_to_go: expected a boolean in the metadata"):
+        sw.load_policy_runner(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="time_to_go: expected a bool, got 'yes'"):
+        ChunkSpec(time_to_go="yes")

@@ -74,6 +74,10 @@ void expose_policy(py::module_ &m) {
       .def_property_readonly("history", [](const PolicyRunner &r) { return r.metadata().history; })
       .def_property_readonly("action_steps", [](const PolicyRunner &r) { return r.metadata().action_steps; })
       .def_property_readonly("num_steps", [](const PolicyRunner &r) { return r.metadata().num_steps; })
+      .def_property_readonly("time_to_go", [](const PolicyRunner &r) { return r.metadata().time_to_go; },
+                             "Whether the last column of params is the time to go (T - t0) / T.")
+      .def_property_readonly("param_dim", [](const PolicyRunner &r) { return r.metadata().param_dim(); },
+                             "Columns of params: the task's nz, plus one with time_to_go.")
       .def_property_readonly("metadata_json", [](const PolicyRunner &r) { return r.metadata().json; })
       .def("check_task", &PolicyRunner::check_task, py::arg("task"),
            "Raise ValueError naming the first metadata field that does not match the task.")
@@ -85,7 +89,7 @@ void expose_policy(py::module_ &m) {
             if (md.kind != "diffusion") throw py::value_error("sample_chunks: a " + md.kind + " policy has no chunks; use act");
             const py::ssize_t b = obs.ndim() == 3 ? obs.shape(0) : -1;
             check_array("obs_history", obs, {b, md.history, md.dims.no}, "B");
-            check_array("params", params, {b, md.dims.nz}, "B");
+            check_array("params", params, {b, md.param_dim()}, "B");
             check_array("history_actions", hist, {b, md.history, md.dims.na}, "B");
             check_array("noise", noise, {md.num_steps, b, md.horizon, md.dims.na}, "B");
             py::array_t<float> out({b, py::ssize_t(md.horizon), py::ssize_t(md.dims.na)});
@@ -98,7 +102,7 @@ void expose_policy(py::module_ &m) {
             return out;
           },
           py::arg("obs_history"), py::arg("params"), py::arg("history_actions"), py::arg("noise"),
-          "Diffusion policies: chunks (B, H, na) from obs_history (B, h, no), params (B, nz), "
+          "Diffusion policies: chunks (B, H, na) from obs_history (B, h, no), params (B, param_dim), "
           "history_actions (B, h, na), noise (K, B, H, na); float32.")
       .def(
           "act",
@@ -107,7 +111,7 @@ void expose_policy(py::module_ &m) {
             if (md.kind != "mlp") throw py::value_error("act: a " + md.kind + " policy samples chunks; use sample_chunks");
             const py::ssize_t b = obs.ndim() == 2 ? obs.shape(0) : -1;
             check_array("obs", obs, {b, md.dims.no}, "B");
-            check_array("params", params, {b, md.dims.nz}, "B");
+            check_array("params", params, {b, md.param_dim()}, "B");
             py::array_t<float> out({b, py::ssize_t(md.dims.na)});
             float *dst = out.mutable_data();
             {
@@ -117,7 +121,7 @@ void expose_policy(py::module_ &m) {
             }
             return out;
           },
-          py::arg("obs"), py::arg("params"), "Direct policies: actions (B, na) from obs (B, no), params (B, nz).")
+          py::arg("obs"), py::arg("params"), "Direct policies: actions (B, na) from obs (B, no), params (B, param_dim).")
       .def("__repr__", [](const PolicyRunner &r) {
         const auto &md = r.metadata();
         return "<sobolev_warmstart PolicyRunner " + md.kind + " for " + md.task_name + " (" + md.backend + ", " +

@@ -41,6 +41,11 @@ PolicyMetadata parse_policy_metadata(const std::string &path, const std::string 
   m.dims.nz = task.at("nz", path + " task").as_int("task.nz");
   m.dims.horizon = task.at("horizon", path + " task").as_int("task.horizon");
   m.dims.dt = task.at("dt", path + " task").as_double("task.dt");
+  if (root.has("time_to_go")) {  // files written before the option have no field: false
+    const JsonValue &v = root.at("time_to_go", path);
+    if (v.kind != JsonValue::Kind::Bool) throw std::invalid_argument(path + ": time_to_go: expected a boolean in the metadata");
+    m.time_to_go = v.boolean;
+  }
   if (m.kind == "diffusion") {
     m.horizon = root.at("horizon", path).as_int("horizon");
     m.history = root.at("history", path).as_int("history");
@@ -76,14 +81,14 @@ public:
   void sample_chunks(int b, const float *obs, const float *params, const float *hist, const float *noise,
                      float *out) const override {
     const auto &m = meta_;
-    call({wrap(obs, {b, m.history, m.dims.no}), wrap(params, {b, m.dims.nz}), wrap(hist, {b, m.history, m.dims.na}),
+    call({wrap(obs, {b, m.history, m.dims.no}), wrap(params, {b, m.param_dim()}), wrap(hist, {b, m.history, m.dims.na}),
           wrap(noise, {m.num_steps, b, m.horizon, m.dims.na})},
          out, int64_t(b) * m.horizon * m.dims.na);
   }
 
   void act(int b, const float *obs, const float *params, float *out) const override {
     const auto &m = meta_;
-    call({wrap(obs, {b, m.dims.no}), wrap(params, {b, m.dims.nz})}, out, int64_t(b) * m.dims.na);
+    call({wrap(obs, {b, m.dims.no}), wrap(params, {b, m.param_dim()})}, out, int64_t(b) * m.dims.na);
   }
 
 protected:
@@ -163,7 +168,7 @@ public:
       s.diffusion = meta_.kind == "diffusion";
       s.na = meta_.dims.na;
       s.no = meta_.dims.no;
-      s.nz = meta_.dims.nz;
+      s.nz = meta_.param_dim();
       s.horizon = meta_.horizon;
       s.history = meta_.history;
       s.num_steps = meta_.num_steps;

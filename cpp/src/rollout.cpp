@@ -96,6 +96,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
   const int A = chunked ? (options.action_steps > 0 ? options.action_steps : m.action_steps) : 1;
   const int R = rollout_num_replans(m, T, A);
   const std::size_t noise_per_call = std::size_t(K) * H * d.na;  // per instance and replan
+  const int pdim = m.param_dim();  // z, then the time to go if the policy reads it
 
   RolloutResult out;
   out.n = n;
@@ -137,7 +138,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
         G.first_action.assign(B, VectorXd(d.na));
         G.frozen.assign(B, false);
         G.obs.resize(std::size_t(B) * h * d.no);
-        G.params.resize(std::size_t(B) * d.nz);
+        G.params.resize(std::size_t(B) * pdim);
         G.hist.resize(std::size_t(B) * h * d.na);
         G.noise.resize(std::size_t(B) * noise_per_call);
         G.draws.resize(noise_per_call);
@@ -148,9 +149,16 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
           task.observation(G.x[b], o);
           G.observations[b].row(0) = o.transpose();
           initial_action(task, G.x[b], G.first_action[b]);
-          for (int j = 0; j < d.nz; ++j) G.params[std::size_t(b) * d.nz + j] = float(params(i, j));
+          for (int j = 0; j < d.nz; ++j) G.params[std::size_t(b) * pdim + j] = float(params(i, j));
           Eigen::Map<VectorXd>(&out.xs[std::size_t(i) * (T + 1) * d.nx], d.nx) = G.x[b];
         }
+
+        // The time to go of step t in the last params column (same formula as data.time_to_go).
+        auto set_time = [&](int t) {
+          if (!m.time_to_go) return;
+          const float tau = float(double(T - t) / double(T));
+          for (int b = 0; b < B; ++b) G.params[std::size_t(b) * pdim + d.nz] = tau;
+        };
 
         // One step of every instance of the group with its action a (na floats).
         auto step = [&](int b, int t, const float *a) {
@@ -202,6 +210,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
               for (int k = 0; k < K; ++k)  // (K, H, na) per instance -> (K, B, H, na)
                 std::copy(src + k * per_k, src + (k + 1) * per_k, &G.noise[(std::size_t(k) * B + b) * per_k]);
             }
+            set_time(t0);
             const auto call_start = Clock::now();
             runner.sample_chunks(B, G.obs.data(), G.params.data(), G.hist.data(), G.noise.data(), G.out.data());
             call_time += seconds_since(call_start);
@@ -213,6 +222,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
           for (int t = 0; t < T; ++t) {
             for (int b = 0; b < B; ++b)
               for (int k = 0; k < d.no; ++k) G.obs[std::size_t(b) * d.no + k] = float(G.observations[b](t, k));
+            set_time(t);
             const auto call_start = Clock::now();
             runner.act(B, G.obs.data(), G.params.data(), G.out.data());
             call_time += seconds_since(call_start);

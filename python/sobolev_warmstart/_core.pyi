@@ -105,12 +105,18 @@ class PolicyRunner:
     @property
     def num_steps(self) -> int: ...
     @property
+    def time_to_go(self) -> bool:
+        """Whether the last column of params is the time to go (T - t0) / T."""
+    @property
+    def param_dim(self) -> int:
+        """Columns of params: the task's nz, plus one with time_to_go."""
+    @property
     def metadata_json(self) -> str: ...
     def check_task(self, task: Task) -> None: ...
     def sample_chunks(self, obs_history: Array, params: Array, history_actions: Array, noise: Array) -> Array:
-        """float32 (B, h, no), (B, nz), (B, h, na), (K, B, H, na) -> chunks (B, H, na)."""
+        """float32 (B, h, no), (B, param_dim), (B, h, na), (K, B, H, na) -> chunks (B, H, na)."""
     def act(self, obs: Array, params: Array) -> Array:
-        """float32 (B, no), (B, nz) -> actions (B, na)."""
+        """float32 (B, no), (B, param_dim) -> actions (B, na)."""
 
 def trajectory_costs(task: Task, x0s: Array, params: Array, xs: Array, us: Array, num_threads: int = 0) -> Array:
     """Objective of each instance at (xs, us), constraints not included: (n,)."""

@@ -32,6 +32,8 @@ __all__ = [
     "TaskInfo",
     "TrajectoryData",
     "ChunkSpec",
+    "TIME_TO_GO_NORMALISER",
+    "time_to_go",
     "Normaliser",
     "Normalisers",
     "ChunkDataset",
@@ -231,20 +233,38 @@ class TrajectoryData:
 
 
 # ------------------------------------------------------------------------------------------ chunk spec
+#: Offset and scale that normalise the time to go ``(T - t0) / T`` in (0, 1] to (-1, 1], like a min-max
+#: normalised task parameter.
+TIME_TO_GO_NORMALISER = (0.5, 0.5)
+
+
+def time_to_go(t0, horizon: int) -> np.ndarray:
+    """The time-to-go feature of a chunk starting at step ``t0`` of a horizon of ``horizon`` steps: ``(T - t0) / T``,
+    1 at the start and ``1 / T`` at the last step."""
+    return (horizon - np.asarray(t0, dtype=np.float64)) / horizon
+
+
 @dataclass(frozen=True)
 class ChunkSpec:
     """Chunk layout: ``horizon`` (H) entries; the first ``history`` (h) are the known past actions, the next
-    ``action_steps`` (A) are executed. The observation history has ``history`` entries as well."""
+    ``action_steps`` (A) are executed. The observation history has ``history`` entries as well.
+
+    ``time_to_go``: the policy also conditions on the time to go ``(T - t0) / T`` of the chunk's start (a finite-horizon
+    optimal policy depends on it: the same state calls for other actions and gains near the end). It is passed as
+    one more column of ``params``, after the task parameters (:func:`time_to_go`)."""
 
     horizon: int = 16
     history: int = 1
     action_steps: int = 8
+    time_to_go: bool = False
 
     def __post_init__(self) -> None:
         for key in ("horizon", "history", "action_steps"):
             v = getattr(self, key)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {v!r}")
+        if not isinstance(self.time_to_go, (bool, np.bool_)):
+            raise ValueError(f"time_to_go: expected a bool, got {self.time_to_go!r}")
         if self.history + self.action_steps > self.horizon:
             raise ValueError(
                 f"action_steps: expected history + action_steps <= horizon ({self.horizon}), got "
@@ -357,7 +377,8 @@ class ChunkDataset:
     """Normalised training samples, one per (instance, start time ``t0``): ``M = N * T`` samples.
 
     Tensors (float32, normalised coordinates):
-    ``obs (M, h, no)`` observation history; ``params (M, nz)``; ``chunks (M, H, na)`` with the first ``h``
+    ``obs (M, h, no)`` observation history; ``params (M, nz)``, ``(M, nz + 1)`` with ``spec.time_to_go`` (the last
+    column the normalised time to go of ``t0``); ``chunks (M, H, na)`` with the first ``h``
     entries the known history; ``chunk_jac (M, H, na, ndx)`` = ``∂ã_chunk/∂x̃_{t0}`` (zero on history rows);
     ``obs_jac (M, no, ndx)`` = ``∂õ_{t0}/∂x̃_{t0}``.
     For direct policies: ``obs[:, -1]``, ``params`` -> ``chunks[:, h]`` with derivative ``chunk_jac[:, h]``
@@ -402,12 +423,16 @@ class ChunkDataset:
         jac = jac / nrm.action.scale[:, None] * nrm.state.scale
         ojac = d.observation_jacobians[:, :T] / nrm.observation.scale[:, None] * nrm.state.scale
         prm = np.broadcast_to(nrm.params.normalise(d.params)[:, None], (N, T, t.nz))
+        if spec.time_to_go:
+            offset, scale = TIME_TO_GO_NORMALISER
+            tau = np.broadcast_to(((time_to_go(t0, T) - offset) / scale)[None, :, None], (N, T, 1))
+            prm = np.concatenate([prm, tau], axis=-1)
 
         def f32(a, *tail):
             return torch.from_numpy(np.ascontiguousarray(a.reshape(N * T, *tail), dtype=np.float32))
 
         self.obs = f32(obs, h, t.no)
-        self.params = f32(prm, t.nz)
+        self.params = f32(prm, self.param_dim)
         self.chunks = f32(chunks, H, t.na)
         self.chunk_jac = f32(jac, H, t.na, t.ndx)
         self.obs_jac = f32(ojac, t.no, t.ndx)
@@ -417,6 +442,11 @@ class ChunkDataset:
     @property
     def task(self) -> TaskInfo:
         return self.data.task
+
+    @property
+    def param_dim(self) -> int:
+        """Columns of ``params``: the task's ``nz``, plus one with ``spec.time_to_go``."""
+        return self.data.task.nz + int(self.spec.time_to_go)
 
     def __len__(self) -> int:
         return self.chunks.shape[0]

@@ -13,8 +13,12 @@ un-normalisation, in float32 on CPU. Signatures (``B`` free, the other sizes fix
   noise (K, B, H, na)) -> chunk (B, H, na)`` in physical units; see :mod:`sobolev_warmstart.policy`;
 - direct (MLP) policies: ``forward(obs (B, no), params (B, nz)) -> action (B, na)``.
 
+A policy trained with ``ChunkSpec.time_to_go`` takes ``params (B, nz + 1)``: the task parameters, then the time to
+go ``(T - t0) / T`` of the chunk's (or action's) step; its metadata says ``"time_to_go": true``.
+
 Metadata (JSON: ``kind``, ``task`` {name, nx, ndx, nu, na, no, nz, dt, horizon, action_space}, ``horizon`` H,
-``history`` h, ``action_steps`` A, ``num_steps`` K, ``schema_version``, ``format_version``, ``signature``) is
+``history`` h, ``action_steps`` A, ``num_steps`` K, ``time_to_go``, ``schema_version``, ``format_version``,
+``signature``) is
 stored as the TorchScript extra file ``metadata.json`` (C++: ``torch::jit::load(path, device, extra_files)``)
 and as the ``.pt2`` package metadata key ``sobolev_warmstart`` (C++: ``AOTIModelPackageLoader::get_metadata()``);
 the native file stores it under the same key of the safetensors ``__metadata__``, with an ``architecture`` field
@@ -65,10 +69,10 @@ def _check_policy(policy) -> None:
 def example_inputs(policy: DiffusionPolicy | MLPPolicy, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Zero inputs of the exported signature."""
     if policy.kind == "diffusion":
-        return (torch.zeros(batch, policy.history_steps, policy.no), torch.zeros(batch, policy.nz),
+        return (torch.zeros(batch, policy.history_steps, policy.no), torch.zeros(batch, policy.param_dim),
                 torch.zeros(batch, policy.history_steps, policy.na),
                 torch.zeros(policy.num_steps, batch, policy.horizon, policy.na))
-    return torch.zeros(batch, policy.no), torch.zeros(batch, policy.nz)
+    return torch.zeros(batch, policy.no), torch.zeros(batch, policy.param_dim)
 
 
 def export_torchscript(policy: DiffusionPolicy | MLPPolicy, path: str | os.PathLike) -> Path:

@@ -4,14 +4,16 @@
 (TorchScript / AOTInductor) and what the C++ runner calls:
 
 - ``obs_history (B, h, D_o)``: observations ``o_{t0-h+1..t0}`` (repeat ``o_0`` before the start),
-- ``params (B, nz)``: task parameters ``z`` (``nz`` may be 0),
+- ``params (B, nz)``: task parameters ``z`` (``nz`` may be 0); ``(B, nz + 1)`` for a policy trained with
+  ``ChunkSpec.time_to_go``, the last column the time to go ``(T - t0) / T`` of the chunk's start,
 - ``history_actions (B, h, D_a)``: the known actions ``a_{t0-h..t0-1}`` (before the start: the dataset's
   ``initial_actions``, zeros unless given); they condition the sample only with ``past_actions=True``,
 - ``noise (K, B, H, D_a)``: standard normal draws, ``noise[0]`` the initial sample,
 - returns ``(B, H, D_a)``: the chunk ``a_{t0-h..t0-h+H-1}``; its first ``h`` entries equal ``history_actions``,
   entries ``h .. h+A-1`` are the ones to execute.
 
-``MLPPolicy.forward(obs (B, D_o), params (B, nz)) -> (B, D_a)`` is the direct policy ``a_t = π(o_t, z)``.
+``MLPPolicy.forward(obs (B, D_o), params (B, nz)) -> (B, D_a)`` is the direct policy ``a_t = π(o_t, z)`` (``params``
+``(B, nz + 1)`` with the time to go ``(T - t) / T``, as above). ``param_dim`` is the width of ``params``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import SCHEMA_VERSION, ChunkSpec, Normalisers, TaskInfo, atomic_write_bytes
+from .data import SCHEMA_VERSION, TIME_TO_GO_NORMALISER, ChunkSpec, Normalisers, TaskInfo, atomic_write_bytes
 from .diffusion import DDPMSampler, DiffusionConfig
 from .models import DENOISERS, MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 
@@ -36,13 +38,19 @@ _POLICY_FORMAT = "sobolev_warmstart.policy"
 
 
 class _Normalising(nn.Module):
-    """Normaliser buffers (float32): ``{a,o,z}_offset``, ``{a,o,z}_scale``."""
+    """Normaliser buffers (float32): ``{a,o,z}_offset``, ``{a,o,z}_scale``; with ``spec.time_to_go`` the ``z``
+    buffers gain the time to go's fixed entry (:data:`~sobolev_warmstart.data.TIME_TO_GO_NORMALISER`)."""
 
-    def _set_normalisers(self, normalisers: Normalisers) -> None:
+    def _set_normalisers(self, normalisers: Normalisers, spec: ChunkSpec) -> None:
         self.normalisers = normalisers
+        self.param_dim = normalisers.params.dim + int(spec.time_to_go)
         for key, n in (("a", normalisers.action), ("o", normalisers.observation), ("z", normalisers.params)):
-            self.register_buffer(f"{key}_offset", torch.as_tensor(n.offset, dtype=torch.float32))
-            self.register_buffer(f"{key}_scale", torch.as_tensor(n.scale, dtype=torch.float32))
+            offset, scale = n.offset, n.scale
+            if key == "z" and spec.time_to_go:
+                offset = np.append(offset, TIME_TO_GO_NORMALISER[0])
+                scale = np.append(scale, TIME_TO_GO_NORMALISER[1])
+            self.register_buffer(f"{key}_offset", torch.as_tensor(offset, dtype=torch.float32))
+            self.register_buffer(f"{key}_scale", torch.as_tensor(scale, dtype=torch.float32))
 
 
 def _check_input(name: str, x: torch.Tensor, shape: List[int]) -> None:
@@ -73,8 +81,8 @@ class DiffusionPolicy(_Normalising):
         self.mlp_config = MLPConfig() if mlp is None else mlp
         self.denoiser = denoiser
         self.diffusion_config = DiffusionConfig() if diffusion is None else diffusion
-        self._set_normalisers(normalisers)
-        cond_dim = spec.history * task.no + task.nz
+        self._set_normalisers(normalisers, spec)
+        cond_dim = spec.history * task.no + self.param_dim
         if denoiser == "unet":
             self.net = ConditionalUNet1D(task.na, cond_dim, spec.horizon, self.unet_config)
         else:
@@ -94,7 +102,7 @@ class DiffusionPolicy(_Normalising):
                 noise: torch.Tensor) -> torch.Tensor:
         b = obs_history.shape[0]
         _check_input("obs_history", obs_history, [b, self.history_steps, self.no])
-        _check_input("params", params, [b, self.nz])
+        _check_input("params", params, [b, self.param_dim])
         _check_input("history_actions", history_actions, [b, self.history_steps, self.na])
         _check_input("noise", noise, [self.num_steps, b, self.horizon, self.na])
         o = (obs_history - self.o_offset) / self.o_scale
@@ -124,7 +132,8 @@ class DiffusionPolicy(_Normalising):
     def metadata(self) -> dict[str, Any]:
         return {"kind": self.kind, "task": self.task.to_dict(), "horizon": self.horizon, "history": self.history_steps,
                 "action_steps": self.spec.action_steps, "num_steps": self.num_steps, "na": self.na, "no": self.no,
-                "nz": self.nz, "schema_version": SCHEMA_VERSION, "format_version": POLICY_FORMAT_VERSION}
+                "nz": self.nz, "time_to_go": bool(self.spec.time_to_go), "schema_version": SCHEMA_VERSION,
+                "format_version": POLICY_FORMAT_VERSION}
 
     def build_config(self) -> dict[str, Any]:
         return {"unet": _asdict(self.unet_config), "diffusion": _asdict(self.diffusion_config),
@@ -138,8 +147,8 @@ class MLPPolicy(_Normalising):
         super().__init__()
         self.task, self.spec = task, spec
         self.mlp_config = MLPConfig() if mlp is None else mlp
-        self._set_normalisers(normalisers)
-        self.net = MLP(task.no + task.nz, task.na, self.mlp_config)
+        self._set_normalisers(normalisers, spec)
+        self.net = MLP(task.no + self.param_dim, task.na, self.mlp_config)
         self.na, self.no, self.nz = task.na, task.no, task.nz
 
     @property
@@ -149,7 +158,7 @@ class MLPPolicy(_Normalising):
     def forward(self, obs: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         b = obs.shape[0]
         _check_input("obs", obs, [b, self.no])
-        _check_input("params", params, [b, self.nz])
+        _check_input("params", params, [b, self.param_dim])
         cond = torch.cat([(obs - self.o_offset) / self.o_scale, (params - self.z_offset) / self.z_scale], dim=1)
         return self.net(cond) * self.a_scale + self.a_offset
 
@@ -166,7 +175,8 @@ class MLPPolicy(_Normalising):
 
     def metadata(self) -> dict[str, Any]:
         return {"kind": self.kind, "task": self.task.to_dict(), "na": self.na, "no": self.no, "nz": self.nz,
-                "history": 1, "schema_version": SCHEMA_VERSION, "format_version": POLICY_FORMAT_VERSION}
+                "time_to_go": bool(self.spec.time_to_go), "history": 1, "schema_version": SCHEMA_VERSION,
+                "format_version": POLICY_FORMAT_VERSION}
 
     def build_config(self) -> dict[str, Any]:
         return {"mlp": _asdict(self.mlp_config)}

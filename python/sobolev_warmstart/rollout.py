@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import _core
+from .data import time_to_go
 from .policy import DiffusionPolicy, MLPPolicy
 from .solver import instance_arrays
 from .tasks import Task
@@ -162,7 +163,13 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
     xs[:, 0] = x0s
     obs[:, 0] = [task.observation(x)[0] for x in x0s]
     first = _core.initial_actions(task, x0s)
-    z = torch.as_tensor(params, dtype=torch.float32)
+    z_task = torch.as_tensor(params, dtype=torch.float32)
+
+    def z_at(t: int) -> torch.Tensor:  # the policy's params at step t: z, then the time to go if it reads it
+        if not policy.spec.time_to_go:
+            return z_task
+        return torch.cat([z_task, torch.full((n, 1), float(time_to_go(t, T)))], dim=1)
+
     call_time, calls = 0.0, 0
 
     alive = np.ones(n, dtype=bool)
@@ -193,7 +200,7 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
         A, R = 1, T
         for t in range(T):
             c0 = time.perf_counter()
-            a = policy(torch.as_tensor(obs[:, t], dtype=torch.float32), z).double().numpy()
+            a = policy(torch.as_tensor(obs[:, t], dtype=torch.float32), z_at(t)).double().numpy()
             call_time += time.perf_counter() - c0
             calls += 1
             execute(t, a)
@@ -213,7 +220,7 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
             ta = np.arange(t0 - h, t0)
             a_hist = np.where((ta < 0)[None, :, None], first[:, None, :], actions[:, np.maximum(ta, 0)])
             c0 = time.perf_counter()
-            chunk = policy(torch.as_tensor(o_hist, dtype=torch.float32), z,
+            chunk = policy(torch.as_tensor(o_hist, dtype=torch.float32), z_at(t0),
                            torch.as_tensor(a_hist, dtype=torch.float32),
                            torch.as_tensor(noise[:, r]).transpose(0, 1).contiguous()).double().numpy()
             call_time += time.perf_counter() - c0

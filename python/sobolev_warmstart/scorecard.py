@@ -122,7 +122,8 @@ class ScorecardSettings:
     policy_seed: the training seed of the policies (None: ``train_seed``), to repeat a scorecard over training
     runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
     (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
-    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`).
+    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); time_to_go: the policies condition on the time to go
+    (:class:`~sobolev_warmstart.data.ChunkSpec`).
     """
 
     task: str
@@ -152,6 +153,7 @@ class ScorecardSettings:
     denoiser: str = "mlp"
     mlp_dims: tuple[int, ...] = (256, 256)
     past_actions: bool = False
+    time_to_go: bool = False
 
     @property
     def key(self) -> str:
@@ -161,7 +163,8 @@ class ScorecardSettings:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def chunk(self) -> ChunkSpec:
-        return ChunkSpec(horizon=self.horizon, history=self.history, action_steps=self.action_steps)
+        return ChunkSpec(horizon=self.horizon, history=self.history, action_steps=self.action_steps,
+                         time_to_go=self.time_to_go)
 
     def options(self, num_threads: int = 0) -> SolverOptions:
         return SolverOptions(max_iters=self.max_iters, num_threads=num_threads)

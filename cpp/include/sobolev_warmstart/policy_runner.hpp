@@ -24,7 +24,11 @@ struct PolicyMetadata {
   int history = 1;          ///< h, known past entries of a chunk
   int action_steps = 1;     ///< A, executed entries per replan (training default)
   int num_steps = 0;        ///< K, denoising steps (0 for mlp)
+  bool time_to_go = false;  ///< params carry one more column: the time to go (T - t0) / T of the call's step
   std::string json;         ///< the raw metadata
+
+  /// @brief Columns of the policy's params: the task's nz, plus one for the time to go.
+  int param_dim() const { return dims.nz + (time_to_go ? 1 : 0); }
 };
 
 /// @brief A loaded policy. Thread-safe: concurrent calls from OpenMP threads are allowed.
@@ -45,10 +49,10 @@ public:
   void check_task(const Task &task) const;
 
   /// @brief Diffusion policies: sample B chunks. Inputs row-major: obs_history (B, h, no),
-  /// params (B, nz), history_actions (B, h, na), noise (K, B, H, na); output chunks (B, H, na).
+  /// params (B, param_dim()), history_actions (B, h, na), noise (K, B, H, na); output chunks (B, H, na).
   virtual void sample_chunks(int batch, const float *obs_history, const float *params,
                              const float *history_actions, const float *noise, float *chunks) const = 0;
-  /// @brief Direct (mlp) policies: actions (B, na) from obs (B, no) and params (B, nz).
+  /// @brief Direct (mlp) policies: actions (B, na) from obs (B, no) and params (B, param_dim()).
   virtual void act(int batch, const float *obs, const float *params, float *actions) const = 0;
 
 protected:
