@@ -13,6 +13,12 @@ on (x, z) from TO alone's trajectories and is rolled out in closed loop on held-
 Prints the closed-loop cost over TO alone's converged cost (median, mean) per target and training seed:
 
     python3 benchmarks/bench_action_representation.py --variant random_start_random_target
+
+Two input features can be added to test what the regressor lacks: ``--time-to-go`` ((T - t) / T) and
+``--ee-feature`` (the tool's position p(q) by forward kinematics and its offset p* - p(q) to the target):
+
+    python3 benchmarks/bench_action_representation.py --targets vel --time-to-go
+    python3 benchmarks/bench_action_representation.py --targets vel --ee-feature
 """
 
 from __future__ import annotations
@@ -52,6 +58,25 @@ def fit(X: np.ndarray, Y: np.ndarray, steps: int, seed: int):
     return predict
 
 
+def _ee_features(task):
+    """``f(xs (..., nx), targets (..., 3)) -> (..., 6)``: the tool frame's position and its offset to the target."""
+    import pinocchio as pin
+    from pathlib import Path
+    model = pin.buildModelFromUrdf(str(Path(sw.robots_dir()) / "ur_description/urdf/ur5_robot.urdf"))
+    data, frame = model.createData(), model.getFrameId("tool0")
+
+    def f(xs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        flat = xs.reshape(-1, xs.shape[-1])
+        p = np.empty((len(flat), 3))
+        for i, x in enumerate(flat):
+            pin.framesForwardKinematics(model, data, x[: model.nq])
+            p[i] = data.oMf[frame].translation
+        p = p.reshape(*xs.shape[:-1], 3)
+        return np.concatenate([p, targets - p], -1)
+
+    return f
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", default="random_start_random_target")
@@ -62,6 +87,8 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["qfeat", "vel", "torque"])
     ap.add_argument("--time-to-go", action="store_true",
                     help="append the normalised time to go (T - t) / T to the regressor's input")
+    ap.add_argument("--ee-feature", action="store_true",
+                    help="append the end effector's position p(q) and its offset to the target p* - p(q) (pinocchio)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     task = sw.make_task("ur5", args.variant)
@@ -72,8 +99,12 @@ def main() -> None:
     xs, us, P = res.xs[ok], res.us[ok], params[ok]
     n = len(xs)
     feats = np.concatenate([np.cos(xs[:, 1:, :nq]), np.sin(xs[:, 1:, :nq])], -1)
+    if args.ee_feature and task.nz != 3:
+        raise SystemExit(f"--ee-feature: expected a variant with a random target (nz = 3), got {args.variant}")
+    ee = _ee_features(task) if args.ee_feature else None
     tau = np.broadcast_to(((T - np.arange(T)) / T)[None, :, None], (n, T, 1))
-    X = np.concatenate([xs[:, :T], np.repeat(P[:, None], T, 1)] + ([tau] if args.time_to_go else []), -1)
+    extra = [ee(xs[:, :T], np.repeat(P[:, None], T, 1))] if ee else []
+    X = np.concatenate([xs[:, :T], np.repeat(P[:, None], T, 1)] + ([tau] if args.time_to_go else []) + extra, -1)
     X = X.reshape(n * T, -1)
     targets = {"qfeat": feats.reshape(n * T, -1), "vel": xs[:, 1:, nq:].reshape(n * T, -1),
                "torque": us.reshape(n * T, -1)}
@@ -89,7 +120,7 @@ def main() -> None:
             x, XS, US = tx0.copy(), [tx0.copy()], []
             for t in range(T):
                 tau_t = np.full((len(x), 1), (T - t) / T)
-                y = predict(np.concatenate([x, tz] + ([tau_t] if args.time_to_go else []), -1))
+                y = predict(np.concatenate([x, tz] + ([tau_t] if args.time_to_go else []) + ([ee(x, tz)] if ee else []), -1))
                 if name == "torque":
                     u = np.clip(y, task.u_lower, task.u_upper)
                     xn = task.step(x, u)
