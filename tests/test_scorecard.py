@@ -190,3 +190,26 @@ def test_folders_written_before_the_denoiser_settings_count_as_a_unet_with_past_
     _check_settings(tmp_path, old_style)  # resumes: what the code did then
     with pytest.raises(ValueError, match="denoiser .*past_actions"):
         _check_settings(tmp_path, s)
+
+
+def test_diffusion_steps_and_time_to_go_reach_the_policies_and_older_folders_read_as_their_defaults(tmp_path):
+    """diffusion_steps sets K of both diffusion policies' training and sampling, time_to_go their chunk spec; a
+    folder written before either setting existed resumes as K = 5 without the time to go."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import _check_settings
+
+    s = settings_for("pendulum/default", "smoke")
+    assert (s.diffusion_steps, s.time_to_go) == (5, False)
+    changed = dataclasses.replace(s, diffusion_steps=2, time_to_go=True)
+    for method in ("diff", "sob_diff"):
+        assert changed.train_config(method, 100, tmp_path).diffusion.num_steps == 2
+    assert changed.chunk().time_to_go and not s.chunk().time_to_go
+    old = s.to_dict()
+    del old["diffusion_steps"], old["time_to_go"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    _check_settings(tmp_path, s)
+    with pytest.raises(ValueError, match="diffusion_steps .*time_to_go"):
+        _check_settings(tmp_path, changed)
+    with pytest.raises(ValueError, match="num_steps: expected a positive integer"):
+        dataclasses.replace(s, diffusion_steps=0).train_config("diff", 100, tmp_path)

@@ -122,8 +122,9 @@ class ScorecardSettings:
     policy_seed: the training seed of the policies (None: ``train_seed``), to repeat a scorecard over training
     runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
     (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
-    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); time_to_go: the policies condition on the time to go
-    (:class:`~sobolev_warmstart.data.ChunkSpec`).
+    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); diffusion_steps: K, the diffusion policies' denoising
+    steps (training and sampling; every rollout call runs the network K times); time_to_go: the policies condition
+    on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`).
     """
 
     task: str
@@ -153,6 +154,7 @@ class ScorecardSettings:
     denoiser: str = "mlp"
     mlp_dims: tuple[int, ...] = (256, 256)
     past_actions: bool = False
+    diffusion_steps: int = 5
     time_to_go: bool = False
 
     @property
@@ -179,7 +181,7 @@ class ScorecardSettings:
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),
-                           diffusion=DiffusionConfig(past_actions=self.past_actions),
+                           diffusion=DiffusionConfig(num_steps=self.diffusion_steps, past_actions=self.past_actions),
                            checkpoint_dir=str(checkpoint_dir), resume=True, progress=False, num_threads=1)
 
 
