@@ -101,6 +101,22 @@ def _sobolev_rows(batch: int, sobolev_fraction: float) -> int:
     return batch if sobolev_fraction >= 1.0 else min(batch, max(1, round(sobolev_fraction * batch)))
 
 
+def _tangent_rows(x: torch.Tensor, sb: int, m: int) -> torch.Tensor:
+    """The first ``sb`` samples once per direction (``m · sb`` rows, direction-major): the rows with a tangent."""
+    return x[:sb] if m == 1 else x[:sb].repeat((m,) + (1,) * (x.dim() - 1))
+
+
+def _dual_rows(x: torch.Tensor, sb: int, m: int) -> torch.Tensor:
+    """The primal rows of a dual pass: the tangent rows, then the samples without the Sobolev term."""
+    head = _tangent_rows(x, sb, m)
+    return head if sb == x.shape[0] else torch.cat([head, x[sb:]])
+
+
+def _undo_dual_rows(y: torch.Tensor, sb: int, m: int) -> torch.Tensor:
+    """One output per sample from the output of :func:`_dual_rows`' rows (the first direction's copy)."""
+    return y if m == 1 else torch.cat([y[:sb], y[m * sb:]])
+
+
 def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, params: torch.Tensor,
                    chunks: torch.Tensor, chunk_jac: torch.Tensor | None, obs_jac: torch.Tensor | None, history: int,
                    *, sobolev_weight: float = 0.0, num_directions: int = 1, generator: torch.Generator | None = None,
@@ -135,14 +151,11 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
         directions = random_directions(sb, m, ndx, generator, chunks.dtype)
     v = directions.transpose(0, 1).reshape(m * sb, ndx)  # direction-major: [v_0 of all; v_1 of all; ...]
 
-    def rep(x):  # the first sb samples once per direction (the tangent rows), then the others (primal only)
-        head = x[:sb] if m == 1 else x[:sb].repeat((m,) + (1,) * (x.dim() - 1))
-        return head if sb == b else torch.cat([head, x[sb:]])
-
-    tangent = cond_tangent(rep(obs_jac)[:m * sb], v, obs.shape[1], params.shape[1])
-    pred, jv = denoiser_jvp(net, rep(noisy), rep(steps), rep(cond), tangent, method)
-    pred = torch.cat([pred[:sb], pred[m * sb:]])
-    target = torch.einsum("bhad,bd->bha", rep(chunk_jac)[:m * sb], v)
+    tangent = cond_tangent(_tangent_rows(obs_jac, sb, m), v, obs.shape[1], params.shape[1])
+    pred, jv = denoiser_jvp(net, _dual_rows(noisy, sb, m), _dual_rows(steps, sb, m), _dual_rows(cond, sb, m),
+                            tangent, method)
+    pred = _undo_dual_rows(pred, sb, m)
+    target = torch.einsum("bhad,bd->bha", _tangent_rows(chunk_jac, sb, m), v)
     mse = (pred - chunks)[:, history:].pow(2).mean()
     sob = (jv - target)[:, history:].pow(2).mean() * m  # = Σ_j mean over (batch, entries)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
@@ -167,13 +180,8 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
         directions = random_directions(sb, m, ndx, generator, obs.dtype)
     v = directions.transpose(0, 1).reshape(m * sb, ndx)
 
-    def rep(x):  # as in diffusion_loss
-        head = x[:sb] if m == 1 else x[:sb].repeat((m,) + (1,) * (x.dim() - 1))
-        return head if sb == b else torch.cat([head, x[sb:]])
-
-    tangent = cond_tangent(rep(obs_jac)[:m * sb], v, 1, params.shape[1])
-    pred, jv = net.forward_dual(rep(cond), tangent)
-    pred = torch.cat([pred[:sb], pred[m * sb:]])
-    mse = (pred - actions).pow(2).mean()
-    sob = (jv - torch.einsum("bad,bd->ba", rep(action_jac)[:m * sb], v)).pow(2).mean() * m
+    tangent = cond_tangent(_tangent_rows(obs_jac, sb, m), v, 1, params.shape[1])
+    pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
+    mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
+    sob = (jv - torch.einsum("bad,bd->ba", _tangent_rows(action_jac, sb, m), v)).pow(2).mean() * m
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
