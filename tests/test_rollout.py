@@ -289,7 +289,8 @@ def test_time_to_go_policies_roll_out_the_same_in_cpp_and_python(time_policies, 
         early_a, late_a = runner.sample_chunks(args[0], z, *args[1:]), runner.sample_chunks(args[0], late, *args[1:])
         with pytest.raises(ValueError, match=rf"params: expected shape \(1, {task.nz + 1}\), got \(1, {task.nz}\)"):
             runner.sample_chunks(args[0], z[:, :-1], *args[1:])
-    assert np.abs(early_a - late_a).max() > 1e-4
+    # measured over training seeds 0-2: largest output change 0.034-0.083 (UR5 diffusion), 0.18-0.31 (pendulum MLP)
+    assert np.abs(early_a - late_a).max() > 1e-3
 
 
 def test_time_to_go_metadata_must_be_a_boolean(time_policies, tmp_path):
