@@ -5,7 +5,7 @@ import torch
 from sobolev_warmstart.data import ChunkSpec, build_dataset
 from sobolev_warmstart.diffusion import DDPMSchedule
 from sobolev_warmstart.losses import (cond_tangent, denoiser_jvp, diffusion_loss, direct_loss, make_cond,
-                                      random_directions)
+                                      random_directions, sobolev_cap_weights, sobolev_target_scales)
 from sobolev_warmstart.models import MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 from sobolev_warmstart.models.dual import group_norm_dual, mish_dual
 from sobolev_warmstart.synthetic import lqr_double_integrator
@@ -271,3 +271,60 @@ def test_denoiser_dual_with_tangents_of_the_first_samples_only(make):
     torch.testing.assert_close(denoiser_jvp(net, x, k, c, t, "autograd")[1], jv_ref[:2])
     with pytest.raises(ValueError, match="cond_tangent: expected shape"):
         denoiser_jvp(net, x, k, c, torch.randn(5, 5, dtype=torch.float64), "dual")
+
+
+@pytest.mark.parametrize("make", [_tiny_unet, _tiny_chunk_mlp], ids=["unet", "mlp"])
+def test_sobolev_sample_weights_scale_each_samples_residual(make):
+    """The weighted Sobolev term is the mean of w_i times each sample's own term (same directions), with several
+    directions and with the term on part of the batch; the regression term does not change."""
+    data = lqr_double_integrator(2, horizon=12, chunk_offsets=8)
+    ds = build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=4))
+    net = make(1, 3, 8, torch.float64)
+    sched = DDPMSchedule(5)
+    b, m = 6, 2
+    args = [t[:b].double() for t in (ds.obs, ds.params, ds.chunks, ds.chunk_jac, ds.obs_jac)]
+    g = torch.Generator().manual_seed(5)
+    steps, noise = torch.randint(0, 5, (b,), generator=g), torch.randn(b, 8, 1, generator=g, dtype=torch.float64)
+    w = torch.tensor([1.0, 0.5, 0.0, 2.0, 0.25, 1.0], dtype=torch.float64)
+    for frac, rows in ((1.0, b), (4 / 6, 4)):
+        dirs = random_directions(rows, m, 2, g, torch.float64)
+        kw = dict(sobolev_weight=0.3, num_directions=m, steps=steps, noise=noise, directions=dirs, sobolev_fraction=frac)
+        with torch.no_grad():
+            weighted = diffusion_loss(net, sched, *args, 1, sobolev_sample_weight=w, **kw)
+            plain = diffusion_loss(net, sched, *args, 1, **kw)
+            each = [diffusion_loss(net, sched, *[t[i:i + 1] for t in args], 1, sobolev_weight=0.3, num_directions=m,
+                                   steps=steps[i:i + 1], noise=noise[i:i + 1], directions=dirs[i:i + 1]).sobolev
+                    for i in range(rows)]
+        torch.testing.assert_close(weighted.sobolev, sum(w[i] * each[i] for i in range(rows)) / rows)
+        torch.testing.assert_close(plain.sobolev, sum(each) / rows)
+        torch.testing.assert_close(weighted.mse, plain.mse)
+    mlp = MLP(3, 1, MLPConfig((16, 16))).double()
+    obs, prm, act, aj, oj = args[0][:, -1], args[1], args[2][:, 1], args[3][:, 1], args[4]
+    dirs = random_directions(b, 1, 2, g, torch.float64)
+    with torch.no_grad():
+        dw = direct_loss(mlp, obs, prm, act, aj, oj, sobolev_weight=1.0, directions=dirs, sobolev_sample_weight=w)
+        deach = [direct_loss(mlp, obs[i:i + 1], prm[i:i + 1], act[i:i + 1], aj[i:i + 1], oj[i:i + 1],
+                             sobolev_weight=1.0, directions=dirs[i:i + 1]).sobolev for i in range(b)]
+    torch.testing.assert_close(dw.sobolev, sum(w[i] * deach[i] for i in range(b)) / b)
+    for bad in (torch.ones(b + 1, dtype=torch.float64), torch.ones(b, 1, dtype=torch.float64), [1.0] * b):
+        with pytest.raises(ValueError, match=r"sobolev_sample_weight: expected a tensor of shape \(6,\)"):
+            diffusion_loss(net, sched, *args, 1, sobolev_weight=1.0, sobolev_sample_weight=bad)
+        with pytest.raises(ValueError, match=r"sobolev_sample_weight: expected a tensor of shape \(6,\)"):
+            direct_loss(mlp, obs, prm, act, aj, oj, sobolev_weight=1.0, sobolev_sample_weight=bad)
+
+
+def test_sobolev_cap_weights_leave_the_bulk_and_make_the_tail_relative():
+    jac = torch.zeros(5, 3, 2, 4)
+    for i, a in enumerate((1.0, 2.0, 3.0, 4.0, 100.0)):
+        jac[i, 0, 0, 0] = a  # ||D_i||_F^2 = a^2 over 3 * 2 entries and ndx = 4
+    s = sobolev_target_scales(jac)
+    torch.testing.assert_close(s, torch.tensor([1.0, 4.0, 9.0, 16.0, 1e4]) / 24)
+    w = sobolev_cap_weights(s, 0.5)  # tau = the median scale, 9 / 24
+    torch.testing.assert_close(w, torch.tensor([1.0, 1.0, 1.0, 9 / 16, 9e-4]))
+    torch.testing.assert_close(sobolev_cap_weights(s, 1.0), torch.ones(5))
+    # the capped samples' weighted target scale is the quantile: none of them counts more than tau
+    assert float((w * s).max()) <= float(torch.quantile(s, 0.5)) * (1 + 1e-6)
+    assert torch.all(sobolev_cap_weights(torch.tensor([0.0, 1.0, 2.0]), 0.5) <= 1.0)
+    for bad in (0.0, 1.5, -0.2, True, "0.9"):
+        with pytest.raises(ValueError, match="sobolev_cap_quantile: expected a float in"):
+            sobolev_cap_weights(s, bad)

@@ -10,7 +10,7 @@ from sobolev_warmstart.losses import diffusion_loss
 from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
-from sobolev_warmstart.train import TrainConfig, load_checkpoint, train
+from sobolev_warmstart.train import TrainConfig, load_checkpoint, sobolev_sample_weights, train
 
 TINY_UNET = UNetConfig(down_dims=(16, 32), n_groups=4, step_embed_dim=16)
 TINY_MLP = MLPConfig((32, 32))
@@ -152,6 +152,9 @@ def test_train_config_validation():
         TrainConfig(policy="sob_mlp", sobolev_weight=0.0)
     with pytest.raises(ValueError, match=r"sobolev_fraction: expected a float in \(0, 1\]"):
         TrainConfig(sobolev_fraction=0.0)
+    for bad in (0.0, 1.2, True, "0.9"):
+        with pytest.raises(ValueError, match=r"sobolev_cap_quantile: expected a float in \(0, 1\] or None"):
+            TrainConfig(sobolev_cap_quantile=bad)
     with pytest.raises(ValueError, match="epochs: expected a positive integer"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="lr: expected a positive float"):
@@ -162,6 +165,30 @@ def test_train_config_validation():
         TrainConfig.from_dict({"policy": "diff", "epoch": 3})
     assert TrainConfig(policy="sob_diff").sobolev_weight == 1.0
     assert TrainConfig.from_dict(TrainConfig(policy="mlp").to_dict()) == TrainConfig(policy="mlp")
+
+
+@pytest.mark.parametrize("kind", ["sob_mlp", "sob_diff"])
+def test_sobolev_cap_quantile_weights_the_tail_only(kind, lqr_dataset):
+    """q = 1 trains exactly as no cap (all weights one); q < 1 caps the largest targets' weights only, and the
+    capped training still fits the data and the derivatives."""
+    ds = lqr_dataset
+    base = dict(policy=kind, epochs=4, batch_size=32, lr=3e-3, unet=TINY_UNET, mlp=TINY_MLP, progress=False,
+                seed=0, num_threads=1)
+    assert sobolev_sample_weights(ds, TrainConfig(**base)) is None
+    assert sobolev_sample_weights(ds, TrainConfig(**{**base, "policy": kind[4:], "sobolev_cap_quantile": 0.5})) is None
+    torch.testing.assert_close(sobolev_sample_weights(ds, TrainConfig(**base, sobolev_cap_quantile=1.0)),
+                               torch.ones(len(ds)))
+    w = sobolev_sample_weights(ds, TrainConfig(**base, sobolev_cap_quantile=0.5))
+    assert w.shape == (len(ds),) and float(w.max()) == 1.0 and float((w == 1.0).float().mean()) >= 0.5
+    if kind == "sob_diff":  # the chunks' targets vary (the direct policy's LQR gain is the same at every sample)
+        assert float(w.min()) < 0.5
+    uncapped = train(ds, TrainConfig(**base))
+    same = train(ds, TrainConfig(**base, sobolev_cap_quantile=1.0))
+    for a, b in zip(uncapped.net.parameters(), same.net.parameters()):
+        assert torch.equal(a, b)
+    capped = train(ds, TrainConfig(**{**base, "epochs": 25}, sobolev_cap_quantile=0.5))
+    hist = capped.train_history
+    assert hist[-1]["mse"] < 0.1 * hist[0]["mse"] and hist[-1]["sobolev"] < 0.5 * hist[0]["sobolev"], hist
 
 
 def test_train_rejects_bad_arguments(lqr_dataset):

@@ -15,6 +15,12 @@ observations and ``z`` do not depend on the current state). ``v_j`` are independ
 Frobenius Sobolev loss up to that scale. History entries are excluded from both terms. ``λ = 0`` is plain
 DDPM (the "Diff" baseline) and skips the derivative altogether.
 
+``sobolev_sample_weight (B,)`` (optional) multiplies each sample's Sobolev residual: :func:`sobolev_cap_weights`
+gives ``w_i = min(1, τ / s_i)`` with ``s_i`` the sample's target scale ``||D_i||_F² / ndx`` (over its predicted
+entries) and ``τ`` a quantile of the training set's scales, so the few samples whose solver gains are orders of
+magnitude larger than the rest (the steps before a stiff terminal cost) are matched in relative rather than
+absolute error and cannot dominate the loss and its clipped gradient.
+
 ``sobolev_fraction = f < 1`` computes the Sobolev term on the first ``round(f · B)`` samples of the batch only
 (the batches are random permutations, so they are a uniform subset): the same expectation with more variance.
 The dual pass then carries ``B`` primal rows and ``f · B`` tangent rows (:mod:`.models.dual`), about ``1 + f``
@@ -34,7 +40,7 @@ from torch import nn
 from .diffusion import DDPMSchedule
 
 __all__ = ["LossOutput", "make_cond", "cond_tangent", "random_directions", "denoiser_jvp", "diffusion_loss",
-           "direct_loss", "check_sobolev_fraction"]
+           "direct_loss", "check_sobolev_fraction", "sobolev_target_scales", "sobolev_cap_weights"]
 
 _JVP_METHODS = ("dual", "autograd")
 
@@ -96,6 +102,35 @@ def check_sobolev_fraction(sobolev_fraction: float) -> None:
         raise ValueError(f"sobolev_fraction: expected a float in (0, 1], got {sobolev_fraction!r}")
 
 
+def sobolev_target_scales(jac: torch.Tensor) -> torch.Tensor:
+    """Per-sample scale ``s_i = ||D_i||_F² / ndx / entries`` of derivative targets ``jac (B, ..., ndx)`` (the
+    predicted entries only): the expected squared target ``E[(D_i v)²]`` per entry for a uniform unit ``v``."""
+    b, ndx = jac.shape[0], jac.shape[-1]
+    return jac.reshape(b, -1, ndx).pow(2).sum(-1).mean(-1) / ndx
+
+
+def sobolev_cap_weights(scales: torch.Tensor, quantile: float) -> torch.Tensor:
+    """``min(1, τ / s_i)`` with ``τ`` the ``quantile`` of ``scales (B,)`` (in (0, 1]; 1 gives all ones)."""
+    if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0.0 < quantile <= 1.0:
+        raise ValueError(f"sobolev_cap_quantile: expected a float in (0, 1], got {quantile!r}")
+    tau = torch.quantile(scales.double(), float(quantile)).to(scales.dtype)
+    return (tau / scales.clamp_min(torch.finfo(scales.dtype).tiny)).clamp(max=1.0)
+
+
+def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, m: int) -> torch.Tensor:
+    """Mean of the squared residual ``res (m·sb, ...)`` over rows and entries, each row's scaled by its weight."""
+    sq = res.pow(2).reshape(res.shape[0], -1).mean(-1)
+    if weight is not None:
+        sq = sq * _tangent_rows(weight, sb, m)
+    return sq.mean() * m
+
+
+def _check_sample_weight(weight: torch.Tensor | None, batch: int) -> None:
+    if weight is not None and (not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (batch,)):
+        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"sobolev_sample_weight: expected a tensor of shape ({batch},), got {got}")
+
+
 def _sobolev_rows(batch: int, sobolev_fraction: float) -> int:
     """The number of leading samples of a batch that get the Sobolev term."""
     return batch if sobolev_fraction >= 1.0 else min(batch, max(1, round(sobolev_fraction * batch)))
@@ -122,13 +157,15 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    *, sobolev_weight: float = 0.0, num_directions: int = 1, generator: torch.Generator | None = None,
                    steps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                    directions: torch.Tensor | None = None, method: str = "dual",
-                   past_actions: bool = True, sobolev_fraction: float = 1.0) -> LossOutput:
+                   past_actions: bool = True, sobolev_fraction: float = 1.0,
+                   sobolev_sample_weight: torch.Tensor | None = None) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (S, m, ndx)`` are drawn
     from ``generator`` unless given, ``S = round(sobolev_fraction · B)`` the samples with the Sobolev term (the
     first ``S``). ``past_actions``: the history entries of the noisy sample are the chunk's own (inpainting) or
-    zeros (as :class:`~sobolev_warmstart.diffusion.DDPMSampler` samples)."""
+    zeros (as :class:`~sobolev_warmstart.diffusion.DDPMSampler` samples). ``sobolev_sample_weight (B,)``: per-sample
+    factors of the Sobolev residual (see the module's docstring), all ones if omitted."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
     if steps is None:
@@ -149,6 +186,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     m, sb = num_directions, _sobolev_rows(b, sobolev_fraction)
     if directions is None:
         directions = random_directions(sb, m, ndx, generator, chunks.dtype)
+    _check_sample_weight(sobolev_sample_weight, b)
     v = directions.transpose(0, 1).reshape(m * sb, ndx)  # direction-major: [v_0 of all; v_1 of all; ...]
 
     tangent = cond_tangent(_tangent_rows(obs_jac, sb, m), v, obs.shape[1], params.shape[1])
@@ -157,16 +195,18 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     pred = _undo_dual_rows(pred, sb, m)
     target = torch.einsum("bhad,bd->bha", _tangent_rows(chunk_jac, sb, m), v)
     mse = (pred - chunks)[:, history:].pow(2).mean()
-    sob = (jv - target)[:, history:].pow(2).mean() * m  # = Σ_j mean over (batch, entries)
+    sob = _weighted_residual((jv - target)[:, history:], sobolev_sample_weight, sb, m)  # Σ_j mean over (batch, entries)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
 
 
 def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions: torch.Tensor,
                 action_jac: torch.Tensor | None, obs_jac: torch.Tensor | None, *, sobolev_weight: float = 0.0,
                 num_directions: int = 1, generator: torch.Generator | None = None,
-                directions: torch.Tensor | None = None, sobolev_fraction: float = 1.0) -> LossOutput:
+                directions: torch.Tensor | None = None, sobolev_fraction: float = 1.0,
+                sobolev_sample_weight: torch.Tensor | None = None) -> LossOutput:
     """Direct policy loss: ``obs (B, D_o)`` (current observation), ``params (B, nz)``, ``actions (B, D_a)``,
-    ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``; ``sobolev_fraction`` as in :func:`diffusion_loss`."""
+    ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``; ``sobolev_fraction`` and ``sobolev_sample_weight`` as
+    in :func:`diffusion_loss`."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
@@ -178,10 +218,12 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
     sb = _sobolev_rows(b, sobolev_fraction)
     if directions is None:
         directions = random_directions(sb, m, ndx, generator, obs.dtype)
+    _check_sample_weight(sobolev_sample_weight, b)
     v = directions.transpose(0, 1).reshape(m * sb, ndx)
 
     tangent = cond_tangent(_tangent_rows(obs_jac, sb, m), v, 1, params.shape[1])
     pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
     mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
-    sob = (jv - torch.einsum("bad,bd->ba", _tangent_rows(action_jac, sb, m), v)).pow(2).mean() * m
+    sob = _weighted_residual(jv - torch.einsum("bad,bd->ba", _tangent_rows(action_jac, sb, m), v),
+                             sobolev_sample_weight, sb, m)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())

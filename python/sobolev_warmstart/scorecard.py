@@ -117,7 +117,8 @@ class ScorecardSettings:
     one by default). train_steps: gradient steps of every policy (epochs = train_steps / batches per epoch,
     at least 1: Diff and Sob+Diff on the full set get the same epochs; a subset gets the same steps).
     sobolev_weight: λ of Sob+Diff on normalised quantities; sobolev_fraction: the share of each batch with
-    the Sobolev term (:class:`~sobolev_warmstart.train.TrainConfig`). subset_fractions: the nested subsets of the
+    the Sobolev term; sobolev_cap_quantile: the quantile above which a sample's Sobolev residual is relative to its
+    target (:class:`~sobolev_warmstart.train.TrainConfig`). subset_fractions: the nested subsets of the
     sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances per saved batch.
     policy_seed: the training seed of the policies (None: ``train_seed``), to repeat a scorecard over training
     runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
@@ -149,6 +150,7 @@ class ScorecardSettings:
     lr: float = 3e-3
     sobolev_weight: float = 0.01
     sobolev_fraction: float = 1.0
+    sobolev_cap_quantile: float | None = None
     subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
     policy_seed: int | None = None
     denoiser: str = "mlp"
@@ -177,7 +179,7 @@ class ScorecardSettings:
                            batch_size=self.batch_size, lr=self.lr,
                            seed=self.train_seed if self.policy_seed is None else self.policy_seed,
                            sobolev_weight=self.sobolev_weight if method == "sob_diff" else None,
-                           sobolev_fraction=self.sobolev_fraction,
+                           sobolev_fraction=self.sobolev_fraction, sobolev_cap_quantile=self.sobolev_cap_quantile,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .data import ChunkDataset, atomic_write_bytes
 from .diffusion import DiffusionConfig
-from .losses import check_sobolev_fraction, diffusion_loss, direct_loss
+from .losses import check_sobolev_fraction, diffusion_loss, direct_loss, sobolev_cap_weights, sobolev_target_scales
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
@@ -55,6 +55,9 @@ class TrainConfig:
     ``mlp``, the step embedding's width in ``unet.step_embed_dim``). ``mlp`` is also the direct policies' network.
     ``sobolev_fraction``: the share of each batch that gets the Sobolev term (:func:`~sobolev_warmstart.losses.
     diffusion_loss`); a step costs about ``1 + sobolev_fraction`` plain steps.
+    ``sobolev_cap_quantile`` (q in (0, 1], or None): samples whose derivative target is larger than the training
+    set's q-quantile have their Sobolev residual divided by their target's scale over that quantile
+    (:func:`~sobolev_warmstart.losses.sobolev_cap_weights`); None weighs every sample alike.
     """
 
     policy: str = "sob_diff"
@@ -68,6 +71,7 @@ class TrainConfig:
     sobolev_weight: float | None = None
     num_directions: int = 1
     sobolev_fraction: float = 1.0
+    sobolev_cap_quantile: float | None = None
     seed: int = 0
     denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -107,6 +111,10 @@ class TrainConfig:
             raise ValueError(f"sobolev_weight: policy {self.policy!r} trains without the Sobolev term, expected 0, "
                              f"got {w!r} (use policy 'sob_{self.policy}')")
         check_sobolev_fraction(self.sobolev_fraction)
+        if self.sobolev_cap_quantile is not None:
+            q = self.sobolev_cap_quantile
+            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 1.0:
+                raise ValueError(f"sobolev_cap_quantile: expected a float in (0, 1] or None, got {q!r}")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
@@ -163,6 +171,16 @@ def _training_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch
     return dataset.obs[:, -1], dataset.params, dataset.chunks[:, h], dataset.chunk_jac[:, h], dataset.obs_jac
 
 
+def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
+    """Per-sample factors of the Sobolev residual for ``config.sobolev_cap_quantile`` (None when it is None or the
+    policy has no Sobolev term): computed once over the whole dataset's predicted entries."""
+    if config.sobolev_cap_quantile is None or config.sobolev_weight == 0:
+        return None
+    h = dataset.spec.history
+    jac = dataset.chunk_jac[:, h:] if config.is_diffusion else dataset.chunk_jac[:, h]
+    return sobolev_cap_weights(sobolev_target_scales(jac), config.sobolev_cap_quantile)
+
+
 def _dataset_signature(dataset: ChunkDataset) -> dict:
     return {"task": dataset.task.to_dict(), "spec": dataset.spec.to_dict(), "samples": len(dataset),
             "normalisers": dataset.normalisers.to_dict()}
@@ -203,6 +221,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     net = policy.net
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     tensors = _training_tensors(dataset, config)
+    sample_weights = sobolev_sample_weights(dataset, config)
     n = len(dataset)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch * config.epochs))
@@ -251,15 +270,16 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         for s in range(steps_per_epoch):
             idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
             batch = [t[idx] for t in tensors]
+            weight = None if sample_weights is None else sample_weights[idx]
             if config.is_diffusion:
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
-                                     sobolev_fraction=config.sobolev_fraction)
+                                     sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight)
             else:
                 out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
                                   num_directions=config.num_directions, generator=g,
-                                  sobolev_fraction=config.sobolev_fraction)
+                                  sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if config.grad_clip is not None:
