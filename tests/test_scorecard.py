@@ -213,3 +213,27 @@ def test_diffusion_steps_and_time_to_go_reach_the_policies_and_older_folders_rea
         _check_settings(tmp_path, changed)
     with pytest.raises(ValueError, match="num_steps: expected a positive integer"):
         dataclasses.replace(s, diffusion_steps=0).train_config("diff", 100, tmp_path)
+
+
+def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_without_it(tmp_path):
+    """The cap is a Sob+Diff setting (Diff's training config, and with it its checkpoint, do not change); the
+    variants measured to gain from it (ablations round 9) have it at full scale, the pendubot does not; a folder
+    written before the setting existed resumes as no cap."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import _check_settings
+
+    assert settings_for("ur5/fixed_start_random_target", "full").sobolev_cap_quantile == 0.9
+    assert settings_for("quadrotor/columns_9", "full").sobolev_cap_quantile == 0.9
+    for key in ("double_pendulum/default", "ur5/random_start_random_target", "ur5/fixed_start_random_target"):
+        assert settings_for(key, "full" if key != "ur5/fixed_start_random_target" else "smoke").sobolev_cap_quantile is None
+    s = dataclasses.replace(settings_for("pendulum/default", "smoke"), sobolev_cap_quantile=0.9)
+    assert s.train_config("sob_diff", 100, tmp_path).sobolev_cap_quantile == 0.9
+    assert s.train_config("diff", 100, tmp_path).sobolev_cap_quantile is None
+    plain = settings_for("pendulum/default", "smoke")
+    old = plain.to_dict()
+    del old["sobolev_cap_quantile"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    _check_settings(tmp_path, plain)
+    with pytest.raises(ValueError, match="sobolev_cap_quantile"):
+        _check_settings(tmp_path, s)
