@@ -40,7 +40,8 @@ from torch import nn
 from .diffusion import DDPMSchedule
 
 __all__ = ["LossOutput", "make_cond", "cond_tangent", "random_directions", "denoiser_jvp", "diffusion_loss",
-           "direct_loss", "check_sobolev_fraction", "sobolev_target_scales", "sobolev_cap_weights"]
+           "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile", "sobolev_target_scales",
+           "sobolev_cap_weights"]
 
 _JVP_METHODS = ("dual", "autograd")
 
@@ -109,10 +110,16 @@ def sobolev_target_scales(jac: torch.Tensor) -> torch.Tensor:
     return jac.reshape(b, -1, ndx).pow(2).sum(-1).mean(-1) / ndx
 
 
+def check_sobolev_cap_quantile(quantile: float | None, allow_none: bool = False) -> None:
+    ok = isinstance(quantile, (int, float)) and not isinstance(quantile, bool) and 0.0 < quantile <= 1.0
+    if not (ok or (allow_none and quantile is None)):
+        raise ValueError(f"sobolev_cap_quantile: expected a float in (0, 1]{' or None' if allow_none else ''}, "
+                         f"got {quantile!r}")
+
+
 def sobolev_cap_weights(scales: torch.Tensor, quantile: float) -> torch.Tensor:
     """``min(1, τ / s_i)`` with ``τ`` the ``quantile`` of ``scales (B,)`` (in (0, 1]; 1 gives all ones)."""
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0.0 < quantile <= 1.0:
-        raise ValueError(f"sobolev_cap_quantile: expected a float in (0, 1], got {quantile!r}")
+    check_sobolev_cap_quantile(quantile)
     tau = torch.quantile(scales.double(), float(quantile)).to(scales.dtype)
     return (tau / scales.clamp_min(torch.finfo(scales.dtype).tiny)).clamp(max=1.0)
 

@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from .data import ChunkDataset, atomic_write_bytes
 from .diffusion import DiffusionConfig
-from .losses import check_sobolev_fraction, diffusion_loss, direct_loss, sobolev_cap_weights, sobolev_target_scales
+from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
+                     sobolev_cap_weights, sobolev_target_scales)
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
@@ -111,10 +112,7 @@ class TrainConfig:
             raise ValueError(f"sobolev_weight: policy {self.policy!r} trains without the Sobolev term, expected 0, "
                              f"got {w!r} (use policy 'sob_{self.policy}')")
         check_sobolev_fraction(self.sobolev_fraction)
-        if self.sobolev_cap_quantile is not None:
-            q = self.sobolev_cap_quantile
-            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 1.0:
-                raise ValueError(f"sobolev_cap_quantile: expected a float in (0, 1] or None, got {q!r}")
+        check_sobolev_cap_quantile(self.sobolev_cap_quantile, allow_none=True)
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
