@@ -225,8 +225,9 @@ def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_witho
 
     assert settings_for("ur5/fixed_start_random_target", "full").sobolev_cap_quantile == 0.9
     assert settings_for("quadrotor/columns_9", "full").sobolev_cap_quantile == 0.9
-    for key in ("double_pendulum/default", "ur5/random_start_random_target", "ur5/fixed_start_random_target"):
-        assert settings_for(key, "full" if key != "ur5/fixed_start_random_target" else "smoke").sobolev_cap_quantile is None
+    for key in ("double_pendulum/default", "double_pendulum/reference", "ur5/random_start_random_target"):
+        assert settings_for(key, "full").sobolev_cap_quantile is None
+    assert settings_for("ur5/fixed_start_random_target", "smoke").sobolev_cap_quantile is None
     s = dataclasses.replace(settings_for("pendulum/default", "smoke"), sobolev_cap_quantile=0.9)
     assert s.train_config("sob_diff", 100, tmp_path).sobolev_cap_quantile == 0.9
     assert s.train_config("diff", 100, tmp_path).sobolev_cap_quantile is None

@@ -175,7 +175,8 @@ def test_sobolev_cap_quantile_weights_the_tail_only(kind, lqr_dataset):
     base = dict(policy=kind, epochs=4, batch_size=32, lr=3e-3, unet=TINY_UNET, mlp=TINY_MLP, progress=False,
                 seed=0, num_threads=1)
     assert sobolev_sample_weights(ds, TrainConfig(**base)) is None
-    assert sobolev_sample_weights(ds, TrainConfig(**{**base, "policy": kind[4:], "sobolev_cap_quantile": 0.5})) is None
+    with pytest.raises(ValueError, match=f"sobolev_cap_quantile: policy '{kind[4:]}' trains without the Sobolev"):
+        TrainConfig(**{**base, "policy": kind[4:]}, sobolev_cap_quantile=0.5)
     torch.testing.assert_close(sobolev_sample_weights(ds, TrainConfig(**base, sobolev_cap_quantile=1.0)),
                                torch.ones(len(ds)))
     w = sobolev_sample_weights(ds, TrainConfig(**base, sobolev_cap_quantile=0.5))

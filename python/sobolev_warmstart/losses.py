@@ -97,10 +97,15 @@ def _check_weight(sobolev_weight: float, num_directions: int, sobolev_fraction: 
     check_sobolev_fraction(sobolev_fraction)
 
 
+def _check_unit_interval(name: str, value: float | None, allow_none: bool = False) -> None:
+    """``value`` a number in (0, 1] (or None where allowed), else a ``ValueError`` naming ``name``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= 1.0
+    if not (ok or (allow_none and value is None)):
+        raise ValueError(f"{name}: expected a float in (0, 1]{' or None' if allow_none else ''}, got {value!r}")
+
+
 def check_sobolev_fraction(sobolev_fraction: float) -> None:
-    if isinstance(sobolev_fraction, bool) or not isinstance(sobolev_fraction, (int, float)) \
-            or not 0.0 < sobolev_fraction <= 1.0:
-        raise ValueError(f"sobolev_fraction: expected a float in (0, 1], got {sobolev_fraction!r}")
+    _check_unit_interval("sobolev_fraction", sobolev_fraction)
 
 
 def sobolev_target_scales(jac: torch.Tensor) -> torch.Tensor:
@@ -111,10 +116,7 @@ def sobolev_target_scales(jac: torch.Tensor) -> torch.Tensor:
 
 
 def check_sobolev_cap_quantile(quantile: float | None, allow_none: bool = False) -> None:
-    ok = isinstance(quantile, (int, float)) and not isinstance(quantile, bool) and 0.0 < quantile <= 1.0
-    if not (ok or (allow_none and quantile is None)):
-        raise ValueError(f"sobolev_cap_quantile: expected a float in (0, 1]{' or None' if allow_none else ''}, "
-                         f"got {quantile!r}")
+    _check_unit_interval("sobolev_cap_quantile", quantile, allow_none)
 
 
 def sobolev_cap_weights(scales: torch.Tensor, quantile: float) -> torch.Tensor:

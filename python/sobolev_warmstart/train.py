@@ -113,6 +113,9 @@ class TrainConfig:
                              f"got {w!r} (use policy 'sob_{self.policy}')")
         check_sobolev_fraction(self.sobolev_fraction)
         check_sobolev_cap_quantile(self.sobolev_cap_quantile, allow_none=True)
+        if not sob and self.sobolev_cap_quantile is not None:
+            raise ValueError(f"sobolev_cap_quantile: policy {self.policy!r} trains without the Sobolev term, "
+                             f"expected None, got {self.sobolev_cap_quantile!r}")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
@@ -170,9 +173,9 @@ def _training_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch
 
 
 def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
-    """Per-sample factors of the Sobolev residual for ``config.sobolev_cap_quantile`` (None when it is None or the
-    policy has no Sobolev term): computed once over the whole dataset's predicted entries."""
-    if config.sobolev_cap_quantile is None or config.sobolev_weight == 0:
+    """Per-sample factors of the Sobolev residual for ``config.sobolev_cap_quantile`` (None when it is None, as it
+    is for every policy without the Sobolev term): computed once over the whole dataset's predicted entries."""
+    if config.sobolev_cap_quantile is None:
         return None
     h = dataset.spec.history
     jac = dataset.chunk_jac[:, h:] if config.is_diffusion else dataset.chunk_jac[:, h]
