@@ -38,7 +38,7 @@ def policies(tmp_path_factory):
     root = tmp_path_factory.mktemp("policies")
     out = {}
     for name, variant, kind in [("pendulum", "", "sob_diff"), ("ur5", "fixed_start_random_target", "diff"),
-                                ("pendulum", "", "mlp")]:
+                                ("pendulum", "", "mlp"), ("quadrotor", "columns_3", "sob_diff")]:
         task = sw.make_task(name, variant)
         policy = _trained(task, kind)
         path = sw.export_torchscript(policy, root / f"{name}_{kind}.pt")
@@ -59,8 +59,8 @@ def test_noise_is_counter_based_and_standard_normal():
 
 
 @pytest.mark.parametrize("backend", ["torchscript", "native"])
-@pytest.mark.parametrize("key", [("pendulum", "sob_diff"), ("ur5", "diff"), ("pendulum", "mlp")],
-                         ids=["torque-diffusion", "state-diffusion", "torque-mlp"])
+@pytest.mark.parametrize("key", [("pendulum", "sob_diff"), ("ur5", "diff"), ("pendulum", "mlp"), ("quadrotor", "sob_diff")],
+                         ids=["torque-diffusion", "state-diffusion", "torque-mlp", "column-observing-diffusion"])
 def test_cpp_rollout_equals_python_eager_rollout(policies, key, backend):
     task, policy, path = policies[key]
     if backend == "native":

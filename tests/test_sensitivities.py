@@ -93,20 +93,32 @@ def test_dynamics_jacobians_and_closed_loop_match_finite_differences(solved, nam
 
 
 def test_observation_jacobian_on_the_quadrotor_manifold(solved):
+    """(p, R e_x, R e_y, v, then p_xy - c_j of the nearest columns, nearest first), and its Jacobian
+    against central differences on SE(3), at several states of several instances."""
     task, x0s, params, r = solved("quadrotor", "columns_3")
+    assert task.no == 15 + 2 * 3
     model = pinocchio_model(task)
-    x = r.xs[0, 20]
-    o, J = task.observation(x)
-    R = pin.Quaternion(x[6], x[3], x[4], x[5]).toRotationMatrix()
-    np.testing.assert_allclose(o, np.concatenate([x[:3], R[:, 0], R[:, 1], x[7:]]), atol=1e-12)
-    for j in range(task.ndx):
-        e = np.zeros(task.ndx)
-        e[j] = EPS
-        fd = (task.observation(tangent_perturb(model, x, e))[0] - task.observation(tangent_perturb(model, x, -e))[0]) / (2 * EPS)
-        np.testing.assert_allclose(J[:, j], fd, atol=1e-6)
     d = sw.chained_derivatives(task, r, horizon=2)
-    np.testing.assert_allclose(d.observations[0, 20], o)
-    np.testing.assert_allclose(d.observation_jacobians[0, 20], J)
+    for i, t in [(0, 20), (1, 5), (2, 40)]:
+        x, z = r.xs[i, t], params[i]
+        o, J = task.observation(x, z)
+        R = pin.Quaternion(x[6], x[3], x[4], x[5]).toRotationMatrix()
+        centres = z[3:].reshape(3, 2)
+        offsets = x[:2] - centres[np.argsort(np.linalg.norm(x[:2] - centres, axis=1), kind="stable")]
+        np.testing.assert_allclose(o, np.concatenate([x[:3], R[:, 0], R[:, 1], x[7:], offsets.ravel()]), atol=1e-12)
+        for j in range(task.ndx):
+            e = np.zeros(task.ndx)
+            e[j] = EPS
+            fd = (task.observation(tangent_perturb(model, x, e), z)[0]
+                  - task.observation(tangent_perturb(model, x, -e), z)[0]) / (2 * EPS)
+            np.testing.assert_allclose(J[:, j], fd, atol=1e-6)
+        np.testing.assert_allclose(d.observations[i, t], o)
+        np.testing.assert_allclose(d.observation_jacobians[i, t], J)
+
+
+def test_quadrotor_observes_at_most_three_columns_and_none_without_columns():
+    for variant, no in [("columns_0", 15), ("columns_1", 17), ("columns_9", 21), ("reference_columns_2", 19)]:
+        assert sw.make_task("quadrotor", variant).no == no, variant
 
 
 def test_state_actions_of_the_ur5_are_cos_sin_and_velocity_of_the_next_state(solved):
@@ -165,7 +177,9 @@ def test_inverse_dynamics_of_an_unreachable_motion_reports_a_residual():
 def test_sensitivity_inputs_are_checked(solved):
     task, x0s, params, r = solved("pendulum")
     with pytest.raises(ValueError, match=r"feedback_gains: expected shape"):
-        sw._core.chained_derivatives(task, r.xs, r.us, r.feedback_gains[:, :, :, :1], 4)
+        sw._core.chained_derivatives(task, r.xs, r.us, r.feedback_gains[:, :, :, :1], params, 4)
+    with pytest.raises(ValueError, match=r"params: expected shape"):
+        sw._core.chained_derivatives(task, r.xs, r.us, r.feedback_gains, params[:1], 4)
     with pytest.raises(ValueError, match="horizon: expected a chunk horizon >= 1"):
         sw.chained_derivatives(task, r, horizon=0)
     quad = sw.make_task("quadrotor", "columns_0")

@@ -7,21 +7,22 @@ namespace sobolev_warmstart::bindings {
 void expose_sensitivities(py::module_ &m) {
   m.def(
       "chained_derivatives",
-      [](const Task &task, const DoubleArray &xs, const DoubleArray &us, const DoubleArray &gains, int horizon,
-         int num_threads) {
+      [](const Task &task, const DoubleArray &xs, const DoubleArray &us, const DoubleArray &gains,
+         const DoubleArray &params, int horizon, int num_threads) {
         const TaskDims d = task.dims();
         const py::ssize_t T = d.horizon;
         check_array("xs", xs, {-1, T + 1, d.nx});
         const py::ssize_t n = xs.shape(0);
         check_array("us", us, {n, T, d.nu});
         check_array("feedback_gains", gains, {n, T, d.nu, d.ndx});
+        check_array("params", params, {n, d.nz});
         if (horizon < 1)
           throw py::value_error("horizon: expected a chunk horizon >= 1, got " + std::to_string(horizon));
-        const std::vector<double> X = to_vector(xs), U = to_vector(us), K = to_vector(gains);
+        const std::vector<double> X = to_vector(xs), U = to_vector(us), K = to_vector(gains), Z = to_vector(params);
         ChainedDerivatives r;
         {
           py::gil_scoped_release release;
-          r = chained_derivatives(task, int(n), X, U, K, horizon, check_threads(num_threads));
+          r = chained_derivatives(task, int(n), X, U, K, Z, horizon, check_threads(num_threads));
         }
         const py::ssize_t H = horizon;
         py::dict out;
@@ -33,7 +34,7 @@ void expose_sensitivities(py::module_ &m) {
         out["closed_loop_jacobians"] = to_numpy(std::move(r.closed_loop_jacobians), {n, T, d.ndx, d.ndx});
         return out;
       },
-      py::arg("task"), py::arg("xs"), py::arg("us"), py::arg("feedback_gains"), py::arg("horizon"),
+      py::arg("task"), py::arg("xs"), py::arg("us"), py::arg("feedback_gains"), py::arg("params"), py::arg("horizon"),
       py::arg("num_threads") = 0, "Chained closed-loop derivatives of future states and actions (dict of arrays).");
 
   m.def(

@@ -93,17 +93,20 @@ void expose_tasks(py::module_ &m) {
           py::arg("x"), py::arg("u"), "(A, B) = (df/dx, df/du) in tangent coordinates, (ndx, ndx) and (ndx, nu).")
       .def(
           "observation",
-          [](const Task &t, const DoubleArray &x) {
+          [](const Task &t, const DoubleArray &x, const DoubleArray &params) {
             const auto d = t.dims();
             check_array("x", x, {d.nx});
+            check_array("params", params, {d.nz});
             VectorXd o(d.no);
             MatrixXd J(d.no, d.ndx);
             const VectorXd xv = Eigen::Map<const VectorXd>(x.data(), d.nx);
-            t.observation(xv, o);
-            t.observation_jacobian(xv, J);
+            const VectorXd zv = Eigen::Map<const VectorXd>(params.data(), d.nz);
+            t.observation(xv, zv, o);
+            t.observation_jacobian(xv, zv, J);
             return py::make_tuple(vector_to_numpy(o), matrix_to_numpy(RowMatrixXd(J)));
           },
-          py::arg("x"), "Observation features and their Jacobian: (no,), (no, ndx).")
+          py::arg("x"), py::arg("params"),
+          "Observation features o(x; z) of state x in instance z and d o / d x: (no,), (no, ndx).")
       .def(
           "action",
           [](const Task &t, const DoubleArray &u, const DoubleArray &x_next) {

@@ -29,6 +29,7 @@ double uniform_open(std::uint64_t &state) { return (double(splitmix64(state) >> 
 struct Group {
   std::vector<int> index;                 // instances of the group
   std::vector<VectorXd> x;                // current states
+  std::vector<VectorXd> z;                // task parameters (the observation may read them)
   std::vector<RowMatrixXd> observations;  // (T+1, no) per instance
   std::vector<RowMatrixXd> actions;       // (T, na) realised, per instance
   std::vector<VectorXd> first_action;     // action before t = 0
@@ -133,6 +134,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
         for (int i = g * batch; i < std::min(n, (g + 1) * batch); ++i) G.index.push_back(i);
         const int B = int(G.index.size());
         G.x.resize(B);
+        G.z.resize(B);
         G.observations.assign(B, RowMatrixXd(T + 1, d.no));
         G.actions.assign(B, RowMatrixXd::Zero(T, d.na));
         G.first_action.assign(B, VectorXd(d.na));
@@ -146,7 +148,8 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
         for (int b = 0; b < B; ++b) {
           const int i = G.index[b];
           G.x[b] = x0s.row(i).transpose();
-          task.observation(G.x[b], o);
+          G.z[b] = params.row(i).transpose();
+          task.observation(G.x[b], G.z[b], o);
           G.observations[b].row(0) = o.transpose();
           initial_action(task, G.x[b], G.first_action[b]);
           for (int j = 0; j < d.nz; ++j) G.params[std::size_t(b) * pdim + j] = float(params(i, j));
@@ -184,7 +187,7 @@ RolloutResult rollout_batch(const Task &task, const PolicyRunner &runner, const 
             G.actions[b].row(t) = t > 0 ? RowMatrixXd(G.actions[b].row(t - 1)) : RowMatrixXd(G.first_action[b].transpose());
           }
           x_out = G.x[b];
-          task.observation(G.x[b], o);
+          task.observation(G.x[b], G.z[b], o);
           G.observations[b].row(t + 1) = o.transpose();
         };
 

@@ -6,7 +6,7 @@ namespace sobolev_warmstart {
 
 ChainedDerivatives chained_derivatives(const Task &task, int n, const std::vector<double> &xs,
                                        const std::vector<double> &us, const std::vector<double> &gains,
-                                       int horizon, int num_threads) {
+                                       const std::vector<double> &params, int horizon, int num_threads) {
   const TaskDims d = task.dims();
   const int T = d.horizon, H = horizon, ndx = d.ndx, na = d.na, nu = d.nu;
   const bool state_actions = task.action_space() == ActionSpace::State;
@@ -39,10 +39,11 @@ ChainedDerivatives chained_derivatives(const Task &task, int n, const std::vecto
       const auto u_at = [&](int t) {
         return VectorXd(Eigen::Map<const VectorXd>(&us[(std::size_t(i) * T + t) * nu], nu));
       };
+      const VectorXd z = Eigen::Map<const VectorXd>(params.data() + std::size_t(i) * d.nz, d.nz);
       for (int t = 0; t <= T; ++t) {
         const VectorXd x = x_at(t);
-        task.observation(x, o);
-        task.observation_jacobian(x, Jo);
+        task.observation(x, z, o);
+        task.observation_jacobian(x, z, Jo);
         RowMap(&out.observations[(std::size_t(i) * (T + 1) + t) * d.no], 1, d.no) = o.transpose();
         RowMap(&out.observation_jacobians[(std::size_t(i) * (T + 1) + t) * d.no * ndx], d.no, ndx) = Jo;
       }

@@ -110,9 +110,9 @@ void Task::action_state_jacobian(const VectorXd &, Eigen::Ref<MatrixXd> J) const
   J.leftCols(dims_.nv).setIdentity();
 }
 
-void Task::observation(const VectorXd &x, Eigen::Ref<VectorXd> o) const { o = x; }
+void Task::observation(const VectorXd &x, const VectorXd &, Eigen::Ref<VectorXd> o) const { o = x; }
 
-void Task::observation_jacobian(const VectorXd &, Eigen::Ref<MatrixXd> J) const {
+void Task::observation_jacobian(const VectorXd &, const VectorXd &, Eigen::Ref<MatrixXd> J) const {
   J.setIdentity();
 }
 

@@ -9,6 +9,7 @@
 #include <pinocchio/multibody/joint/joint-free-flyer.hpp>
 #include <pinocchio/spatial/skew.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -35,6 +36,10 @@ struct QuadrotorSettings {
   // U(blocking_lo, blocking_hi) of the way, offset sideways by U(-blocking_offset, blocking_offset) m.
   int num_blocking = 0;
   double blocking_lo = 0.2, blocking_hi = 0.8, blocking_offset = 0.15;
+  // The policy observes the horizontal offsets p_xy - c_j of this many nearest columns, nearest first:
+  // the columns enter z only as absolute centres, and which of them is near is a nonlinear function of
+  // (p, z) that 62 trajectories do not teach (docs/results/ablations.md, round 10).
+  int observed_columns = 3;
 };
 
 /// Reference difficulty (variants "reference_columns_K"): the time step of Aligator's quadrotor examples,
@@ -139,7 +144,8 @@ public:
     u_lower_ = VectorXd::Zero(4);
     u_upper_ = VectorXd::Constant(4, s_.thrust_max);
     action_space_ = ActionSpace::Torque;
-    finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/4, /*no=*/3 + 6 + 6);
+    observed_ = std::min(num_columns_, s_.observed_columns);
+    finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/4, /*no=*/3 + 6 + 6 + 2 * observed_);
     hover_ = gravity_compensation(*this, pinocchio::neutral(model_));
   }
 
@@ -169,7 +175,10 @@ public:
     out << "\n"
         << "  task parameters z = (goal x, y, z, column 1 x, y, ...) (" << dims_.nz << ")\n"
         << "  default guess: states interpolated from start to goal (SE(3) interpolation), hover thrusts\n"
-        << "  action: thrusts; observation: (p, first two columns of R, v) (15)\n";
+        << "  action: thrusts; observation: (p, first two columns of R, v";
+    if (observed_ > 0)
+      out << ", p_xy - c_j of the " << observed_ << " nearest column" << (observed_ > 1 ? "s" : "") << ", nearest first";
+    out << ") (" << dims_.no << ")\n";
     return out.str();
   }
 
@@ -257,14 +266,19 @@ public:
     us.assign(s_.horizon, hover_);
   }
 
-  void observation(const VectorXd &x, Eigen::Ref<VectorXd> o) const override {
+  void observation(const VectorXd &x, const VectorXd &params, Eigen::Ref<VectorXd> o) const override {
     const Eigen::Quaterniond quat(x[6], x[3], x[4], x[5]);
     const Eigen::Matrix3d R = quat.toRotationMatrix();
-    o << x.head<3>(), R.col(0), R.col(1), x.tail<6>();
+    o.head<15>() << x.head<3>(), R.col(0), R.col(1), x.tail<6>();
+    const std::vector<int> near = nearest_columns(x, params);
+    for (int k = 0; k < observed_; ++k)
+      o.segment<2>(15 + 2 * k) = x.head<2>() - params.segment<2>(3 + 2 * near[std::size_t(k)]);
   }
 
-  void observation_jacobian(const VectorXd &x, Eigen::Ref<MatrixXd> J) const override {
-    // Tangent (dp_local, dtheta_local, dv): d p = R dp_local; d(R e_j) = -R [e_j]x dtheta.
+  void observation_jacobian(const VectorXd &x, const VectorXd &, Eigen::Ref<MatrixXd> J) const override {
+    // Tangent (dp_local, dtheta_local, dv): d p = R dp_local; d(R e_j) = -R [e_j]x dtheta. The column
+    // offsets move with p_xy; their order is piecewise constant (a swap of two equidistant columns is
+    // where the features, not their derivative, jump).
     const Eigen::Quaterniond quat(x[6], x[3], x[4], x[5]);
     const Eigen::Matrix3d R = quat.toRotationMatrix();
     J.setZero();
@@ -272,11 +286,24 @@ public:
     J.block<3, 3>(3, 3) = -R * pinocchio::skew(Eigen::Vector3d::UnitX());
     J.block<3, 3>(6, 3) = -R * pinocchio::skew(Eigen::Vector3d::UnitY());
     J.block<6, 6>(9, 6).setIdentity();
+    for (int k = 0; k < observed_; ++k) J.block<2, 3>(15 + 2 * k, 0) = R.topRows<2>();
   }
 
 private:
+  /// Indices of the observed_ columns nearest to p_xy, nearest first (ties: lower index first).
+  std::vector<int> nearest_columns(const VectorXd &x, const VectorXd &params) const {
+    std::vector<std::pair<double, int>> by_distance(static_cast<std::size_t>(num_columns_));
+    for (int j = 0; j < num_columns_; ++j)
+      by_distance[std::size_t(j)] = {(x.head<2>() - params.segment<2>(3 + 2 * j)).squaredNorm(), j};
+    std::partial_sort(by_distance.begin(), by_distance.begin() + observed_, by_distance.end());
+    std::vector<int> out(static_cast<std::size_t>(observed_));
+    for (int k = 0; k < observed_; ++k) out[std::size_t(k)] = by_distance[std::size_t(k)].second;
+    return out;
+  }
+
   QuadrotorSettings s_;
   int num_columns_;
+  int observed_ = 0;  // columns in the observation, min(num_columns_, s_.observed_columns)
   VectorXd hover_;  // thrusts that hold the robot level at rest (computed once)
 };
 

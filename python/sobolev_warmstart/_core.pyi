@@ -54,8 +54,8 @@ class Task:
         """(N, nx), (N, nu) -> (N, nx): one step of the discrete dynamics per row."""
     def dynamics_jacobians(self, x: Array, u: Array) -> tuple[Array, Array]:
         """(A (ndx, ndx), B (ndx, nu)) in tangent coordinates."""
-    def observation(self, x: Array) -> tuple[Array, Array]:
-        """(o (no,), d o / d x (no, ndx))."""
+    def observation(self, x: Array, params: Array) -> tuple[Array, Array]:
+        """(o (no,), d o / d x (no, ndx)) of state x in the instance with task parameters params (nz,)."""
     def action(self, u: Array, x_next: Array) -> Array:
         """The action variable (na,) of control u leading to x_next."""
 
@@ -78,7 +78,9 @@ def solve_batch(
     """Keys: xs, us, feedback_gains, cost, iterations, converged, primal_infeasibility,
     dual_infeasibility, solve_time, setup_time, errors."""
 
-def chained_derivatives(task: Task, xs: Array, us: Array, feedback_gains: Array, horizon: int, num_threads: int = 0) -> dict:
+def chained_derivatives(
+    task: Task, xs: Array, us: Array, feedback_gains: Array, params: Array, horizon: int, num_threads: int = 0
+) -> dict:
     """Keys: state_jacobians, action_jacobians, actions, observations, observation_jacobians,
     closed_loop_jacobians."""
 

@@ -161,7 +161,7 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
     actions = np.zeros((n, T, task.na))
     obs = np.zeros((n, T + 1, task.no))
     xs[:, 0] = x0s
-    obs[:, 0] = [task.observation(x)[0] for x in x0s]
+    obs[:, 0] = [task.observation(x, z)[0] for x, z in zip(x0s, params)]
     first = _core.initial_actions(task, x0s)
     z_task = torch.as_tensor(params, dtype=torch.float32)
 
@@ -190,7 +190,7 @@ def _rollout_eager(task: Task, policy, x0s: np.ndarray, params: np.ndarray, acti
             xs[bad, t + 1], us[bad, t] = xs[bad, t], hold_u
             actions[bad, t] = actions[bad, t - 1] if t > 0 else first[bad]
             alive[bad] = False
-        obs[:, t + 1] = [task.observation(x)[0] for x in xs[:, t + 1]]
+        obs[:, t + 1] = [task.observation(x, z)[0] for x, z in zip(xs[:, t + 1], params)]
 
     if policy.kind == "mlp":
         if action_steps not in (0, 1):

@@ -36,7 +36,8 @@ def chained_derivatives(task: Task, result: SolveResult, horizon: int, num_threa
     """Chain the solver's feedback gains with the dynamics Jacobians along each solution."""
     if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool):
         raise TypeError(f"horizon: expected an integer chunk horizon, got {type(horizon).__name__}")
-    out = _core.chained_derivatives(task, result.xs, result.us, result.feedback_gains, int(horizon), num_threads)
+    out = _core.chained_derivatives(task, result.xs, result.us, result.feedback_gains, result.params, int(horizon),
+                                    num_threads)
     return ChainedDerivatives(**out)
 
 

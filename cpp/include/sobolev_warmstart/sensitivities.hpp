@@ -21,10 +21,12 @@ struct ChainedDerivatives {
   std::vector<double> closed_loop_jacobians; ///< (n, T, ndx, ndx): Phi_t
 };
 
-/// @brief Compute chained derivatives for n trajectories (xs, us, gains in BatchSolveResult layout).
+/// @brief Compute chained derivatives for n trajectories (xs, us, gains in BatchSolveResult layout;
+/// params (n, nz) the instances' task parameters, which the observation may read).
 ChainedDerivatives chained_derivatives(const Task &task, int n, const std::vector<double> &xs,
                                        const std::vector<double> &us,
-                                       const std::vector<double> &gains, int horizon,
+                                       const std::vector<double> &gains,
+                                       const std::vector<double> &params, int horizon,
                                        int num_threads);
 
 } // namespace sobolev_warmstart

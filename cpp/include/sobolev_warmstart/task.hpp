@@ -101,9 +101,10 @@ public:
   /// actions (zero-size for torque actions, whose a = u).
   void action(const VectorXd &u, const VectorXd &x_next, Eigen::Ref<VectorXd> a) const;
   virtual void action_state_jacobian(const VectorXd &x_next, Eigen::Ref<MatrixXd> J) const;
-  /// @brief Observation features o(x) (no) and d o / d x in tangent coordinates (no x ndx).
-  virtual void observation(const VectorXd &x, Eigen::Ref<VectorXd> o) const;
-  virtual void observation_jacobian(const VectorXd &x, Eigen::Ref<MatrixXd> J) const;
+  /// @brief Observation features o(x; z) (no) and d o / d x in tangent coordinates (no x ndx). The task
+  /// parameters z may enter (e.g. obstacles relative to the robot); the state x is the differentiated input.
+  virtual void observation(const VectorXd &x, const VectorXd &params, Eigen::Ref<VectorXd> o) const;
+  virtual void observation_jacobian(const VectorXd &x, const VectorXd &params, Eigen::Ref<MatrixXd> J) const;
   /// @brief State action of a next state, a = g(x_{t+1}) (na): configuration_features(q_{t+1}) by
   /// default; a task may add the next velocity (the UR5).
   virtual void state_features(const VectorXd &x_next, Eigen::Ref<VectorXd> a) const;
