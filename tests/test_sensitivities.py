@@ -92,29 +92,18 @@ def test_dynamics_jacobians_and_closed_loop_match_finite_differences(solved, nam
     assert np.allclose(tangent_difference(model, fx, r.xs[0, 8]), 0.0, atol=1e-4)
 
 
-def quadrotor_column_features(p_xy, centres, tau=0.1, sigma=0.8):
-    """The quadrotor's column observation, written out: soft-nearest offset and repulsion (task_quadrotor.cpp)."""
-    d = p_xy - centres
-    dist = np.linalg.norm(d, axis=1)
-    w = np.exp(-(dist - dist.min()) / tau)
-    w /= w.sum()
-    e = np.exp(-0.5 * dist ** 2 / sigma ** 2)
-    return np.concatenate([w @ d, e @ d])
-
-
 def test_observation_jacobian_on_the_quadrotor_manifold(solved):
-    """(p, R e_x, R e_y, v, then the columns relative to the robot), and its Jacobian against central
-    differences on SE(3), at several states of several instances."""
+    """(p, R e_x, R e_y, v) and its Jacobian against central differences on SE(3), at several states of several
+    instances; the C++ chained derivatives store the same."""
     task, x0s, params, r = solved("quadrotor", "columns_3")
-    assert task.no == 15 + 4
+    assert task.no == 15
     model = pinocchio_model(task)
     d = sw.chained_derivatives(task, r, horizon=2)
-    for i, t in [(0, 20), (1, 5), (2, 40), (3, 30)]:
+    for i, t in [(0, 20), (1, 5), (2, 40)]:
         x, z = r.xs[i, t], params[i]
         o, J = task.observation(x, z)
         R = pin.Quaternion(x[6], x[3], x[4], x[5]).toRotationMatrix()
-        columns = quadrotor_column_features(x[:2], z[3:].reshape(3, 2))
-        np.testing.assert_allclose(o, np.concatenate([x[:3], R[:, 0], R[:, 1], x[7:], columns]), atol=1e-12)
+        np.testing.assert_allclose(o, np.concatenate([x[:3], R[:, 0], R[:, 1], x[7:]]), atol=1e-12)
         for j in range(task.ndx):
             e = np.zeros(task.ndx)
             e[j] = EPS
@@ -123,30 +112,8 @@ def test_observation_jacobian_on_the_quadrotor_manifold(solved):
             np.testing.assert_allclose(J[:, j], fd, atol=1e-6)
         np.testing.assert_allclose(d.observations[i, t], o)
         np.testing.assert_allclose(d.observation_jacobians[i, t], J)
-
-
-def test_quadrotor_column_features_are_continuous_where_two_columns_swap_rank():
-    """Midway between two columns the soft-nearest offset blends them instead of jumping; far from every
-    column the repulsion vanishes."""
-    task = sw.make_task("quadrotor", "columns_2")
-    z = np.array([2.0, 0.0, 1.0, 0.0, 0.5, 0.0, -0.5])
-    x = np.zeros(task.nx)
-    x[2], x[6] = 1.0, 1.0
-    steps = np.linspace(-0.05, 0.05, 101)
-    feats = []
-    for y in steps:
-        x[1] = y
-        feats.append(task.observation(x, z)[0][15:])
-    jumps = np.abs(np.diff(feats, axis=0)).max()
-    assert jumps < 0.05, jumps  # a hard nearest offset jumps by 1.0 at y = 0
-    x[:2] = [-1.5, -1.9]
-    z_far = np.array([2.0, 0.0, 1.0, 3.0, 3.0, 3.0, 4.0])
-    assert np.abs(task.observation(x, z_far)[0][17:]).max() < 1e-6
-
-
-def test_quadrotor_observes_its_columns_only_when_it_has_some():
-    for variant, no in [("columns_0", 15), ("columns_1", 19), ("columns_9", 19), ("reference_columns_2", 19)]:
-        assert sw.make_task("quadrotor", variant).no == no, variant
+    with pytest.raises(ValueError, match=r"params: expected shape"):
+        task.observation(r.xs[0, 0], params[0, :3])
 
 
 def test_state_actions_of_the_ur5_are_cos_sin_and_velocity_of_the_next_state(solved):

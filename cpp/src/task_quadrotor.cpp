@@ -9,9 +9,6 @@
 #include <pinocchio/multibody/joint/joint-free-flyer.hpp>
 #include <pinocchio/spatial/skew.hpp>
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
 #include <filesystem>
 #include <sstream>
 
@@ -38,13 +35,6 @@ struct QuadrotorSettings {
   // U(blocking_lo, blocking_hi) of the way, offset sideways by U(-blocking_offset, blocking_offset) m.
   int num_blocking = 0;
   double blocking_lo = 0.2, blocking_hi = 0.8, blocking_offset = 0.15;
-  // With columns, the policy observes them relative to itself through two smooth, order-free summaries of the
-  // offsets d_j = p_xy - c_j: the soft-nearest offset sum_j softmax_j(-|d_j| / tau) d_j and the repulsion
-  // sum_j exp(-|d_j|^2 / (2 sigma^2)) d_j. The columns enter z only as absolute centres, and which of them
-  // is near is a nonlinear function of (p, z) that 62 trajectories do not teach; sorted nearest offsets, which
-  // jump where two columns swap rank, made Sob+Diff's rollouts diverge (docs/results/ablations.md, round 10).
-  double nearest_softness = 0.1;  // tau [m]
-  double repulsion_range = 0.8;   // sigma [m]: a column 1.6 m away still weighs exp(-2)
 };
 
 /// Reference difficulty (variants "reference_columns_K"): the time step of Aligator's quadrotor examples,
@@ -149,7 +139,7 @@ public:
     u_lower_ = VectorXd::Zero(4);
     u_upper_ = VectorXd::Constant(4, s_.thrust_max);
     action_space_ = ActionSpace::Torque;
-    finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/4, /*no=*/3 + 6 + 6 + (num_columns > 0 ? 4 : 0));
+    finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/4, /*no=*/3 + 6 + 6);
     hover_ = gravity_compensation(*this, pinocchio::neutral(model_));
   }
 
@@ -179,11 +169,8 @@ public:
     out << "\n"
         << "  task parameters z = (goal x, y, z, column 1 x, y, ...) (" << dims_.nz << ")\n"
         << "  default guess: states interpolated from start to goal (SE(3) interpolation), hover thrusts\n"
-        << "  action: thrusts; observation: (p, first two columns of R, v";
-    if (num_columns_ > 0)
-      out << "; with d_j = p_xy - c_j: soft-nearest offset sum softmax(-|d_j| / " << s_.nearest_softness
-          << ") d_j, repulsion sum exp(-|d_j|^2 / (2 * " << s_.repulsion_range << "^2)) d_j";
-    out << ") (" << dims_.no << ")\n";
+        << "  action: thrusts; observation: (p, first two columns of R, v) (15); the columns only through z (column-"
+        << "relative features did not help, docs/results/ablations.md, round 10)\n";
     return out.str();
   }
 
@@ -271,17 +258,13 @@ public:
     us.assign(s_.horizon, hover_);
   }
 
-  void observation(const VectorXd &x, const VectorXd &params, Eigen::Ref<VectorXd> o) const override {
+  void observation(const VectorXd &x, const VectorXd &, Eigen::Ref<VectorXd> o) const override {
     const Eigen::Quaterniond quat(x[6], x[3], x[4], x[5]);
     const Eigen::Matrix3d R = quat.toRotationMatrix();
-    o.head<15>() << x.head<3>(), R.col(0), R.col(1), x.tail<6>();
-    if (num_columns_ > 0) {
-      Eigen::Matrix2d dn, dr;
-      column_features(x, params, o.segment<2>(15), o.segment<2>(17), dn, dr);
-    }
+    o << x.head<3>(), R.col(0), R.col(1), x.tail<6>();
   }
 
-  void observation_jacobian(const VectorXd &x, const VectorXd &params, Eigen::Ref<MatrixXd> J) const override {
+  void observation_jacobian(const VectorXd &x, const VectorXd &, Eigen::Ref<MatrixXd> J) const override {
     // Tangent (dp_local, dtheta_local, dv): d p = R dp_local; d(R e_j) = -R [e_j]x dtheta.
     const Eigen::Quaterniond quat(x[6], x[3], x[4], x[5]);
     const Eigen::Matrix3d R = quat.toRotationMatrix();
@@ -290,54 +273,9 @@ public:
     J.block<3, 3>(3, 3) = -R * pinocchio::skew(Eigen::Vector3d::UnitX());
     J.block<3, 3>(6, 3) = -R * pinocchio::skew(Eigen::Vector3d::UnitY());
     J.block<6, 6>(9, 6).setIdentity();
-    if (num_columns_ > 0) {
-      Eigen::Vector2d n, r;
-      Eigen::Matrix2d dn, dr;  // d / d p_xy
-      column_features(x, params, n, r, dn, dr);
-      J.block<2, 3>(15, 0) = dn * R.topRows<2>();
-      J.block<2, 3>(17, 0) = dr * R.topRows<2>();
-    }
   }
 
 private:
-  /// The column features of the observation and their derivatives w.r.t. p_xy (see QuadrotorSettings).
-  /// Soft nearest: n = sum_j w_j d_j, w = softmax(-|d_j| / tau), dn/dp = I + sum_j w_j d_j (g_j - sum_k w_k g_k)^T
-  /// with g_j = -d_j / (tau |d_j|). Repulsion: r = sum_j e_j d_j, e_j = exp(-|d_j|^2 / (2 sigma^2)),
-  /// dr/dp = sum_j e_j (I - d_j d_j^T / sigma^2).
-  template <typename V>
-  void column_features(const VectorXd &x, const VectorXd &params, V &&n, V &&r, Eigen::Matrix2d &dn,
-                       Eigen::Matrix2d &dr) const {
-    const double tau = s_.nearest_softness, sigma2 = s_.repulsion_range * s_.repulsion_range;
-    std::vector<Eigen::Vector2d> d(static_cast<std::size_t>(num_columns_)), g(d.size());
-    std::vector<double> w(d.size());
-    double nearest = std::numeric_limits<double>::infinity();
-    for (std::size_t j = 0; j < d.size(); ++j) {
-      d[j] = x.head<2>() - params.segment<2>(3 + 2 * Eigen::Index(j));
-      nearest = std::min(nearest, d[j].norm());
-    }
-    double total = 0.0;
-    Eigen::Vector2d g_mean = Eigen::Vector2d::Zero();
-    n.setZero();
-    r.setZero();
-    dr.setZero();
-    for (std::size_t j = 0; j < d.size(); ++j) {
-      const double dist = d[j].norm();
-      w[j] = std::exp(-(dist - nearest) / tau);  // shifted by the nearest distance: no underflow
-      total += w[j];
-      g[j] = dist > 0.0 ? Eigen::Vector2d(-d[j] / (tau * dist)) : Eigen::Vector2d::Zero();
-      const double e = std::exp(-0.5 * d[j].squaredNorm() / sigma2);
-      r += e * d[j];
-      dr += e * (Eigen::Matrix2d::Identity() - d[j] * d[j].transpose() / sigma2);
-    }
-    for (std::size_t j = 0; j < d.size(); ++j) {
-      w[j] /= total;
-      n += w[j] * d[j];
-      g_mean += w[j] * g[j];
-    }
-    dn.setIdentity();
-    for (std::size_t j = 0; j < d.size(); ++j) dn += w[j] * d[j] * (g[j] - g_mean).transpose();
-  }
-
   QuadrotorSettings s_;
   int num_columns_;
   VectorXd hover_;  // thrusts that hold the robot level at rest (computed once)
