@@ -6,6 +6,15 @@ training instances and on its held-out ones, and prints the median and largest d
 from the target at the last step, and the median final joint speed:
 
     python3 benchmarks/bench_reach_error.py runs/scorecard-v5/ur5/random_start_random_target
+
+With ``--drift``, also how far the rollouts from the training trajectories' own starts drift from those solved
+trajectories over time: the median joint-space distance |q_rollout(t) - q*(t)| at a few steps (a chunk fitted well
+whose rollout still drifts is compounding error in closed loop, not a fit problem). With ``--one-step``, the
+policy's first executed action from the solver's own state x*(t) (the policies do not read the time): the median
+error of its next-velocity part against the solver's, beside the solver's own velocity change |v*(t+1) - v*(t)|
+(an error larger than the change is worse than holding the velocity).
+
+    python3 benchmarks/bench_reach_error.py --drift --one-step "runs/abl21/rsrt/base/policy_seed_0/ur5/random_start_random_target"
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ import sobolev_warmstart as sw
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", help="a UR5 variant's scorecard folder (holding settings.json, diff/, sob_diff/)")
+    ap.add_argument("--drift", action="store_true", help="the rollouts' joint drift from the training trajectories")
+    ap.add_argument("--one-step", action="store_true",
+                    help="the first action's velocity error from the training trajectories' own states")
     args = ap.parse_args()
     folder = Path(args.folder)
     s = json.loads((folder / "settings.json").read_text())
@@ -45,6 +57,26 @@ def main() -> None:
             speed = np.linalg.norm(xs[:, -1, task.nq:], axis=1)
             print(f"{method:8s} {name:9s} ({len(x0s)}): final tool error median {np.median(miss):.3f} m, "
                   f"max {np.max(miss):.3f} m; final joint speed median {np.median(speed):.2f} rad/s")
+        if args.drift or args.one_step:
+            solved = sw.load_dataset(folder / "collect" / "trajectories.npz").data
+            keep = np.asarray(solved.converged, bool)
+            ref, params, acts = solved.xs[keep], solved.params[keep], solved.actions[keep]
+            noise = np.zeros((len(ref), task.horizon, s.get("diffusion_steps", 5), s["horizon"], task.na), np.float32)
+        if args.one_step:
+            va = slice(2 * task.nq, 3 * task.nq)  # the next-velocity part of the action (cos q, sin q, v)
+            cells = []
+            for t in (0, 1, 2, 5, 10, 20, 30, 40, task.horizon - 1):
+                first = np.asarray(sw.rollout(task, ref[:, t], params, runner, noise=noise).actions)[:, 0]
+                err = np.median(np.linalg.norm(first[:, va] - acts[:, t, va], axis=1))
+                change = np.median(np.linalg.norm(acts[:, t, va] - ref[:, t, task.nq:], axis=1))
+                cells.append(f"{t}: {err:.2f} ({change:.2f})")
+            print(f"{method:8s} one-step velocity error [rad/s] from the solver's states at t (its change): " + ", ".join(cells))
+        if args.drift:
+            xs = np.asarray(sw.rollout(task, ref[:, 0], params, runner, noise=noise).xs)
+            dq = np.linalg.norm(xs[..., :task.nq] - ref[..., :task.nq], axis=-1)  # (N, T+1) [rad]
+            steps = [t for t in (1, 2, 5, 10, 20, 30, 40, task.horizon) if t <= task.horizon]
+            print(f"{method:8s} drift from its {len(ref)} training trajectories, median |q - q*| [rad] at t = "
+                  + ", ".join(f"{t}: {np.median(dq[:, t]):.3f}" for t in steps))
 
 
 if __name__ == "__main__":
