@@ -60,7 +60,7 @@ def test_noise_is_counter_based_and_standard_normal():
 
 @pytest.mark.parametrize("backend", ["torchscript", "native"])
 @pytest.mark.parametrize("key", [("pendulum", "sob_diff"), ("ur5", "diff"), ("pendulum", "mlp"), ("quadrotor", "sob_diff")],
-                         ids=["torque-diffusion", "state-diffusion", "torque-mlp", "column-observing-diffusion"])
+                         ids=["torque-diffusion", "state-diffusion", "torque-mlp", "free-flyer-diffusion"])
 def test_cpp_rollout_equals_python_eager_rollout(policies, key, backend):
     task, policy, path = policies[key]
     if backend == "native":
