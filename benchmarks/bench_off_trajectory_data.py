@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 import sobolev_warmstart as sw
 from sobolev_warmstart import _core
 from sobolev_warmstart.data import build_dataset
-from sobolev_warmstart.scorecard import ScorecardSettings
+from sobolev_warmstart.scorecard import load_settings
 
 
 def trajectories(task, x0s, params, s: ScorecardSettings):
@@ -55,8 +54,7 @@ def main() -> None:
     ap.add_argument("--policy-seed", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0, help="perturbation seed")
     args = ap.parse_args()
-    raw = json.loads((Path(args.folder) / "settings.json").read_text())
-    s = ScorecardSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    s = load_settings(args.folder)
     s = dataclasses.replace(s, policy_seed=args.policy_seed, train_steps=args.steps or s.train_steps)
     task = sw.make_task(s.task, s.variant)
     x_tr, p_tr = task.sample_instances(s.train_instances, s.train_seed)

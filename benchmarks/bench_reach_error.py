@@ -20,13 +20,13 @@ error of its next-velocity part against the solver's, beside the solver's own ve
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pinocchio as pin
 
 import sobolev_warmstart as sw
+from sobolev_warmstart.scorecard import load_settings
 
 
 def main() -> None:
@@ -37,18 +37,18 @@ def main() -> None:
                     help="the first action's velocity error from the training trajectories' own states")
     args = ap.parse_args()
     folder = Path(args.folder)
-    s = json.loads((folder / "settings.json").read_text())
-    if s["task"] != "ur5":
-        raise SystemExit(f"folder: expected a UR5 variant's scorecard folder, got task {s['task']!r}")
-    task = sw.make_task("ur5", s["variant"])
+    s = load_settings(folder)
+    if s.task != "ur5":
+        raise SystemExit(f"folder: expected a UR5 variant's scorecard folder, got task {s.task!r}")
+    task = sw.make_task("ur5", s.variant)
     model = pin.buildModelFromUrdf(str(sw.robots_dir() / "ur_description" / "urdf" / "ur5_robot.urdf"))
     data, frame = model.createData(), model.getFrameId("tool0")
-    sets = {"training": task.sample_instances(s["train_instances"], seed=s["train_seed"]),
-            "held-out": task.sample_instances(s["test_instances"], seed=s["test_seed"])}
+    sets = {"training": task.sample_instances(s.train_instances, seed=s.train_seed),
+            "held-out": task.sample_instances(s.test_instances, seed=s.test_seed)}
     for method in ("diff", "sob_diff"):
         runner = sw.load_policy_runner(folder / method / "policy_export.safetensors")
         for name, (x0s, params) in sets.items():
-            noise = np.zeros((len(x0s), task.horizon, s.get("diffusion_steps", 5), s["horizon"], task.na), np.float32)
+            noise = np.zeros((len(x0s), task.horizon, s.diffusion_steps, s.horizon, task.na), np.float32)
             xs = np.asarray(sw.rollout(task, x0s, params, runner, noise=noise).xs)
             miss = []
             for x, p in zip(xs[:, -1], params):
@@ -61,7 +61,7 @@ def main() -> None:
             solved = sw.load_dataset(folder / "collect" / "trajectories.npz").data
             keep = np.asarray(solved.converged, bool)
             ref, params, acts = solved.xs[keep], solved.params[keep], solved.actions[keep]
-            noise = np.zeros((len(ref), task.horizon, s.get("diffusion_steps", 5), s["horizon"], task.na), np.float32)
+            noise = np.zeros((len(ref), task.horizon, s.diffusion_steps, s.horizon, task.na), np.float32)
         if args.one_step:
             va = slice(2 * task.nq, 3 * task.nq)  # the next-velocity part of the action (cos q, sin q, v)
             cells = []

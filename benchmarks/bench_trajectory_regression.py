@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 import sobolev_warmstart as sw
 from sobolev_warmstart import _core
 from sobolev_warmstart.baselines import NearestNeighbourLookup
-from sobolev_warmstart.scorecard import ScorecardSettings
+from sobolev_warmstart.scorecard import load_settings
 from sobolev_warmstart.warmstart import closed_loop_rollout
 
 
@@ -53,8 +52,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     folder = Path(args.folder)
-    raw = json.loads((folder / "settings.json").read_text())
-    s = ScorecardSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    s = load_settings(folder)
     task = sw.make_task(s.task, s.variant)
     if task.nx != task.ndx:
         raise SystemExit("folder: this prototype regresses states in Euclidean coordinates (nx == ndx tasks only)")

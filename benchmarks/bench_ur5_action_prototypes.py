@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import sobolev_warmstart as sw
 from sobolev_warmstart import _core
 from sobolev_warmstart.data import Normaliser, build_dataset
 from sobolev_warmstart.policy import DiffusionPolicy
-from sobolev_warmstart.scorecard import ScorecardSettings
+from sobolev_warmstart.scorecard import load_settings
 
 
 def residual_dataset(ds, task, va: slice, vo: slice) -> None:
@@ -76,8 +75,7 @@ def main() -> None:
     ap.add_argument("--policy-seed", type=int, default=0)
     args = ap.parse_args()
     folder = Path(args.folder)
-    raw = json.loads((folder / "settings.json").read_text())
-    s = ScorecardSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    s = load_settings(folder)
     s = dataclasses.replace(s, policy_seed=args.policy_seed)
     if s.task != "ur5":
         raise SystemExit(f"folder: expected a UR5 variant's scorecard folder, got task {s.task!r}")

@@ -12,8 +12,8 @@ import pytest
 
 from sobolev_warmstart.cli import main as cli_main
 from sobolev_warmstart.evaluate import METHOD_LABELS, read_rows_csv
-from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, parse_variants, scorecard, settings_for,
-                                         variant_rows)
+from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, load_settings, parse_variants, scorecard,
+                                         settings_for, variant_rows)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALWAYS_FINITE = ("policy_cost_ratio_median", "policy_cost_ratio_mean", "diverged", "iterations_mean",
@@ -190,6 +190,25 @@ def test_folders_written_before_the_denoiser_settings_count_as_a_unet_with_past_
     _check_settings(tmp_path, old_style)  # resumes: what the code did then
     with pytest.raises(ValueError, match="denoiser .*past_actions"):
         _check_settings(tmp_path, s)
+
+
+def test_load_settings_reads_a_folder_back_and_completes_older_ones(smoke, tmp_path):
+    """The settings a variant's folder was run with, as a ScorecardSettings; an older settings.json reads as what the
+    code did then; a folder without one is a clear error."""
+    import dataclasses
+
+    out, _, _ = smoke
+    for key in SMOKE_VARIANTS:
+        task, variant = key.split("/")
+        assert load_settings(out / task / variant) == settings_for(key, "smoke")
+    old_style = dataclasses.replace(settings_for("pendulum/default", "smoke"), denoiser="unet", past_actions=True)
+    old = old_style.to_dict()
+    for key in ("denoiser", "past_actions", "sobolev_cap_quantile"):
+        del old[key]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    assert load_settings(tmp_path) == old_style
+    with pytest.raises(FileNotFoundError, match="folder: no scorecard settings.json"):
+        load_settings(tmp_path / "missing")
 
 
 def test_diffusion_steps_and_time_to_go_reach_the_policies_and_older_folders_read_as_their_defaults(tmp_path):

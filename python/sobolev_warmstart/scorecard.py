@@ -82,7 +82,7 @@ from .train import TrainConfig, load_checkpoint, train
 from .warmstart import diverged_rollouts
 
 __all__ = ["SCALES", "DEFAULT_VARIANTS", "SMOKE_VARIANTS", "SCORECARD_METHODS", "FULL_ESTIMATES_S",
-           "ScorecardSettings", "settings_for", "parse_variants", "scorecard", "run_variant", "variant_rows",
+           "ScorecardSettings", "settings_for", "load_settings", "parse_variants", "scorecard", "run_variant", "variant_rows",
            "write_scorecard", "main"]
 
 SCALES = ("smoke", "full")
@@ -293,17 +293,33 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 _BEFORE_SETTING = {"past_actions": True, "denoiser": "unet"}
 
 
+def _completed_settings(saved: dict) -> dict:
+    """A ``settings.json``'s contents completed: a setting added after the folder was written counts as its
+    default, or as what the code did before it."""
+    defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ScorecardSettings)
+                                      if f.default is not dataclasses.MISSING}))
+    defaults.update(_BEFORE_SETTING)
+    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+
+
+def load_settings(folder: str | os.PathLike) -> ScorecardSettings:
+    """The settings of a variant's scorecard folder (``<out>/<task>/<variant>``, holding ``settings.json``), for
+    diagnostics that retrain or re-evaluate on its data."""
+    path = Path(folder) / "settings.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"folder: no scorecard settings.json in {folder}")
+    names = {f.name for f in dataclasses.fields(ScorecardSettings)}
+    saved = _completed_settings(_read_json(path))
+    return ScorecardSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
+
+
 def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
     """Write ``settings.json`` on first use; refuse a folder holding results of other settings."""
     path = folder / "settings.json"
     now = settings.to_dict()
     if path.exists():
-        saved = _read_json(path)
-        # a setting added after the folder was written counts as its default, or as what the code did before it
-        defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ScorecardSettings)
-                                          if f.default is not dataclasses.MISSING}))
-        defaults.update(_BEFORE_SETTING)
-        saved = {**{k: v for k, v in defaults.items() if k not in saved and k in now}, **saved}
+        raw = _read_json(path)
+        saved = {k: v for k, v in _completed_settings(raw).items() if k in now or k in raw}
         diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
         if saved.get("denoiser") == now.get("denoiser") == "unet":  # the MLP's widths do not shape a U-Net
             diffs = [k for k in diffs if k != "mlp_dims"]
