@@ -203,3 +203,20 @@ def test_a_trained_policy_needs_fewer_solver_iterations_than_the_default_guess(p
     assert w.warm.iterations.mean() < 0.9 * w.default.iterations.mean()
     # most rollouts swing up (the others are solved from the default guess, reported in errors)
     assert sum(e == "" for e in w.rollout.errors) >= 16
+
+
+def test_guess_costs_score_a_diverged_guess_as_its_clipped_states(solved):
+    """Finite guesses cost what the solver's objective gives; a guess with a non-finite or huge state is scored as
+    that state clipped to the bound (finite, and above the solution's), and non-finite controls as zero."""
+    from sobolev_warmstart.warmstart import guess_costs
+
+    task, x0s, params, r = solved("pendulum")
+    plain = guess_costs(task, x0s, params, r.xs, r.us, 1e3)
+    np.testing.assert_allclose(plain, sw._core.trajectory_costs(task, x0s, params, r.xs, r.us))
+    xs, us = r.xs.copy(), r.us.copy()
+    xs[0, 10, 1], xs[1, 20, 0], us[2, 5, 0] = np.nan, 1e9, np.inf
+    bad = guess_costs(task, x0s, params, xs, us, 1e3)
+    clipped, zeroed = xs.copy(), us.copy()
+    clipped[0, 10, 1], clipped[1, 20, 0], zeroed[2, 5, 0] = 1e3, 1e3, 0.0
+    np.testing.assert_allclose(bad, sw._core.trajectory_costs(task, x0s, params, clipped, zeroed))
+    assert np.isfinite(bad).all() and (bad[:2] > 100 * plain[:2]).all()

@@ -79,11 +79,11 @@ from .rollout import load_policy_runner, rollout
 from .solver import SolverOptions
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
-from .warmstart import diverged_rollouts
+from .warmstart import default_guesses, diverged_rollouts, guess_costs
 
 __all__ = ["SCALES", "DEFAULT_VARIANTS", "SMOKE_VARIANTS", "SCORECARD_METHODS", "FULL_ESTIMATES_S",
-           "ScorecardSettings", "settings_for", "load_settings", "parse_variants", "scorecard", "run_variant", "variant_rows",
-           "write_scorecard", "main"]
+           "ScorecardSettings", "settings_for", "load_settings", "parse_variants", "scorecard", "run_variant",
+           "variant_rows", "write_scorecard", "main"]
 
 SCALES = ("smoke", "full")
 #: The variants of a full scorecard, in report order.
@@ -299,7 +299,7 @@ def _completed_settings(saved: dict) -> dict:
     defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ScorecardSettings)
                                       if f.default is not dataclasses.MISSING}))
     defaults.update(_BEFORE_SETTING)
-    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    return {**defaults, **saved}
 
 
 def load_settings(folder: str | os.PathLike) -> ScorecardSettings:
@@ -392,9 +392,7 @@ _FIELDS = ("policy_cost", "cost", "converged", "iterations", "rollout_time", "so
 
 def _default_guess_costs(task: Task, x0s: np.ndarray, params: np.ndarray, threads: int) -> np.ndarray:
     """The objective along the task's default guess (what TO alone starts from)."""
-    guesses = [task.default_initial_guess(x, p) for x, p in zip(x0s, params)]
-    xs = np.stack([g[0] for g in guesses])
-    us = np.stack([g[1] for g in guesses])
+    xs, us = default_guesses(task, x0s, params)
     return np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, threads), dtype=np.float64)
 
 
@@ -493,7 +491,7 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
             ratios = []
             for seed in s.seeds:
                 ro = rollout(task, x_te, p_te, runner, seed=int(seed), num_threads=threads)
-                ratios.append(_ratios(_rollout_costs(task, x_te, p_te, ro.xs, ro.us, s.divergence_bound, threads),
+                ratios.append(_ratios(guess_costs(task, x_te, p_te, ro.xs, ro.us, s.divergence_bound, threads),
                                       to_cost[int(seed)], to_conv[int(seed)]))
             entry = {"trajectories": k, "fraction": k / n, "ratio_median": _median(np.concatenate(ratios)),
                      "time_s": time.perf_counter() - t0}
@@ -507,13 +505,6 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
     if full <= target:
         out.update(trajectories_needed=n, fraction_needed=1.0)
     return out
-
-
-def _rollout_costs(task: Task, x0s, params, xs, us, bound: float, threads: int) -> np.ndarray:
-    """The objective along rollouts, scored as :func:`~sobolev_warmstart.warmstart.refine_guesses` scores them
-    (a diverged rollout with its states clipped to ``bound``)."""
-    xs = np.clip(np.nan_to_num(xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
-    return np.asarray(_core.trajectory_costs(task, x0s, params, xs, np.nan_to_num(us), threads), dtype=np.float64)
 
 
 def variant_rows(per: dict[str, np.ndarray]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
 
 __all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "refine_rollouts", "refine_guesses",
-           "diverged_rollouts", "perturbed_solution_guess", "closed_loop_rollout", "state_difference"]
+           "guess_costs", "default_guesses", "diverged_rollouts", "perturbed_solution_guess", "closed_loop_rollout", "state_difference"]
 
 
 @dataclass
@@ -347,16 +347,29 @@ def refine_rollouts(task: Task, x0s: np.ndarray, params: np.ndarray, policy, act
     return refine_guesses(task, x0s, params, ro, options, bound)
 
 
+def default_guesses(task: Task, x0s: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The task's default ("TO alone") guesses of a batch: ``(xs (N, T+1, nx), us (N, T, nu))``."""
+    guesses = [task.default_initial_guess(x, p) for x, p in zip(x0s, params)]
+    return np.stack([g[0] for g in guesses]), np.stack([g[1] for g in guesses])
+
+
+def guess_costs(task: Task, x0s: np.ndarray, params: np.ndarray, xs: np.ndarray, us: np.ndarray, bound: float,
+                num_threads: int = 0) -> np.ndarray:
+    """The objective along guesses ``(xs (N, T+1, nx), us (N, T, nu))``; a diverged guess is scored with its states
+    clipped to ``bound`` (non-finite ones to the bound too) and its non-finite controls as zero, the control a
+    diverged rollout is held with: large, finite, comparable."""
+    xs = np.clip(np.nan_to_num(xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    us = np.nan_to_num(us, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, num_threads), dtype=np.float64)
+
+
 def refine_guesses(task: Task, x0s: np.ndarray, params: np.ndarray, ro: RolloutResult, options: SolverOptions,
                    bound: float) -> tuple[WarmStartResult, np.ndarray]:
     """Score the guesses ``ro`` (a policy's rollouts, or any guesses with their times, e.g. the nearest-neighbour
     baselines of :mod:`.baselines`) and refine those that stayed within ``bound``; what
     :func:`refine_rollouts` does after its rollout."""
     diverged = diverged_rollouts(ro.xs, bound)
-    # the cost of a diverged rollout is that of its states clipped to the bound: large, finite, comparable
-    xs = np.clip(np.nan_to_num(ro.xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
-    us = np.nan_to_num(ro.us)
-    policy_cost = np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, options.num_threads), dtype=np.float64)
+    policy_cost = guess_costs(task, x0s, params, ro.xs, ro.us, bound, options.num_threads)
     ok = ~diverged
     reason = f"not refined: the rollout diverged (|x| > {bound:g} or non-finite)"
     t0 = time.perf_counter()
