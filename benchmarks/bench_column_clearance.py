@@ -22,6 +22,7 @@ import argparse
 import numpy as np
 
 import sobolev_warmstart as sw
+from sobolev_warmstart.warmstart import default_guesses
 
 
 def violations(xs: np.ndarray, params: np.ndarray, radius: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
@@ -82,20 +83,23 @@ def main() -> None:
     print(f"TO alone: iterations mean {to.iterations.mean():.1f}")
     if not args.project:
         return
-    guesses = {"TO alone (interpolation)": [task.default_initial_guess(x, z) for x, z in zip(x0s, params)]}
-    guesses = {k: (np.array([g[0] for g in v]), np.array([g[1] for g in v])) for k, v in guesses.items()}
-    guesses["policy rollout"] = (roll.xs, roll.us)
+    # each guess with its solve as is, where this run already has it
+    guesses = {"TO alone (interpolation)": (default_guesses(task, x0s, params), to),
+               "policy rollout": ((roll.xs, roll.us), warm)}
     if args.lookup:
         from sobolev_warmstart.baselines import NearestNeighbourLookup
-        guesses["NN lookup"] = NearestNeighbourLookup.load(args.lookup).guess(task, x0s, params)
+        guesses["NN lookup"] = (NearestNeighbourLookup.load(args.lookup).guess(task, x0s, params), None)
     print(f"\n{args.n} instances of quadrotor/{args.variant}, seed {args.seed}; refined cost over TO alone's where both "
           f"converged (median)")
     print("| guess | projected to | iters mean | converged [%] | refined/TO median |")
     print("|---|---|---|---|---|")
-    for name, (xs, us) in guesses.items():
+    for name, ((xs, us), as_is) in guesses.items():
         for margin in [None, *args.project]:
-            gx = xs if margin is None else project_out_of_columns(xs, params, 0.4 + margin)
-            res = sw.solve(task, x0s, params, gx, us, options=options)
+            if margin is None and as_is is not None:
+                res = as_is
+            else:
+                gx = xs if margin is None else project_out_of_columns(xs, params, 0.4 + margin)
+                res = sw.solve(task, x0s, params, gx, us, options=options)
             both = res.converged & to.converged
             ratio = np.median(res.cost[both] / to.cost[both]) if both.any() else float("nan")
             where = "as is" if margin is None else f"{0.4 + margin:.2f} m"

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import sobolev_warmstart as sw
-from sobolev_warmstart import _core
 from sobolev_warmstart.data import build_dataset
 from sobolev_warmstart.scorecard import load_settings
+from sobolev_warmstart.warmstart import guess_costs
 
 
 def trajectories(task, x0s, params, s: ScorecardSettings):
@@ -37,7 +37,7 @@ def evaluate(task, data, s: ScorecardSettings, label: str, to, x0s, params) -> N
         cfg = dataclasses.replace(s.train_config(method, len(ds), Path("unused")), resume=False, checkpoint_dir=None)
         policy = sw.train(ds, cfg).eval()
         ro = sw.rollout(task, x0s, params, policy, seed=0)
-        cost = np.asarray(_core.trajectory_costs(task, x0s, params, np.clip(ro.xs, -1e3, 1e3), np.nan_to_num(ro.us), 1))
+        cost = guess_costs(task, x0s, params, ro.xs, ro.us, s.divergence_bound, 1)
         warm = sw.solve(task, x0s, params, ro.xs, ro.us, options=s.options(1))
         ok = to.converged
         print(f"| {label} ({data.num_instances} trajectories) | {method} | {np.median(cost[ok] / to.cost[ok]):.3g} | "

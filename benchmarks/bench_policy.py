@@ -4,6 +4,7 @@ AOTInductor / native (the C++ runner's compact forward of the ``.safetensors`` e
 
     PYTHONPATH=python python3 benchmarks/bench_policy.py            # from the repository root
     PYTHONPATH=python python3 benchmarks/bench_policy.py --no-aoti  # skip the ~1 min AOTInductor compile
+    PYTHONPATH=python python3 benchmarks/bench_policy.py --macs runs/scorecard-v6/double_pendulum/default/sob_diff/checkpoint
 
 Default setting: the default U-Net (~280k parameters) and the MLP denoiser (256 x 256), H = 16, h = 1, one action, observation (q, v) and one
 task parameter, K = 5, one intra-op thread (PLATFORM.md). Times are medians over ``--repeats`` calls after
@@ -129,6 +130,35 @@ def bench_sampling(ds, repeats: int, aoti: bool, denoiser: str = "unet") -> None
                           f"   max |diff| vs eager {err:.1e}")
 
 
+def replan_macs(policy) -> int:
+    """Multiply-adds of one replan at batch 1 (a diffusion policy's K denoising steps, or one direct call), counted
+    with forward hooks on the Conv1d, ConvTranspose1d and Linear layers (normalisation and activations left out)."""
+    macs = 0
+
+    def hook(m, inputs, out):
+        nonlocal macs
+        if isinstance(m, torch.nn.Conv1d):
+            macs += out.numel() * m.in_channels // m.groups * m.kernel_size[0]
+        elif isinstance(m, torch.nn.ConvTranspose1d):
+            macs += inputs[0].numel() * m.out_channels * m.kernel_size[0]
+        elif isinstance(m, torch.nn.Linear):
+            macs += out.numel() // out.shape[-1] * m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(hook) for m in policy.net.modules()]
+    obs = torch.zeros(1, policy.history_steps, policy.no) if isinstance(policy, DiffusionPolicy) \
+        else torch.zeros(1, policy.task.no)
+    z = torch.zeros(1, policy.param_dim)
+    with torch.no_grad():
+        if isinstance(policy, DiffusionPolicy):
+            policy(obs, z, torch.zeros(1, policy.history_steps, policy.na),
+                   torch.zeros(policy.num_steps, 1, policy.horizon, policy.na))
+        else:
+            policy(obs, z)
+    for h in handles:
+        h.remove()
+    return macs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=256, help="training batch size (default 256)")
@@ -138,8 +168,13 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--denoiser", nargs="+", choices=["unet", "mlp"], default=["unet", "mlp"],
                     help="denoisers to measure, side by side (default both)")
+    ap.add_argument("--macs", metavar="CHECKPOINT", help="only count a trained policy's multiply-adds per replan")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.macs:
+        from sobolev_warmstart.train import load_checkpoint
+        print(f"{args.macs}: {replan_macs(load_checkpoint(args.macs)[0]):,} multiply-adds per replan at batch 1")
+        return
     ds = build_dataset(lqr_double_integrator(32, horizon=64, chunk_offsets=16), ChunkSpec(16, 1, 8))
     print(f"torch {torch.__version__}")
     for denoiser in args.denoiser:

@@ -29,6 +29,27 @@ import sobolev_warmstart as sw
 from sobolev_warmstart.scorecard import load_settings
 
 
+VELOCITY_STEPS = (0, 1, 2, 5, 10, 20, 30, 40)  # and the last step
+
+
+def zero_noise(s, task, n: int) -> np.ndarray:
+    """All-zero sampling noise for ``n`` rollouts of a diffusion policy trained with settings ``s`` (A = 1)."""
+    return np.zeros((n, task.horizon, s.diffusion_steps, s.horizon, task.na), np.float32)
+
+
+def one_step_velocity_errors(task, policy, xs, params, actions, times, noise=None) -> list[tuple[float, float]]:
+    """Per step t of ``times``: the median error of the policy's first next-velocity action started from the
+    solver's own states ``xs[:, t]`` (the policies do not read the time) against the solver's ``actions[:, t]``,
+    and the median of the solver's own velocity change there (UR5 state actions (cos q, sin q, v))."""
+    va = slice(2 * task.nq, 3 * task.nq)
+    out = []
+    for t in times:
+        first = np.asarray(sw.rollout(task, xs[:, t], params, policy, noise=noise).actions)[:, 0]
+        out.append((float(np.median(np.linalg.norm(first[:, va] - actions[:, t, va], axis=1))),
+                    float(np.median(np.linalg.norm(actions[:, t, va] - xs[:, t, task.nq:], axis=1)))))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", help="a UR5 variant's scorecard folder (holding settings.json, diff/, sob_diff/)")
@@ -45,11 +66,14 @@ def main() -> None:
     data, frame = model.createData(), model.getFrameId("tool0")
     sets = {"training": task.sample_instances(s.train_instances, seed=s.train_seed),
             "held-out": task.sample_instances(s.test_instances, seed=s.test_seed)}
+    if args.drift or args.one_step:
+        solved = sw.load_dataset(folder / "collect" / "trajectories.npz").data
+        keep = np.asarray(solved.converged, bool)
+        ref, ref_params, acts = solved.xs[keep], solved.params[keep], solved.actions[keep]
     for method in ("diff", "sob_diff"):
         runner = sw.load_policy_runner(folder / method / "policy_export.safetensors")
         for name, (x0s, params) in sets.items():
-            noise = np.zeros((len(x0s), task.horizon, s.diffusion_steps, s.horizon, task.na), np.float32)
-            xs = np.asarray(sw.rollout(task, x0s, params, runner, noise=noise).xs)
+            xs = np.asarray(sw.rollout(task, x0s, params, runner, noise=zero_noise(s, task, len(x0s))).xs)
             miss = []
             for x, p in zip(xs[:, -1], params):
                 pin.framesForwardKinematics(model, data, x[:task.nq])
@@ -57,22 +81,13 @@ def main() -> None:
             speed = np.linalg.norm(xs[:, -1, task.nq:], axis=1)
             print(f"{method:8s} {name:9s} ({len(x0s)}): final tool error median {np.median(miss):.3f} m, "
                   f"max {np.max(miss):.3f} m; final joint speed median {np.median(speed):.2f} rad/s")
-        if args.drift or args.one_step:
-            solved = sw.load_dataset(folder / "collect" / "trajectories.npz").data
-            keep = np.asarray(solved.converged, bool)
-            ref, params, acts = solved.xs[keep], solved.params[keep], solved.actions[keep]
-            noise = np.zeros((len(ref), task.horizon, s.diffusion_steps, s.horizon, task.na), np.float32)
         if args.one_step:
-            va = slice(2 * task.nq, 3 * task.nq)  # the next-velocity part of the action (cos q, sin q, v)
-            cells = []
-            for t in (0, 1, 2, 5, 10, 20, 30, 40, task.horizon - 1):
-                first = np.asarray(sw.rollout(task, ref[:, t], params, runner, noise=noise).actions)[:, 0]
-                err = np.median(np.linalg.norm(first[:, va] - acts[:, t, va], axis=1))
-                change = np.median(np.linalg.norm(acts[:, t, va] - ref[:, t, task.nq:], axis=1))
-                cells.append(f"{t}: {err:.2f} ({change:.2f})")
-            print(f"{method:8s} one-step velocity error [rad/s] from the solver's states at t (its change): " + ", ".join(cells))
+            steps = [t for t in VELOCITY_STEPS if t < task.horizon - 1] + [task.horizon - 1]
+            errors = one_step_velocity_errors(task, runner, ref, ref_params, acts, steps, zero_noise(s, task, len(ref)))
+            print(f"{method:8s} one-step velocity error [rad/s] from the solver's states at t (its change): "
+                  + ", ".join(f"{t}: {e:.2f} ({c:.2f})" for t, (e, c) in zip(steps, errors)))
         if args.drift:
-            xs = np.asarray(sw.rollout(task, ref[:, 0], params, runner, noise=noise).xs)
+            xs = np.asarray(sw.rollout(task, ref[:, 0], ref_params, runner, noise=zero_noise(s, task, len(ref))).xs)
             dq = np.linalg.norm(xs[..., :task.nq] - ref[..., :task.nq], axis=-1)  # (N, T+1) [rad]
             steps = [t for t in (1, 2, 5, 10, 20, 30, 40, task.horizon) if t <= task.horizon]
             print(f"{method:8s} drift from its {len(ref)} training trajectories, median |q - q*| [rad] at t = "

@@ -13,17 +13,15 @@ refined by the solver on the folder's held-out instances:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import sobolev_warmstart as sw
-from sobolev_warmstart import _core
 from sobolev_warmstart.baselines import NearestNeighbourLookup
 from sobolev_warmstart.scorecard import load_settings
-from sobolev_warmstart.warmstart import closed_loop_rollout
+from sobolev_warmstart.warmstart import closed_loop_rollout, guess_costs
 
 
 def fit(inputs: np.ndarray, targets: np.ndarray, steps: int, width: int, seed: int) -> torch.nn.Module:
@@ -86,7 +84,7 @@ def main() -> None:
     print("|---|---|---|---|")
     ok = to.converged
     for name, (xs, us) in guesses.items():
-        cost = np.asarray(_core.trajectory_costs(task, x0s, params, np.clip(xs, -1e3, 1e3), us, 1))
+        cost = guess_costs(task, x0s, params, xs, us, s.divergence_bound, 1)
         res = sw.solve(task, x0s, params, xs, us, options=options)
         print(f"| {name} | {np.median(cost[ok] / to.cost[ok]):.3g} | {res.iterations.mean():.1f} | "
               f"{100 * res.converged.mean():.0f} |")

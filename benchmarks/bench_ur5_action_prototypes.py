@@ -10,7 +10,8 @@
   put joint 3's velocity range at 100 rad/s against a 99th percentile of 11).
 
 Prints the median policy cost / TO alone's on the held-out instances, the refine iterations from the rollouts, and
-the policy's one-step velocity error from the solver's own states at t = 5 and 20:
+the policy's one-step velocity error from the solver's own states at t = 5 and 20 (zero sampling noise, as
+``bench_reach_error.py --one-step``):
 
     python3 benchmarks/bench_ur5_action_prototypes.py "runs/abl21/rsrt/base/policy_seed_0/ur5/random_start_random_target" \\
         --encoding plain residual --method diff
@@ -26,10 +27,12 @@ import numpy as np
 import torch
 
 import sobolev_warmstart as sw
-from sobolev_warmstart import _core
 from sobolev_warmstart.data import Normaliser, build_dataset
 from sobolev_warmstart.policy import DiffusionPolicy
 from sobolev_warmstart.scorecard import load_settings
+from sobolev_warmstart.warmstart import guess_costs
+
+from bench_reach_error import one_step_velocity_errors, zero_noise  # this folder's diagnostic
 
 
 def residual_dataset(ds, task, va: slice, vo: slice) -> None:
@@ -109,12 +112,11 @@ def main() -> None:
 
             policy.__class__ = Residual
         ro = sw.rollout(task, x0s, params, policy, seed=0)
-        cost = np.asarray(_core.trajectory_costs(task, x0s, params, np.clip(ro.xs, -1e3, 1e3), np.nan_to_num(ro.us), 1))
+        cost = guess_costs(task, x0s, params, ro.xs, ro.us, s.divergence_bound, 1)
         warm = sw.solve(task, x0s, params, ro.xs, ro.us, options=s.options(1))
-        errors = []
-        for t in (5, 20):
-            first = np.asarray(sw.rollout(task, data.xs[keep, t], data.params[keep], policy, seed=0).actions)[:, 0]
-            errors.append(np.median(np.linalg.norm(first[:, va] - data.actions[keep, t, va], axis=1)))
+        noise = zero_noise(s, task, int(keep.sum())) if isinstance(policy, DiffusionPolicy) else None
+        errors = [e for e, _ in one_step_velocity_errors(task, policy, data.xs[keep], data.params[keep],
+                                                         data.actions[keep], (5, 20), noise)]
         ok = to.converged
         print(f"{args.method} {encoding:8s} policy seed {args.policy_seed}: policy/TO median "
               f"{np.median(cost[ok] / to.cost[ok]):.3g}; refine iterations {warm.iterations.mean():.1f} "
