@@ -138,6 +138,24 @@ def test_ur5_state_actions_are_executed_through_their_velocity(solved):
     np.testing.assert_allclose(sw._core.execute_actions(task, r.xs[:, 5], a)[1], r.xs[:, 6], atol=1e-8)
 
 
+def test_quadrotor_state_actions_are_the_next_state_features_executed_through_the_velocity(solved):
+    """The reference's state control on SE(3): a = (p, R e_x, R e_y, v) of the next state; the solver's own
+    actions give back its thrusts and its trajectory, and only the velocity part is decoded."""
+    task, x0s, params, r = solved("quadrotor", "columns_3")
+    assert task.action_space == "state" and task.na == 15
+    d = sw.chained_derivatives(task, r, horizon=1)
+    for t in (0, 17, task.horizon - 1):
+        np.testing.assert_allclose(d.actions[:, t], d.observations[:, t + 1], atol=1e-14)
+        a = d.actions[:, t].copy()
+        u, x_next, realised = sw._core.execute_actions(task, r.xs[:, t], a)
+        # 1e-6: the solver's states meet the dynamics to its tolerance (6e-8 measured on these instances).
+        np.testing.assert_allclose(x_next, r.xs[:, t + 1], atol=1e-6)
+        np.testing.assert_allclose(u, r.us[:, t], atol=1e-6 * max(1.0, np.abs(r.us).max()))
+        np.testing.assert_allclose(realised, a, atol=1e-6)
+        a[:, :9] = 0.0  # a corrupted pose part changes nothing
+        np.testing.assert_allclose(sw._core.execute_actions(task, r.xs[:, t], a)[1], r.xs[:, t + 1], atol=1e-6)
+
+
 @pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("ur5", "random_start_random_target"),
                                           ("quadrotor", "columns_3")])
 def test_inverse_dynamics_recovers_the_controls(solved, name, variant):

@@ -8,6 +8,7 @@
 #include <pinocchio/parsers/urdf.hpp>
 #include <pinocchio/multibody/joint/joint-free-flyer.hpp>
 #include <pinocchio/spatial/skew.hpp>
+#include <pinocchio/algorithm/joint-configuration.hpp>
 
 #include <filesystem>
 #include <sstream>
@@ -138,8 +139,8 @@ public:
     actuation_.row(5) << -s_.drag_ratio, s_.drag_ratio, -s_.drag_ratio, s_.drag_ratio;
     u_lower_ = VectorXd::Zero(4);
     u_upper_ = VectorXd::Constant(4, s_.thrust_max);
-    action_space_ = ActionSpace::Torque;
-    finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/4, /*no=*/3 + 6 + 6);
+    action_space_ = ActionSpace::State;
+    finalize(s_.horizon, s_.dt, /*nz=*/3 + 2 * num_columns, /*na=*/3 + 6 + 6, /*no=*/3 + 6 + 6);
     hover_ = gravity_compensation(*this, pinocchio::neutral(model_));
   }
 
@@ -169,8 +170,10 @@ public:
     out << "\n"
         << "  task parameters z = (goal x, y, z, column 1 x, y, ...) (" << dims_.nz << ")\n"
         << "  default guess: states interpolated from start to goal (SE(3) interpolation), hover thrusts\n"
-        << "  action: thrusts; observation: (p, first two columns of R, v) (15); the columns only through z (column-"
-        << "relative features did not help, docs/results/ablations.md, round 10)\n";
+        << "  action: the next state as (p, first two columns of R, v) (15), executed through its velocity (q' = q (+) "
+        << "dt v', thrusts by least-squares inverse dynamics: the body's lateral force is dropped); observation: the "
+        << "same features of the current state; the columns only through z (column-relative features did not help, "
+        << "docs/results/ablations.md, round 10)\n";
     return out.str();
   }
 
@@ -273,6 +276,21 @@ public:
     J.block<3, 3>(3, 3) = -R * pinocchio::skew(Eigen::Vector3d::UnitX());
     J.block<3, 3>(6, 3) = -R * pinocchio::skew(Eigen::Vector3d::UnitY());
     J.block<6, 6>(9, 6).setIdentity();
+  }
+
+  // State action (the reference's "state control through the SE(3) tangent"): the features of the next
+  // state, decoded through its velocity as the semi-implicit Euler step does, q' = q (+) dt v'. The pose part
+  // is a training target only. d a / d x' is the observation's Jacobian at x'.
+  void state_features(const VectorXd &x_next, Eigen::Ref<VectorXd> a) const override {
+    observation(x_next, VectorXd(), a);
+  }
+
+  void next_configuration(const VectorXd &a, const VectorXd &x, Eigen::Ref<VectorXd> q_next) const override {
+    q_next = pinocchio::integrate(model_, x.head(dims_.nq), VectorXd(dims_.dt * a.tail<6>()));
+  }
+
+  void action_state_jacobian(const VectorXd &x_next, Eigen::Ref<MatrixXd> J) const override {
+    observation_jacobian(x_next, VectorXd(), J);
   }
 
 private:
