@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sobolev_warmstart.data import ChunkSpec, TaskInfo, TrajectoryData, build_dataset
+from sobolev_warmstart.data import (ChunkSpec, Normaliser, TaskInfo, TrajectoryData, build_dataset,
+                                    exchangeable_params, shuffle_param_groups)
 from sobolev_warmstart.losses import diffusion_loss
 from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
@@ -200,6 +201,53 @@ def test_train_rejects_bad_arguments(lqr_dataset):
     with pytest.raises(ValueError, match="horizon: the U-Net with 5 levels needs a multiple of 16"):
         train(lqr_dataset, TrainConfig(unet=UNetConfig(down_dims=(8, 8, 8, 8, 8), n_groups=4), progress=False))
 
+
+
+def test_exchangeable_params_are_the_quadrotors_columns():
+    def info(name, nz):
+        return TaskInfo(name=name, nx=13, ndx=12, nu=4, na=15, no=15, nz=nz, dt=0.05, horizon=60,
+                        action_space="state")
+    assert exchangeable_params(info("quadrotor", 21)) == (3, 2)
+    assert exchangeable_params(info("quadrotor", 5)) is None  # one column: nothing to reorder
+    assert exchangeable_params(info("quadrotor", 3)) is None
+    assert exchangeable_params(info("ur5", 21)) is None
+
+
+def test_shuffle_param_groups_reorders_whole_groups_in_raw_units():
+    """Each row's columns come back as the same (x, y) pairs in another order, every slot normalised by its own
+    normaliser; the goal and the time-to-go column are untouched."""
+    nrm = Normaliser(np.linspace(-1.0, 1.0, 9), np.linspace(0.5, 2.0, 9))
+    params = torch.randn(64, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = shuffle_param_groups(params, nrm, 3, 2, generator=torch.Generator().manual_seed(1))
+    raw_in = params[:, :9].numpy() * nrm.scale + nrm.offset
+    raw_out = out[:, :9].numpy() * nrm.scale + nrm.offset
+    np.testing.assert_array_equal(out[:, :3], params[:, :3])
+    np.testing.assert_array_equal(out[:, 9], params[:, 9])
+    for a, b in zip(raw_in, raw_out):
+        assert sorted(map(tuple, a[3:].reshape(3, 2).round(9))) == sorted(map(tuple, b[3:].reshape(3, 2).round(9)))
+    moved = (np.abs(raw_in[:, 3:] - raw_out[:, 3:]).max(axis=1) > 0).mean()
+    assert 0.6 < moved < 0.95  # 5 of 6 orders move something
+
+
+def test_shuffled_columns_train_a_quadrotor_policy_and_are_refused_elsewhere(solved, lqr_dataset):
+    import sobolev_warmstart as sw
+
+    def config(shuffle):
+        return TrainConfig(policy="sob_diff", epochs=2, batch_size=64, denoiser="mlp", mlp=TINY_MLP,
+                           shuffle_exchangeable_params=shuffle, progress=False, seed=0, num_threads=1)
+
+    with pytest.raises(ValueError, match="shuffle_exchangeable_params: task 'lqr_double_integrator"):
+        train(lqr_dataset, config(True))
+    with pytest.raises(ValueError, match="shuffle_exchangeable_params: expected a bool"):
+        TrainConfig(shuffle_exchangeable_params=1)
+    task, x0s, params, r = solved("quadrotor", "columns_3")
+    ds = build_dataset(TrajectoryData.from_solve(task, r, sw.chained_derivatives(task, r, horizon=4)),
+                       ChunkSpec(horizon=4, history=1, action_steps=1))
+    a, b, c = train(ds, config(True)), train(ds, config(True)), train(ds, config(False))
+    same = [torch.equal(p, q) for p, q in zip(a.net.parameters(), b.net.parameters())]
+    differ = [torch.equal(p, q) for p, q in zip(a.net.parameters(), c.net.parameters())]
+    assert all(same) and not all(differ)  # seeded, and the shuffle changes what the network sees
+    assert all(math.isfinite(h["loss"]) for h in a.train_history)
 
 # ------------------------------------------------------------------------------------------------------
 # Real data: pendulum swing-ups solved by the C++ core (runs once the extension is built and importable).

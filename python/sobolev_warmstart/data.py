@@ -232,6 +232,39 @@ class TrajectoryData:
                 if f.name != "task" and getattr(self, f.name) is not None}
 
 
+#: Tasks whose parameters end in interchangeable groups: name -> (first index, group size). The quadrotor's
+#: z = (goal x, y, z, column 1 x, y, ..., column K x, y): the same problem whatever the columns' order.
+EXCHANGEABLE_PARAMS = {"quadrotor": (3, 2)}
+
+
+def exchangeable_params(task: TaskInfo) -> tuple[int, int] | None:
+    """``(start, size)`` when ``z[start:]`` are interchangeable groups of ``size`` entries (at least two of them),
+    else None: ``(3, 2)`` for the quadrotor among two or more columns."""
+    spec = EXCHANGEABLE_PARAMS.get(task.name)
+    if spec is None:
+        return None
+    start, size = spec
+    groups, rest = divmod(task.nz - start, size)
+    return spec if groups >= 2 and rest == 0 else None
+
+
+def shuffle_param_groups(params: torch.Tensor, normaliser: Normaliser, start: int, size: int,
+                         generator: torch.Generator) -> torch.Tensor:
+    """A copy of normalised ``params (B, >= nz)`` whose groups ``z[start:nz]`` of ``size`` entries are put in a
+    random order per row, in raw units (each slot keeps its own normalisation); columns past ``nz`` (the time to
+    go) are kept."""
+    nz = normaliser.dim
+    groups = (nz - start) // size
+    offset = torch.as_tensor(normaliser.offset[start:], dtype=params.dtype)
+    scale = torch.as_tensor(normaliser.scale[start:], dtype=params.dtype)
+    raw = (params[:, start:nz] * scale + offset).reshape(len(params), groups, size)
+    order = torch.argsort(torch.rand(len(params), groups, generator=generator), dim=1)
+    raw = torch.gather(raw, 1, order[:, :, None].expand(-1, -1, size)).reshape(len(params), groups * size)
+    out = params.clone()
+    out[:, start:nz] = (raw - offset) / scale
+    return out
+
+
 # ------------------------------------------------------------------------------------------ chunk spec
 #: Offset and scale that normalise the time to go ``(T - t0) / T`` in (0, 1] to (-1, 1], like a min-max
 #: normalised task parameter.

@@ -125,7 +125,8 @@ class ScorecardSettings:
     (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
     (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); diffusion_steps: K, the diffusion policies' denoising
     steps (training and sampling; every rollout call runs the network K times); time_to_go: the policies condition
-    on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`).
+    on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the
+    quadrotor's columns in a random order per sample (:class:`~sobolev_warmstart.train.TrainConfig`).
     """
 
     task: str
@@ -158,6 +159,7 @@ class ScorecardSettings:
     past_actions: bool = False
     diffusion_steps: int = 5
     time_to_go: bool = False
+    shuffle_exchangeable_params: bool = False
 
     @property
     def key(self) -> str:
@@ -181,6 +183,7 @@ class ScorecardSettings:
                            sobolev_weight=self.sobolev_weight if method == "sob_diff" else None,
                            sobolev_fraction=self.sobolev_fraction,
                            sobolev_cap_quantile=self.sobolev_cap_quantile if method == "sob_diff" else None,
+                           shuffle_exchangeable_params=self.shuffle_exchangeable_params,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from .data import ChunkDataset, atomic_write_bytes
+from .data import ChunkDataset, atomic_write_bytes, exchangeable_params, shuffle_param_groups
 from .diffusion import DiffusionConfig
 from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
                      sobolev_cap_weights, sobolev_target_scales)
@@ -59,6 +59,9 @@ class TrainConfig:
     ``sobolev_cap_quantile`` (q in (0, 1], or None): samples whose derivative target is larger than the training
     set's q-quantile have their Sobolev residual divided by their target's scale over that quantile
     (:func:`~sobolev_warmstart.losses.sobolev_cap_weights`); None weighs every sample alike.
+    ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
+    columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
+    so the same trajectory and derivative targets, seen under every ordering of its columns.
     """
 
     policy: str = "sob_diff"
@@ -73,6 +76,7 @@ class TrainConfig:
     num_directions: int = 1
     sobolev_fraction: float = 1.0
     sobolev_cap_quantile: float | None = None
+    shuffle_exchangeable_params: bool = False
     seed: int = 0
     denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -116,6 +120,8 @@ class TrainConfig:
         if not sob and self.sobolev_cap_quantile is not None:
             raise ValueError(f"sobolev_cap_quantile: policy {self.policy!r} trains without the Sobolev term, "
                              f"expected None, got {self.sobolev_cap_quantile!r}")
+        if not isinstance(self.shuffle_exchangeable_params, bool):
+            raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
@@ -212,6 +218,10 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         validate_horizon(dataset.spec.horizon, config.unet.down_dims)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
+    groups = exchangeable_params(dataset.task) if config.shuffle_exchangeable_params else None
+    if config.shuffle_exchangeable_params and groups is None:
+        raise ValueError(f"shuffle_exchangeable_params: task {dataset.task.name!r} (nz = {dataset.task.nz}) has no "
+                         f"interchangeable parameter groups (data.EXCHANGEABLE_PARAMS: at least two groups)")
 
     torch.manual_seed(config.seed)
     if config.is_diffusion:
@@ -271,6 +281,8 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         for s in range(steps_per_epoch):
             idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
             batch = [t[idx] for t in tensors]
+            if groups is not None:  # tensors[1]: the normalised task parameters
+                batch[1] = shuffle_param_groups(batch[1], dataset.normalisers.params, *groups, generator=g)
             weight = None if sample_weights is None else sample_weights[idx]
             if config.is_diffusion:
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
