@@ -13,6 +13,9 @@ clear of the columns:
 
     python3 benchmarks/bench_column_clearance.py runs/scorecard-v6/quadrotor/columns_9/sob_diff/policy_export.safetensors \
         --lookup runs/scorecard-v6/quadrotor/columns_9/collect/trajectories.npz --project 0 0.05 --seed 2000000
+
+With ``--plot FILE``, a top view of the first eight instances (TO alone's solution, the rollout, its refinement) is
+saved to FILE (``plots.plot_trajectories``).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def main() -> None:
     ap.add_argument("--project", type=float, nargs="*", default=[],
                     help="margins [m] beyond the 0.4 m keep-out radius to push every guess out to")
     ap.add_argument("--max-iters", type=int, default=500)
+    ap.add_argument("--plot", help="save a top view of the first eight instances to this image file")
     args = ap.parse_args()
     task = sw.make_task("quadrotor", args.variant)
     x0s, params = task.sample_instances(args.n, args.seed)
@@ -81,6 +85,10 @@ def main() -> None:
         its = f"{warm.iterations[mask].mean():.1f}" if mask.any() else "-"
         print(f"refined from a {label}: {int(mask.sum())} instances, iterations mean {its}")
     print(f"TO alone: iterations mean {to.iterations.mean():.1f}")
+    if args.plot:
+        from sobolev_warmstart.plots import plot_trajectories
+        print("wrote", plot_trajectories(task, args.plot, params, to.xs, roll.xs, warm.xs, instances=min(8, args.n),
+                                         title=f"quadrotor/{args.variant}, seed {args.seed}: TO alone / rollout / refined"))
     if not args.project:
         return
     # each guess with its solve as is, where this run already has it
