@@ -68,7 +68,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import _core
 from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
@@ -398,12 +397,6 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
 _FIELDS = ("policy_cost", "cost", "converged", "iterations", "rollout_time", "solve_time", "diverged", "seed")
 
 
-def _default_guess_costs(task: Task, x0s: np.ndarray, params: np.ndarray, threads: int) -> np.ndarray:
-    """The objective along the task's default guess (what TO alone starts from)."""
-    xs, us = default_guesses(task, x0s, params)
-    return np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, threads), dtype=np.float64)
-
-
 def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryData, exports: dict[str, Path],
               threads: int, say: Progress) -> dict[str, np.ndarray]:
     """Stage 3: evaluate_methods on the held-out instances; per-instance arrays ``<method>_<field>`` pooled over
@@ -418,7 +411,8 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
     t0 = time.perf_counter()
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, options=s.options(threads),
                           divergence_bound=s.divergence_bound)
-    guess_cost = _default_guess_costs(task, x_te, p_te, threads)
+    # the objective along TO alone's starting guess, scored as every other guess is
+    guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
     for method in SCORECARD_METHODS:
         for seed in s.seeds:
