@@ -11,7 +11,8 @@ from sobolev_warmstart.losses import diffusion_loss
 from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
-from sobolev_warmstart.train import TrainConfig, _training_tensors, load_checkpoint, sobolev_sample_weights, train
+from sobolev_warmstart.train import (EMA_MAX_DECAY, TrainConfig, _training_tensors, ema_decay, load_checkpoint,
+                                     sobolev_sample_weights, train)
 
 TINY_UNET = UNetConfig(down_dims=(16, 32), n_groups=4, step_embed_dim=16)
 TINY_MLP = MLPConfig((32, 32))
@@ -90,10 +91,11 @@ def test_sobolev_mlp_learns_the_feedback_gain(lqr_dataset):
     assert errs["sob_mlp"] < errs["mlp"], errs
 
 
-def test_resume_after_interruption_continues_from_checkpoint(lqr_dataset, tmp_path):
+@pytest.mark.parametrize("ema_power", [None, 0.75])
+def test_resume_after_interruption_continues_from_checkpoint(lqr_dataset, tmp_path, ema_power):
     ds = lqr_dataset
     kw = dict(policy="sob_diff", epochs=4, batch_size=64, lr=3e-3, unet=TINY_UNET, progress=False, seed=3,
-              num_threads=1)
+              num_threads=1, ema_power=ema_power)
     straight = train(ds, TrainConfig(**kw, checkpoint_dir=str(tmp_path / "a")))
 
     class Interrupt(Exception):
@@ -144,7 +146,38 @@ def test_save_and_load_policy(lqr_dataset, tmp_path):
             load_policy(path, task="ur5")
 
 
+def test_ema_decay_is_diffusion_policys_warmup_schedule():
+    assert ema_decay(1, 0.75) == pytest.approx(1 - 2 ** -0.75)
+    assert ema_decay(1000, 0.75) == pytest.approx(1 - 1001 ** -0.75)  # 0.9944: ~180 steps averaged
+    decays = [ema_decay(t, 0.75) for t in range(1, 10**6, 997)]
+    assert all(a <= b for a, b in zip(decays, decays[1:]))
+    assert decays[-1] == EMA_MAX_DECAY
+
+
+def test_ema_averages_the_weights_without_changing_the_training(lqr_dataset, tmp_path):
+    """The average is taken beside the optimiser: the optimiser's weights (kept as the checkpoint's train_model)
+    are those of a run without it, the returned and saved policy is the average, and with a decay near zero the
+    average is the last weights."""
+    kw = dict(policy="sob_diff", epochs=3, batch_size=64, lr=3e-3, unet=TINY_UNET, progress=False, seed=5,
+              num_threads=1)
+    plain = train(lqr_dataset, TrainConfig(**kw))
+    averaged = train(lqr_dataset, TrainConfig(**kw, ema_power=0.75, checkpoint_dir=str(tmp_path / "ema")))
+    almost_last = train(lqr_dataset, TrainConfig(**kw, ema_power=1e-12))
+    _, _, state = load_checkpoint(tmp_path / "ema")
+    moved = 0.0
+    for k, w in plain.state_dict().items():
+        assert torch.equal(state["train_model"][k], w), k
+        assert torch.equal(state["model"][k], averaged.state_dict()[k]), k
+        torch.testing.assert_close(almost_last.state_dict()[k], w, rtol=0, atol=1e-6)
+        moved = max(moved, (averaged.state_dict()[k] - w).abs().max().item())
+    assert moved > 1e-3  # the average is not the last weights
+    assert averaged.train_history == plain.train_history
+
+
 def test_train_config_validation():
+    for bad in (0.0, -1.0, float("inf"), True, "0.75"):
+        with pytest.raises(ValueError, match="ema_power: expected a positive float or None"):
+            TrainConfig(ema_power=bad)
     with pytest.raises(ValueError, match="policy: expected one of"):
         TrainConfig(policy="transformer")
     with pytest.raises(ValueError, match="sobolev_weight: policy 'diff' trains without"):

@@ -125,7 +125,8 @@ class ScorecardSettings:
     (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); diffusion_steps: K, the diffusion policies' denoising
     steps (training and sampling; every rollout call runs the network K times); time_to_go: the policies condition
     on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the
-    quadrotor's columns in a random order per sample (:class:`~sobolev_warmstart.train.TrainConfig`).
+    quadrotor's columns in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
+    weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights).
     """
 
     task: str
@@ -159,6 +160,7 @@ class ScorecardSettings:
     diffusion_steps: int = 5
     time_to_go: bool = False
     shuffle_exchangeable_params: bool = False
+    ema_power: float | None = None
 
     @property
     def key(self) -> str:
@@ -183,6 +185,7 @@ class ScorecardSettings:
                            sobolev_fraction=self.sobolev_fraction,
                            sobolev_cap_quantile=self.sobolev_cap_quantile if method == "sob_diff" else None,
                            shuffle_exchangeable_params=self.shuffle_exchangeable_params,
+                           ema_power=self.ema_power,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),

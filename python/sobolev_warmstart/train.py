@@ -10,10 +10,17 @@ pairs for direct policies. Training is seeded and deterministic for a given thre
 ``checkpoint_dir``, a checkpoint (config JSON + weights + normalisers + optimiser state + history) is written
 atomically every ``checkpoint_every`` epochs; calling ``train`` again with the same config resumes from it and
 gives the same weights as an uninterrupted run.
+
+With ``ema_power``, the returned policy (and the checkpoint's ``model``) holds an exponential moving average of
+the weights, as Diffusion Policy trains its denoisers: after optimiser step ``t`` (from 1),
+``w_ema <- d_t w_ema + (1 - d_t) w`` with the warmup decay ``d_t = min(1 - (1 + t)^-p, 0.9999)``
+(:func:`ema_decay`; ``p = 0.75``: ``d`` = 0.994 after 1000 steps, an average over the last ~180). The optimiser's
+own weights are kept in the checkpoint as ``train_model`` for resumption.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -32,11 +39,12 @@ from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusi
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
-__all__ = ["POLICY_KINDS", "TrainConfig", "train", "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["POLICY_KINDS", "TrainConfig", "train", "load_checkpoint", "ema_decay", "CHECKPOINT_NAME"]
 
 POLICY_KINDS = ("mlp", "sob_mlp", "diff", "sob_diff")
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
+EMA_MAX_DECAY = 0.9999
 # fields that may change between an interrupted run and its resumption
 _RESUME_FREE = ("epochs", "checkpoint_dir", "checkpoint_every", "resume", "progress", "num_threads")
 
@@ -62,6 +70,9 @@ class TrainConfig:
     ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
     columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
     so the same trajectory and derivative targets, seen under every ordering of its columns.
+    ``ema_power`` (p > 0, or None): the policy returned and saved is an exponential moving average of the weights
+    with decay ``min(1 - (1 + step)^-p, 0.9999)`` (:func:`ema_decay`, Diffusion Policy's 0.75); None returns the
+    optimiser's last weights.
     """
 
     policy: str = "sob_diff"
@@ -77,6 +88,7 @@ class TrainConfig:
     sobolev_fraction: float = 1.0
     sobolev_cap_quantile: float | None = None
     shuffle_exchangeable_params: bool = False
+    ema_power: float | None = None
     seed: int = 0
     denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -122,6 +134,10 @@ class TrainConfig:
                              f"expected None, got {self.sobolev_cap_quantile!r}")
         if not isinstance(self.shuffle_exchangeable_params, bool):
             raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
+        if self.ema_power is not None and not (isinstance(self.ema_power, (int, float))
+                                               and not isinstance(self.ema_power, bool)
+                                               and math.isfinite(self.ema_power) and self.ema_power > 0):
+            raise ValueError(f"ema_power: expected a positive float or None, got {self.ema_power!r}")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
@@ -169,6 +185,20 @@ def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
         return 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
 
     return f
+
+
+def ema_decay(step: int, power: float) -> float:
+    """The weight of the average after optimiser step ``step`` (from 1): ``min(1 - (1 + step)^-power, 0.9999)``,
+    Diffusion Policy's warmup schedule (inverse gamma 1), so early averages forget their random start quickly."""
+    return min(1.0 - (1.0 + step) ** -power, EMA_MAX_DECAY)
+
+
+def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, w in zip(ema.parameters(), net.parameters()):
+            e.lerp_(w, 1.0 - decay)
+        for e, w in zip(ema.buffers(), net.buffers()):
+            e.copy_(w)
 
 
 def _training_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch.Tensor, ...]:
@@ -230,6 +260,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     else:
         policy = MLPPolicy(dataset.task, dataset.spec, dataset.normalisers, config.mlp)
     net = policy.net
+    ema = copy.deepcopy(policy) if config.ema_power is not None else None
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     tensors = _training_tensors(dataset, config)
     sample_weights = sobolev_sample_weights(dataset, config)
@@ -255,17 +286,23 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         if saved["epochs"] != config.epochs:
             raise ValueError(f"epochs: cannot resume from {ckpt_path} with epochs={config.epochs}: the learning-rate "
                              f"schedule was laid out for epochs={saved['epochs']}")
-        policy.load_state_dict(state["model"])
+        if ema is not None:
+            policy.load_state_dict(state["train_model"])
+            ema.load_state_dict(state["model"])
+        else:
+            policy.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         history = list(json.loads(state["history"]))
         start_epoch = int(state["epoch"])
 
     def save_checkpoint(epoch: int) -> None:
-        state = policy_state(policy, {
-            "config": json.dumps(config.to_dict()), "epoch": epoch, "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "history": json.dumps(history),
-            "dataset": json.dumps(_dataset_signature(dataset))})
+        extra = {"config": json.dumps(config.to_dict()), "epoch": epoch, "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "history": json.dumps(history),
+                 "dataset": json.dumps(_dataset_signature(dataset))}
+        if ema is not None:  # "model" is what load_checkpoint rebuilds: the average
+            extra["train_model"] = policy.state_dict()
+        state = policy_state(policy if ema is None else ema, extra)
         atomic_write_bytes(ckpt_path, lambda f: torch.save(state, f))
         text = json.dumps(config.to_dict(), indent=2).encode()
         atomic_write_bytes(ckpt_dir / CONFIG_NAME, lambda f: f.write(text))
@@ -299,6 +336,8 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                 torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
             opt.step()
             sched.step()
+            if ema is not None:
+                _ema_update(ema, policy, ema_decay(epoch * steps_per_epoch + s + 1, config.ema_power))
             w = idx.numel() / n
             sums["loss"] += w * out.loss.item()
             sums["mse"] += w * out.mse.item()
@@ -313,6 +352,8 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         if callback is not None:
             callback(epoch + 1, logs)
     bar.close()
+    if ema is not None:
+        policy = ema
     policy.eval()
     policy.train_history = history
     return policy
