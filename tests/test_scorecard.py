@@ -150,6 +150,29 @@ def test_bad_arguments_name_the_argument(tmp_path, capsys):
     assert exc.value.code == 2 and "--scale" in capsys.readouterr().err
 
 
+def test_consolidated_collection_trains_on_the_cheaper_solutions(tmp_path):
+    """With consolidate_neighbours, the saved training set is the consolidated one (never costlier per instance than
+    TO alone's), collect.json says what consolidation did, and bad values are refused by name."""
+    import dataclasses
+
+    from sobolev_warmstart.data import load_dataset
+    from sobolev_warmstart.scorecard import run_variant
+
+    s = dataclasses.replace(settings_for("double_pendulum/default", "smoke"), train_instances=8, max_iters=300,
+                            consolidate_neighbours=3, consolidate_rounds=1)
+    run_variant("double_pendulum/default", tmp_path, "smoke", threads=1, settings=s)
+    folder = tmp_path / "double_pendulum" / "default"
+    report = json.loads((folder / "collect" / "collect.json").read_text())["consolidation"]
+    assert report["solves"] >= 1 and report["rounds"][0]["round"] == 1
+    assert report["cost_mean_after"] <= report["cost_mean_before"]
+    data = load_dataset(folder / "collect" / "trajectories.npz").data
+    assert report["cost_mean_after"] == pytest.approx(float(np.mean(data.cost)))
+    assert load_settings(folder).consolidate_neighbours == 3
+    for key, bad in (("consolidate_neighbours", -1), ("consolidate_rounds", 0), ("consolidate_neighbours", 2.0)):
+        with pytest.raises(ValueError, match=f"{key}: expected an integer"):
+            dataclasses.replace(s, **{key: bad})
+
+
 def test_policy_seed_sets_the_training_seed_and_older_folders_still_resume(tmp_path):
     """policy_seed (None: train_seed) seeds the policies' training only; a folder written before the setting
     existed is read as having its default, so it resumes instead of being refused."""

@@ -69,6 +69,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .baselines import BASELINES, NearestNeighbourLookup
+from .consolidate import consolidate_data
 from .data import ChunkSpec, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_native
@@ -126,7 +127,10 @@ class ScorecardSettings:
     steps (training and sampling; every rollout call runs the network K times); time_to_go: the policies condition
     on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the
     quadrotor's columns in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
-    weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights).
+    weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
+    consolidate_rounds: the collected trajectories are consolidated before anything trains on them or looks them up
+    (:func:`~sobolev_warmstart.consolidate.consolidate`: each instance re-solved from its k nearest instances'
+    solutions, the cheapest converged kept; 0 neighbours: the TO-alone solutions as they are).
     """
 
     task: str
@@ -161,6 +165,14 @@ class ScorecardSettings:
     time_to_go: bool = False
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
+    consolidate_neighbours: int = 0
+    consolidate_rounds: int = 2
+
+    def __post_init__(self) -> None:
+        for key, least in (("consolidate_neighbours", 0), ("consolidate_rounds", 1)):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < least:
+                raise ValueError(f"{key}: expected an integer >= {least}, got {v!r}")
 
     @property
     def key(self) -> str:
@@ -362,9 +374,15 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
                            f"max_iters = {s.max_iters}: nothing to train on")
     data = TrajectoryData(task=TaskInfo.from_task(task), **traj)
     metrics = collect_metrics(per)
-    _write_json(folder / "collect.json", {"instances": s.train_instances, "seed": s.train_seed,
-                                          "accepted": metrics["accepted"], "default": metrics["default"],
-                                          "time_s": time.perf_counter() - t0})
+    info = {"instances": s.train_instances, "seed": s.train_seed, "accepted": metrics["accepted"],
+            "default": metrics["default"]}
+    if s.consolidate_neighbours > 0:
+        say(f"  consolidate {data.num_instances} trajectories ({s.consolidate_neighbours} neighbours, "
+            f"{s.consolidate_rounds} rounds)")
+        data, report = consolidate_data(task, data, s.horizon - s.history, neighbours=s.consolidate_neighbours,
+                                        rounds=s.consolidate_rounds, options=s.options(threads))
+        info["consolidation"] = report.to_dict()
+    _write_json(folder / "collect.json", {**info, "time_s": time.perf_counter() - t0})
     save_dataset(build_dataset(data, s.chunk()), done)  # last: the stage is done
     return data
 
