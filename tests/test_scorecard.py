@@ -155,8 +155,9 @@ def test_consolidated_collection_trains_on_the_cheaper_solutions(tmp_path):
     TO alone's), collect.json says what consolidation did, and bad values are refused by name."""
     import dataclasses
 
-    from sobolev_warmstart.data import load_dataset
+    from sobolev_warmstart.data import build_dataset, load_dataset
     from sobolev_warmstart.scorecard import run_variant
+    from sobolev_warmstart.train import load_checkpoint
 
     s = dataclasses.replace(settings_for("double_pendulum/default", "smoke"), train_instances=8, max_iters=300,
                             consolidate_neighbours=3, consolidate_rounds=1)
@@ -165,8 +166,14 @@ def test_consolidated_collection_trains_on_the_cheaper_solutions(tmp_path):
     report = json.loads((folder / "collect" / "collect.json").read_text())["consolidation"]
     assert report["solves"] >= 1 and report["rounds"][0]["round"] == 1
     assert report["cost_mean_after"] <= report["cost_mean_before"]
-    data = load_dataset(folder / "collect" / "trajectories.npz").data
+    saved = load_dataset(folder / "collect" / "trajectories.npz")
+    data = saved.data
     assert report["cost_mean_after"] == pytest.approx(float(np.mean(data.cost)))
+    # the normalisers are TO alone's (wider than the consolidated data's), and the policies train with them
+    assert saved.normalisers.to_dict() != build_dataset(data, s.chunk()).normalisers.to_dict()
+    for method in ("diff", "sob_diff"):
+        policy, _, _ = load_checkpoint(folder / method / "checkpoint")
+        assert policy.normalisers.to_dict() == saved.normalisers.to_dict(), method
     assert load_settings(folder).consolidate_neighbours == 3
     for key, bad in (("consolidate_neighbours", -1), ("consolidate_rounds", 0), ("consolidate_neighbours", 2.0)):
         with pytest.raises(ValueError, match=f"{key}: expected an integer"):

@@ -70,7 +70,8 @@ import numpy as np
 
 from .baselines import BASELINES, NearestNeighbourLookup
 from .consolidate import consolidate_data
-from .data import ChunkSpec, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
+from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
+                   load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_native
 from .diffusion import DiffusionConfig
@@ -211,7 +212,10 @@ class ScorecardSettings:
 # 2-core machine kind, measured while loaded): Diff 25 s, Sob+Diff 42 s, at most two subsets 84 s per variant.
 _SMOKE = dict(train_instances=6, test_instances=3, max_iters=60, train_steps=3, batch_size=256, unet_dims=(8, 16),
               mlp_dims=(32, 32), n_groups=4, step_embed_dim=8, subset_fractions=(0.5,), collect_batch=4)
-_FULL = dict(train_instances=64, test_instances=32, train_steps=1000, subset_fractions=(0.25, 0.5))
+# Full scale consolidates the training solutions (round 18: Sob+Diff's policy cost and warm start improve on every
+# variant whose TO-alone solutions mix strategies, pendubot 1.33x -> 1.03x TO's cost; no change where they do not).
+_FULL = dict(train_instances=64, test_instances=32, train_steps=1000, subset_fractions=(0.25, 0.5),
+             consolidate_neighbours=8)
 _FULL_VARIANT: dict[str, dict[str, Any]] = {
     # the pendubot's U-Net needs the main job's data and budget (docs/results/ablations.md, round 3: Sob+Diff
     # 1.33x TO's cost over three training seeds, against 455x with 64 instances and 1000 steps)
@@ -223,13 +227,16 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
     # with the columns in every order (round 16: Sob+Diff 1.64x -> 1.25x, 1.74x -> 1.21x, 1.66x -> 1.18x TO's cost on
     # three held-out sets; warm-start iterations 53.4 -> 61.7, 47.3 -> 45.8, 87.4 -> 67.4)
     "quadrotor/columns_9": {"sobolev_cap_quantile": 0.9, "shuffle_exchangeable_params": True},
-    # the reference's solver budget of 1000 on its difficulty variants (README, "Reference-difficulty variants")
-    "double_pendulum/reference": {"train_instances": 32, "test_instances": 16, "max_iters": 1000},
-    "ur5/reference_random_start_random_target": {"train_instances": 48, "test_instances": 24, "max_iters": 1000},
+    # the reference's solver budget of 1000 on its difficulty variants (README, "Reference-difficulty variants"); their
+    # training solutions are not consolidated (16 more solves per instance at up to 1000 iterations: not measured yet)
+    "double_pendulum/reference": {"train_instances": 32, "test_instances": 16, "max_iters": 1000,
+                                  "consolidate_neighbours": 0},
+    "ur5/reference_random_start_random_target": {"train_instances": 48, "test_instances": 24, "max_iters": 1000,
+                                                 "consolidate_neighbours": 0},
     # the columns in every order at the reference's difficulty (round 16: with 19 trajectories Sob+Diff converges on
     # 44-69% instead of 38-50%, Diff on 44-50% instead of 19-25%, on every training seed)
     "quadrotor/reference_columns_9": {"train_instances": 24, "test_instances": 8, "max_iters": 1000,
-                                      "shuffle_exchangeable_params": True},
+                                      "shuffle_exchangeable_params": True, "consolidate_neighbours": 0},
 }
 #: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run
 #: (docs/results/scorecard/scorecard.md, stage times of the first run of each stage, other work sharing the machine):
@@ -354,14 +361,17 @@ def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: Progress) -> TrajectoryData:
+def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: Progress) -> ChunkDataset:
     """Stage 1: TO alone on the training instances, in saved batches; the converged solves with their chained
-    derivatives and gains (``collect/trajectories.npz``)."""
+    derivatives and gains (``collect/trajectories.npz``), consolidated if the settings say so. The dataset's
+    normalisers are fitted on TO alone's solutions: consolidated data gather on a few cheap strategies, and
+    normalisers fitted on them scale the states a rollout leaves them for far out of the network's range
+    (docs/results/ablations.md, round 18: the pendubot's rollouts diverge on 69-94% of instances, 0-6% with these)."""
     from .config import BackendConfig
     from .loop import _collect as collect_batches, _merge, collect_metrics
     done = folder / "trajectories.npz"
     if done.exists():
-        return load_dataset(done).data
+        return load_dataset(done)
     x0s, params = task.sample_instances(s.train_instances, seed=s.train_seed)
     say(f"  collect: {s.train_instances} instances with TO alone")
     t0 = time.perf_counter()
@@ -373,6 +383,7 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
         raise RuntimeError(f"tasks: {s.key}: none of the {s.train_instances} training solves converged within "
                            f"max_iters = {s.max_iters}: nothing to train on")
     data = TrajectoryData(task=TaskInfo.from_task(task), **traj)
+    normalisers = build_dataset(data, s.chunk()).normalisers
     metrics = collect_metrics(per)
     info = {"instances": s.train_instances, "seed": s.train_seed, "accepted": metrics["accepted"],
             "default": metrics["default"]}
@@ -383,13 +394,16 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
                                         rounds=s.consolidate_rounds, options=s.options(threads))
         info["consolidation"] = report.to_dict()
     _write_json(folder / "collect.json", {**info, "time_s": time.perf_counter() - t0})
-    save_dataset(build_dataset(data, s.chunk()), done)  # last: the stage is done
-    return data
+    dataset = build_dataset(data, s.chunk(), normalisers=normalisers)
+    save_dataset(dataset, done)  # last: the stage is done
+    return dataset
 
 
-def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path, say: Progress) -> Path:
+def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path, say: Progress,
+           normalisers: Normalisers | None = None) -> Path:
     """Train ``method`` on ``data`` (resumable from ``folder/checkpoint``) and export it to
-    ``folder/policy_export.safetensors``; the meta data in ``folder/train.json`` (written last)."""
+    ``folder/policy_export.safetensors``; the meta data in ``folder/train.json`` (written last). ``normalisers``:
+    the collection's (consolidated data), or None to fit them on ``data``."""
     export = folder / _EXPORT
     meta_path = folder / "train.json"
     if meta_path.exists() and export.exists():
@@ -398,7 +412,7 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
         policy, _, _ = load_checkpoint(folder / "checkpoint")
         export_native(policy, export)
         return export
-    dataset = build_dataset(data, s.chunk())
+    dataset = build_dataset(data, s.chunk(), normalisers=normalisers)
     config = s.train_config(method, len(dataset), folder / "checkpoint")
     say(f"  train {METHOD_LABELS[method]} on {data.num_instances} trajectories ({len(dataset)} chunks, "
         f"{config.epochs} epochs)")
@@ -488,9 +502,10 @@ def _subset_sizes(n: int, fractions: Sequence[float]) -> list[int]:
 
 
 def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryData,
-                       per: dict[str, np.ndarray], threads: int, say: Progress) -> dict:
+                       per: dict[str, np.ndarray], threads: int, say: Progress,
+                       normalisers: Normalisers | None = None) -> dict:
     """Stage 4: Sob+Diff on nested subsets, smallest first, until its median policy-cost ratio on the held-out
-    instances is at most Diff's on the full set."""
+    instances is at most Diff's on the full set (``normalisers``: as :func:`_train`)."""
     n = int(data.num_instances)
     target = _policy_cost_ratio_median(per, "diff")
     full = _policy_cost_ratio_median(per, "sob_diff")
@@ -509,7 +524,7 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
             entry = _read_json(result_path)
         else:
             t0 = time.perf_counter()
-            export = _train(data.select(np.arange(k)), "sob_diff", s, sub, say)
+            export = _train(data.select(np.arange(k)), "sob_diff", s, sub, say, normalisers)
             runner = load_policy_runner(export)
             ratios = []
             for seed in s.seeds:
@@ -571,10 +586,12 @@ def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, t
     say(f"{s.key} ({s.scale})")
     t0 = time.perf_counter()
     task = make_task(s.task, s.variant)
-    data = _collect(task, s, folder / "collect", threads, say)
-    exports = {m: _train(data, m, s, folder / m, say) for m in _LEARNED}
+    collected = _collect(task, s, folder / "collect", threads, say)
+    data = collected.data
+    normalisers = collected.normalisers if s.consolidate_neighbours > 0 else None
+    exports = {m: _train(data, m, s, folder / m, say, normalisers) for m in _LEARNED}
     per = _evaluate(task, s, folder, data, exports, threads, say)
-    efficiency = _sample_efficiency(task, s, folder / "subsets", data, per, threads, say)
+    efficiency = _sample_efficiency(task, s, folder / "subsets", data, per, threads, say, normalisers)
     rows = variant_rows(per)
     times = {"collect_s": _read_json(folder / "collect" / "collect.json")["time_s"],
              **{f"train_{m}_s": _read_json(folder / m / "train.json")["time_s"] for m in _LEARNED},

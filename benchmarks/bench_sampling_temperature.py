@@ -1,0 +1,59 @@
+"""Does the diffusion policies' sampling noise hurt their closed-loop rollouts? The same exported policy of a
+scorecard folder rolled out with its seeded draws scaled by a temperature ``tau`` (1: the trained DDPM sampler,
+0: deterministic, every denoising step from a zero start and without posterior noise), on the folder's held-out
+instances. Prints, per method and tau: the policy's own cost over TO alone's (median, and the share within 1.5x),
+and the refine iterations, convergence and total time of its warm start:
+
+    python3 benchmarks/bench_sampling_temperature.py runs/abl25/dp/base/policy_seed_0/double_pendulum/default \
+        --tau 1 0.5 0
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.rollout import num_replans, rollout_noise
+from sobolev_warmstart.scorecard import load_settings
+from sobolev_warmstart.warmstart import guess_costs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", help="a scorecard variant folder (holding settings.json, diff/, sob_diff/)")
+    ap.add_argument("--methods", nargs="+", default=["sob_diff", "diff"], choices=["diff", "sob_diff"])
+    ap.add_argument("--tau", type=float, nargs="+", default=[1.0, 0.5, 0.0])
+    ap.add_argument("--seed", type=int, default=None, help="instance seed of the held-out set (default: the folder's)")
+    ap.add_argument("--noise-seed", type=int, default=0)
+    args = ap.parse_args()
+    folder = Path(args.folder)
+    s = load_settings(folder)
+    task = sw.make_task(s.task, s.variant)
+    seed = s.test_seed if args.seed is None else args.seed
+    x0s, params = task.sample_instances(s.test_instances, seed)
+    options = sw.SolverOptions(num_threads=1, max_iters=s.max_iters)
+    to = sw.solve(task, x0s, params, options=options)
+    ok = to.converged
+    print(f"{s.task}/{s.variant}, {len(x0s)} instances of seed {seed}; TO alone: {to.iterations.mean():.1f} "
+          f"iterations, {100 * ok.mean():.0f}% converged")
+    print("| method | tau | policy/TO median | within 1.5x [%] | warm-start iters mean | converged [%] | total [ms] |")
+    print("|---|---|---|---|---|---|---|")
+    for method in args.methods:
+        runner = sw.load_policy_runner(str(folder / method / "policy_export.safetensors"))
+        R = num_replans(task.horizon, s.action_steps)
+        base = rollout_noise(args.noise_seed, len(x0s), R, runner.num_steps, runner.horizon, task.na)
+        for tau in args.tau:
+            ro = sw.rollout(task, x0s, params, runner, noise=np.float32(tau) * base, num_threads=1)
+            cost = guess_costs(task, x0s, params, ro.xs, ro.us, s.divergence_bound, num_threads=1)
+            ratio = cost[ok] / to.cost[ok]
+            warm = sw.solve(task, x0s, params, ro.xs, ro.us, options=options)
+            total = 1e3 * (np.mean(ro.time) + np.mean(warm.solve_time))
+            print(f"| {method} | {tau:g} | {np.median(ratio):.3g} | {100 * np.mean(ratio < 1.5):.0f} | "
+                  f"{warm.iterations.mean():.1f} | {100 * warm.converged.mean():.0f} | {total:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
