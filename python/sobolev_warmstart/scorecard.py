@@ -49,7 +49,7 @@ loses at most one collection batch or one training epoch)::
     scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
-tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 30 minutes on two cores (measured per variant in
+tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 33 minutes on two cores (measured per variant in
 :data:`FULL_ESTIMATES_S`).
 """
 
@@ -239,13 +239,13 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
                                       "shuffle_exchangeable_params": True, "consolidate_neighbours": 0},
 }
 #: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run
-#: (docs/results/scorecard/scorecard.md, stage times of the first run of each stage, other work sharing the machine):
-#: the MLP denoiser trains 1000 steps in 3-8 s; the double pendulum's U-Net and the reference variants' TO solves
-#: (evaluation and collection) dominate.
+#: (docs/results/scorecard/scorecard.md, stage times of the first run of each stage, other work sharing the machine),
+#: plus the TO-alone collection the committed run took from an earlier one: the MLP denoiser trains 1000 steps in 3-8 s;
+#: consolidation (15-80 s), the double pendulum's U-Net and the reference variants' TO solves dominate.
 FULL_ESTIMATES_S: dict[str, float] = {
-    "pendulum/default": 17, "double_pendulum/default": 360, "ur5/fixed_start_fixed_target": 22,
-    "ur5/fixed_start_random_target": 31, "ur5/random_start_fixed_target": 31,
-    "ur5/random_start_random_target": 28, "quadrotor/columns_0": 13, "quadrotor/columns_9": 37,
+    "pendulum/default": 30, "double_pendulum/default": 370, "ur5/fixed_start_fixed_target": 18,
+    "ur5/fixed_start_random_target": 48, "ur5/random_start_fixed_target": 76,
+    "ur5/random_start_random_target": 79, "quadrotor/columns_0": 27, "quadrotor/columns_9": 113,
     "double_pendulum/reference": 390, "ur5/reference_random_start_random_target": 89,
     "quadrotor/reference_columns_9": 760,
 }
@@ -672,13 +672,19 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
                   _fmt(d["stage_time_s"], 1, ".1f")] for d in docs]
     total = sum(d["stage_time_s"] for d in docs)
     scales = sorted({d["scale"] for d in docs})
+    consolidated = [f"{d['task']}/{d['variant']}" for d in docs if d["settings"].get("consolidate_neighbours", 0) > 0]
+    consolidation = (" The training solutions are consolidated (each re-solved from its nearest instances' solutions, "
+                     "the cheapest converged kept; normalisers of TO alone's solutions) on "
+                     f"{'every variant' if len(consolidated) == len(docs) else ', '.join(consolidated)}; the collect "
+                     "time includes it." if consolidated else "")
     lines = ["# sobolev_warmstart scorecard", "",
              f"Command: `{command}` (scale {', '.join(scales)}; rerunning it skips finished variants).", "",
              f"Machine: {machine}", "",
              "Per variant: TO alone collects the training trajectories (converged solves only); Diff and Sob+Diff are "
              "trained on the same trajectories with the same budget (network, epochs, seed); every method is "
              "evaluated on held-out instances (a seed never used for training), its guess refined by the same "
-             "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start.", "",
+             "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start."
+             + consolidation, "",
              "- policy/TO: per instance, the objective along the method's guess over TO alone's converged cost "
              "(TO alone's row: the task's default guess), median and mean over the instances where TO alone "
              "converged; a diverged guess is scored with its states clipped to 1e3.",
