@@ -2,6 +2,7 @@
 errors."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -55,6 +56,26 @@ def test_collect_train_export_evaluate_bench(tmp_path, capfd):
     assert main(["bench", str(exported), "-n", "2", "--threads", "1"]) == 0
     out = capfd.readouterr().out
     assert "TO alone" in out and "warm start" in out and "rollouts/s" in out
+
+
+def test_collect_consolidates_and_keeps_to_alones_normalisers(tmp_path, capfd):
+    """collect --consolidate K: the same instances, each solution at most as costly as TO alone's (cheaper on some),
+    and the normalisers of TO alone's dataset, so a policy trained on it scales states as the plain one."""
+    import numpy as np
+
+    import sobolev_warmstart as sw
+    plain, better = tmp_path / "plain.npz", tmp_path / "better.npz"
+    common = ["--task", "double_pendulum", "-n", "10", "--seed", "7", "--threads", "1", "-q",
+              "--set", "solver.max_iters=300"]
+    assert main(["collect", "-o", str(plain), *common]) == 0
+    assert "consolidated" not in capfd.readouterr().out
+    assert main(["collect", "-o", str(better), *common, "--consolidate", "3"]) == 0
+    assert re.search(r"consolidated\s+cost mean [0-9.]+ -> [0-9.]+, [1-9][0-9]* trajectories", capfd.readouterr().out)
+    a, b = sw.load_dataset(plain), sw.load_dataset(better)
+    np.testing.assert_array_equal(a.data.xs[:, 0], b.data.xs[:, 0])
+    assert np.all(b.data.cost <= a.data.cost * (1 + 1e-9)) and np.any(b.data.cost < 0.99 * a.data.cost)
+    assert b.normalisers.to_dict() == a.normalisers.to_dict()
+    assert main(["collect", "-o", str(better), *common, "--set", "consolidate_rounds=0"]) == 2
 
 
 def test_command_errors_are_one_line_with_status_2(tmp_path, capsys):

@@ -77,7 +77,10 @@ class BackendConfig:
 @dataclass
 class CollectConfig:
     """A TO-alone dataset: ``instances`` seeded instances of ``task``/``variant`` solved from the default guess,
-    the converged ones kept with their chained derivatives, chunked with ``chunk``."""
+    the converged ones kept with their chained derivatives, chunked with ``chunk``. ``consolidate_neighbours``
+    (0: off): then each kept solution is re-solved from its k nearest instances' solutions for
+    ``consolidate_rounds`` rounds and the cheapest converged one kept (:func:`~sobolev_warmstart.consolidate.
+    consolidate_data`); the dataset's normalisers stay fitted on TO alone's solutions."""
 
     task: str = "pendulum"
     variant: str = ""
@@ -87,12 +90,16 @@ class CollectConfig:
     chunk: ChunkSpec = field(default_factory=ChunkSpec)
     solver: SolverOptions = field(default_factory=SolverOptions)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    consolidate_neighbours: int = 0
+    consolidate_rounds: int = 2
 
     def __post_init__(self) -> None:
         _check_task(self.task, self.variant)
         _check_int("instances", self.instances, 1)
         _check_int("seed", self.seed, 0)
         _check_int("batch", self.batch, 1)
+        _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
+        _check_int("consolidate_rounds", self.consolidate_rounds, 1)
 
 
 @dataclass

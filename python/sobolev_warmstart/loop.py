@@ -314,7 +314,8 @@ def load_trajectories(run_dir: str | Path, iterations) -> TrajectoryData | None:
 def collect_dataset(config: CollectConfig, path: str | Path | None = None, progress: bool = True
                     ) -> tuple[ChunkDataset, dict]:
     """TO alone on ``config.instances`` seeded instances (in batches of ``config.batch``, with a progress bar):
-    the converged solves with their chained derivatives, as a chunk dataset saved (atomically) to ``path``.
+    the converged solves with their chained derivatives (consolidated if ``config.consolidate_neighbours``, the
+    report in ``metrics["consolidation"]``), as a chunk dataset saved (atomically) to ``path``.
     Returns ``(dataset, metrics)``; raises ``RuntimeError`` if no solve converged."""
     if not isinstance(config, CollectConfig):
         raise TypeError(f"config: expected a CollectConfig, got {type(config).__name__}")
@@ -339,6 +340,13 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
         raise RuntimeError(f"no solve converged among {len(x0s)} instances within max_iters = "
                            f"{config.solver.max_iters}: nothing to save")
     dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), config.chunk)
+    if config.consolidate_neighbours > 0:
+        from .consolidate import consolidate_data
+        data, report = consolidate_data(task, dataset.data, horizon, neighbours=config.consolidate_neighbours,
+                                        rounds=config.consolidate_rounds, options=config.solver)
+        dataset = build_dataset(data, config.chunk, normalisers=dataset.normalisers)
+        metrics["consolidation"] = report.to_dict()
+        metrics["collect_time_s"] = time.perf_counter() - t0
     if path is not None:
         save_dataset(dataset, path)
     return dataset, metrics
