@@ -48,7 +48,7 @@ def test_every_preset_builds_and_round_trips(name):
 def test_unknown_keys_are_named_with_the_expected_ones():
     msg = error(overrides=["trian.epochs=3"])
     assert msg.startswith("loop.trian: unknown key; expected one of action_steps, backend, chunk, collect_batch, "
-                          "divergence_bound, eval,")
+                          "consolidate_neighbours, consolidate_rounds, divergence_bound, eval,")
     assert error(overrides=["train.epoch=3"]).startswith("loop.train.epoch: unknown key; expected one of batch_size,")
     msg = error(overrides=["train.unet.depth=3"])
     assert msg.startswith("loop.train.unet.depth: unknown key; expected one of down_dims,")

@@ -136,6 +136,10 @@ class LoopConfig:
     evaluation); train: the policy kind and training settings (the loop sets ``checkpoint_dir`` and
     re-seeds each iteration with ``train.seed + iteration``); eval: held-out evaluation; backend: where the
     collection batches are solved (:class:`BackendConfig`: this process or a Ray cluster).
+    consolidate_neighbours (0: off), consolidate_rounds: before each training, all accepted trajectories so far are
+    consolidated (:func:`~sobolev_warmstart.consolidate.consolidate_data`: each re-solved from its k nearest
+    instances' solutions, the cheapest converged kept; ``iter_XXX/consolidated.npz``, normalisers of the
+    unconsolidated set); the policy trains and the final lookups look up on them.
     """
 
     task: str = "pendulum"
@@ -154,12 +158,16 @@ class LoopConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    consolidate_neighbours: int = 0
+    consolidate_rounds: int = 2
 
     def __post_init__(self) -> None:
         _check_task(self.task, self.variant)
         if self.run_dir is not None:
             self.run_dir = os.fspath(self.run_dir)
         _check_int("iterations", self.iterations, 1)
+        _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
+        _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_int("instances", self.instances, 1)
         _check_int("seed", self.seed, 0)
         _check_int("collect_batch", self.collect_batch, 1)

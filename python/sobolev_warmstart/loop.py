@@ -51,7 +51,8 @@ from tqdm.auto import tqdm
 
 from .config import BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
 from .baselines import BASELINES, NearestNeighbourLookup
-from .data import ChunkDataset, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset, save_dataset
+from .data import (ChunkDataset, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset,
+                   save_dataset)
 from .distributed import BatchJob, run_batches_on_ray
 from .export import export_policy
 from .policy import save_policy
@@ -341,7 +342,7 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
                            f"{config.solver.max_iters}: nothing to save")
     dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), config.chunk)
     if config.consolidate_neighbours > 0:
-        from .consolidate import consolidate_data
+        from .consolidate import consolidate_data  # it uses this module's take_rows
         data, report = consolidate_data(task, dataset.data, horizon, neighbours=config.consolidate_neighbours,
                                         rounds=config.consolidate_rounds, options=config.solver)
         dataset = build_dataset(data, config.chunk, normalisers=dataset.normalisers)
@@ -353,10 +354,35 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
 
 
 # ---------------------------------------------------------------------------------------------- training
+def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: Path, say: Callable[[str], None]
+                  ) -> tuple[TrajectoryData, Normalisers | None, dict | None]:
+    """``(data, normalisers, report)`` to train on: ``data`` itself (None, None) without consolidation; else its
+    consolidation, saved once in ``folder/consolidated.npz`` (loaded when present), with the normalisers of
+    ``data`` and the consolidation's report (``folder/consolidation.json``)."""
+    if config.consolidate_neighbours == 0:
+        return data, None, None
+    path, report_path = folder / "consolidated.npz", folder / "consolidation.json"
+    if path.exists() and report_path.exists():
+        saved = load_dataset(path)
+        return saved.data, saved.normalisers, json.loads(report_path.read_text())
+    from .consolidate import consolidate_data  # it uses this module's take_rows
+    say(f"consolidating {data.num_instances} trajectories ({config.consolidate_neighbours} neighbours, "
+        f"{config.consolidate_rounds} rounds)")
+    normalisers = build_dataset(data, config.chunk).normalisers
+    better, report = consolidate_data(task, data, config.chunk.horizon - config.chunk.history,
+                                      neighbours=config.consolidate_neighbours, rounds=config.consolidate_rounds,
+                                      options=config.solver)
+    _write_json(report_path, report.to_dict())
+    save_dataset(build_dataset(better, config.chunk, normalisers=normalisers), path)  # last: the step is done
+    return better, normalisers, report.to_dict()
+
+
 def _train_policy(config: LoopConfig, data: TrajectoryData, folder: Path, seed: int, progress: bool,
-                  callback: Callback | None, info: dict) -> tuple[Path, Path, dict]:
-    """Train (or resume) a freshly initialised policy on ``data`` in ``folder/train``; save and export it."""
-    dataset = build_dataset(data, config.chunk)
+                  callback: Callback | None, info: dict, normalisers: Normalisers | None = None
+                  ) -> tuple[Path, Path, dict]:
+    """Train (or resume) a freshly initialised policy on ``data`` in ``folder/train``; save and export it.
+    ``normalisers``: given (a consolidated set's), or None to fit them on ``data``."""
+    dataset = build_dataset(data, config.chunk, normalisers=normalisers)
     tcfg = dataclasses.replace(config.train, seed=seed, checkpoint_dir=str(folder / "train"), progress=progress,
                                resume=True)
     policy_path = folder / "policy.pt"
@@ -537,8 +563,11 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             if data is None:
                 raise RuntimeError(f"iteration {k}: no accepted trajectory in iterations 1..{k - 1} to train on "
                                    f"(all solves failed within max_iters); raise solver.max_iters or instances")
+            data, normalisers, consolidation = _training_set(config, task, data, folder, say)
             _, export_path, train_meta = _train_policy(config, data, folder, config.train.seed + k, progress,
-                                                       callback, info)
+                                                       callback, info, normalisers)
+            if consolidation is not None:
+                train_meta = {**train_meta, "consolidation": consolidation}
         options = dataclasses.replace(config.solver, max_iters=config.max_iters(k))
         x0s, params = task.sample_instances(config.instances, seed=config.instance_seed(k))
         t0 = time.perf_counter()
@@ -569,8 +598,11 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
     if data is None:
         raise RuntimeError("no accepted trajectory in any iteration: nothing to train the final policy on")
     final.mkdir(parents=True, exist_ok=True)
+    data, normalisers, consolidation = _training_set(config, task, data, final, say)
     policy_path, export_path, train_meta = _train_policy(config, data, final, config.train.seed,
-                                                         progress, callback, {"iteration": "final"})
+                                                         progress, callback, {"iteration": "final"}, normalisers)
+    if consolidation is not None:
+        train_meta = {**train_meta, "consolidation": consolidation}
     evaluation, table = None, ""
     eval_path = final / "eval.json"
     if config.eval.enabled:
