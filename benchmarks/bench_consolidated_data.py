@@ -42,8 +42,9 @@ def main() -> None:
     task = sw.make_task(s.task, s.variant)
     collected = load_dataset(folder / "collect" / "trajectories.npz")
     options = sw.SolverOptions(num_threads=args.threads, max_iters=s.max_iters)
-    data, report = sw.consolidate_data(task, collected.data, s.horizon - s.history, neighbours=args.k,
-                                       rounds=args.rounds, options=options)
+    consolidated, report = sw.consolidate_dataset(task, collected, neighbours=args.k, rounds=args.rounds,
+                                                  options=options)
+    data = consolidated.data
     doc = report.to_dict()
     print(f"{s.key}: {doc['instances']} trajectories, cost mean {doc['cost_mean_before']:.4g} -> "
           f"{doc['cost_mean_after']:.4g}, {doc['improved']} at least 1% cheaper; {doc['solves']} batch solves in "
@@ -54,9 +55,9 @@ def main() -> None:
     if s.task == "double_pendulum":
         print(f"  strategies (reversals: instances): {strategies(collected.data.xs)} -> {strategies(data.xs)}")
     if args.out:
-        normalisers = None if args.own_normalisers else collected.normalisers
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        save_dataset(build_dataset(data, s.chunk(), normalisers=normalisers), Path(args.out) / "trajectories.npz")
+        save_dataset(build_dataset(data, s.chunk()) if args.own_normalisers else consolidated,
+                     Path(args.out) / "trajectories.npz")
         print(f"wrote {data.num_instances} trajectories to {args.out}/trajectories.npz")
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.consolidate import consolidate, consolidate_data
+from sobolev_warmstart.consolidate import consolidate, consolidate_data, consolidate_dataset
 from sobolev_warmstart.data import TrajectoryData
 from sobolev_warmstart.loop import take_rows
 from sobolev_warmstart.warmstart import _rows
@@ -52,11 +52,15 @@ def test_an_unconverged_instance_takes_a_neighbours_converged_solution(pendubot)
     assert np.all(np.isfinite(report.cost_after)) and np.isnan(report.cost_before[cut]).all()
 
 
-def test_consolidate_data_recomputes_the_derivatives(pendubot):
+def test_consolidated_dataset_recomputes_the_derivatives_and_keeps_the_normalisers(pendubot):
     task, options, solved = pendubot
     sub = take_rows(solved, np.flatnonzero(solved.converged)[:10])
     data = TrajectoryData.from_solve(task, sub, sw.chained_derivatives(task, sub, 7))
-    out, report = consolidate_data(task, data, 7, neighbours=3, rounds=1, options=options)
+    dataset = sw.build_dataset(data, sw.ChunkSpec(horizon=8, history=1, action_steps=1))
+    consolidated, report = consolidate_dataset(task, dataset, neighbours=3, rounds=1, options=options)
+    assert consolidated.spec == dataset.spec
+    assert consolidated.normalisers.to_dict() == dataset.normalisers.to_dict()
+    out = consolidated.data
     assert out.num_instances == 10
     assert np.all(out.cost <= data.cost * (1 + 1e-9))
     changed = np.flatnonzero(out.cost < 0.99 * data.cost)
@@ -85,3 +89,5 @@ def test_consolidate_rejects_bad_input(pendubot):
     data = TrajectoryData.from_solve(task, sub, sw.chained_derivatives(task, sub, 7))
     with pytest.raises(ValueError, match="data: solved for task 'double_pendulum', got task 'pendulum'"):
         consolidate_data(other, data, 7)
+    with pytest.raises(TypeError, match="dataset: expected a ChunkDataset"):
+        consolidate_dataset(task, data)

@@ -31,11 +31,11 @@ from .export import (export_aoti, export_native, export_policy, export_torchscri
 from .rollout import PolicyRunner, RolloutResult, load_policy_runner, rollout, rollout_noise
 from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, select_dual, warm_start
 from .baselines import NearestNeighbourLookup
-from .consolidate import ConsolidationReport, consolidate_data
+from .consolidate import ConsolidationReport, consolidate_data, consolidate_dataset
 from .scorecard import scorecard
 
 __all__ = [
-    "ChainedDerivatives", "ChunkDataset", "ConsolidationReport", "consolidate_data", "DualSolve", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
+    "ChainedDerivatives", "ChunkDataset", "ConsolidationReport", "consolidate_data", "consolidate_dataset", "DualSolve", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
     "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
     "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "export_aoti",
     "export_native", "export_policy", "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_native", "load_policy",

@@ -342,10 +342,9 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
                            f"{config.solver.max_iters}: nothing to save")
     dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), config.chunk)
     if config.consolidate_neighbours > 0:
-        from .consolidate import consolidate_data  # it uses this module's take_rows
-        data, report = consolidate_data(task, dataset.data, horizon, neighbours=config.consolidate_neighbours,
-                                        rounds=config.consolidate_rounds, options=config.solver)
-        dataset = build_dataset(data, config.chunk, normalisers=dataset.normalisers)
+        from .consolidate import consolidate_dataset  # it uses this module's take_rows
+        dataset, report = consolidate_dataset(task, dataset, neighbours=config.consolidate_neighbours,
+                                              rounds=config.consolidate_rounds, options=config.solver)
         metrics["consolidation"] = report.to_dict()
         metrics["collect_time_s"] = time.perf_counter() - t0
     if path is not None:
@@ -365,16 +364,15 @@ def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: 
     if path.exists() and report_path.exists():
         saved = load_dataset(path)
         return saved.data, saved.normalisers, json.loads(report_path.read_text())
-    from .consolidate import consolidate_data  # it uses this module's take_rows
+    from .consolidate import consolidate_dataset  # it uses this module's take_rows
     say(f"consolidating {data.num_instances} trajectories ({config.consolidate_neighbours} neighbours, "
         f"{config.consolidate_rounds} rounds)")
-    normalisers = build_dataset(data, config.chunk).normalisers
-    better, report = consolidate_data(task, data, config.chunk.horizon - config.chunk.history,
-                                      neighbours=config.consolidate_neighbours, rounds=config.consolidate_rounds,
-                                      options=config.solver)
+    better, report = consolidate_dataset(task, build_dataset(data, config.chunk),
+                                         neighbours=config.consolidate_neighbours, rounds=config.consolidate_rounds,
+                                         options=config.solver)
     _write_json(report_path, report.to_dict())
-    save_dataset(build_dataset(better, config.chunk, normalisers=normalisers), path)  # last: the step is done
-    return better, normalisers, report.to_dict()
+    save_dataset(better, path)  # last: the step is done
+    return better.data, better.normalisers, report.to_dict()
 
 
 def _train_policy(config: LoopConfig, data: TrajectoryData, folder: Path, seed: int, progress: bool,

@@ -69,7 +69,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .baselines import BASELINES, NearestNeighbourLookup
-from .consolidate import consolidate_data
+from .config import _check_int
+from .consolidate import consolidate_dataset
 from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
                    load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
@@ -170,10 +171,8 @@ class ScorecardSettings:
     consolidate_rounds: int = 2
 
     def __post_init__(self) -> None:
-        for key, least in (("consolidate_neighbours", 0), ("consolidate_rounds", 1)):
-            v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < least:
-                raise ValueError(f"{key}: expected an integer >= {least}, got {v!r}")
+        _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
+        _check_int("consolidate_rounds", self.consolidate_rounds, 1)
 
     @property
     def key(self) -> str:
@@ -382,19 +381,17 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
     if not traj:
         raise RuntimeError(f"tasks: {s.key}: none of the {s.train_instances} training solves converged within "
                            f"max_iters = {s.max_iters}: nothing to train on")
-    data = TrajectoryData(task=TaskInfo.from_task(task), **traj)
-    normalisers = build_dataset(data, s.chunk()).normalisers
+    dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), s.chunk())
     metrics = collect_metrics(per)
     info = {"instances": s.train_instances, "seed": s.train_seed, "accepted": metrics["accepted"],
             "default": metrics["default"]}
     if s.consolidate_neighbours > 0:
-        say(f"  consolidate {data.num_instances} trajectories ({s.consolidate_neighbours} neighbours, "
+        say(f"  consolidate {dataset.data.num_instances} trajectories ({s.consolidate_neighbours} neighbours, "
             f"{s.consolidate_rounds} rounds)")
-        data, report = consolidate_data(task, data, s.horizon - s.history, neighbours=s.consolidate_neighbours,
-                                        rounds=s.consolidate_rounds, options=s.options(threads))
+        dataset, report = consolidate_dataset(task, dataset, neighbours=s.consolidate_neighbours,
+                                              rounds=s.consolidate_rounds, options=s.options(threads))
         info["consolidation"] = report.to_dict()
     _write_json(folder / "collect.json", {**info, "time_s": time.perf_counter() - t0})
-    dataset = build_dataset(data, s.chunk(), normalisers=normalisers)
     save_dataset(dataset, done)  # last: the stage is done
     return dataset
 
