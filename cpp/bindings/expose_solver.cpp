@@ -52,6 +52,8 @@ py::dict solve_result_to_dict(BatchSolveResult &&r) {
   out["solve_time"] = to_numpy(std::move(r.solve_time), {n});
   out["setup_time"] = to_numpy(std::move(r.setup_time), {n});
   out["errors"] = r.errors;
+  out["lams"] = to_numpy(std::move(r.lams), {n, r.n_lams});
+  out["vs"] = to_numpy(std::move(r.vs), {n, r.n_vs});
   return out;
 }
 
@@ -60,7 +62,8 @@ void expose_solver(py::module_ &m) {
       "solve_batch",
       [](const Task &task, const DoubleArray &x0s, const DoubleArray &params, std::optional<DoubleArray> xs_init,
          std::optional<DoubleArray> us_init, double tol, double mu_init, int max_iters, int num_threads,
-         bool refresh_gains, const std::string &dual_init, const std::string &step_acceptance) {
+         bool refresh_gains, const std::string &dual_init, const std::string &step_acceptance,
+         std::optional<DoubleArray> lams_init, std::optional<DoubleArray> vs_init) {
         const TaskDims d = task.dims();
         check_array("x0s", x0s, {-1, d.nx});
         const py::ssize_t n = x0s.shape(0);
@@ -73,24 +76,40 @@ void expose_solver(py::module_ &m) {
           check_magnitude("xs_init", *xs_init, 1e6);
           check_magnitude("us_init", *us_init, 1e6);
         }
+        if (lams_init.has_value() != vs_init.has_value())
+          throw py::value_error("lams_init, vs_init: give both multiplier arrays or neither");
+        if (lams_init) {
+          const auto [n_lams, n_vs] = multiplier_sizes(task);
+          check_array("lams_init", *lams_init, {n, n_lams});
+          check_array("vs_init", *vs_init, {n, n_vs});
+          check_magnitude("lams_init", *lams_init, 1e12);
+          check_magnitude("vs_init", *vs_init, 1e12);
+        }
         const SolverOptions options =
             make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init, step_acceptance);
         const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
         check_instances(task, X0, Z);
         const std::vector<double> xs0 = xs_init ? to_vector(*xs_init) : std::vector<double>();
         const std::vector<double> us0 = us_init ? to_vector(*us_init) : std::vector<double>();
+        const std::vector<double> lams0 = lams_init ? to_vector(*lams_init) : std::vector<double>();
+        const std::vector<double> vs0 = vs_init ? to_vector(*vs_init) : std::vector<double>();
         BatchSolveResult r;
         {
           py::gil_scoped_release release;
-          r = solve_batch(task, X0, Z, xs0, us0, options);
+          r = solve_batch(task, X0, Z, xs0, us0, options, lams0, vs0);
         }
         return solve_result_to_dict(std::move(r));
       },
       py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs_init") = py::none(),
       py::arg("us_init") = py::none(), py::arg("tol") = 1e-4, py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500,
       py::arg("num_threads") = 0, py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint",
-      py::arg("step_acceptance") = "filter",
+      py::arg("step_acceptance") = "filter", py::arg("lams_init") = py::none(), py::arg("vs_init") = py::none(),
       "Solve n instances with ProxDDP in OpenMP threads (GIL released). Returns a dict of arrays.");
+
+  m.def(
+      "multiplier_sizes",
+      [](const Task &task) { return multiplier_sizes(task); }, py::arg("task"),
+      "(n_lams, n_vs): the sizes of one instance's multipliers in solve_batch's lams and vs.");
 
   m.def(
       "trajectory_costs",

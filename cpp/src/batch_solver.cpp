@@ -98,11 +98,47 @@ struct ThreadWorkspace {
   std::vector<VectorXd> xs, us;
 };
 
+int total_size(const std::vector<VectorXd> &vs) {
+  int s = 0;
+  for (const auto &v : vs) s += int(v.size());
+  return s;
+}
+
+void flatten(const std::vector<VectorXd> &vs, double *out) {
+  for (const auto &v : vs) {
+    Eigen::Map<VectorXd>(out, v.size()) = v;
+    out += v.size();
+  }
+}
+
+void unflatten(const double *in, std::vector<VectorXd> &vs) {
+  for (auto &v : vs) {
+    v = Eigen::Map<const VectorXd>(in, v.size());
+    in += v.size();
+  }
+}
+
+void make_workspace(const Task &task, const SolverOptions &options, ThreadWorkspace &ws) {
+  ws.problem = task.create_problem();
+  ws.solver = std::make_unique<Solver>(options.tol, options.mu_init, std::size_t(options.max_iters));
+  ws.solver->sa_strategy_ = options.step_acceptance == StepAcceptance::Filter
+                                ? aligator::StepAcceptanceStrategy::FILTER
+                                : aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
+  ws.solver->setup(ws.problem->problem());
+}
+
 } // namespace
+
+std::pair<int, int> multiplier_sizes(const Task &task) {
+  ThreadWorkspace ws;
+  make_workspace(task, SolverOptions(), ws);
+  return {total_size(ws.solver->results_.lams), total_size(ws.solver->results_.vs)};
+}
 
 BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
                              const std::vector<double> &xs_init, const std::vector<double> &us_init,
-                             const SolverOptions &options) {
+                             const SolverOptions &options, const std::vector<double> &lams_init,
+                             const std::vector<double> &vs_init) {
   const TaskDims d = task.dims();
   const int n = int(x0s.rows()), T = d.horizon;
   BatchSolveResult out;
@@ -122,6 +158,18 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
 
   const int num_threads = std::max(1, std::min(options.num_threads > 0 ? options.num_threads : omp_get_max_threads(), n));
   std::vector<ThreadWorkspace> workspaces(num_threads);
+  // thread 0's workspace, built here, tells the multipliers' sizes (the same problem for every instance)
+  make_workspace(task, options, workspaces[0]);
+  out.n_lams = total_size(workspaces[0].solver->results_.lams);
+  out.n_vs = total_size(workspaces[0].solver->results_.vs);
+  const bool given_duals = !lams_init.empty() || !vs_init.empty();
+  if (given_duals && (lams_init.size() != std::size_t(n) * out.n_lams || vs_init.size() != std::size_t(n) * out.n_vs))
+    throw std::invalid_argument("lams_init, vs_init: expected (" + std::to_string(n) + ", " +
+                                std::to_string(out.n_lams) + ") and (" + std::to_string(n) + ", " +
+                                std::to_string(out.n_vs) + ") multipliers, got " + std::to_string(lams_init.size()) +
+                                " and " + std::to_string(vs_init.size()) + " values");
+  out.lams.assign(std::size_t(n) * out.n_lams, 0.0);
+  out.vs.assign(std::size_t(n) * out.n_vs, 0.0);
 
 #pragma omp parallel num_threads(num_threads)
   {
@@ -131,14 +179,7 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
     for (int i = 0; i < n; ++i) {
       try {
         const auto setup_start = Clock::now();
-        if (!ws.problem) {
-          ws.problem = task.create_problem();
-          ws.solver = std::make_unique<Solver>(options.tol, options.mu_init, std::size_t(options.max_iters));
-          ws.solver->sa_strategy_ = options.step_acceptance == StepAcceptance::Filter
-                                        ? aligator::StepAcceptanceStrategy::FILTER
-                                        : aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
-        }
-        if (!ws.solver->results_.isInitialized()) ws.solver->setup(ws.problem->problem());
+        if (!ws.problem) make_workspace(task, options, ws);
         ws.problem->set_instance(x0s.row(i).transpose(), params.row(i).transpose());
         if (xs_init.empty()) {
           task.default_initial_guess(x0s.row(i).transpose(), params.row(i).transpose(), ws.xs, ws.us);
@@ -157,7 +198,10 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
         // a fresh solver's, so they do not depend on the thread count or the schedule.
         auto &res = solver.results_;
         for (auto &v : res.vs) v.setZero();
-        if (options.dual_init == DualInit::Zero)
+        if (given_duals) {
+          unflatten(&lams_init[std::size_t(i) * out.n_lams], res.lams);
+          unflatten(&vs_init[std::size_t(i) * out.n_vs], res.vs);
+        } else if (options.dual_init == DualInit::Zero)
           for (auto &l : res.lams) l.setZero();
         else
           initial_multipliers(ws.problem->problem(), solver.workspace_.problem_data, ws.xs, ws.us, res.lams, res.vs,
@@ -182,6 +226,8 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
           Eigen::Map<VectorXd>(&out.xs[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx) = res.xs[t];
         for (int t = 0; t < T; ++t)
           Eigen::Map<VectorXd>(&out.us[(std::size_t(i) * T + t) * d.nu], d.nu) = res.us[t];
+        flatten(res.lams, &out.lams[std::size_t(i) * out.n_lams]);
+        flatten(res.vs, &out.vs[std::size_t(i) * out.n_vs]);
 
         if (options.refresh_gains) {
           // The gains in the results come from the last backward pass, one step before the

@@ -9,7 +9,7 @@ import torch  # noqa: F401  (first: the extension and torch share one libgomp, l
 
 from . import _core
 from .tasks import Task, available_tasks, make_task, robots_dir
-from .solver import SolverOptions, SolveResult, solve
+from .solver import SolverOptions, SolveResult, multiplier_sizes, solve
 from .sensitivities import ChainedDerivatives, chained_derivatives, inverse_dynamics
 from .data import (
     ChunkDataset,
@@ -31,15 +31,16 @@ from .export import (export_aoti, export_native, export_policy, export_torchscri
 from .rollout import PolicyRunner, RolloutResult, load_policy_runner, rollout, rollout_noise
 from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, select_dual, warm_start
 from .baselines import NearestNeighbourLookup
+from .evaluate import EvaluationResult, evaluate_methods
 from .consolidate import ConsolidationReport, consolidate_data, consolidate_dataset
 from .scorecard import scorecard
 
 __all__ = [
-    "ChainedDerivatives", "ChunkDataset", "ConsolidationReport", "consolidate_data", "consolidate_dataset", "DualSolve", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
+    "ChainedDerivatives", "ChunkDataset", "ConsolidationReport", "consolidate_data", "consolidate_dataset", "DualSolve", "EvaluationResult", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
     "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
-    "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "export_aoti",
+    "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "evaluate_methods", "export_aoti",
     "export_native", "export_policy", "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_native", "load_policy",
-    "load_torchscript", "make_task", "robots_dir", "save_dataset", "save_policy", "solve", "train",
+    "load_torchscript", "make_task", "multiplier_sizes", "robots_dir", "save_dataset", "save_policy", "solve", "train",
     "load_policy_runner", "perturbed_solution_guess", "rollout", "rollout_noise", "scorecard", "select_dual", "warm_start",
 ]
 __version__ = "0.1.0"

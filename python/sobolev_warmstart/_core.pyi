@@ -74,9 +74,14 @@ def solve_batch(
     refresh_gains: bool = True,
     dual_init: str = "adjoint",
     step_acceptance: str = "filter",
+    lams_init: Optional[Array] = None,
+    vs_init: Optional[Array] = None,
 ) -> dict:
     """Keys: xs, us, feedback_gains, cost, iterations, converged, primal_infeasibility,
-    dual_infeasibility, solve_time, setup_time, errors."""
+    dual_infeasibility, solve_time, setup_time, errors, lams (n, n_lams), vs (n, n_vs)."""
+
+def multiplier_sizes(task: Task) -> tuple[int, int]:
+    """(n_lams, n_vs): the sizes of one instance's multipliers in solve_batch's lams and vs."""
 
 def chained_derivatives(
     task: Task, xs: Array, us: Array, feedback_gains: Array, params: Array, horizon: int, num_threads: int = 0

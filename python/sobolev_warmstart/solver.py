@@ -60,7 +60,10 @@ class SolveResult:
     xs: (N, T+1, nx) states; us: (N, T, nu) controls; feedback_gains: (N, T, nu, ndx), with
     u_t ~ us[t] + K_t (x (-) xs[t]); cost, primal/dual infeasibility, solve_time, setup_time [s]: (N,);
     iterations: (N,) int; converged: (N,) bool (False when the budget ran out or the solve raised,
-    see errors); params: (N, nz) the task parameters solved for.
+    see errors); params: (N, nz) the task parameters solved for. lams (N, n_lams), vs (N, n_vs): the solver's
+    multipliers at the returned iterate (costates of the initial condition and the dynamics, then of the path
+    and terminal constraints, all stages concatenated; ``multiplier_sizes(task)``), which
+    :func:`solve` can start another solve from (``lams_init``, ``vs_init``).
     """
 
     xs: np.ndarray
@@ -75,10 +78,19 @@ class SolveResult:
     setup_time: np.ndarray
     errors: list[str]
     params: np.ndarray
+    lams: np.ndarray
+    vs: np.ndarray
 
     def __len__(self) -> int:
         return int(self.cost.shape[0])
 
+
+
+def multiplier_sizes(task: Task) -> tuple[int, int]:
+    """``(n_lams, n_vs)``: the sizes of one instance's multipliers in :class:`SolveResult` (``lams``, ``vs``)."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
+    return tuple(_core.multiplier_sizes(task))
 
 
 def instance_arrays(task: Task, x0s, params) -> tuple[np.ndarray, np.ndarray]:
@@ -100,12 +112,16 @@ def solve(
     xs_init: np.ndarray | None = None,
     us_init: np.ndarray | None = None,
     options: SolverOptions | None = None,
+    lams_init: np.ndarray | None = None,
+    vs_init: np.ndarray | None = None,
 ) -> SolveResult:
     """Solve N instances of ``task`` with ProxDDP, one solver per thread, the GIL released.
 
     x0s: (N, nx) initial states; params: (N, nz) task parameters (None when nz == 0);
     xs_init: (N, T+1, nx) and us_init: (N, T, nu) initial guesses, or None for the task's default
-    guess (``task.describe()`` says which).
+    guess (``task.describe()`` says which). lams_init (N, n_lams) and vs_init (N, n_vs): the multipliers to
+    start from, both or neither (e.g. a neighbouring instance's ``SolveResult.lams``/``vs``); they replace
+    ``options.dual_init``'s estimate.
     """
     x0s, params = instance_arrays(task, x0s, params)
     options = options or SolverOptions()
@@ -114,6 +130,7 @@ def solve(
         tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
         num_threads=options.num_threads, refresh_gains=options.refresh_gains,
         dual_init=options.dual_init, step_acceptance=options.step_acceptance,
+        lams_init=lams_init, vs_init=vs_init,
     )
     return SolveResult(params=params.copy(), **out)
 

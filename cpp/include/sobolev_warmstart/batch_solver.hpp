@@ -45,16 +45,27 @@ struct BatchSolveResult {
   std::vector<double> solve_time;    ///< (n,) seconds inside solver.run
   std::vector<double> setup_time;    ///< (n,) seconds re-targeting the problem and resetting
   std::vector<std::string> errors;   ///< (n,) empty, or the message of an exception in that solve
+  int n_lams = 0;                    ///< multipliers of the initial condition and the dynamics, all stages
+  int n_vs = 0;                      ///< multipliers of the path and terminal constraints, all stages
+  std::vector<double> lams;          ///< (n, n_lams): lams[0..T] concatenated, at the returned iterate
+  std::vector<double> vs;            ///< (n, n_vs): vs[0..T] concatenated, at the returned iterate
 };
 
 /// @brief Solve instances (x0s, params) from the given initial guesses, or the task's default
 /// guess where xs_init is empty.
 /// @param xs_init (n, T+1, nx) flattened, or empty; @param us_init (n, T, nu) flattened, or empty.
-/// @pre Inputs checked (sizes, finiteness, instance validity) by the caller.
+/// @param lams_init (n, n_lams), vs_init (n, n_vs) flattened, both or neither: the solver's multipliers to
+/// start from (e.g. those of a neighbouring instance's solution), in place of options.dual_init.
+/// @pre Inputs checked (sizes, finiteness, instance validity) by the caller; multiplier sizes are checked
+/// here (std::invalid_argument), since they depend on the problem (multiplier_sizes).
 /// Exceptions inside a solve are caught per instance and reported in errors[i].
 BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
                              const std::vector<double> &xs_init, const std::vector<double> &us_init,
-                             const SolverOptions &options);
+                             const SolverOptions &options, const std::vector<double> &lams_init = {},
+                             const std::vector<double> &vs_init = {});
+
+/// @brief (n_lams, n_vs): the sizes of one instance's multipliers in BatchSolveResult.
+std::pair<int, int> multiplier_sizes(const Task &task);
 
 /// @brief The objective of each instance at a given trajectory (e.g. a policy's rollout), without
 /// solving: sum of stage costs and the terminal cost. Constraints are not included.
