@@ -34,6 +34,7 @@ def test_default_preset_is_the_small_pendubot_loop():
     assert (c.task, c.train.policy, c.train.sobolev_weight) == ("double_pendulum", "sob_diff", 0.01)
     assert c.chunk.action_steps == 1
     assert c.train.unet.down_dims == (16, 32)
+    assert c.consolidate_neighbours == 8  # docs/loop.md: measured over three loop seeds
     assert c.eval.seed not in range(c.seed, c.seed + c.iterations)
 
 

@@ -12,8 +12,9 @@ import sobolev_warmstart as sw
 from sobolev_warmstart.config import ConfigError, load_loop_config
 from sobolev_warmstart.loop import iteration_dir, load_instances, run_loop
 
-# a direct policy trains in a fraction of a second: the tests of the loop's bookkeeping use it, on the pendulum
-FAST = ["task=pendulum", "iterations=2", "instances=8", "collect_batch=4", "train.policy=sob_mlp", "train.sobolev_weight=0.01",
+# a direct policy trains in a fraction of a second: the tests of the loop's bookkeeping use it, on the pendulum, without
+# the default preset's consolidation (tested on its own below, and by the end-to-end test through the preset)
+FAST = ["consolidate_neighbours=0", "task=pendulum", "iterations=2", "instances=8", "collect_batch=4", "train.policy=sob_mlp", "train.sobolev_weight=0.01",
         "train.mlp.hidden_dims=[32,32]", "train.epochs=3", "train.batch_size=128", "train.num_threads=1",
         "eval.enabled=false"]
 
@@ -36,7 +37,8 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
                 "iter_001/batches/batch_001.npz", "iter_001/trajectories.npz", "iter_001/instances.npz",
                 "iter_001/metrics.json", "iter_002/train/checkpoint.pt", "iter_002/policy.pt",
                 "iter_002/policy_export.safetensors", "iter_002/trajectories.npz", "iter_002/metrics.json",
-                "final/policy.pt", "final/policy_export.safetensors", "final/eval.json", "final/eval_batches/batch_001.npz"):
+                "final/policy.pt", "final/policy_export.safetensors", "final/eval.json", "final/eval_batches/batch_001.npz",
+                "iter_002/consolidated.npz", "final/consolidated.npz"):  # the preset consolidates before each training
         assert (run / rel).is_file(), rel
     assert not (run / "iter_001/policy.pt").exists()  # iteration 1 is TO alone
     assert json.loads((run / "config.json").read_text())["train"]["policy"] == "sob_diff"
