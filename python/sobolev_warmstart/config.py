@@ -432,7 +432,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # pendubot's policy conditions on its past actions: there they help (Sob+Diff 142 vs 198 refine iterations,
     # three training seeds, docs/results/ablations.md), unlike on the pendulum, the quadrotor and the UR5.
     # The training set is consolidated before each training (8 neighbours): over three loop seeds the warm start
-    # then converges on 32/32 held-out instances every time (26-32 without), in 17-24 ms against 28-43 ms, at refined
+    # then converges on 32/32 held-out instances every time (26-32 without), in 17-25 ms against 28-43 ms, at refined
     # costs 3.63-3.76 against TO alone's 4.25 (4.39-38.2 without; docs/loop.md, ablations round 19).
     "default": {
         "task": "double_pendulum", "variant": "", "iterations": 2, "instances": 96, "seed": 0, "collect_batch": 16,
