@@ -13,6 +13,10 @@ nearest-neighbour lookup's.
 With ``--policy-seeds`` every row is trained once per seed on the same trajectories (``policy_seed``) and the
 cells read ``median over seeds [min, max]``.
 
+A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
+``max_iters``, ``collect_batch``) starts from the base row's saved TO-alone batches (hard links), so only the
+consolidation, training and evaluation run again: the same trajectories, 1-2 minutes less per row.
+
 Values are JSON literals (``train_steps=4000``, ``unet_dims=[32,64]``) or strings. A row may change several
 settings at once, joined by ``+`` (``denoiser=mlp+sobolev_weight=0.001``), to probe a combination.
 """
@@ -22,6 +26,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,25 @@ def _parse(change: str) -> tuple[str, object]:
     except json.JSONDecodeError:
         parsed = value
     return key, tuple(parsed) if isinstance(parsed, list) else parsed
+
+
+#: Settings TO alone's training collection depends on: rows that change none of them reuse the base row's batches.
+COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "collect_batch"})
+
+
+def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:
+    """Hard-link (or copy) the base row's saved TO-alone batches of ``variant`` into a row's folder that has none;
+    the loop's collection checks each batch's instances and budget before using it."""
+    src = base_folder / variant / "collect" / "batches"
+    dst = folder / variant / "collect" / "batches"
+    if not src.is_dir() or dst.exists():
+        return
+    dst.mkdir(parents=True)
+    for f in sorted(src.glob("batch_*.npz")):
+        try:
+            os.link(f, dst / f.name)
+        except OSError:
+            shutil.copy2(f, dst / f.name)
 
 
 def main() -> None:
@@ -62,11 +87,16 @@ def main() -> None:
                 if key not in fields:
                     raise SystemExit(f"--change: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
                 settings = dataclasses.replace(settings, **{key: value})
+        changed = {part.partition("=")[0] for part in change.split("+")} if change != "base" else set()
         docs = []
         for seed in seeds:
             folder = Path(args.out) / change.replace("/", "_")
+            base_folder = Path(args.out) / "base"
             if seed is not None:
                 folder = folder / f"policy_seed_{seed}"
+                base_folder = base_folder / f"policy_seed_{seed}"
+            if change != "base" and not (changed & COLLECTION_KEYS):
+                reuse_collection(base_folder, folder, args.variant)
             doc = run_variant(args.variant, folder, args.scale, threads=args.threads,
                               settings=dataclasses.replace(settings, policy_seed=seed), progress=print)
             docs.append({r["method"]: r for r in doc["rows"]})
