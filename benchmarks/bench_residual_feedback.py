@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.baselines import NearestNeighbourLookup
+from sobolev_warmstart.baselines import NearestNeighbourLookup, neighbour_order
 from sobolev_warmstart.scorecard import load_settings
 from sobolev_warmstart.warmstart import diverged_rollouts, guess_costs, state_difference
 
@@ -48,12 +48,9 @@ def context(task, xref_t, t, z, zj, x0, x0j):
     return np.concatenate([xref_t, tt, z, z - zj, state_difference(task, x0, x0j)], axis=1)
 
 
-def training_pairs(task, data, lookup: NearestNeighbourLookup, k: int):
+def training_pairs(task, data, k: int):
     """(dx, c, residual, residual gain) over pairs (i, j), j among the k nearest other instances, all t."""
-    feats = lookup.features(data.xs[:, 0], data.params)
-    d2 = ((feats[:, None] - feats[None]) ** 2).sum(-1)
-    np.fill_diagonal(d2, np.inf)
-    nbrs = np.argsort(d2, axis=1)[:, :k]
+    nbrs = neighbour_order(data.xs[:, 0], data.params, k)
     T = task.horizon
     out = {"dx": [], "c": [], "r": [], "J": []}
     for i in range(data.num_instances):
@@ -151,7 +148,7 @@ def main() -> None:
     to = sw.solve(task, x0s, params, options=options)
     ok = to.converged
     t0 = time.perf_counter()
-    pairs = training_pairs(task, data, lookup, args.neighbours)
+    pairs = training_pairs(task, data, args.neighbours)
     print(f"{s.key}: {data.num_instances} training trajectories, {len(pairs['dx'])} pair-steps "
           f"({time.perf_counter() - t0:.1f} s); {len(x0s)} held-out (seed {s.test_seed}); TO alone "
           f"{to.iterations.mean():.1f} iterations, {1e3 * to.solve_time.mean():.1f} ms, "

@@ -9,7 +9,7 @@ import pinocchio as pin
 import pytest
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.baselines import NearestNeighbourLookup
+from sobolev_warmstart.baselines import NearestNeighbourLookup, neighbour_order
 from sobolev_warmstart.evaluate import METHOD_LABELS, METHODS, METRICS, evaluate_methods
 from sobolev_warmstart.warmstart import state_difference
 
@@ -76,6 +76,14 @@ def test_nearest_is_measured_in_normalised_coordinates():
     lookup3 = NearestNeighbourLookup(info3, const, None, np.repeat(const[:, None], 4, axis=1), np.zeros((4, 3, 1)))
     assert np.all(np.isfinite(lookup3.scale)) and lookup3.scale[2] > 0
     assert lookup3.nearest(np.array([[0.0, 0.9, 3.0]]), None).tolist() == [2]
+    # consolidation's neighbours are ranked in the lookup's space: instance 1 at (100, 1) is nearest to 3 (95, 0)
+    # by raw distance (5.1 against 95), to 2 (5, 1) once normalised; no instance is its own neighbour
+    order = neighbour_order(x0s, np.zeros((4, 0)), 3)
+    assert order[1].tolist() == [2, 3, 0]
+    assert not np.any(order == np.arange(4)[:, None])
+    feats = lookup.features(x0s, None)
+    dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1)
+    assert np.all(np.diff(np.take_along_axis(dist, order, axis=1), axis=1) >= 0)
 
 
 def test_bad_input_raises_clear_errors(pendubot):

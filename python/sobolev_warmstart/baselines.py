@@ -37,7 +37,7 @@ from .solver import SolveResult
 from .tasks import Task
 from .warmstart import closed_loop_rollout
 
-__all__ = ["NearestNeighbourLookup", "BASELINES"]
+__all__ = ["NearestNeighbourLookup", "BASELINES", "neighbour_order"]
 
 #: The lookup's methods: the neighbour's trajectory, and its feedback law closed around the dynamics.
 BASELINES = ("nn", "nn_feedback")
@@ -56,6 +56,25 @@ def _array(name: str, value: Any, shape: tuple) -> np.ndarray:
         raise ValueError(f"{name}: expected finite values, got {int(np.size(arr) - np.isfinite(arr).sum())} "
                          "NaN/inf entries")
     return arr
+
+
+def _normalised_features(x0s: np.ndarray, params: np.ndarray, std_floor: float
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(features (N, nx + nz), offset, scale)``: ``(x0, z)`` centred and divided by their std (at least
+    ``std_floor``), the space the lookup measures distances in."""
+    feats = np.concatenate([x0s, params], axis=1)
+    offset = feats.mean(axis=0)
+    scale = np.maximum(feats.std(axis=0), std_floor)
+    return (feats - offset) / scale, offset, scale
+
+
+def neighbour_order(x0s: np.ndarray, params: np.ndarray, k: int, std_floor: float = 1e-6) -> np.ndarray:
+    """``(N, k)`` int: each instance's ``k`` nearest *other* instances of the same set, nearest first (ties: the
+    lower index), in the lookup's normalised ``(x0, z)``. What consolidation re-solves each instance from."""
+    feats, _, _ = _normalised_features(np.asarray(x0s, float), np.asarray(params, float), std_floor)
+    d = ((feats[:, None, :] - feats[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
 
 
 class NearestNeighbourLookup:
@@ -88,10 +107,7 @@ class NearestNeighbourLookup:
         self.us = _array("us", us, (n, T, task.nu))
         self.feedback_gains = None if feedback_gains is None else _array(
             "feedback_gains", feedback_gains, (n, T, task.nu, task.ndx))
-        feats = np.concatenate([self.x0s, self.params], axis=1)
-        self.offset = feats.mean(axis=0)
-        self.scale = np.maximum(feats.std(axis=0), float(std_floor))
-        self._train = (feats - self.offset) / self.scale
+        self._train, self.offset, self.scale = _normalised_features(self.x0s, self.params, float(std_floor))
 
     # ------------------------------------------------------------------------------------------ constructors
     @classmethod

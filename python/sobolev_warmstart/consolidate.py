@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .baselines import neighbour_order
 from .data import ChunkDataset, TrajectoryData, build_dataset
 from .loop import take_rows
 from .sensitivities import chained_derivatives
@@ -70,15 +71,6 @@ def _check_positive(name: str, v) -> int:
     return int(v)
 
 
-def _neighbour_order(x0s: np.ndarray, params: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) indices of each instance's k nearest other instances in normalised (x0, z), nearest first."""
-    feats = np.concatenate([x0s, params], axis=1)
-    feats = (feats - feats.mean(0)) / np.maximum(feats.std(0), 1e-6)
-    d = ((feats[:, None, :] - feats[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    return np.argsort(d, axis=1, kind="stable")[:, :k]
-
-
 def consolidate(task: Task, solution: SolveResult, *, neighbours: int = 8, rounds: int = 2,
                 options: SolverOptions | None = None) -> tuple[SolveResult, ConsolidationReport]:
     """``(solution', report)``: each instance of the batch ``solution`` (a :func:`~sobolev_warmstart.solve` result
@@ -102,7 +94,7 @@ def consolidate(task: Task, solution: SolveResult, *, neighbours: int = 8, round
     best = solution
     cost = lambda r: np.where(np.asarray(r.converged, bool), np.asarray(r.cost, float), np.nan)  # noqa: E731
     report = ConsolidationReport(cost_before=cost(solution), cost_after=cost(solution))
-    order = _neighbour_order(x0s, params, min(neighbours, n - 1))
+    order = neighbour_order(x0s, params, min(neighbours, n - 1))
     for r in range(rounds):
         replaced = 0
         before = cost(best)
