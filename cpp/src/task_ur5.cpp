@@ -80,7 +80,7 @@ public:
     u_upper_ = model_.effortLimit;
     u_lower_ = -u_upper_;
     action_space_ = ActionSpace::State;
-    finalize(s_.horizon, s_.dt, /*nz=*/3, /*na=*/2 * model_.nq + nv, /*no=*/model_.nq + nv);
+    finalize(s_.horizon, s_.dt, /*nz=*/3, /*na=*/2 * model_.nq + nv, /*no=*/model_.nq + nv + 3);
   }
 
   std::string describe() const override {
@@ -97,7 +97,7 @@ public:
                            : format_vector(s_.target_fixed))
         << "\n  default guess: x_t = x0 for all t, gravity-compensating torques at q0\n"
         << "  action: next state as (cos q, sin q, v) (18); executed through the velocity, q' = q + dt v', torques by "
-           "inverse dynamics; observation: (q, v)\n";
+           "inverse dynamics; observation: (q, v, p_ee(q) - p*)\n";
     if (variant_.rfind("reference_", 0) == 0)
       out << "  reference difficulty: the resolution of Aligator's ur5_reach example (dt = 0.01 s, N = 100) from a "
           << "fully random start; solver budget 1000 as in the reference (Le Hellard et al., 2026)\n";
@@ -185,6 +185,28 @@ public:
     J.block(0, 0, nq, nq).diagonal() = -q.array().sin();
     J.block(nq, 0, nq, nq).diagonal() = q.array().cos();
     J.block(2 * nq, dims_.nv, dims_.nv, dims_.nv).setIdentity();
+  }
+
+  /// The state and the end effector's offset to the target, o = (q, v, p_ee(q) - p*): the reach's error in the
+  /// space the target lives in, which a policy would otherwise have to learn the forward kinematics for.
+  void observation(const VectorXd &x, const VectorXd &params, Eigen::Ref<VectorXd> o) const override {
+    const int nx = dims_.nx;
+    pinocchio::Data data(model_);
+    pinocchio::framesForwardKinematics(model_, data, x.head(dims_.nq));
+    o.head(nx) = x;
+    o.tail<3>() = data.oMf[ee_frame_].translation() - params.head<3>();
+  }
+
+  /// d o / d x: the identity on the state, the end effector's translation Jacobian (world-aligned) on the offset.
+  void observation_jacobian(const VectorXd &x, const VectorXd &, Eigen::Ref<MatrixXd> J) const override {
+    const int nx = dims_.nx, nv = dims_.nv;
+    pinocchio::Data data(model_);
+    MatrixXd frame_jacobian = MatrixXd::Zero(6, nv);
+    pinocchio::computeFrameJacobian(model_, data, x.head(dims_.nq), ee_frame_, pinocchio::LOCAL_WORLD_ALIGNED,
+                                    frame_jacobian);
+    J.setZero();
+    J.topRows(nx).setIdentity();
+    J.bottomRows<3>().leftCols(nv) = frame_jacobian.topRows<3>();
   }
 
 private:
