@@ -15,7 +15,9 @@ cells read ``median over seeds [min, max]``.
 
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
 ``max_iters``, ``collect_batch``) starts from the base row's saved TO-alone batches (hard links), so only the
-consolidation, training and evaluation run again: the same trajectories, 1-2 minutes less per row.
+consolidation, training and evaluation run again: the same trajectories, 1-2 minutes less per row. Within a row,
+the policy seeds after the first reuse its finished training set (batches, consolidation and chunk dataset, which
+do not depend on the policy seed): a 1024-instance row consolidates once, not once per seed.
 
 Values are JSON literals (``train_steps=4000``, ``unet_dims=[32,64]``) or strings. A row may change several
 settings at once, joined by ``+`` (``denoiser=mlp+sobolev_weight=0.001``), to probe a combination.
@@ -65,6 +67,25 @@ def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:
             shutil.copy2(f, dst / f.name)
 
 
+def reuse_training_set(first_folder: Path, folder: Path, variant: str) -> None:
+    """Hard-link (or copy) a row's first policy seed's finished training set (``collect/``: batches,
+    ``collect.json``, ``trajectories.npz``) into another seed's folder of the same row that has none."""
+    src = first_folder / variant / "collect"
+    dst = folder / variant / "collect"
+    if not (src / "trajectories.npz").exists() or dst.exists():
+        return
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="double_pendulum/default")
@@ -95,6 +116,9 @@ def main() -> None:
             if seed is not None:
                 folder = folder / f"policy_seed_{seed}"
                 base_folder = base_folder / f"policy_seed_{seed}"
+            if seed is not None and seed != seeds[0]:
+                reuse_training_set(Path(args.out) / change.replace("/", "_") / f"policy_seed_{seeds[0]}", folder,
+                                   args.variant)
             if change != "base" and not (changed & COLLECTION_KEYS):
                 reuse_collection(base_folder, folder, args.variant)
             doc = run_variant(args.variant, folder, args.scale, threads=args.threads,
