@@ -117,20 +117,20 @@ def test_observation_jacobian_on_the_quadrotor_manifold(solved):
 
 
 def test_ur5_observes_its_end_effector_offset_to_the_target(solved):
-    """o = (q, v, p_ee(q) - p*) against pinocchio's own forward kinematics, its Jacobian against central
-    differences, and the C++ chained derivatives store the same; the offset depends on the target, the Jacobian
-    does not."""
+    """o = (q, v, e = p_ee(q) - p*, J(q)^T e) against pinocchio's own kinematics, its Jacobian against central
+    differences, and the C++ chained derivatives store the same; the offset moves with the target."""
     task, x0s, params, r = solved("ur5", "random_start_random_target")
-    assert task.no == 15
+    assert task.no == 21
     model = pinocchio_model(task)
     data = model.createData()
     frame = model.getFrameId("tool0")
     d = sw.chained_derivatives(task, r, horizon=2)
     for i, t in [(0, 0), (1, 17), (2, 35)]:
         x, z = r.xs[i, t], params[i]
-        pin.framesForwardKinematics(model, data, x[:6])
+        jac = pin.computeFrameJacobian(model, data, x[:6], frame, pin.LOCAL_WORLD_ALIGNED)[:3]
+        e = data.oMf[frame].translation - z
         o, J = task.observation(x, z)
-        np.testing.assert_allclose(o, np.concatenate([x, data.oMf[frame].translation - z]), atol=1e-12)
+        np.testing.assert_allclose(o, np.concatenate([x, e, jac.T @ e]), atol=1e-12)
         for j in range(task.ndx):
             e = np.zeros(task.ndx)
             e[j] = EPS
@@ -139,8 +139,8 @@ def test_ur5_observes_its_end_effector_offset_to_the_target(solved):
         np.testing.assert_allclose(d.observations[i, t], o)
         np.testing.assert_allclose(d.observation_jacobians[i, t], J)
         o2, J2 = task.observation(x, z + 0.1)
-        np.testing.assert_allclose(o2[-3:], o[-3:] - 0.1, atol=1e-12)
-        np.testing.assert_allclose(J2, J)
+        np.testing.assert_allclose(o2[12:15], o[12:15] - 0.1, atol=1e-12)
+        np.testing.assert_allclose(J2[:15], J[:15])
 
 
 def test_state_actions_of_the_ur5_are_cos_sin_and_velocity_of_the_next_state(solved):
