@@ -117,10 +117,10 @@ def test_observation_jacobian_on_the_quadrotor_manifold(solved):
 
 
 def test_ur5_observes_its_end_effector_offset_to_the_target(solved):
-    """o = (q, v, e = p_ee(q) - p*, J(q)^T e) against pinocchio's own kinematics, its Jacobian against central
+    """o = (q, v, e = p_ee(q) - p*, J(q)^T e, J(q) v) against pinocchio's own kinematics, its Jacobian against central
     differences, and the C++ chained derivatives store the same; the offset moves with the target."""
     task, x0s, params, r = solved("ur5", "random_start_random_target")
-    assert task.no == 21
+    assert task.no == 24
     model = pinocchio_model(task)
     data = model.createData()
     frame = model.getFrameId("tool0")
@@ -130,7 +130,7 @@ def test_ur5_observes_its_end_effector_offset_to_the_target(solved):
         jac = pin.computeFrameJacobian(model, data, x[:6], frame, pin.LOCAL_WORLD_ALIGNED)[:3]
         e = data.oMf[frame].translation - z
         o, J = task.observation(x, z)
-        np.testing.assert_allclose(o, np.concatenate([x, e, jac.T @ e]), atol=1e-12)
+        np.testing.assert_allclose(o, np.concatenate([x, e, jac.T @ e, jac @ x[6:]]), atol=1e-12)
         for j in range(task.ndx):
             e = np.zeros(task.ndx)
             e[j] = EPS

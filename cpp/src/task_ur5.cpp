@@ -81,7 +81,7 @@ public:
     u_upper_ = model_.effortLimit;
     u_lower_ = -u_upper_;
     action_space_ = ActionSpace::State;
-    finalize(s_.horizon, s_.dt, /*nz=*/3, /*na=*/2 * model_.nq + nv, /*no=*/model_.nq + 2 * nv + 3);
+    finalize(s_.horizon, s_.dt, /*nz=*/3, /*na=*/2 * model_.nq + nv, /*no=*/model_.nq + 2 * nv + 6);
   }
 
   std::string describe() const override {
@@ -98,7 +98,7 @@ public:
                            : format_vector(s_.target_fixed))
         << "\n  default guess: x_t = x0 for all t, gravity-compensating torques at q0\n"
         << "  action: next state as (cos q, sin q, v) (18); executed through the velocity, q' = q + dt v', torques by "
-           "inverse dynamics; observation: (q, v, e = p_ee(q) - p*, J(q)^T e)\n";
+           "inverse dynamics; observation: (q, v, e = p_ee(q) - p*, J(q)^T e, J(q) v)\n";
     if (variant_.rfind("reference_", 0) == 0)
       out << "  reference difficulty: the resolution of Aligator's ur5_reach example (dt = 0.01 s, N = 100) from a "
           << "fully random start; solver budget 1000 as in the reference (Le Hellard et al., 2026)\n";
@@ -188,10 +188,11 @@ public:
     J.block(2 * nq, dims_.nv, dims_.nv, dims_.nv).setIdentity();
   }
 
-  /// The state, the end effector's offset to the target e = p_ee(q) - p*, and the joint-space direction that
-  /// reduces it fastest, g = J(q)^T e (J: the tool's translation Jacobian): o = (q, v, e, g). The reach's error in
-  /// the space the target lives in, and its gradient in the space the action lives in, which a policy would
-  /// otherwise have to learn the forward kinematics for.
+  /// The state and the reach in task space: the end effector's offset to the target e = p_ee(q) - p*, the
+  /// joint-space direction that reduces it fastest, J(q)^T e, and the end effector's velocity J(q) v (J: the tool's
+  /// translation Jacobian, world-aligned): o = (q, v, e, J^T e, J v). A policy would otherwise have to learn the
+  /// forward kinematics to relate its joint state to a target given in Cartesian space (docs/results/ablations.md,
+  /// round 20).
   void observation(const VectorXd &x, const VectorXd &params, Eigen::Ref<VectorXd> o) const override {
     const int nx = dims_.nx, nv = dims_.nv;
     pinocchio::Data data(model_);
@@ -201,11 +202,12 @@ public:
     const Eigen::Vector3d e = data.oMf[ee_frame_].translation() - params.head<3>();
     o.head(nx) = x;
     o.segment<3>(nx) = e;
-    o.tail(nv) = frame_jacobian.topRows<3>().transpose() * e;
+    o.segment(nx + 3, nv) = frame_jacobian.topRows<3>().transpose() * e;
+    o.tail<3>() = frame_jacobian.topRows<3>() * x.tail(nv);
   }
 
-  /// d o / d x: the identity on the state; J on the offset; on the direction, J^T J + [dJ/dq_j^T e]_j, the
-  /// Jacobian's derivative along each joint taken as its time variation at the unit velocity of that joint.
+  /// d o / d x: the identity on the state; J on the offset; J^T J + [dJ/dq_j^T e]_j on the direction; [dJ/dq_j v]_j
+  /// and J on the velocity. dJ/dq_j is the Jacobian's time variation at the unit velocity of joint j.
   void observation_jacobian(const VectorXd &x, const VectorXd &params, Eigen::Ref<MatrixXd> J) const override {
     const int nx = dims_.nx, nv = dims_.nv;
     const VectorXd q = x.head(dims_.nq);
@@ -218,12 +220,15 @@ public:
     J.topRows(nx).setIdentity();
     J.block(nx, 0, 3, nv) = Jp;
     J.block(nx + 3, 0, nv, nv) = Jp.transpose() * Jp;
+    J.block(nx + 3 + nv, nv, 3, nv) = Jp;
+    const VectorXd v = x.tail(nv);
     for (int j = 0; j < nv; ++j) {
       const VectorXd unit = VectorXd::Unit(nv, j);
       pinocchio::computeJointJacobiansTimeVariation(model_, data, q, unit);
       dJ.setZero();
       pinocchio::getFrameJacobianTimeVariation(model_, data, ee_frame_, pinocchio::LOCAL_WORLD_ALIGNED, dJ);
       J.block(nx + 3, j, nv, 1) += dJ.topRows<3>().transpose() * e;
+      J.block(nx + 3 + nv, j, 3, 1) = dJ.topRows<3>() * v;
     }
   }
 
