@@ -15,6 +15,11 @@ error of its next-velocity part against the solver's, beside the solver's own ve
 (an error larger than the change is worse than holding the velocity).
 
     python3 benchmarks/bench_reach_error.py --drift --one-step "runs/abl21/rsrt/base/policy_seed_0/ur5/random_start_random_target"
+
+With ``--approach``, the median tool distance to the target over time on the held-out instances, for TO alone's
+solutions and for each policy's rollouts (which part of the reach a policy misses):
+
+    python3 benchmarks/bench_reach_error.py --approach "runs/abl37/rsrt_eevel/train_instances=256+train_steps=4000/policy_seed_0/ur5/random_start_random_target"
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ def main() -> None:
     ap.add_argument("--drift", action="store_true", help="the rollouts' joint drift from the training trajectories")
     ap.add_argument("--one-step", action="store_true",
                     help="the first action's velocity error from the training trajectories' own states")
+    ap.add_argument("--approach", action="store_true",
+                    help="the median tool distance to the target over time on the held-out instances")
     args = ap.parse_args()
     folder = Path(args.folder)
     s = load_settings(folder)
@@ -70,14 +77,30 @@ def main() -> None:
         solved = sw.load_dataset(folder / "collect" / "trajectories.npz").data
         keep = np.asarray(solved.converged, bool)
         ref, ref_params, acts = solved.xs[keep], solved.params[keep], solved.actions[keep]
+    def tool_distance(xs: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """|p_ee(q) - p*| of states (..., nx) with params (N, 3) along the first axis."""
+        out = np.zeros(xs.shape[:-1])
+        for idx in np.ndindex(*xs.shape[:-1]):
+            pin.framesForwardKinematics(model, data, xs[idx][:task.nq])
+            out[idx] = np.linalg.norm(data.oMf[frame].translation - params[idx[0]])
+        return out
+
+    approach_steps = [t for t in (0, 10, 20, 30, 40) if t < task.horizon] + [task.horizon]
+    if args.approach:
+        x0s, params = sets["held-out"]
+        to = sw.solve(task, x0s, params, options=s.options(0))
+        d = np.median(tool_distance(np.asarray(to.xs), params), axis=0)
+        print("TO alone held-out tool distance to the target, median [m] at t = "
+              + ", ".join(f"{t}: {d[t]:.3f}" for t in approach_steps))
     for method in ("diff", "sob_diff"):
         runner = sw.load_policy_runner(folder / method / "policy_export.safetensors")
         for name, (x0s, params) in sets.items():
             xs = np.asarray(sw.rollout(task, x0s, params, runner, noise=zero_noise(s, task, len(x0s))).xs)
-            miss = []
-            for x, p in zip(xs[:, -1], params):
-                pin.framesForwardKinematics(model, data, x[:task.nq])
-                miss.append(np.linalg.norm(data.oMf[frame].translation - p))
+            miss = list(tool_distance(xs[:, -1], params))
+            if args.approach and name == "held-out":
+                d = np.median(tool_distance(xs, params), axis=0)
+                print(f"{method:8s} held-out tool distance to the target, median [m] at t = "
+                      + ", ".join(f"{t}: {d[t]:.3f}" for t in approach_steps))
             speed = np.linalg.norm(xs[:, -1, task.nq:], axis=1)
             print(f"{method:8s} {name:9s} ({len(x0s)}): final tool error median {np.median(miss):.3f} m, "
                   f"max {np.max(miss):.3f} m; final joint speed median {np.median(speed):.2f} rad/s")
