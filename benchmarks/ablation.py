@@ -52,6 +52,14 @@ def _parse(change: str) -> tuple[str, object]:
 COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "collect_batch"})
 
 
+def _link(src: Path, dst: Path) -> None:
+    """A hard link of ``src`` at ``dst``, or a copy where the file system has none."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:
     """Hard-link (or copy) the base row's saved TO-alone batches of ``variant`` into a row's folder that has none;
     the loop's collection checks each batch's instances and budget before using it."""
@@ -61,10 +69,7 @@ def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:
         return
     dst.mkdir(parents=True)
     for f in sorted(src.glob("batch_*.npz")):
-        try:
-            os.link(f, dst / f.name)
-        except OSError:
-            shutil.copy2(f, dst / f.name)
+        _link(f, dst / f.name)
 
 
 def reuse_training_set(first_folder: Path, folder: Path, variant: str) -> None:
@@ -80,10 +85,7 @@ def reuse_training_set(first_folder: Path, folder: Path, variant: str) -> None:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(f, target)
-        except OSError:
-            shutil.copy2(f, target)
+        _link(f, target)
 
 
 def main() -> None:
