@@ -258,7 +258,8 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
 #: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run
 #: (docs/results/scorecard/scorecard.md, stage times of the first run of each stage, other work sharing the machine),
 #: plus the TO-alone collection the committed run took from an earlier one: the MLP denoiser trains 1000 steps in 3-8 s;
-#: consolidation (15-80 s; 180 s for the random-start UR5's 256 trajectories), the double pendulum's U-Net and the reference variants' TO solves dominate.
+#: consolidation (15-80 s; 180 s for the random-start UR5's 256 trajectories), the double pendulum's U-Net and the
+#: reference variants' TO solves dominate.
 FULL_ESTIMATES_S: dict[str, float] = {
     "pendulum/default": 30, "double_pendulum/default": 370, "ur5/fixed_start_fixed_target": 102,
     "ur5/fixed_start_random_target": 106, "ur5/random_start_fixed_target": 258,
