@@ -143,6 +143,27 @@ def test_ur5_observes_its_end_effector_offset_to_the_target(solved):
         np.testing.assert_allclose(J2[:15], J[:15])
 
 
+def test_ur5_observations_do_not_depend_on_which_task_or_thread_computed_them_before(solved):
+    """The observation reuses a per-thread kinematics workspace: calls interleaved across two UR5 tasks (another
+    model's workspace in between), a task built after others were destroyed, and the chained derivatives'
+    observations in 2 threads all equal a fresh task's serial ones."""
+    task, x0s, params, r = solved("ur5", "random_start_random_target")
+    other = sw.make_task("ur5", "reference_random_start_random_target")
+    states = [(r.xs[i, t], params[i]) for i in range(len(params)) for t in (0, 11, 29)]
+    serial = [task.observation(x, z)[0] for x, z in states]
+    for (x, z), o in zip(states, serial):
+        other.observation(x[::-1].copy(), z + 0.3)
+        np.testing.assert_array_equal(task.observation(x, z)[0], o)
+    for _ in range(3):
+        sw.make_task("ur5", "fixed_start_random_target").observation(r.xs[0, 0], params[0])
+    fresh = sw.make_task("ur5", "random_start_random_target")
+    for (x, z), o in zip(states, serial):
+        np.testing.assert_array_equal(fresh.observation(x, z)[0], o)
+    one, two = (sw.chained_derivatives(task, r, horizon=2, num_threads=n) for n in (1, 2))
+    np.testing.assert_array_equal(two.observations, one.observations)
+    np.testing.assert_array_equal(two.observation_jacobians, one.observation_jacobians)
+
+
 def test_state_actions_of_the_ur5_are_cos_sin_and_velocity_of_the_next_state(solved):
     task, x0s, params, r = solved("ur5", "random_start_random_target")
     assert task.action_space == "state" and task.na == 18

@@ -10,7 +10,10 @@
 #include <pinocchio/algorithm/frames.hpp>
 #include <pinocchio/algorithm/jacobian.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 namespace sobolev_warmstart {
@@ -195,7 +198,7 @@ public:
   /// round 20).
   void observation(const VectorXd &x, const VectorXd &params, Eigen::Ref<VectorXd> o) const override {
     const int nx = dims_.nx, nv = dims_.nv;
-    pinocchio::Data data(model_);
+    pinocchio::Data &data = workspace();
     MatrixXd frame_jacobian = MatrixXd::Zero(6, nv);
     pinocchio::computeFrameJacobian(model_, data, x.head(dims_.nq), ee_frame_, pinocchio::LOCAL_WORLD_ALIGNED,
                                     frame_jacobian);
@@ -233,6 +236,22 @@ public:
   }
 
 private:
+  /// This thread's kinematics workspace for this task. The observation runs at every rollout step, in the
+  /// rollouts' OpenMP threads; building a pinocchio::Data there each time cost about a fifth of a fixed-start
+  /// warm start's rollout (docs/performance.md). Keyed by the task's id, not its address, which a later task may
+  /// reuse with another model.
+  pinocchio::Data &workspace() const {
+    thread_local std::uint64_t owner = 0;
+    thread_local std::unique_ptr<pinocchio::Data> data;
+    if (!data || owner != id_) {
+      data = std::make_unique<pinocchio::Data>(model_);
+      owner = id_;
+    }
+    return *data;
+  }
+
+  static inline std::atomic<std::uint64_t> next_id_{1};
+  const std::uint64_t id_ = next_id_++;
   ReachSettings s_;
   bool random_start_ = false, random_target_ = false;
   pinocchio::FrameIndex ee_frame_ = 0;
