@@ -20,6 +20,13 @@ With ``--approach``, the median tool distance to the target over time on the hel
 solutions and for each policy's rollouts (which part of the reach a policy misses):
 
     python3 benchmarks/bench_reach_error.py --approach "runs/abl37/rsrt_eevel/train_instances=256+train_steps=4000/policy_seed_0/ur5/random_start_random_target"
+
+With ``--motion``, how the tool moves on the held-out instances, for TO alone and each policy: at a few steps, the
+median tool speed toward the target and across that direction (the tool velocity J v split along -e / |e|), and
+the median joint speed; and the share of steps with a torque at its bound (a policy that is slow because its
+torques saturate, or because it moves the tool sideways):
+
+    python3 benchmarks/bench_reach_error.py --motion "runs/abl40/rsrt/base/policy_seed_0/ur5/random_start_random_target"
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ def main() -> None:
                     help="the first action's velocity error from the training trajectories' own states")
     ap.add_argument("--approach", action="store_true",
                     help="the median tool distance to the target over time on the held-out instances")
+    ap.add_argument("--motion", action="store_true",
+                    help="the tool's speed toward the target and across it, joint speeds and saturated torques")
     args = ap.parse_args()
     folder = Path(args.folder)
     s = load_settings(folder)
@@ -85,18 +94,42 @@ def main() -> None:
             out[idx] = np.linalg.norm(data.oMf[frame].translation - params[idx[0]])
         return out
 
+    def motion(name: str, xs: np.ndarray, us: np.ndarray, params: np.ndarray) -> None:
+        """Median tool speed toward the target / across, and joint speed, at a few steps; saturated steps."""
+        cells = []
+        for t in [t for t in (10, 20, 30, 40, 45) if t < task.horizon]:
+            toward, across = [], []
+            for i in range(len(xs)):
+                q, v = xs[i, t, :task.nq], xs[i, t, task.nq:]
+                jac = pin.computeFrameJacobian(model, data, q, frame, pin.LOCAL_WORLD_ALIGNED)[:3]
+                e = data.oMf[frame].translation - params[i]
+                tool_velocity, direction = jac @ v, -e / max(np.linalg.norm(e), 1e-12)
+                toward.append(tool_velocity @ direction)
+                across.append(np.linalg.norm(tool_velocity - (tool_velocity @ direction) * direction))
+            cells.append(f"t = {t}: {np.median(toward):.3f} / {np.median(across):.3f} m/s, "
+                         f"{np.median(np.linalg.norm(xs[:, t, task.nq:], axis=1)):.2f} rad/s")
+        saturated = (np.abs(us) >= np.asarray(task.u_upper) * (1 - 1e-6)).any(-1).mean()
+        print(f"{name:8s} held-out tool speed toward the target / across, joint speed (medians): " + "; ".join(cells)
+              + f"; steps with a torque at its bound {100 * saturated:.1f}%")
+
     approach_steps = [t for t in (0, 10, 20, 30, 40) if t < task.horizon] + [task.horizon]
-    if args.approach:
+    if args.approach or args.motion:
         x0s, params = sets["held-out"]
         to = sw.solve(task, x0s, params, options=s.options(0))
+    if args.motion:
+        motion("TO alone", np.asarray(to.xs), np.asarray(to.us), params)
+    if args.approach:
         d = np.median(tool_distance(np.asarray(to.xs), params), axis=0)
         print("TO alone held-out tool distance to the target, median [m] at t = "
               + ", ".join(f"{t}: {d[t]:.3f}" for t in approach_steps))
     for method in ("diff", "sob_diff"):
         runner = sw.load_policy_runner(folder / method / "policy_export.safetensors")
         for name, (x0s, params) in sets.items():
-            xs = np.asarray(sw.rollout(task, x0s, params, runner, noise=zero_noise(s, task, len(x0s))).xs)
+            rolled = sw.rollout(task, x0s, params, runner, noise=zero_noise(s, task, len(x0s)))
+            xs = np.asarray(rolled.xs)
             miss = list(tool_distance(xs[:, -1], params))
+            if args.motion and name == "held-out":
+                motion(method, xs, np.asarray(rolled.us), params)
             if args.approach and name == "held-out":
                 d = np.median(tool_distance(xs, params), axis=0)
                 print(f"{method:8s} held-out tool distance to the target, median [m] at t = "
