@@ -305,7 +305,7 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
     fields = {f.name for f in dataclasses.fields(ScorecardSettings)}
     assert ablation.TRAINING_ONLY_KEYS <= fields and ablation.COLLECTION_KEYS <= fields
     read_by_collect = {"task", "variant", "scale", "consolidate_neighbours", "consolidate_rounds", "horizon",
-                       "history", "action_steps", "time_to_go"} | ablation.COLLECTION_KEYS
+                       "history", "action_steps", "time_to_go", "symmetry_copies"} | ablation.COLLECTION_KEYS
     assert not ablation.TRAINING_ONLY_KEYS & read_by_collect
     s = settings_for("ur5/random_start_random_target", "full")
     for key in ablation.TRAINING_ONLY_KEYS - {"seeds", "mlp_dims", "unet_dims"}:

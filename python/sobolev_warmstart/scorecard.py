@@ -79,6 +79,7 @@ from .diffusion import DiffusionConfig
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import SolverOptions
+from .symmetry import SYMMETRIC_VARIANTS, augment_by_symmetry
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
 from .warmstart import default_guesses, diverged_rollouts, guess_costs
@@ -132,7 +133,11 @@ class ScorecardSettings:
     weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
     consolidate_rounds: the collected trajectories are consolidated before anything trains on them or looks them up
     (:func:`~sobolev_warmstart.consolidate.consolidate`: each instance re-solved from its k nearest instances'
-    solutions, the cheapest converged kept; 0 neighbours: the TO-alone solutions as they are).
+    solutions, the cheapest converged kept; 0 neighbours: the TO-alone solutions as they are). symmetry_copies: each
+    (consolidated) training trajectory is followed by this many copies rotated about the task's symmetry, each
+    confirmed by the solver (:func:`~sobolev_warmstart.symmetry.augment_by_symmetry`; only variants with a declared
+    symmetry); every method, the lookups included, sees them, and the sample-efficiency subsets count solved
+    trajectories (a subset of k holds their copies too).
     """
 
     task: str
@@ -169,10 +174,15 @@ class ScorecardSettings:
     ema_power: float | None = None
     consolidate_neighbours: int = 0
     consolidate_rounds: int = 2
+    symmetry_copies: int = 0
 
     def __post_init__(self) -> None:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
+        _check_int("symmetry_copies", self.symmetry_copies, 0)
+        if self.symmetry_copies and f"{self.task}/{self.variant}" not in SYMMETRIC_VARIANTS:
+            raise ValueError(f"symmetry_copies: {self.task}/{self.variant} has no declared symmetry; expected 0, or "
+                             f"one of the variants {', '.join(sorted(SYMMETRIC_VARIANTS))}")
 
     @property
     def key(self) -> str:
@@ -410,6 +420,13 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
         dataset, report = consolidate_dataset(task, dataset, neighbours=s.consolidate_neighbours,
                                               rounds=s.consolidate_rounds, options=s.options(threads))
         info["consolidation"] = report.to_dict()
+    if s.symmetry_copies > 0:
+        say(f"  symmetry: {s.symmetry_copies} rotated copies of each of the {dataset.data.num_instances} trajectories, "
+            "confirmed by the solver")
+        data, report = augment_by_symmetry(task, dataset.data, s.symmetry_copies, seed=s.train_seed,
+                                           options=s.options(threads))
+        dataset = build_dataset(data, s.chunk(), normalisers=dataset.normalisers)
+        info["symmetry"] = {**report.to_dict(), "origin": report.origin.tolist()}
     _write_json(folder / "collect.json", {**info, "time_s": time.perf_counter() - t0})
     save_dataset(dataset, done)  # last: the stage is done
     return dataset
@@ -521,8 +538,11 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
                        per: dict[str, np.ndarray], threads: int, say: Progress,
                        normalisers: Normalisers | None = None) -> dict:
     """Stage 4: Sob+Diff on nested subsets, smallest first, until its median policy-cost ratio on the held-out
-    instances is at most Diff's on the full set (``normalisers``: as :func:`_train`)."""
-    n = int(data.num_instances)
+    instances is at most Diff's on the full set (``normalisers``: as :func:`_train`). Subsets count solved
+    trajectories; with ``symmetry_copies`` a subset of k holds the copies of its k (``collect.json``'s origins)."""
+    info = _read_json(folder.parent / "collect" / "collect.json")
+    origin = np.asarray(info["symmetry"]["origin"]) if "symmetry" in info else np.arange(data.num_instances)
+    n = int(origin.max()) + 1
     target = _policy_cost_ratio_median(per, "diff")
     full = _policy_cost_ratio_median(per, "sob_diff")
     out = {"diff_ratio_median": target, "training_trajectories": n, "subsets": [],
@@ -540,7 +560,7 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
             entry = _read_json(result_path)
         else:
             t0 = time.perf_counter()
-            export = _train(data.select(np.arange(k)), "sob_diff", s, sub, say, normalisers)
+            export = _train(data.select(origin < k), "sob_diff", s, sub, say, normalisers)
             runner = load_policy_runner(export)
             ratios = []
             for seed in s.seeds:
@@ -614,7 +634,8 @@ def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, t
              "evaluate_s": float(per["eval_time_s"]),
              "subsets_s": sum(e.get("time_s", 0.0) for e in efficiency["subsets"])}
     doc = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "task": s.task, "variant": s.variant,
-           "scale": s.scale, "settings": s.to_dict(), "training_trajectories": int(data.num_instances),
+           "scale": s.scale, "settings": s.to_dict(), "training_trajectories": int(efficiency["training_trajectories"]),
+           "trained_trajectories": int(data.num_instances),
            "epochs": _read_json(folder / "sob_diff" / "train.json")["epochs"], "rows": rows,
            "sample_efficiency": efficiency, "times": times, "stage_time_s": sum(times.values()),
            "wall_time_s": time.perf_counter() - t0}
