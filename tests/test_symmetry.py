@@ -71,6 +71,10 @@ def test_symmetry_is_refused_where_the_family_is_not_invariant(solved_reaches):
     assert has_symmetry(task) and not has_symmetry(sw.make_task("ur5", "random_start_fixed_target"))
     with pytest.raises(ValueError, match="task: ur5/fixed_start_random_target has no declared symmetry"):
         augment_by_symmetry(sw.make_task("ur5", "fixed_start_random_target"), data, 1)
+    with pytest.raises(ValueError, match="data: expected trajectories of ur5/reference_random_start_random_target"):
+        augment_by_symmetry(sw.make_task("ur5", "reference_random_start_random_target"), data, 1)
+    with pytest.raises(TypeError, match="data: expected a TrajectoryData"):
+        augment_by_symmetry(task, {"xs": data.xs}, 1)
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="copies: expected a non-negative int"):
             augment_by_symmetry(task, data, bad)

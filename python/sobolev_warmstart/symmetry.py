@@ -75,12 +75,18 @@ class SymmetryReport:
 def augment_by_symmetry(task: Task, data: TrajectoryData, copies: int, *, seed: int = 0,
                         options: SolverOptions | None = None) -> tuple[TrajectoryData, SymmetryReport]:
     """``data``'s trajectories, each followed by ``copies`` rotated copies confirmed by the solver (module
-    docstring), with chained derivatives over as many steps as ``data``'s. The order is
-    solved trajectory ``i``, then its copies, then ``i + 1``: the first ``k * (copies + 1)`` trajectories are the
-    first ``k`` solved ones with their copies. Raises ``ValueError`` for a task without a declared symmetry."""
+    docstring), with chained derivatives over as many steps as ``data``'s. The order is solved trajectory ``i``, then
+    its kept copies, then ``i + 1``; ``report.origin`` names each trajectory's solved one (select the first ``k`` with
+    their copies by ``origin < k``). Raises ``ValueError`` for a task without a declared symmetry or data of another
+    task."""
     if not has_symmetry(task):
         raise ValueError(f"task: {task.name}/{task.variant} has no declared symmetry; expected one of "
                          f"{', '.join(sorted(SYMMETRIC_VARIANTS))}")
+    if not isinstance(data, TrajectoryData):
+        raise TypeError(f"data: expected a TrajectoryData, got {type(data).__name__}")
+    if (data.task.name, data.task.horizon, data.task.nz) != (task.name, task.horizon, task.nz):
+        raise ValueError(f"data: expected trajectories of {task.name}/{task.variant} (horizon {task.horizon}), got "
+                         f"{data.task.name} with horizon {data.task.horizon}")
     if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 0:
         raise ValueError(f"copies: expected a non-negative int, got {copies!r}")
     if copies == 0:
@@ -91,11 +97,10 @@ def augment_by_symmetry(task: Task, data: TrajectoryData, copies: int, *, seed: 
     x0 = data.xs[:, 0, 0]
     # the rotated start's first joint uniform in [-pi, pi), as the family draws it
     target_q0 = rng.uniform(-np.pi, np.pi, size=(copies, n))
-    xs, params, us = [], [], []
-    for k in range(copies):
-        rx, rp = rotate_about_base(data.xs, data.params, target_q0[k] - x0)
-        xs.append(rx), params.append(rp), us.append(data.us)
-    xs, params, us = np.concatenate(xs), np.concatenate(params), np.concatenate(us)
+    rotated_copies = [rotate_about_base(data.xs, data.params, target_q0[k] - x0) for k in range(copies)]
+    xs = np.concatenate([rx for rx, _ in rotated_copies])
+    params = np.concatenate([rp for _, rp in rotated_copies])
+    us = np.concatenate([data.us] * copies)
     result = solve(task, xs[:, 0], params, xs_init=xs, us_init=us, options=options)
     derivs = chained_derivatives(task, result, data.action_jacobians.shape[2],
                                  num_threads=options.num_threads if options is not None else 0)
