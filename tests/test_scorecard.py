@@ -292,7 +292,8 @@ def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_witho
 def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_depend_on():
     """benchmarks/ablation.py hands the base row's finished training set to rows that change only
     ``TRAINING_ONLY_KEYS``: none of them may be a setting the collection, the consolidation or the chunk dataset
-    reads, and each must be a scorecard setting."""
+    reads, and every scorecard setting is one or the other (a new setting must be classified before ablations
+    reuse anything across it)."""
     import dataclasses
     import importlib.util
 
@@ -303,13 +304,7 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     fields = {f.name for f in dataclasses.fields(ScorecardSettings)}
-    assert ablation.TRAINING_ONLY_KEYS <= fields and ablation.COLLECTION_KEYS <= fields
     read_by_collect = {"task", "variant", "scale", "consolidate_neighbours", "consolidate_rounds", "horizon",
                        "history", "action_steps", "time_to_go", "symmetry_copies"} | ablation.COLLECTION_KEYS
     assert not ablation.TRAINING_ONLY_KEYS & read_by_collect
-    s = settings_for("ur5/random_start_random_target", "full")
-    for key in ablation.TRAINING_ONLY_KEYS - {"seeds", "mlp_dims", "unet_dims"}:
-        value = getattr(s, key)
-        changed = dataclasses.replace(s, **{key: (not value) if isinstance(value, bool) else
-                                            (value or 1) * 2 if isinstance(value, (int, float)) else value})
-        assert changed.chunk() == s.chunk() and changed.options(1) == s.options(1), key
+    assert ablation.TRAINING_ONLY_KEYS | read_by_collect == fields

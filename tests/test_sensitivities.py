@@ -150,15 +150,19 @@ def test_ur5_observations_do_not_depend_on_which_task_or_thread_computed_them_be
     task, x0s, params, r = solved("ur5", "random_start_random_target")
     other = sw.make_task("ur5", "reference_random_start_random_target")
     states = [(r.xs[i, t], params[i]) for i in range(len(params)) for t in (0, 11, 29)]
-    serial = [task.observation(x, z)[0] for x, z in states]
-    for (x, z), o in zip(states, serial):
+    serial = [task.observation(x, z) for x, z in states]  # (o, do/dx): both use the workspace
+    for (x, z), (o, J) in zip(states, serial):
         other.observation(x[::-1].copy(), z + 0.3)
-        np.testing.assert_array_equal(task.observation(x, z)[0], o)
+        o2, J2 = task.observation(x, z)
+        np.testing.assert_array_equal(o2, o)
+        np.testing.assert_array_equal(J2, J)
     for _ in range(3):
         sw.make_task("ur5", "fixed_start_random_target").observation(r.xs[0, 0], params[0])
     fresh = sw.make_task("ur5", "random_start_random_target")
-    for (x, z), o in zip(states, serial):
-        np.testing.assert_array_equal(fresh.observation(x, z)[0], o)
+    for (x, z), (o, J) in zip(states, serial):
+        o2, J2 = fresh.observation(x, z)
+        np.testing.assert_array_equal(o2, o)
+        np.testing.assert_array_equal(J2, J)
     one, two = (sw.chained_derivatives(task, r, horizon=2, num_threads=n) for n in (1, 2))
     np.testing.assert_array_equal(two.observations, one.observations)
     np.testing.assert_array_equal(two.observation_jacobians, one.observation_jacobians)

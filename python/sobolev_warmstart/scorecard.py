@@ -79,7 +79,7 @@ from .diffusion import DiffusionConfig
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import SolverOptions
-from .symmetry import SYMMETRIC_VARIANTS, augment_by_symmetry
+from .symmetry import SYMMETRIC_VARIANTS, augment_by_symmetry, has_symmetry
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
 from .warmstart import default_guesses, diverged_rollouts, guess_costs
@@ -180,7 +180,7 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_int("symmetry_copies", self.symmetry_copies, 0)
-        if self.symmetry_copies and f"{self.task}/{self.variant}" not in SYMMETRIC_VARIANTS:
+        if self.symmetry_copies and not has_symmetry(self.key):
             raise ValueError(f"symmetry_copies: {self.task}/{self.variant} has no declared symmetry; expected 0, or "
                              f"one of the variants {', '.join(sorted(SYMMETRIC_VARIANTS))}")
 
