@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -96,3 +97,51 @@ def test_scorecard_trains_on_the_copies_and_counts_solved_trajectories(tmp_path)
     assert doc["trained_trajectories"] == solved + info["symmetry"]["kept"] > solved
     subset = doc["sample_efficiency"]["subsets"][0]
     assert subset["trajectories"] < solved
+
+
+def test_loop_trains_and_looks_up_on_the_copies_of_all_trajectories_so_far(tmp_path):
+    """LoopConfig.symmetry_copies: before each training the accepted trajectories so far get their rotated copies
+    once (saved, reused on resumption), the normalisers stay those of the set without copies, and the final lookups
+    see the copies too."""
+    from sobolev_warmstart.config import load_loop_config
+    from sobolev_warmstart.data import build_dataset, load_dataset
+    from sobolev_warmstart.loop import load_trajectories, run_loop
+
+    run = tmp_path / "run"
+    cfg = load_loop_config("ur5", run_dir=str(run), overrides=[
+        "iterations=2", "instances=4", "collect_batch=4", "consolidate_neighbours=0", "symmetry_copies=2",
+        "train.policy=sob_mlp", "train.mlp.hidden_dims=[32,32]", "train.epochs=2", "train.batch_size=256",
+        "solver.num_threads=1", "eval.instances=2"])
+    result = run_loop(cfg, progress=False)
+    raw = load_trajectories(run, [1, 2])
+    saved = load_dataset(run / "final/symmetric.npz")
+    report = json.loads((run / "final/symmetry.json").read_text())
+    assert report["solved"] == raw.num_instances and report["kept"] >= raw.num_instances  # of 2 per trajectory
+    assert saved.data.num_instances == raw.num_instances + report["kept"]
+    assert saved.normalisers.to_dict() == build_dataset(raw, cfg.chunk).normalisers.to_dict()
+    assert sw.load_policy(run / "final/policy.pt").normalisers.to_dict() == saved.normalisers.to_dict()
+    assert result.evaluation["baselines"]["training_instances"] == saved.data.num_instances
+    first = json.loads((run / "iter_002/metrics.json").read_text())["train"]
+    assert first["symmetry"]["solved"] == json.loads((run / "iter_001/metrics.json").read_text())["accepted"]
+    assert first["trajectories"] == first["symmetry"]["solved"] + first["symmetry"]["kept"]
+    stamp = (run / "final/symmetric.npz").stat().st_mtime_ns
+    run_loop(cfg, progress=False)  # finished: nothing is augmented again
+    assert (run / "final/symmetric.npz").stat().st_mtime_ns == stamp
+
+
+def test_collect_adds_copies_and_configs_refuse_them_where_the_family_is_not_invariant(tmp_path, capfd):
+    from sobolev_warmstart.cli import main
+    from sobolev_warmstart.config import ConfigError, load_loop_config
+
+    out = tmp_path / "d.npz"
+    assert main(["collect", "--task", "ur5", "--variant", "random_start_random_target", "-n", "3", "--threads", "1",
+                 "--symmetry-copies", "2", "-q", "-o", str(out)]) == 0
+    assert re.search(r"symmetry copies\s+[56] of 6 confirmed", capfd.readouterr().out)
+    assert sw.load_dataset(out).data.num_instances >= 8
+    assert main(["collect", "--task", "ur5", "--variant", "random_start_fixed_target", "-n", "3",
+                 "--symmetry-copies", "1", "-q", "-o", str(out)]) == 2
+    assert "collect.symmetry_copies: ur5/random_start_fixed_target has no declared symmetry" in capfd.readouterr().err
+    with pytest.raises(ConfigError, match="symmetry_copies: ur5/fixed_start_fixed_target has no declared symmetry"):
+        load_loop_config("ur5", overrides=["variant=\"\""])  # the task's first variant, with the preset's copies
+    with pytest.raises(ConfigError, match="symmetry_copies: expected an integer >= 0"):
+        load_loop_config("ur5", overrides=["symmetry_copies=-1"])

@@ -99,7 +99,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     flags = {"task": args.task, "variant": args.variant, "instances": args.n, "seed": args.seed,
              "solver.max_iters": args.max_iters, "solver.num_threads": args.threads, "chunk.horizon": args.horizon,
              "chunk.history": args.history, "chunk.action_steps": args.action_steps,
-             "consolidate_neighbours": args.consolidate, **_backend_flags(args)}
+             "consolidate_neighbours": args.consolidate, "symmetry_copies": args.symmetry_copies,
+             **_backend_flags(args)}
     config = from_dict(CollectConfig, _config_data(args, flags), "collect")
     dataset, m = collect_dataset(config, args.output, progress=not args.quiet)
     d = m["default"]
@@ -114,6 +115,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         *([("consolidated", f"cost mean {c['cost_mean_before']:.4g} -> {c['cost_mean_after']:.4g}, {c['improved']} "
                                f"trajectories at least 1% cheaper ({c['solves']} solves, {c['time_s']:.1f} s)")]
           if (c := m.get("consolidation")) else []),
+        *([("symmetry copies", f"{c['kept']} of {c['copies'] * c['solved']} confirmed (mean {c['iterations_mean']:.2f} "
+                                 f"iterations, {c['time_s']:.1f} s)")]
+          if (c := m.get("symmetry")) else []),
         ("wall time", f"{m['collect_time_s']:.2f} s"),
     ]))
     return 0
@@ -323,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consolidate", type=_non_negative_int, metavar="K",
                    help="re-solve each kept instance from its K nearest instances' solutions, keep the cheapest "
                         "(default 0: off; the scorecard uses 8)")
+    p.add_argument("--symmetry-copies", type=_non_negative_int, metavar="K",
+                   help="follow each kept trajectory by K copies rotated about the family's symmetry, each confirmed "
+                        "by the solver (default 0: off; only ur5/*random_start_random_target)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_backend_args(p)
     _add_config_args(p, "collect")

@@ -80,7 +80,10 @@ class CollectConfig:
     the converged ones kept with their chained derivatives, chunked with ``chunk``. ``consolidate_neighbours``
     (0: off): then each kept solution is re-solved from its k nearest instances' solutions for
     ``consolidate_rounds`` rounds and the cheapest converged one kept (:func:`~sobolev_warmstart.consolidate.
-    consolidate_data`); the dataset's normalisers stay fitted on TO alone's solutions."""
+    consolidate_data`); the dataset's normalisers stay fitted on TO alone's solutions. ``symmetry_copies`` (0: off):
+    then each kept (consolidated) trajectory is followed by this many copies rotated about the family's symmetry,
+    each confirmed by the solver (:func:`~sobolev_warmstart.symmetry.augment_by_symmetry`; only variants with a
+    declared symmetry)."""
 
     task: str = "pendulum"
     variant: str = ""
@@ -92,6 +95,7 @@ class CollectConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     consolidate_neighbours: int = 0
     consolidate_rounds: int = 2
+    symmetry_copies: int = 0
 
     def __post_init__(self) -> None:
         _check_task(self.task, self.variant)
@@ -100,6 +104,7 @@ class CollectConfig:
         _check_int("batch", self.batch, 1)
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
+        _check_symmetry(self.task, self.variant, self.symmetry_copies)
 
 
 @dataclass
@@ -140,6 +145,11 @@ class LoopConfig:
     consolidated (:func:`~sobolev_warmstart.consolidate.consolidate_data`: each re-solved from its k nearest
     instances' solutions, the cheapest converged kept; ``iter_XXX/consolidated.npz``, normalisers of the
     unconsolidated set); the policy trains and the final lookups look up on them.
+    symmetry_copies (0: off): before each training, after the consolidation, each accepted trajectory is followed by
+    this many copies rotated about the family's symmetry, each confirmed by the solver
+    (:func:`~sobolev_warmstart.symmetry.augment_by_symmetry`, seeded by the iteration; ``iter_XXX/symmetric.npz``,
+    normalisers of the set without copies; only variants with a declared symmetry); the policy trains and the final
+    lookups look up on them too.
     """
 
     task: str = "pendulum"
@@ -160,9 +170,11 @@ class LoopConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     consolidate_neighbours: int = 0
     consolidate_rounds: int = 2
+    symmetry_copies: int = 0
 
     def __post_init__(self) -> None:
         _check_task(self.task, self.variant)
+        _check_symmetry(self.task, self.variant, self.symmetry_copies)
         if self.run_dir is not None:
             self.run_dir = os.fspath(self.run_dir)
         _check_int("iterations", self.iterations, 1)
@@ -226,6 +238,17 @@ def _check_task(task: str, variant: str) -> None:
         raise ConfigError(f"task: unknown task {task!r}; expected one of {', '.join(tasks)}")
     if variant and variant not in tasks[task]:
         raise ConfigError(f"variant: unknown variant {variant!r} of {task}; expected one of {', '.join(tasks[task])}")
+
+
+def _check_symmetry(task: str, variant: str, copies: Any) -> None:
+    _check_int("symmetry_copies", copies, 0)
+    if copies:
+        from .symmetry import SYMMETRIC_VARIANTS, has_symmetry
+        from .tasks import available_tasks
+        key = f"{task}/{variant or available_tasks()[task][0]}"
+        if not has_symmetry(key):
+            raise ConfigError(f"symmetry_copies: {key} has no declared symmetry; expected 0, or a variant among "
+                              f"{', '.join(sorted(SYMMETRIC_VARIANTS))}")
 
 
 # ------------------------------------------------------------------------------------- dict <-> config
@@ -459,12 +482,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 64},
     },
+    # The UR5 reaching a random target from a random start, with the scorecard's measured recipe
+    # (docs/results/ablations.md, rounds 19-21): the MLP denoiser, one action per replan, lambda = 0.001, the
+    # training set consolidated (8 neighbours) and each trajectory followed by three copies rotated about the base
+    # axis, confirmed by the solver (sobolev_warmstart.symmetry); 10 epochs (8000 steps on the last 4 x 256).
     "ur5": {
         "task": "ur5", "variant": "random_start_random_target", "iterations": 4, "instances": 64,
-        "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "num_threads": 1},
+        "collect_batch": 16, "consolidate_neighbours": 8, "symmetry_copies": 3,
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
+        "train": {"policy": "sob_diff", "epochs": 10, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.001,
+                  "denoiser": "mlp", "mlp": {"hidden_dims": [256, 256]}, "num_threads": 1},
         "eval": {"instances": 64},
     },
     "quadrotor": {

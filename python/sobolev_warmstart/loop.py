@@ -316,7 +316,8 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
                     ) -> tuple[ChunkDataset, dict]:
     """TO alone on ``config.instances`` seeded instances (in batches of ``config.batch``, with a progress bar):
     the converged solves with their chained derivatives (consolidated if ``config.consolidate_neighbours``, the
-    report in ``metrics["consolidation"]``), as a chunk dataset saved (atomically) to ``path``.
+    report in ``metrics["consolidation"]``; with ``config.symmetry_copies`` rotated copies, the report and each
+    trajectory's solved origin in ``metrics["symmetry"]``), as a chunk dataset saved (atomically) to ``path``.
     Returns ``(dataset, metrics)``; raises ``RuntimeError`` if no solve converged."""
     if not isinstance(config, CollectConfig):
         raise TypeError(f"config: expected a CollectConfig, got {type(config).__name__}")
@@ -346,33 +347,58 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
         dataset, report = consolidate_dataset(task, dataset, neighbours=config.consolidate_neighbours,
                                               rounds=config.consolidate_rounds, options=config.solver)
         metrics["consolidation"] = report.to_dict()
-        metrics["collect_time_s"] = time.perf_counter() - t0
+    if config.symmetry_copies > 0:
+        from .symmetry import augment_by_symmetry
+        data, report = augment_by_symmetry(task, dataset.data, config.symmetry_copies, seed=config.seed,
+                                           options=config.solver)
+        dataset = build_dataset(data, config.chunk, normalisers=dataset.normalisers)
+        metrics["symmetry"] = {**report.to_dict(), "origin": report.origin.tolist()}
+    metrics["collect_time_s"] = time.perf_counter() - t0
     if path is not None:
         save_dataset(dataset, path)
     return dataset, metrics
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: Path, say: Callable[[str], None]
-                  ) -> tuple[TrajectoryData, Normalisers | None, dict | None]:
-    """``(data, normalisers, report)`` to train on: ``data`` itself (None, None) without consolidation; else its
-    consolidation, saved once in ``folder/consolidated.npz`` (loaded when present), with the normalisers of
-    ``data`` and the consolidation's report (``folder/consolidation.json``)."""
-    if config.consolidate_neighbours == 0:
-        return data, None, None
-    path, report_path = folder / "consolidated.npz", folder / "consolidation.json"
-    if path.exists() and report_path.exists():
-        saved = load_dataset(path)
-        return saved.data, saved.normalisers, json.loads(report_path.read_text())
-    from .consolidate import consolidate_dataset  # it uses this module's take_rows
-    say(f"consolidating {data.num_instances} trajectories ({config.consolidate_neighbours} neighbours, "
-        f"{config.consolidate_rounds} rounds)")
-    better, report = consolidate_dataset(task, build_dataset(data, config.chunk),
-                                         neighbours=config.consolidate_neighbours, rounds=config.consolidate_rounds,
-                                         options=config.solver)
-    _write_json(report_path, report.to_dict())
-    save_dataset(better, path)  # last: the step is done
-    return better.data, better.normalisers, report.to_dict()
+def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: Path, say: Callable[[str], None],
+                  seed: int) -> tuple[TrajectoryData, Normalisers | None, dict]:
+    """``(data, normalisers, reports)`` to train on: ``data`` itself (None, {}) without consolidation or symmetry
+    copies; else its consolidation, saved once in ``folder/consolidated.npz`` (loaded when present; report in
+    ``folder/consolidation.json``), then its rotated copies (``symmetry_copies``, drawn with ``seed``), saved once in
+    ``folder/symmetric.npz`` (report in ``folder/symmetry.json``), with the normalisers of ``data`` and the reports
+    (``{"consolidation": ..., "symmetry": ...}``, the steps that ran)."""
+    if config.consolidate_neighbours == 0 and config.symmetry_copies == 0:
+        return data, None, {}
+    normalisers = build_dataset(data, config.chunk).normalisers
+    reports: dict[str, dict] = {}
+    if config.consolidate_neighbours > 0:
+        path, report_path = folder / "consolidated.npz", folder / "consolidation.json"
+        if path.exists() and report_path.exists():
+            data = load_dataset(path).data
+        else:
+            from .consolidate import consolidate_dataset  # it uses this module's take_rows
+            say(f"consolidating {data.num_instances} trajectories ({config.consolidate_neighbours} neighbours, "
+                f"{config.consolidate_rounds} rounds)")
+            better, report = consolidate_dataset(task, build_dataset(data, config.chunk, normalisers=normalisers),
+                                                 neighbours=config.consolidate_neighbours,
+                                                 rounds=config.consolidate_rounds, options=config.solver)
+            _write_json(report_path, report.to_dict())
+            save_dataset(better, path)  # last: the step is done
+            data = better.data
+        reports["consolidation"] = json.loads(report_path.read_text())
+    if config.symmetry_copies > 0:
+        path, report_path = folder / "symmetric.npz", folder / "symmetry.json"
+        if path.exists() and report_path.exists():
+            data = load_dataset(path).data
+        else:
+            from .symmetry import augment_by_symmetry
+            say(f"symmetry: {config.symmetry_copies} rotated copies of each of the {data.num_instances} trajectories, "
+                "confirmed by the solver")
+            data, report = augment_by_symmetry(task, data, config.symmetry_copies, seed=seed, options=config.solver)
+            _write_json(report_path, report.to_dict())
+            save_dataset(build_dataset(data, config.chunk, normalisers=normalisers), path)  # last: the step is done
+        reports["symmetry"] = json.loads(report_path.read_text())
+    return data, normalisers, reports
 
 
 def _train_policy(config: LoopConfig, data: TrajectoryData, folder: Path, seed: int, progress: bool,
@@ -561,11 +587,10 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             if data is None:
                 raise RuntimeError(f"iteration {k}: no accepted trajectory in iterations 1..{k - 1} to train on "
                                    f"(all solves failed within max_iters); raise solver.max_iters or instances")
-            data, normalisers, consolidation = _training_set(config, task, data, folder, say)
+            data, normalisers, reports = _training_set(config, task, data, folder, say, config.seed * 1000 + k)
             _, export_path, train_meta = _train_policy(config, data, folder, config.train.seed + k, progress,
                                                        callback, info, normalisers)
-            if consolidation is not None:
-                train_meta = {**train_meta, "consolidation": consolidation}
+            train_meta = {**train_meta, **reports}
         options = dataclasses.replace(config.solver, max_iters=config.max_iters(k))
         x0s, params = task.sample_instances(config.instances, seed=config.instance_seed(k))
         t0 = time.perf_counter()
@@ -596,11 +621,10 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
     if data is None:
         raise RuntimeError("no accepted trajectory in any iteration: nothing to train the final policy on")
     final.mkdir(parents=True, exist_ok=True)
-    data, normalisers, consolidation = _training_set(config, task, data, final, say)
+    data, normalisers, reports = _training_set(config, task, data, final, say, config.seed * 1000)
     policy_path, export_path, train_meta = _train_policy(config, data, final, config.train.seed,
                                                          progress, callback, {"iteration": "final"}, normalisers)
-    if consolidation is not None:
-        train_meta = {**train_meta, "consolidation": consolidation}
+    train_meta = {**train_meta, **reports}
     evaluation, table = None, ""
     eval_path = final / "eval.json"
     if config.eval.enabled:
