@@ -170,9 +170,9 @@ def test_collect_config_and_diff():
 
 def test_the_mlp_denoiser_takes_any_chunk_horizon_and_a_bad_denoiser_is_named():
     from sobolev_warmstart.config import ConfigError, load_loop_config
-    cfg = load_loop_config("pendulum", overrides=["train.denoiser=mlp", "chunk.horizon=11"])
+    cfg = load_loop_config("pendulum", overrides=["chunk.horizon=11"])
     assert cfg.train.denoiser == "mlp" and cfg.chunk.horizon == 11
     with pytest.raises(ConfigError, match="chunk.horizon: the U-Net"):
-        load_loop_config("pendulum", overrides=["chunk.horizon=11"])
+        load_loop_config("pendulum", overrides=["train.denoiser=unet", "chunk.horizon=11"])
     with pytest.raises(ConfigError, match=r"train.denoiser: expected one of \('unet', 'mlp'\)"):
         load_loop_config("pendulum", overrides=["train.denoiser=cnn"])

@@ -466,20 +466,24 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 32, "seed": 1_000_000},
     },
-    # Pendulum swing-up: 4 x 64 instances, the default U-Net, 40 epochs.
+    # The presets below take the scorecard's measured recipe of their variant (scorecard.settings_for; docs/results/
+    # ablations.md): the MLP denoiser (the U-Net with past actions on the double pendulum), one action per replan,
+    # H = 8, the variant's lambda, consolidation where the scorecard consolidates; epochs at about the scorecard's
+    # gradient steps per trajectory. Their loops against the earlier U-Net / A = 8 starting points: docs/loop.md.
+    # Pendulum swing-up: 4 x 64 instances.
     "pendulum": {
-        "task": "pendulum", "iterations": 4, "instances": 64, "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "num_threads": 1},
+        "task": "pendulum", "iterations": 4, "instances": 64, "collect_batch": 16, "consolidate_neighbours": 8,
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
+        "train": {"policy": "sob_diff", "epochs": 10, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
+                  "denoiser": "mlp", "num_threads": 1},
         "eval": {"instances": 64},
     },
     # Pendubot swing-up: 16% of the default-guess solves fail (README); rejected instances are counted.
     "double_pendulum": {
-        "task": "double_pendulum", "iterations": 4, "instances": 64, "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 1},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "diffusion": _PAST_ACTIONS, "num_threads": 1},
+        "task": "double_pendulum", "iterations": 4, "instances": 64, "collect_batch": 16, "consolidate_neighbours": 8,
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
+        "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
+                  "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 64},
     },
     # The UR5 reaching a random target from a random start, with the scorecard's measured recipe
@@ -494,10 +498,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "denoiser": "mlp", "mlp": {"hidden_dims": [256, 256]}, "num_threads": 1},
         "eval": {"instances": 64},
     },
+    # Among 9 columns, trained with the columns in every order (shuffle_exchangeable_params).
     "quadrotor": {
         "task": "quadrotor", "variant": "columns_9", "iterations": 4, "instances": 64, "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
+        "consolidate_neighbours": 8,
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
+        "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.1,
+                  "sobolev_cap_quantile": 0.9, "shuffle_exchangeable_params": True, "denoiser": "mlp",
                   "num_threads": 1},
         "eval": {"instances": 64},
     },
@@ -507,27 +514,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     # later ones depend on the policy. Starting points at the reference's scale, not tuned results.
     "double_pendulum_reference": {
         "task": "double_pendulum", "variant": "reference", "iterations": 4, "instances": 64, "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 1},
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 1000, "num_threads": 0},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
+        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
                   "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 64},
     },
+    # seven rotated copies of each trajectory (the scorecard's, chosen on one held-out set; ablations round 21)
     "ur5_reference": {
         "task": "ur5", "variant": "reference_random_start_random_target", "iterations": 4, "instances": 64,
-        "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
+        "collect_batch": 16, "symmetry_copies": 7,
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 1000, "num_threads": 0},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "num_threads": 1},
+        "train": {"policy": "sob_diff", "epochs": 3, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
+                  "denoiser": "mlp", "num_threads": 1},
         "eval": {"instances": 64},
     },
     "quadrotor_reference": {
         "task": "quadrotor", "variant": "reference_columns_9", "iterations": 4, "instances": 64, "collect_batch": 16,
-        "chunk": {"horizon": 16, "history": 1, "action_steps": 8},
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 1000, "num_threads": 0},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 128, "lr": 3e-3, "sobolev_weight": 0.01,
-                  "num_threads": 1},
+        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.1,
+                  "shuffle_exchangeable_params": True, "denoiser": "mlp", "num_threads": 1},
         "eval": {"instances": 64},
     },
 }

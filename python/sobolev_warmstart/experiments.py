@@ -42,6 +42,7 @@ from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TrajectoryData, atomic_write_bytes, build_dataset
 from .evaluate import METHOD_LABELS, EvaluationResult, evaluate_methods, write_rows_csv
 from .export import export_native
+from .diffusion import DiffusionConfig
 from .models import MLPConfig, UNetConfig
 from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
@@ -66,7 +67,9 @@ class ExperimentSettings:
     pick it from the scale of the derivative targets). epoch_points: fractions of the training run at which the
     largest dataset's policies are evaluated (cost vs epochs). action_steps_sweep: the ``A`` of the action-length
     study. loop_iterations / loop_instances / loop_batch / loop_epochs: the interplay loop's iterations, new
-    instances per iteration, instances per saved batch, and training epochs per policy.
+    instances per iteration, instances per saved batch, and training epochs per policy (the rest of the loop's
+    recipe is the ``ur5`` loop preset's). denoiser, past_actions, sobolev_cap_quantile, shuffle_exchangeable_params:
+    the diffusion policies' recipe, the scorecard's of the task (:func:`sobolev_warmstart.scorecard.settings_for`).
     """
 
     task: str
@@ -94,6 +97,10 @@ class ExperimentSettings:
     loop_batch: int = 16
     loop_epochs: int = 10
     plot_instances: int = 3
+    denoiser: str = "unet"
+    past_actions: bool = False
+    sobolev_cap_quantile: float | None = None
+    shuffle_exchangeable_params: bool = False
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -101,32 +108,46 @@ class ExperimentSettings:
 
 _SMOKE = dict(train_sizes=(3,), test_instances=3, seeds=(0, 1), train_steps=2, batch_size=256, unet_dims=(8, 16),
               mlp_dims=(16, 16), horizon=8, action_steps=4, max_iters=50, plot_instances=2)
+# The studies train with the scorecard's recipe of their task (docs/results/ablations.md), not the reference's
+# U-Net with A = 8: on the double pendulum the tiny U-Net conditioned on its past actions, H = 8, one action per
+# replan; among the quadrotor's columns the MLP denoiser, lambda = 0.1 with the derivative targets capped at their
+# 0.9 quantile, the columns in every order; the UR5 loop the `ur5` loop preset's. Their budgets stay the studies',
+# and, but for the loop, they train on TO alone's solutions as they are (no consolidation), as the reference's did.
+_PENDUBOT = dict(horizon=8, action_steps=1, past_actions=True)
 _SETTINGS: dict[str, dict[str, ExperimentSettings]] = {
     "sample_efficiency": {
         "smoke": ExperimentSettings(task="double_pendulum",
-                                    **{**_SMOKE, "train_sizes": (2, 4), "train_seed": 3, "seeds": (0,)},
+                                    **{**_SMOKE, **_PENDUBOT, "train_sizes": (2, 4), "train_seed": 3, "seeds": (0,)},
                                     epoch_points=(0.5, 1.0)),
         "full": ExperimentSettings(task="double_pendulum", train_sizes=(8, 16, 32, 64), test_instances=32,
-                                   train_steps=400, epoch_points=(0.125, 0.25, 0.5, 1.0)),
+                                   train_steps=400, epoch_points=(0.125, 0.25, 0.5, 1.0), **_PENDUBOT),
     },
+    # trained with H = 16 so that A sweeps up to 15
     "action_length": {
         "smoke": ExperimentSettings(task="double_pendulum", methods=("sob_diff",), **{**_SMOKE, "train_seed": 3},
-                                    action_steps_sweep=(1, 2, 7)),
+                                    action_steps_sweep=(1, 2, 7), past_actions=True),
         "full": ExperimentSettings(task="double_pendulum", methods=("sob_diff",), train_sizes=(64,), train_steps=600,
-                                   action_steps_sweep=(1, 2, 4, 8, 15)),
+                                   action_steps_sweep=(1, 2, 4, 8, 15), past_actions=True),
     },
+    # the `ur5` loop preset's recipe (MLP denoiser, A = 1, lambda = 0.001, consolidation, three rotated copies)
     "ur5_loop": {
         "smoke": ExperimentSettings(task="ur5", variant="random_start_random_target", methods=("sob_diff",),
-                                    **{**_SMOKE, "train_sizes": ()}, loop_iterations=2, loop_instances=3,
-                                    loop_batch=3, loop_epochs=1, sobolev_weight=0.1),
+                                    **{**_SMOKE, "train_sizes": (), "action_steps": 1}, loop_iterations=2,
+                                    loop_instances=3, loop_batch=3, loop_epochs=1, sobolev_weight=0.001,
+                                    denoiser="mlp"),
         "full": ExperimentSettings(task="ur5", variant="random_start_random_target", methods=("sob_diff",),
                                    train_sizes=(), loop_iterations=3, loop_instances=32, loop_batch=16,
-                                   loop_epochs=10, sobolev_weight=0.1),
+                                   loop_epochs=10, sobolev_weight=0.001, batch_size=64, horizon=8, action_steps=1,
+                                   mlp_dims=(256, 256), denoiser="mlp"),
     },
     "quadrotor_columns": {
-        "smoke": ExperimentSettings(task="quadrotor", variant="columns_9", methods=("diff", "sob_diff"), **_SMOKE),
+        "smoke": ExperimentSettings(task="quadrotor", variant="columns_9", methods=("diff", "sob_diff"),
+                                    **{**_SMOKE, "action_steps": 1}, denoiser="mlp", sobolev_weight=0.1,
+                                    sobolev_cap_quantile=0.9, shuffle_exchangeable_params=True),
         "full": ExperimentSettings(task="quadrotor", variant="columns_9", methods=("diff", "sob_diff"),
-                                   train_sizes=(64,), train_steps=400),
+                                   train_sizes=(64,), train_steps=1000, batch_size=64, horizon=8, action_steps=1,
+                                   mlp_dims=(256, 256), denoiser="mlp", sobolev_weight=0.1, sobolev_cap_quantile=0.9,
+                                   shuffle_exchangeable_params=True),
     },
 }
 
@@ -158,8 +179,12 @@ def _train_config(s: ExperimentSettings, method: str, num_samples: int, checkpoi
     per_epoch = math.ceil(num_samples / s.batch_size)
     epochs = max(1, round(s.train_steps / per_epoch))
     n_groups = min(8, s.unet_dims[0])
+    sobolev = method.startswith("sob_")
     return TrainConfig(policy=method, epochs=epochs, batch_size=s.batch_size, lr=s.lr, seed=s.train_seed,
-                       sobolev_weight=s.sobolev_weight if method.startswith("sob_") else None,
+                       sobolev_weight=s.sobolev_weight if sobolev else None,
+                       sobolev_cap_quantile=s.sobolev_cap_quantile if sobolev else None,
+                       shuffle_exchangeable_params=s.shuffle_exchangeable_params, denoiser=s.denoiser,
+                       diffusion=DiffusionConfig(past_actions=s.past_actions),
                        unet=UNetConfig(down_dims=s.unet_dims, n_groups=n_groups, step_embed_dim=max(8, s.unet_dims[0])),
                        mlp=MLPConfig(s.mlp_dims),
                        checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
@@ -339,7 +364,7 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     """The interplay loop (:func:`~sobolev_warmstart.loop.run_loop`) on the UR5 with random starts and targets:
     iteration 1 collects with TO alone, each later one trains a fresh sob_diff policy on all accepted data and
     collects new instances with the dual solve; the final policy is then evaluated on held-out instances."""
-    from .config import EvalConfig, LoopConfig
+    from .config import load_loop_config
     from .loop import run_loop
     from .plots import plot_metric_curves
     s = settings_for("ur5_loop", scale)
@@ -348,15 +373,22 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a fresh run: run_loop would otherwise resume (and the time would mean nothing)
     method = s.methods[-1]
-    train_cfg = dataclasses.replace(_train_config(s, method, 1, None), epochs=s.loop_epochs, resume=True)
-    config = LoopConfig(task=s.task, variant=s.variant, run_dir=str(run_dir), iterations=s.loop_iterations,
-                        instances=s.loop_instances, seed=s.train_seed, collect_batch=s.loop_batch, chunk=_spec(s),
-                        solver=_options(s), train=train_cfg, eval=EvalConfig(enabled=False))
+    smoke = scale == "smoke"  # a few instances: no neighbours to consolidate from, one copy each
+    config = load_loop_config("ur5", run_dir=str(run_dir), overrides=[
+        f"variant={s.variant}", f"iterations={s.loop_iterations}", f"instances={s.loop_instances}",
+        f"seed={s.train_seed}", f"collect_batch={s.loop_batch}", f"solver.max_iters={s.max_iters}",
+        f"chunk.horizon={s.horizon}", f"chunk.history={s.history}", f"chunk.action_steps={s.action_steps}",
+        f"train.policy={method}", f"train.epochs={s.loop_epochs}", f"train.batch_size={s.batch_size}",
+        f"train.sobolev_weight={s.sobolev_weight}", f"train.denoiser={s.denoiser}",
+        f"train.mlp.hidden_dims={list(s.mlp_dims)}", f"train.seed={s.train_seed}", "train.progress=false",
+        "eval.enabled=false", *(["consolidate_neighbours=0", "symmetry_copies=1"] if smoke else [])])
     result = run_loop(config, progress=False)
     task = make_task(s.task, s.variant)
     x_te, p_te = _test_set(task, s)
-    from .loop import load_trajectories
-    trained_on = load_trajectories(run_dir, range(1, s.loop_iterations + 1))
+    from .loop import _training_set, load_trajectories
+    # the lookups look up in what the final policy trained on (consolidated, with copies), as the loop's table does
+    trained_on, _, _ = _training_set(config, task, load_trajectories(run_dir, range(1, s.loop_iterations + 1)),
+                                     run_dir / "final", lambda _msg: None, config.seed * 1000)
     ev = evaluate_methods(task, _with_baselines({method: result.export_path}, trained_on), x_te, p_te,
                           seeds=s.seeds, options=_options(s))
     ev.to_json(out / "evaluation.json")
@@ -368,7 +400,7 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
         collection.append({"iteration": m["iteration"], "collected_with": "TO alone" if m["mode"] == "to_alone"
                            else f"dual solve ({METHOD_LABELS[method]})", "instances": m["instances"],
                            "accepted": m["accepted"], "policy_kept": m["sources"]["policy"],
-                           "trained_on": (m.get("train") or {}).get("trajectories", 0),
+                           "trained_on": _solved_trajectories(m.get("train")),
                            "to_iterations": d.get("iterations_mean"), "to_converged": d.get("convergence_rate"),
                            "warm_iterations": w.get("iterations_mean"), "warm_converged": w.get("convergence_rate"),
                            "warm_diverged": w.get("diverged"), "policy_cost": w.get("policy_cost_mean")})
@@ -398,7 +430,17 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
             "notes": ["Collection by sobolev_warmstart.loop.run_loop (Algorithm 1): per iteration the mean solver "
                       "iterations from the default guess and from the policy's rollout on that iteration's new "
                       "instances; the final policy is trained on all accepted trajectories.",
-                      f"Training: {s.loop_epochs} epochs per policy, lambda = {s.sobolev_weight}."]}
+                      f"Training: the `ur5` loop preset's recipe ({s.denoiser} denoiser, H = {s.horizon}, "
+                      f"A = {s.action_steps}, lambda = {s.sobolev_weight}, {config.consolidate_neighbours} "
+                      f"neighbours of consolidation, {config.symmetry_copies} rotated copies of each trajectory), "
+                      f"{s.loop_epochs} epochs per policy; trained_on counts solved trajectories, without copies."]}
+
+
+def _solved_trajectories(train: dict | None) -> int:
+    """Solved trajectories a loop iteration's policy trained on (its training set without the symmetry copies)."""
+    if not train:
+        return 0
+    return int(train["symmetry"]["solved"]) if "symmetry" in train else int(train["trajectories"])
 
 
 def quadrotor_columns(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
