@@ -199,6 +199,13 @@ def test_another_config_on_the_same_run_dir_is_refused(tmp_path):
     # thread counts change no result: a run may resume with others
     res = run_loop(config(run, "iterations=1", "solver.num_threads=1", "train.num_threads=2"), progress=False)
     assert len(res.iterations) == 1
+    # a run saved before a key existed (here: without consolidate_rounds) resumes where the key is at its default
+    saved = json.loads((run / "config.json").read_text())
+    del saved["consolidate_rounds"]
+    (run / "config.json").write_text(json.dumps(saved))
+    assert len(run_loop(config(run, "iterations=1"), progress=False).iterations) == 1
+    with pytest.raises(ConfigError, match=r"differing in consolidate_rounds \(saved '<absent>', now 3\)"):
+        run_loop(config(run, "iterations=1", "consolidate_rounds=3"), progress=False)
 
 
 def test_diverged_rollouts_are_not_refined_but_the_default_solve_still_counts(tmp_path):

@@ -428,11 +428,16 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict:
     return out
 
 
+#: :func:`diff_configs`' value for a key one side lacks.
+ABSENT = "<absent>"
+
+
 def diff_configs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Dotted keys whose values differ between two config dicts, with (saved, now) values."""
+    """Dotted keys whose values differ between two config dicts, with (saved, now) values (:data:`ABSENT` for a
+    key one side lacks)."""
     out = []
     for k in sorted(set(saved) | set(now)):
-        a, b = saved.get(k, "<absent>"), now.get(k, "<absent>")
+        a, b = saved.get(k, ABSENT), now.get(k, ABSENT)
         key = f"{prefix}{k}"
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out += diff_configs(a, b, key + ".")

@@ -49,7 +49,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
+from .config import ABSENT, BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
 from .baselines import BASELINES, NearestNeighbourLookup
 from .data import (ChunkDataset, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset,
                    save_dataset)
@@ -444,7 +444,10 @@ def _prepare_run_dir(config: LoopConfig) -> Path:
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: unreadable saved config ({exc})") from None
-        diffs = [(k, a, b) for k, a, b in diff_configs(saved, now) if k not in RESUME_FREE_KEYS]
+        # a key the saved config lacks was added since: the run used what is now its default
+        defaults = to_dict(LoopConfig())
+        diffs = [(k, a, b) for k, a, b in diff_configs(saved, now)
+                 if k not in RESUME_FREE_KEYS and not (a == ABSENT and b == _dotted(defaults, k))]
         if diffs:
             listed = "; ".join(f"{k} (saved {a!r}, now {b!r})" for k, a, b in diffs)
             raise ConfigError(f"run_dir {run_dir}: holds a run with another config, differing in {listed}. Use "
@@ -452,6 +455,15 @@ def _prepare_run_dir(config: LoopConfig) -> Path:
     else:
         _write_json(path, now)
     return run_dir
+
+
+def _dotted(tree: dict, key: str) -> Any:
+    """The value at dotted ``key`` of a config dict (``ABSENT`` if there is none)."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return ABSENT
+        tree = tree[part]
+    return tree
 
 
 def _summary(config: LoopConfig, run_dir: Path, iterations: list[dict], evaluation: dict | None) -> None:
