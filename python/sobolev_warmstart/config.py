@@ -451,7 +451,8 @@ _TINY_UNET = {"down_dims": [16, 32], "n_groups": 4, "step_embed_dim": 16}
 _PAST_ACTIONS = {"past_actions": True}
 
 #: Named loop configurations (plain dicts, over the dataclass defaults). ``default`` is measured to finish in a
-#: few minutes on two cores; the others are starting points at the reference's scale, not tuned results.
+#: few minutes on two cores; the others take the scorecard's recipe of their variant, their loops measured against
+#: the earlier starting points in docs/loop.md (the reference-difficulty ones not measured as loops).
 PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
     # epochs, one action per replan (the action-length study's best). ~5 min on two cores (docs/loop.md). The
@@ -516,7 +517,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Reference-difficulty variants (README, "Reference-difficulty variants"): the reference's solver budget of
     # 1000 iterations; TO alone from the default guess fails often (double pendulum: 56%, quadrotor among 9
     # columns: 72% at ~23 s per solve on this machine), so the first collection keeps few trajectories and the
-    # later ones depend on the policy. Starting points at the reference's scale, not tuned results.
+    # later ones depend on the policy. The scorecard's recipes of these variants (no consolidation: on so few
+    # trajectories it helps the lookup, not the policies, round 18); not measured as loops.
     "double_pendulum_reference": {
         "task": "double_pendulum", "variant": "reference", "iterations": 4, "instances": 64, "collect_batch": 16,
         "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
