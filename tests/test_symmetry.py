@@ -100,16 +100,17 @@ def test_scorecard_trains_on_the_copies_and_counts_solved_trajectories(tmp_path)
 
 
 def test_loop_trains_and_looks_up_on_the_copies_of_all_trajectories_so_far(tmp_path):
-    """LoopConfig.symmetry_copies: before each training the accepted trajectories so far get their rotated copies
-    once (saved, reused on resumption), the normalisers stay those of the set without copies, and the final lookups
-    see the copies too."""
+    """LoopConfig.symmetry_copies: before each training the accepted trajectories so far, consolidated, get their
+    rotated copies once (saved, reused on resumption), the normalisers stay those of the set without consolidation
+    or copies, and the final lookups see the copies too."""
     from sobolev_warmstart.config import load_loop_config
     from sobolev_warmstart.data import build_dataset, load_dataset
     from sobolev_warmstart.loop import load_trajectories, run_loop
 
     run = tmp_path / "run"
     cfg = load_loop_config("ur5", run_dir=str(run), overrides=[
-        "iterations=2", "instances=4", "collect_batch=4", "consolidate_neighbours=0", "symmetry_copies=2",
+        "iterations=2", "instances=4", "collect_batch=4", "consolidate_neighbours=2", "consolidate_rounds=1",
+        "symmetry_copies=2",
         "train.policy=sob_mlp", "train.mlp.hidden_dims=[32,32]", "train.epochs=2", "train.batch_size=256",
         "solver.num_threads=1", "eval.instances=2"])
     result = run_loop(cfg, progress=False)
@@ -118,6 +119,10 @@ def test_loop_trains_and_looks_up_on_the_copies_of_all_trajectories_so_far(tmp_p
     report = json.loads((run / "final/symmetry.json").read_text())
     assert report["solved"] == raw.num_instances and report["kept"] >= raw.num_instances  # of 2 per trajectory
     assert saved.data.num_instances == raw.num_instances + report["kept"]
+    consolidated = load_dataset(run / "final/consolidated.npz").data  # each of them precedes its copies, unrotated
+    rows = [next(j for j in range(saved.data.num_instances) if np.array_equal(saved.data.xs[j], consolidated.xs[i]))
+            for i in range(consolidated.num_instances)]
+    assert rows == sorted(rows) and rows[0] == 0
     assert saved.normalisers.to_dict() == build_dataset(raw, cfg.chunk).normalisers.to_dict()
     assert sw.load_policy(run / "final/policy.pt").normalisers.to_dict() == saved.normalisers.to_dict()
     assert result.evaluation["baselines"]["training_instances"] == saved.data.num_instances

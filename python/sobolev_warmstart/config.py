@@ -452,7 +452,7 @@ _PAST_ACTIONS = {"past_actions": True}
 
 #: Named loop configurations (plain dicts, over the dataclass defaults). ``default`` is measured to finish in a
 #: few minutes on two cores; the others take the scorecard's recipe of their variant, their loops measured against
-#: the earlier starting points in docs/loop.md (the reference-difficulty ones not measured as loops).
+#: the earlier starting points in docs/loop.md (of the reference-difficulty ones, only ur5_reference's, after).
 PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
     # epochs, one action per replan (the action-length study's best). ~5 min on two cores (docs/loop.md). The
@@ -518,16 +518,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1000 iterations; TO alone from the default guess fails often (double pendulum: 56%, quadrotor among 9
     # columns: 72% at ~23 s per solve on this machine), so the first collection keeps few trajectories and the
     # later ones depend on the policy. The scorecard's recipes of these variants (no consolidation: on so few
-    # trajectories it helps the lookup, not the policies, round 18); not measured as loops.
+    # trajectories it helps the lookup, not the policies, round 18), epochs at about the earlier presets' gradient
+    # steps; ur5_reference's loop measured (docs/loop.md), the other two not.
     "double_pendulum_reference": {
         "task": "double_pendulum", "variant": "reference", "iterations": 4, "instances": 64, "collect_batch": 16,
         "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
         "solver": {"max_iters": 1000, "num_threads": 0},
-        "train": {"policy": "sob_diff", "epochs": 40, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
+        "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
                   "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},
         "eval": {"instances": 64},
     },
-    # seven rotated copies of each trajectory (the scorecard's, chosen on one held-out set; ablations round 21)
+    # seven rotated copies of each trajectory (the scorecard's, chosen on one held-out set; ablations round 21), so
+    # 3 epochs: about 9000 steps on the last 8 x 256 trajectories
     "ur5_reference": {
         "task": "ur5", "variant": "reference_random_start_random_target", "iterations": 4, "instances": 64,
         "collect_batch": 16, "symmetry_copies": 7,

@@ -41,8 +41,8 @@ import torch
 from .baselines import BASELINES, NearestNeighbourLookup
 from .data import ChunkSpec, TrajectoryData, atomic_write_bytes, build_dataset
 from .evaluate import METHOD_LABELS, EvaluationResult, evaluate_methods, write_rows_csv
-from .export import export_native
 from .diffusion import DiffusionConfig
+from .export import export_native
 from .models import MLPConfig, UNetConfig
 from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
@@ -69,7 +69,8 @@ class ExperimentSettings:
     study. loop_iterations / loop_instances / loop_batch / loop_epochs: the interplay loop's iterations, new
     instances per iteration, instances per saved batch, and training epochs per policy (the rest of the loop's
     recipe is the ``ur5`` loop preset's). denoiser, past_actions, sobolev_cap_quantile, shuffle_exchangeable_params:
-    the diffusion policies' recipe, the scorecard's of the task (:func:`sobolev_warmstart.scorecard.settings_for`).
+    the diffusion policies' recipe (the scorecard's of the task, :func:`sobolev_warmstart.scorecard.settings_for`,
+    where the study takes it; the comment above ``_SETTINGS`` says where).
     """
 
     task: str
