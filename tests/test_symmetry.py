@@ -150,3 +150,13 @@ def test_collect_adds_copies_and_configs_refuse_them_where_the_family_is_not_inv
         load_loop_config("ur5", overrides=["variant=\"\""])  # the task's first variant, with the preset's copies
     with pytest.raises(ConfigError, match="symmetry_copies: expected an integer >= 0"):
         load_loop_config("ur5", overrides=["symmetry_copies=-1"])
+
+
+def test_augment_dataset_keeps_the_spec_and_normalisers_and_refuses_trajectories(solved_reaches):
+    task, _, _, _, data = solved_reaches
+    dataset = sw.build_dataset(data, sw.ChunkSpec(horizon=5, history=1, action_steps=1))
+    out, report = sw.augment_dataset(task, dataset, 1, seed=2, options=OPTIONS)
+    assert out.spec == dataset.spec and out.normalisers.to_dict() == dataset.normalisers.to_dict()
+    assert out.data.num_instances == data.num_instances + report.kept
+    with pytest.raises(TypeError, match="dataset: expected a ChunkDataset"):
+        sw.augment_dataset(task, data, 1)

@@ -33,12 +33,12 @@ from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, sel
 from .baselines import NearestNeighbourLookup
 from .evaluate import EvaluationResult, evaluate_methods
 from .consolidate import ConsolidationReport, consolidate_data, consolidate_dataset
-from .symmetry import SymmetryReport, augment_by_symmetry, has_symmetry
+from .symmetry import SymmetryReport, augment_by_symmetry, augment_dataset, has_symmetry
 from .scorecard import scorecard
 
 __all__ = [
     "ChainedDerivatives", "ChunkDataset", "ConsolidationReport", "consolidate_data", "consolidate_dataset",
-    "SymmetryReport", "augment_by_symmetry", "has_symmetry", "DualSolve", "EvaluationResult", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
+    "SymmetryReport", "augment_by_symmetry", "augment_dataset", "has_symmetry", "DualSolve", "EvaluationResult", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
     "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
     "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "evaluate_methods", "export_aoti",
     "export_native", "export_policy", "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_native", "load_policy",

@@ -348,10 +348,9 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
                                               rounds=config.consolidate_rounds, options=config.solver)
         metrics["consolidation"] = report.to_dict()
     if config.symmetry_copies > 0:
-        from .symmetry import augment_by_symmetry
-        data, report = augment_by_symmetry(task, dataset.data, config.symmetry_copies, seed=config.seed,
-                                           options=config.solver)
-        dataset = build_dataset(data, config.chunk, normalisers=dataset.normalisers)
+        from .symmetry import augment_dataset
+        dataset, report = augment_dataset(task, dataset, config.symmetry_copies, seed=config.seed,
+                                          options=config.solver)
         metrics["symmetry"] = {**report.to_dict(), "origin": report.origin.tolist()}
     metrics["collect_time_s"] = time.perf_counter() - t0
     if path is not None:
@@ -363,42 +362,46 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
 def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: Path, say: Callable[[str], None],
                   seed: int) -> tuple[TrajectoryData, Normalisers | None, dict]:
     """``(data, normalisers, reports)`` to train on: ``data`` itself (None, {}) without consolidation or symmetry
-    copies; else its consolidation, saved once in ``folder/consolidated.npz`` (loaded when present; report in
+    copies; else its consolidation, saved once in ``folder/consolidated.npz`` (report in
     ``folder/consolidation.json``), then its rotated copies (``symmetry_copies``, drawn with ``seed``), saved once in
-    ``folder/symmetric.npz`` (report in ``folder/symmetry.json``), with the normalisers of ``data`` and the reports
-    (``{"consolidation": ..., "symmetry": ...}``, the steps that ran)."""
+    ``folder/symmetric.npz`` (report in ``folder/symmetry.json``), each loaded when present, with the normalisers of
+    ``data`` and the reports (``{"consolidation": ..., "symmetry": ...}``, the steps that ran)."""
     if config.consolidate_neighbours == 0 and config.symmetry_copies == 0:
         return data, None, {}
-    normalisers = build_dataset(data, config.chunk).normalisers
+    dataset = build_dataset(data, config.chunk)
     reports: dict[str, dict] = {}
     if config.consolidate_neighbours > 0:
-        path, report_path = folder / "consolidated.npz", folder / "consolidation.json"
-        if path.exists() and report_path.exists():
-            data = load_dataset(path).data
-        else:
-            from .consolidate import consolidate_dataset  # it uses this module's take_rows
-            say(f"consolidating {data.num_instances} trajectories ({config.consolidate_neighbours} neighbours, "
-                f"{config.consolidate_rounds} rounds)")
-            better, report = consolidate_dataset(task, build_dataset(data, config.chunk, normalisers=normalisers),
-                                                 neighbours=config.consolidate_neighbours,
-                                                 rounds=config.consolidate_rounds, options=config.solver)
-            _write_json(report_path, report.to_dict())
-            save_dataset(better, path)  # last: the step is done
-            data = better.data
-        reports["consolidation"] = json.loads(report_path.read_text())
+        from .consolidate import consolidate_dataset  # it uses this module's take_rows
+
+        def consolidated():
+            say(f"consolidating {dataset.data.num_instances} trajectories ({config.consolidate_neighbours} "
+                f"neighbours, {config.consolidate_rounds} rounds)")
+            return consolidate_dataset(task, dataset, neighbours=config.consolidate_neighbours,
+                                       rounds=config.consolidate_rounds, options=config.solver)
+        dataset, reports["consolidation"] = _saved_step(folder, "consolidated.npz", "consolidation.json",
+                                                        consolidated)
     if config.symmetry_copies > 0:
-        path, report_path = folder / "symmetric.npz", folder / "symmetry.json"
-        if path.exists() and report_path.exists():
-            data = load_dataset(path).data
-        else:
-            from .symmetry import augment_by_symmetry
-            say(f"symmetry: {config.symmetry_copies} rotated copies of each of the {data.num_instances} trajectories, "
-                "confirmed by the solver")
-            data, report = augment_by_symmetry(task, data, config.symmetry_copies, seed=seed, options=config.solver)
-            _write_json(report_path, report.to_dict())
-            save_dataset(build_dataset(data, config.chunk, normalisers=normalisers), path)  # last: the step is done
-        reports["symmetry"] = json.loads(report_path.read_text())
-    return data, normalisers, reports
+        from .symmetry import augment_dataset
+
+        def augmented():
+            say(f"symmetry: {config.symmetry_copies} rotated copies of each of the {dataset.data.num_instances} "
+                "trajectories, confirmed by the solver")
+            return augment_dataset(task, dataset, config.symmetry_copies, seed=seed, options=config.solver)
+        dataset, reports["symmetry"] = _saved_step(folder, "symmetric.npz", "symmetry.json", augmented)
+    return dataset.data, dataset.normalisers, reports
+
+
+def _saved_step(folder: Path, name: str, report_name: str, make: Callable[[], tuple[ChunkDataset, Any]]
+                ) -> tuple[ChunkDataset, dict]:
+    """A training-set step done once: ``folder/name`` and its report ``folder/report_name`` when both exist, else
+    ``make()`` (a dataset and a report with ``to_dict``), saved (the dataset last: the step is then done)."""
+    path, report_path = folder / name, folder / report_name
+    if path.exists() and report_path.exists():
+        return load_dataset(path), json.loads(report_path.read_text())
+    dataset, report = make()
+    _write_json(report_path, report.to_dict())
+    save_dataset(dataset, path)
+    return dataset, json.loads(report_path.read_text())
 
 
 def _train_policy(config: LoopConfig, data: TrajectoryData, folder: Path, seed: int, progress: bool,

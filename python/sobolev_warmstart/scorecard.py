@@ -69,7 +69,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .baselines import BASELINES, NearestNeighbourLookup
-from .config import _check_int
+from .config import _check_int, _check_symmetry
 from .consolidate import consolidate_dataset
 from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
                    load_dataset, save_dataset)
@@ -79,7 +79,7 @@ from .diffusion import DiffusionConfig
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import SolverOptions
-from .symmetry import SYMMETRIC_VARIANTS, augment_by_symmetry, has_symmetry
+from .symmetry import augment_dataset
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
 from .warmstart import default_guesses, diverged_rollouts, guess_costs
@@ -179,10 +179,7 @@ class ScorecardSettings:
     def __post_init__(self) -> None:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
-        _check_int("symmetry_copies", self.symmetry_copies, 0)
-        if self.symmetry_copies and not has_symmetry(self.key):
-            raise ValueError(f"symmetry_copies: {self.task}/{self.variant} has no declared symmetry; expected 0, or "
-                             f"one of the variants {', '.join(sorted(SYMMETRIC_VARIANTS))}")
+        _check_symmetry(self.task, self.variant, self.symmetry_copies)
 
     @property
     def key(self) -> str:
@@ -432,9 +429,8 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
     if s.symmetry_copies > 0:
         say(f"  symmetry: {s.symmetry_copies} rotated copies of each of the {dataset.data.num_instances} trajectories, "
             "confirmed by the solver")
-        data, report = augment_by_symmetry(task, dataset.data, s.symmetry_copies, seed=s.train_seed,
-                                           options=s.options(threads))
-        dataset = build_dataset(data, s.chunk(), normalisers=dataset.normalisers)
+        dataset, report = augment_dataset(task, dataset, s.symmetry_copies, seed=s.train_seed,
+                                          options=s.options(threads))
         info["symmetry"] = {**report.to_dict(), "origin": report.origin.tolist()}
     _write_json(folder / "collect.json", {**info, "time_s": time.perf_counter() - t0})
     save_dataset(dataset, done)  # last: the stage is done

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import TrajectoryData
+from .data import ChunkDataset, TrajectoryData, build_dataset
 from .sensitivities import chained_derivatives
 from .solver import SolverOptions, solve
 from .tasks import Task
 
-__all__ = ["SYMMETRIC_VARIANTS", "has_symmetry", "rotate_about_base", "augment_by_symmetry", "SymmetryReport"]
+__all__ = ["SYMMETRIC_VARIANTS", "has_symmetry", "rotate_about_base", "augment_by_symmetry", "augment_dataset",
+           "SymmetryReport"]
 
 #: task/variant keys whose instance family is invariant under a rotation about the base's vertical axis.
 SYMMETRIC_VARIANTS = frozenset({"ur5/random_start_random_target", "ur5/reference_random_start_random_target"})
@@ -120,3 +121,14 @@ def augment_by_symmetry(task: Task, data: TrajectoryData, copies: int, *, seed: 
                             iterations_mean=float(np.mean(result.iterations)), time_s=time.perf_counter() - t0,
                             origin=np.array([j if src is data else j % n for src, j in order]))
     return out, report
+
+
+def augment_dataset(task: Task, dataset: ChunkDataset, copies: int, *, seed: int = 0,
+                    options: SolverOptions | None = None) -> tuple[ChunkDataset, SymmetryReport]:
+    """:func:`augment_by_symmetry` on a chunk dataset's trajectories, returned as a chunk dataset with the same spec
+    and **the same normalisers** (those of the solved trajectories, as :func:`~sobolev_warmstart.consolidate.
+    consolidate_dataset` keeps them)."""
+    if not isinstance(dataset, ChunkDataset):
+        raise TypeError(f"dataset: expected a ChunkDataset (build_dataset), got {type(dataset).__name__}")
+    data, report = augment_by_symmetry(task, dataset.data, copies, seed=seed, options=options)
+    return build_dataset(data, dataset.spec, normalisers=dataset.normalisers), report
