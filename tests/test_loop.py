@@ -237,12 +237,14 @@ def test_consolidated_loop_trains_on_cheaper_solutions_with_the_raw_normalisers(
     """consolidate_neighbours: before each training the accepted trajectories so far are consolidated once (saved,
     reused on resumption); the policy trains on them with the normalisers of the unconsolidated set."""
     from sobolev_warmstart.data import build_dataset, load_dataset
-    from sobolev_warmstart.loop import load_trajectories
+    from sobolev_warmstart.loop import final_training_set, load_trajectories
 
     run = tmp_path / "run"
     cfg = config(run, "task=double_pendulum", "solver.max_iters=300", "consolidate_neighbours=3",
                  "consolidate_rounds=1")
-    run_loop(cfg, progress=False)
+    with pytest.raises(FileNotFoundError, match="run_dir.*final/policy.pt, final/consolidated.npz missing"):
+        final_training_set(cfg)  # not run yet
+    result = run_loop(cfg, progress=False)
     raw = load_trajectories(run, [1, 2])
     saved = load_dataset(run / "final/consolidated.npz")
     assert (run / "iter_002/consolidated.npz").exists()
@@ -250,6 +252,7 @@ def test_consolidated_loop_trains_on_cheaper_solutions_with_the_raw_normalisers(
     assert np.all(saved.data.cost <= raw.cost * (1 + 1e-9)) and np.any(saved.data.cost < 0.99 * raw.cost)
     assert saved.normalisers.to_dict() == build_dataset(raw, cfg.chunk).normalisers.to_dict()
     assert sw.load_policy(run / "final/policy.pt").normalisers.to_dict() == saved.normalisers.to_dict()
+    np.testing.assert_array_equal(result.training_set().xs, saved.data.xs)  # what the final policy trained on
     report = json.loads((run / "final/consolidation.json").read_text())
     assert report["instances"] == raw.num_instances and report["cost_mean_after"] < report["cost_mean_before"]
     assert json.loads((run / "iter_002/metrics.json").read_text())["train"]["consolidation"]["solves"] == 3

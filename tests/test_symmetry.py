@@ -126,6 +126,7 @@ def test_loop_trains_and_looks_up_on_the_copies_of_all_trajectories_so_far(tmp_p
     assert saved.normalisers.to_dict() == build_dataset(raw, cfg.chunk).normalisers.to_dict()
     assert sw.load_policy(run / "final/policy.pt").normalisers.to_dict() == saved.normalisers.to_dict()
     assert result.evaluation["baselines"]["training_instances"] == saved.data.num_instances
+    np.testing.assert_array_equal(result.training_set().xs, saved.data.xs)  # the public accessor reads the same
     first = json.loads((run / "iter_002/metrics.json").read_text())["train"]
     assert first["symmetry"]["solved"] == json.loads((run / "iter_001/metrics.json").read_text())["accepted"]
     assert first["trajectories"] == first["symmetry"]["solved"] + first["symmetry"]["kept"]

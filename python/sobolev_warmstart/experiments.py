@@ -386,11 +386,8 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     result = run_loop(config, progress=False)
     task = make_task(s.task, s.variant)
     x_te, p_te = _test_set(task, s)
-    from .loop import _training_set, load_trajectories
     # the lookups look up in what the final policy trained on (consolidated, with copies), as the loop's table does
-    trained_on, _, _ = _training_set(config, task, load_trajectories(run_dir, range(1, s.loop_iterations + 1)),
-                                     run_dir / "final", lambda _msg: None, config.seed * 1000)
-    ev = evaluate_methods(task, _with_baselines({method: result.export_path}, trained_on), x_te, p_te,
+    ev = evaluate_methods(task, _with_baselines({method: result.export_path}, result.training_set()), x_te, p_te,
                           seeds=s.seeds, options=_options(s))
     ev.to_json(out / "evaluation.json")
     ev.to_csv(out / "evaluation.csv")

@@ -63,7 +63,7 @@ from .tasks import Task, make_task
 from .train import train
 from .warmstart import diverged_rollouts, refine_guesses, refine_rollouts, select_dual
 
-__all__ = ["LoopResult", "run_loop", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
+__all__ = ["LoopResult", "run_loop", "final_training_set", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
            "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "evaluate_baselines",
            "RESUME_FREE_KEYS"]
 
@@ -88,6 +88,12 @@ class LoopResult:
     export_path: Path | None
     table: str
     wall_time: float
+
+    def training_set(self) -> TrajectoryData:
+        """What the final policy trained on, and what the final lookups look up in: the accepted trajectories of
+        every iteration, consolidated and followed by their symmetry copies where the config asks for them. Read
+        from the files the loop saved in ``final/``; nothing is solved again."""
+        return final_training_set(self.config)
 
 
 def iteration_dir(run_dir: str | Path, iteration: int) -> Path:
@@ -359,6 +365,28 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
 
 
 # ---------------------------------------------------------------------------------------------- training
+def _final_seed(config: LoopConfig) -> int:
+    """Seed of the final training set's symmetry copies (iteration k's: ``_final_seed + k``)."""
+    return config.seed * 1000
+
+
+def final_training_set(config: LoopConfig) -> TrajectoryData:
+    """The final training set of the finished run ``config.run_dir`` (:meth:`LoopResult.training_set`): the
+    accepted trajectories of every iteration, consolidated and with their symmetry copies as the config says,
+    loaded from ``final/`` where the loop saved them."""
+    run_dir = Path(config.run_dir)
+    final = run_dir / "final"
+    missing = [name for name, wanted in (("policy.pt", True), ("consolidated.npz", config.consolidate_neighbours > 0),
+                                         ("symmetric.npz", config.symmetry_copies > 0))
+               if wanted and not (final / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"config.run_dir: {run_dir} holds no finished loop's final training set "
+                                f"(final/{', final/'.join(missing)} missing); run_loop it first")
+    data = load_trajectories(run_dir, range(1, config.iterations + 1))
+    task = make_task(config.task, config.variant)
+    return _training_set(config, task, data, final, lambda _msg: None, _final_seed(config))[0]
+
+
 def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: Path, say: Callable[[str], None],
                   seed: int) -> tuple[TrajectoryData, Normalisers | None, dict]:
     """``(data, normalisers, reports)`` to train on: ``data`` itself (None, {}) without consolidation or symmetry
@@ -602,7 +630,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             if data is None:
                 raise RuntimeError(f"iteration {k}: no accepted trajectory in iterations 1..{k - 1} to train on "
                                    f"(all solves failed within max_iters); raise solver.max_iters or instances")
-            data, normalisers, reports = _training_set(config, task, data, folder, say, config.seed * 1000 + k)
+            data, normalisers, reports = _training_set(config, task, data, folder, say, _final_seed(config) + k)
             _, export_path, train_meta = _train_policy(config, data, folder, config.train.seed + k, progress,
                                                        callback, info, normalisers)
             train_meta = {**train_meta, **reports}
@@ -636,7 +664,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
     if data is None:
         raise RuntimeError("no accepted trajectory in any iteration: nothing to train the final policy on")
     final.mkdir(parents=True, exist_ok=True)
-    data, normalisers, reports = _training_set(config, task, data, final, say, config.seed * 1000)
+    data, normalisers, reports = _training_set(config, task, data, final, say, _final_seed(config))
     policy_path, export_path, train_meta = _train_policy(config, data, final, config.train.seed,
                                                          progress, callback, {"iteration": "final"}, normalisers)
     train_meta = {**train_meta, **reports}
