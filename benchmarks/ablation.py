@@ -14,7 +14,7 @@ With ``--policy-seeds`` every row is trained once per seed on the same trajector
 cells read ``median over seeds [min, max]``.
 
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
-``max_iters``, ``collect_batch``) starts from the base row's saved TO-alone batches (hard links), so only the
+``max_iters``, ``mu_init``, ``collect_batch``) starts from the base row's saved TO-alone batches (hard links), so only the
 consolidation, training and evaluation run again: the same trajectories, 1-2 minutes less per row. A row that changes
 only settings of the training or the evaluation (``TRAINING_ONLY_KEYS``: budget, network, lambda, held-out
 instances...) starts from the base row's whole finished training set, consolidation included (3 minutes less per
@@ -52,7 +52,7 @@ def _parse(change: str) -> tuple[str, object]:
 
 
 #: Settings TO alone's training collection depends on: rows that change none of them reuse the base row's batches.
-COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "collect_batch"})
+COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "mu_init", "collect_batch"})
 #: Settings the finished training set (``collect/``: batches, consolidation, chunk dataset) does not depend on: rows
 #: that change only these reuse the base row's. Everything else (the chunk, the consolidation, the collection)
 #: rebuilds it.

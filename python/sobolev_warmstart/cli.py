@@ -53,7 +53,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     task = make_task(args.task, args.variant)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
-    options = SolverOptions(tol=args.tol, max_iters=args.max_iters, num_threads=args.threads,
+    options = SolverOptions(tol=args.tol, max_iters=args.max_iters, mu_init=args.mu_init, num_threads=args.threads,
                             step_acceptance=args.step_acceptance, dual_init=args.dual_init)
     print(task.describe())
     start = time.perf_counter()
@@ -97,7 +97,8 @@ def _config_data(args: argparse.Namespace, flags: dict) -> dict:
 def cmd_collect(args: argparse.Namespace) -> int:
     from .loop import collect_dataset
     flags = {"task": args.task, "variant": args.variant, "instances": args.n, "seed": args.seed,
-             "solver.max_iters": args.max_iters, "solver.num_threads": args.threads, "chunk.horizon": args.horizon,
+             "solver.max_iters": args.max_iters, "solver.mu_init": args.mu_init, "solver.num_threads": args.threads,
+             "chunk.horizon": args.horizon,
              "chunk.history": args.history, "chunk.action_steps": args.action_steps,
              "consolidate_neighbours": args.consolidate, "symmetry_copies": args.symmetry_copies,
              **_backend_flags(args)}
@@ -178,7 +179,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         policies[method] = path
     task = make_task(args.task, args.variant)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
-    options = SolverOptions(max_iters=args.max_iters, num_threads=args.threads)
+    options = SolverOptions(max_iters=args.max_iters, mu_init=args.mu_init, num_threads=args.threads)
     result = evaluate_methods(task, policies, x0s, params, seeds=args.seeds, action_steps=args.action_steps,
                               options=options)
     print(f"{task.name}/{task.variant}: {args.n} instances (seed {args.seed}), rollout seeds {list(args.seeds)}, "
@@ -302,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_non_negative_int, default=0, help="0: all cores")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--max-iters", type=_positive_int, default=500)
+    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help="ProxDDP's initial augmented-Lagrangian penalty "
+                                                                  "(default 1e-3; 0.1 on the pendubot, docs/results/ablations.md round 23)")
     p.add_argument("--step-acceptance", choices=["filter", "linesearch"], default="filter")
     p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
     p.set_defaults(func=cmd_solve)
@@ -320,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, help="number of instances (default 64)")
     p.add_argument("--seed", type=_non_negative_int, help="instance seed (default 0)")
     p.add_argument("--max-iters", type=_positive_int, help="solver budget (default 500)")
+    p.add_argument("--mu-init", type=_positive_float, help="ProxDDP's initial augmented-Lagrangian penalty "
+                                                                  "(default 1e-3; 0.1 on the pendubot, docs/results/ablations.md round 23)")
     p.add_argument("--threads", type=_non_negative_int, help="solver threads (0: all cores)")
     p.add_argument("--horizon", type=_positive_int, help="chunk horizon H (default 16)")
     p.add_argument("--history", type=_positive_int, help="chunk history h (default 1)")
@@ -368,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2], help="rollout noise seeds")
     p.add_argument("--action-steps", type=_positive_int, help="executed actions per replan (diffusion)")
     p.add_argument("--max-iters", type=_positive_int, default=500)
+    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help="ProxDDP's initial augmented-Lagrangian penalty "
+                                                                  "(default 1e-3; 0.1 on the pendubot, docs/results/ablations.md round 23)")
     p.add_argument("--threads", type=_non_negative_int, default=0)
     p.add_argument("--json", help="write the evaluation as JSON here")
     p.add_argument("--csv", help="write the table as CSV here")
@@ -424,6 +431,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
