@@ -10,6 +10,11 @@ solve counts its whole budget); ms: the guess's time plus the solve, per instanc
 
     python3 benchmarks/bench_solver_settings.py runs/scorecard-v13/ur5/fixed_start_random_target \\
         --set mu_init=0.1 mu_init=0.01 mu_init=1e-4 mu_init=1e-5
+
+Given a variant key instead of a folder, only TO alone is solved, on ``-n`` instances of the held-out seed
+(``--test-seed``, default the scorecard's) with the variant's full-scale scorecard settings as the base:
+
+    python3 benchmarks/bench_solver_settings.py double_pendulum/default -n 64 --test-seed 2000000 --set mu_init=0.1
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import sobolev_warmstart as sw
 from sobolev_warmstart.baselines import NearestNeighbourLookup
 from sobolev_warmstart.data import load_dataset
-from sobolev_warmstart.scorecard import load_settings
+from sobolev_warmstart.scorecard import load_settings, settings_for
 from sobolev_warmstart.warmstart import default_guesses, diverged_rollouts
 
 METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
@@ -42,22 +47,31 @@ def _parse(change: str) -> tuple[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", help="a scorecard variant folder (<out>/<task>/<variant>, with settings.json)")
+    ap.add_argument("folder", help="a scorecard variant folder (<out>/<task>/<variant>, with settings.json), or a "
+                                   "variant key (task/variant: TO alone only)")
+    ap.add_argument("-n", type=int, default=32, help="instances (variant key only)")
+    ap.add_argument("--test-seed", type=int, default=None, help="instance seed (variant key only)")
     ap.add_argument("--set", nargs="*", default=[], dest="changes", help="SolverOptions key=value, one per row")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1, help="solve each row this many times; the fastest timing")
     args = ap.parse_args()
     folder = Path(args.folder)
-    s = load_settings(folder)
+    to_only = not folder.is_dir()
+    s = settings_for(args.folder, "full") if to_only else load_settings(folder)
+    if to_only:
+        s = dataclasses.replace(s, test_instances=args.n, test_seed=s.test_seed if args.test_seed is None
+                                else args.test_seed)
     task = sw.make_task(s.task, s.variant)
     x0s, params = task.sample_instances(s.test_instances, seed=s.test_seed)
     base = s.options(args.threads)
-    lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+    methods = ("to",) if to_only else METHODS
 
     guesses: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}  # xs, us, time, ok
     xs, us = default_guesses(task, x0s, params)
     guesses["to"] = (xs, us, np.zeros(len(x0s)), np.ones(len(x0s), bool))
-    for method in METHODS[1:]:
+    if not to_only:
+        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+    for method in methods[1:]:
         if method in ("nn", "nn_feedback"):
             ro = lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
         else:
@@ -70,12 +84,12 @@ def main() -> None:
     print(f"{s.task}/{s.variant}: {len(x0s)} held-out instances (seed {s.test_seed}); base settings "
           f"mu_init {base.mu_init:g}, tol {base.tol:g}, max_iters {base.max_iters}, dual_init {base.dual_init}, "
           f"step_acceptance {base.step_acceptance}\n")
-    print("| setting | " + " | ".join(f"{m}: iters / ms / conv %" for m in METHODS) + " |")
-    print("|---|" + "---|" * len(METHODS))
+    print("| setting | " + " | ".join(f"{m}: iters / ms / conv %" for m in methods) + " |")
+    print("|---|" + "---|" * len(methods))
     for change in ["base", *args.changes]:
         options = base if change == "base" else dataclasses.replace(base, **dict([_parse(change)]))
         cells = []
-        for method in METHODS:
+        for method in methods:
             xs, us, t, ok = guesses[method]
             best = None
             for _ in range(args.repeats):
