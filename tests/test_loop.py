@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -92,7 +93,7 @@ def test_rejections_and_dual_selection_match_the_solves(tmp_path):
     task = sw.make_task("pendulum")
 
     x0s, params = task.sample_instances(8, seed=0)
-    ref = sw.solve(task, x0s, params, options=sw.SolverOptions(max_iters=20))
+    ref = sw.solve(task, x0s, params, options=dataclasses.replace(cfg.solver, max_iters=20))  # the preset's penalty
     assert m1["max_iters"] == 20 and 0 < m1["rejected"] < 8
     assert (m1["accepted"], m1["rejected"]) == (int(ref.converged.sum()), int((~ref.converged).sum()))
     per1 = load_instances(run, 1)
@@ -104,7 +105,7 @@ def test_rejections_and_dual_selection_match_the_solves(tmp_path):
 
     # iteration 2: re-solve each batch from the saved policy with the saved noise seed and the grown budget
     assert m2["max_iters"] == 30 and m2["rejected"] > 0
-    opts = sw.SolverOptions(max_iters=30)
+    opts = dataclasses.replace(cfg.solver, max_iters=30)
     chosen_xs, accepted_all = [], []
     for b in range(2):
         batch = npz(run / f"iter_002/batches/batch_{b:03d}.npz")
@@ -211,7 +212,8 @@ def test_another_config_on_the_same_run_dir_is_refused(tmp_path):
 def test_diverged_rollouts_are_not_refined_but_the_default_solve_still_counts(tmp_path):
     run = tmp_path / "run"
     # pendulum states start near q = pi: a bound of 3.2 marks a part of the rollouts as diverged
-    run_loop(config(run, "iterations=2", "divergence_bound=3.2"), progress=False)
+    cfg = config(run, "iterations=2", "divergence_bound=3.2")
+    run_loop(cfg, progress=False)
     task = sw.make_task("pendulum")
     batches = [npz(run / f"iter_002/batches/batch_{b:03d}.npz") for b in range(2)]
     flags = np.concatenate([b["diverged"] for b in batches])
@@ -226,7 +228,7 @@ def test_diverged_rollouts_are_not_refined_but_the_default_solve_still_counts(tm
         np.testing.assert_array_equal(batch["accepted"][div], batch["default_converged"][div])
         # the others were refined from their rollouts
         ok = ~div
-        ref = sw.solve(task, batch["x0s"][ok], batch["params"][ok], ro.xs[ok], ro.us[ok])
+        ref = sw.solve(task, batch["x0s"][ok], batch["params"][ok], ro.xs[ok], ro.us[ok], cfg.solver)
         np.testing.assert_array_equal(batch["warm_iterations"][ok], ref.iterations)
         np.testing.assert_array_equal(batch["warm_cost"][ok], ref.cost)
     m2 = json.loads((run / "iter_002/metrics.json").read_text())
@@ -259,3 +261,24 @@ def test_consolidated_loop_trains_on_cheaper_solutions_with_the_raw_normalisers(
     stamp = (run / "final/consolidated.npz").stat().st_mtime_ns
     run_loop(cfg, progress=False)  # finished: nothing is consolidated again
     assert (run / "final/consolidated.npz").stat().st_mtime_ns == stamp
+
+
+def test_comparison_table_counts_a_diverged_guess_as_the_default_solve_that_replaces_it():
+    """A guess beyond the divergence bound is not refined; the table's row counts what sw.warm_start does with it
+    (the default guess's solve), not an unsolved instance with 0 iterations, and says how many diverged."""
+    from sobolev_warmstart.loop import comparison_table
+
+    def arr(*v):
+        return list(v)
+    per = {"default_converged": arr(1, 1, 0), "default_iterations": arr(40, 60, 500), "default_solve_time": arr(.04, .06, .5),
+           "default_cost": arr(2.0, 3.0, 9.0), "warm_converged": arr(1, 0, 1), "warm_iterations": arr(10, 0, 20),
+           "warm_solve_time": arr(.01, 0.0, .02), "warm_cost": arr(2.0, float("nan"), 4.0), "rollout_time": arr(.001, .001, .001),
+           "diverged": arr(0, 1, 0), "policy_cost": arr(2.1, 1e9, 5.0), "accepted": arr(1, 1, 1),
+           "source": arr("policy", "default", "policy")}
+    table = comparison_table({"instances": 3, "per_instance": per})
+    warm = next(line for line in table.splitlines() if line.startswith("warm start")).split()
+    # converged 3/3 (the diverged instance's default solve converged), 1 diverged, mean iterations (10 + 60 + 20) / 3
+    assert warm[2:6] == ["3/3", "(100%)", "1", "30.0"]
+    assert "solved from the default guess" in table
+    to = next(line for line in table.splitlines() if line.startswith("TO alone")).split()
+    assert to[2:6] == ["2/3", "(67%)", "-", "200.0"]

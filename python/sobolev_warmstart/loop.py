@@ -528,23 +528,39 @@ def _fmt(v, spec: str, scale: float = 1.0) -> str:
     return "-" if v is None else format(v * scale, spec)
 
 
+def _as_run(per: dict[str, np.ndarray], key: str, diverged: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(converged, iterations, solve_time, cost)`` of method ``key`` as :func:`~sobolev_warmstart.warm_start` runs
+    it: an instance whose guess diverged (not refined) is solved from the default guess instead, so it counts TO
+    alone's solve there."""
+    fields = [per[f"{key}_converged"].astype(bool), per[f"{key}_iterations"], per[f"{key}_solve_time"],
+              per[f"{key}_cost"]]
+    if diverged is None or not diverged.any():
+        return tuple(fields)
+    fallback = [per["default_converged"].astype(bool), per["default_iterations"], per["default_solve_time"],
+                per["default_cost"]]
+    return tuple(np.where(diverged, b, a) for a, b in zip(fields, fallback))
+
+
 def comparison_table(evaluation: dict) -> str:
     """The held-out comparison, TO alone vs warm start, as printed by :func:`run_loop`."""
     per = {k: np.asarray(v) for k, v in evaluation["per_instance"].items()}
     n = evaluation["instances"]
     dconv, wconv = per["default_converged"].astype(bool), per["warm_converged"].astype(bool)
     both = dconv & wconv
-    head = ["method", "converged", "iters", "median", "iters*", "solve ms", "rollout ms", "total ms", "cost*"]
+    head = ["method", "converged", "diverged", "iters", "median", "iters*", "solve ms", "rollout ms", "total ms",
+            "cost*"]
     rows = []
-    methods = [("TO alone", "default", None)]
-    methods += [(label, m, per[f"{m}_rollout_time"]) for m, label in zip(BASELINES, ("NN", "NN+feedback"))
-                if f"{m}_converged" in per]
-    methods.append(("warm start", "warm", per["rollout_time"]))
-    for name, key, roll in methods:
-        conv, iters, solve_t, cost = per[f"{key}_converged"].astype(bool), per[f"{key}_iterations"], \
-            per[f"{key}_solve_time"], per[f"{key}_cost"]
+    methods = [("TO alone", "default", None, None)]
+    methods += [(label, m, per[f"{m}_rollout_time"], per.get(f"{m}_diverged")) for m, label in
+                zip(BASELINES, ("NN", "NN+feedback")) if f"{m}_converged" in per]
+    methods.append(("warm start", "warm", per["rollout_time"], per.get("diverged")))
+    for name, key, roll, div in methods:
+        div = None if div is None else div.astype(bool)
+        conv, iters, solve_t, cost = _as_run(per, key, div)
         total = solve_t + (roll if roll is not None else 0.0)
-        rows.append([name, f"{conv.sum()}/{n} ({100 * conv.mean():.0f}%)", _fmt(_mean(iters), ".1f"),
+        rows.append([name, f"{conv.sum()}/{n} ({100 * conv.mean():.0f}%)", "-" if div is None else str(int(div.sum())),
+                     _fmt(_mean(iters), ".1f"),
                      _fmt(float(np.median(iters)) if len(iters) else None, ".1f"), _fmt(_mean(iters[both & conv]), ".1f"), _fmt(_mean(solve_t), ".1f", 1e3),
                      _fmt(None if roll is None else _mean(roll), ".2f", 1e3), _fmt(_mean(total), ".1f", 1e3),
                      _fmt(_mean(cost[both & conv]), ".4f")])
@@ -563,7 +579,9 @@ def comparison_table(evaluation: dict) -> str:
     lines.append(f"* over the {int(both.sum())} instances where both solves converged. Policy rollout alone: cost* "
                  f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}.{baselines} Best of both: {int(per['accepted'].sum())}/{n} "
                  f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
-                 f"from the default. iters: mean over all instances (a failed solve counts its whole budget), median: "
+                 f"from the default. diverged: guesses that left the divergence bound; as sw.warm_start does, those "
+                 f"instances are solved from the default guess, and their row counts that solve (and the guess's "
+                 f"time). iters: mean over all instances (a failed solve counts its whole budget), median: "
                  f"their median. Times: means per instance.")
     return "\n".join(lines)
 
@@ -710,8 +728,9 @@ def _iteration_line(m: dict) -> str:
     line = (f"iteration {m['iteration']}: {m['accepted']}/{m['instances']} accepted ({m['rejected']} rejected, "
             f"budget {m['max_iters']}), default guess {_fmt(d.get('iterations_mean'), '.1f')} iters")
     if w:
-        line += (f", policy guess {_fmt(w.get('iterations_mean'), '.1f')} iters; kept {s['policy']} from the policy, "
-                 f"{s['default']} from the default")
+        diverged = f" ({w['diverged']} diverged, not refined, counted as 0)" if w.get("diverged") else ""
+        line += (f", policy guess {_fmt(w.get('iterations_mean'), '.1f')} iters{diverged}; kept {s['policy']} from the "
+                 f"policy, {s['default']} from the default")
     if m.get("train"):
         line += f"; trained on {m['train']['trajectories']} trajectories in {m['train']['time_s']:.0f} s"
     return line + f"; collected in {m['collect_time_s']:.1f} s"
