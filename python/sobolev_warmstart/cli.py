@@ -303,8 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_non_negative_int, default=0, help="0: all cores")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--max-iters", type=_positive_int, default=500)
-    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help="ProxDDP's initial augmented-Lagrangian penalty "
-                                                                  "(default 1e-3; 0.1 on the pendubot, docs/results/ablations.md round 23)")
+    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help=_MU_INIT_HELP)
     p.add_argument("--step-acceptance", choices=["filter", "linesearch"], default="filter")
     p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
     p.set_defaults(func=cmd_solve)
@@ -323,8 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, help="number of instances (default 64)")
     p.add_argument("--seed", type=_non_negative_int, help="instance seed (default 0)")
     p.add_argument("--max-iters", type=_positive_int, help="solver budget (default 500)")
-    p.add_argument("--mu-init", type=_positive_float, help="ProxDDP's initial augmented-Lagrangian penalty "
-                                                                  "(default 1e-3; 0.1 on the pendubot, docs/results/ablations.md round 23)")
+    p.add_argument("--mu-init", type=_positive_float, help=_MU_INIT_HELP)
     p.add_argument("--threads", type=_non_negative_int, help="solver threads (0: all cores)")
     p.add_argument("--horizon", type=_positive_int, help="chunk horizon H (default 16)")
     p.add_argument("--history", type=_positive_int, help="chunk history h (default 1)")
@@ -373,8 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2], help="rollout noise seeds")
     p.add_argument("--action-steps", type=_positive_int, help="executed actions per replan (diffusion)")
     p.add_argument("--max-iters", type=_positive_int, default=500)
-    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help="ProxDDP's initial augmented-Lagrangian penalty "
-                                                                  "(default 1e-3; 0.1 on the pendubot, docs/results/ablations.md round 23)")
+    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help=_MU_INIT_HELP)
     p.add_argument("--threads", type=_non_negative_int, default=0)
     p.add_argument("--json", help="write the evaluation as JSON here")
     p.add_argument("--csv", help="write the table as CSV here")
@@ -432,6 +429,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
     return value
+
+
+_MU_INIT_HELP = ("ProxDDP's initial augmented-Lagrangian penalty (default 1e-3; the pendubot's loop presets and scorecard "
+                 "use 0.1, TO alone's best there: docs/results/ablations.md, round 23)")
 
 
 def _positive_float(text: str) -> float:
