@@ -313,12 +313,13 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
 def test_the_solver_settings_of_a_variant_reach_every_solve_at_every_scale():
     """mu_init: the pendubot's solves start from penalty 0.1 (TO alone's best, ablations round 23), the other variants'
     from the solver's default; the scorecard's options carry it to the collection, consolidation and refinement."""
+    from sobolev_warmstart.scorecard import ScorecardSettings
     from sobolev_warmstart.solver import SolverOptions
 
     for scale in ("smoke", "full"):
         assert settings_for("double_pendulum/default", scale).options(1).mu_init == 0.1
         for key in ("pendulum/default", "double_pendulum/reference", "quadrotor/columns_9"):
             assert settings_for(key, scale).options(1).mu_init == SolverOptions().mu_init == 1e-3
-    with pytest.raises(ValueError, match="mu_init"):
-        settings_for("pendulum/default", "smoke").__class__(task="pendulum", variant="default", scale="smoke",
-                                                              train_instances=2, test_instances=2, mu_init=0.0).options()
+    with pytest.raises(ValueError, match="mu_init: expected a penalty > 0"):
+        ScorecardSettings(task="pendulum", variant="default", scale="smoke", train_instances=2, test_instances=2,
+                          mu_init=0.0)

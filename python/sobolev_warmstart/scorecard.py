@@ -183,6 +183,9 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
+        if not (isinstance(self.mu_init, (int, float)) and 0 < self.mu_init < math.inf):
+            raise ValueError(f"mu_init: expected a penalty > 0 (the solver's initial augmented-Lagrangian penalty), "
+                             f"got {self.mu_init!r}")
 
     @property
     def key(self) -> str:
