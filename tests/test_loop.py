@@ -11,7 +11,7 @@ import torch
 
 import sobolev_warmstart as sw
 from sobolev_warmstart.config import ConfigError, load_loop_config
-from sobolev_warmstart.loop import iteration_dir, load_instances, run_loop
+from sobolev_warmstart.loop import _iteration_line, iteration_dir, load_instances, run_loop
 
 # a direct policy trains in a fraction of a second: the tests of the loop's bookkeeping use it, on the pendulum, without
 # the default preset's consolidation (tested on its own below, and by the end-to-end test through the preset)
@@ -233,6 +233,9 @@ def test_diverged_rollouts_are_not_refined_but_the_default_solve_still_counts(tm
         np.testing.assert_array_equal(batch["warm_cost"][ok], ref.cost)
     m2 = json.loads((run / "iter_002/metrics.json").read_text())
     assert m2["warm"]["diverged"] == int(flags.sum())
+    refined = np.concatenate([b["warm_iterations"][~b["diverged"]] for b in batches])
+    assert m2["warm"]["iterations_mean_refined"] == pytest.approx(refined.mean())  # the diverged ones left out
+    assert f"over the {len(refined)} refined ({int(flags.sum())} diverged, not refined)" in _iteration_line(m2)
 
 
 def test_consolidated_loop_trains_on_cheaper_solutions_with_the_raw_normalisers(tmp_path):

@@ -287,7 +287,9 @@ def collect_metrics(per: dict[str, np.ndarray]) -> dict:
            "batch_wall_time_total": float(per["batch_wall_time"].sum())}
     if out["warm"] is not None:
         both = per["default_converged"].astype(bool) & per["warm_converged"].astype(bool)
-        out["warm"].update(diverged=int(per["diverged"].sum()), rollout_time_mean=_mean(per["rollout_time"]),
+        refined = ~per["diverged"].astype(bool)
+        out["warm"].update(diverged=int((~refined).sum()), iterations_mean_refined=_mean(per["warm_iterations"][refined]),
+                           rollout_time_mean=_mean(per["rollout_time"]),
                            policy_cost_mean=_mean(per["policy_cost"]),
                            total_time_mean=_mean(per["rollout_time"] + per["warm_solve_time"]))
         out["paired"] = {
@@ -728,9 +730,14 @@ def _iteration_line(m: dict) -> str:
     line = (f"iteration {m['iteration']}: {m['accepted']}/{m['instances']} accepted ({m['rejected']} rejected, "
             f"budget {m['max_iters']}), default guess {_fmt(d.get('iterations_mean'), '.1f')} iters")
     if w:
-        diverged = f" ({w['diverged']} diverged, not refined, counted as 0)" if w.get("diverged") else ""
-        line += (f", policy guess {_fmt(w.get('iterations_mean'), '.1f')} iters{diverged}; kept {s['policy']} from the "
-                 f"policy, {s['default']} from the default")
+        if w.get("diverged") and "iterations_mean_refined" in w:
+            guess = (f"{_fmt(w['iterations_mean_refined'], '.1f')} iters over the {m['instances'] - w['diverged']} "
+                     f"refined ({w['diverged']} diverged, not refined)")
+        elif w.get("diverged"):  # a run from before the refined mean was recorded
+            guess = f"{_fmt(w.get('iterations_mean'), '.1f')} iters ({w['diverged']} diverged, not refined, counted as 0)"
+        else:
+            guess = f"{_fmt(w.get('iterations_mean'), '.1f')} iters"
+        line += f", policy guess {guess}; kept {s['policy']} from the policy, {s['default']} from the default"
     if m.get("train"):
         line += f"; trained on {m['train']['trajectories']} trajectories in {m['train']['time_s']:.0f} s"
     return line + f"; collected in {m['collect_time_s']:.1f} s"
