@@ -304,7 +304,7 @@ def _variant_defaults(task: str) -> dict[str, Any]:
 #: The solver's settings per variant, at every scale: ProxDDP's initial penalty where the default (1e-3) is not the
 #: best for TO alone. On the pendubot mu_init = 0.1 lets the early iterates leave the dynamics more freely: TO alone
 #: 118.8 -> 65.6 mean iterations and 28 -> 32 of 32 converged (held-out seed 1e6), 125.2 -> 81.8 and 59 -> 62 of 64
-#: (seed 2e6), and every warm start gains too; 1e-4 to 1 on the other variants: 1e-3 is the best or level for TO
+#: (seed 2e6), and every warm start gains too; 1e-4 to 1 on the other variants: 1e-3 is the best or within 9% for TO
 #: alone, larger penalties fail among the quadrotor's columns (docs/results/ablations.md, round 23).
 _SOLVER_VARIANT: dict[str, dict[str, Any]] = {"double_pendulum/default": {"mu_init": 0.1}}
 
