@@ -313,9 +313,15 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
 def test_the_solver_settings_of_a_variant_reach_every_solve_at_every_scale():
     """mu_init: the pendubot's solves start from penalty 0.1 (TO alone's best, ablations round 23), the other variants'
     from the solver's default; the scorecard's options carry it to the collection, consolidation and refinement."""
+    from sobolev_warmstart.config import load_loop_config
+    from sobolev_warmstart.experiments import settings_for as study_settings
     from sobolev_warmstart.scorecard import ScorecardSettings
     from sobolev_warmstart.solver import SolverOptions
 
+    # the pendubot's loop presets and studies read the same table
+    assert load_loop_config("default").solver.mu_init == load_loop_config("double_pendulum").solver.mu_init == 0.1
+    assert study_settings("action_length", "full").mu_init == study_settings("sample_efficiency", "smoke").mu_init == 0.1
+    assert load_loop_config("ur5").solver.mu_init == study_settings("ur5_loop", "full").mu_init == 1e-3
     for scale in ("smoke", "full"):
         assert settings_for("double_pendulum/default", scale).options(1).mu_init == 0.1
         for key in ("pendulum/default", "double_pendulum/reference", "quadrotor/columns_9"):

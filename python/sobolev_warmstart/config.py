@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Union
 
 from .data import ChunkSpec
 from .export import EXPORT_SUFFIXES
-from .solver import SolverOptions
+from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
 from .train import TrainConfig
 
 __all__ = [
@@ -449,9 +449,9 @@ def diff_configs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str =
 # ---------------------------------------------------------------------------------------------- presets
 _TINY_UNET = {"down_dims": [16, 32], "n_groups": 4, "step_embed_dim": 16}
 _PAST_ACTIONS = {"past_actions": True}
-# The pendubot's solver: ProxDDP's initial penalty 0.1 instead of 1e-3, TO alone's best (scorecard._SOLVER_VARIANT;
-# docs/results/ablations.md, round 23: 118.8 -> 65.6 mean iterations, 28 -> 32 of 32 converged from the default guess)
-_PENDUBOT_SOLVER = {"max_iters": 500, "mu_init": 0.1, "num_threads": 0}
+# The pendubot's solver: its variant's settings (solver.VARIANT_SOLVER_SETTINGS: the initial penalty TO alone does best
+# with, round 23)
+_PENDUBOT_SOLVER = {"max_iters": 500, "num_threads": 0, **VARIANT_SOLVER_SETTINGS["double_pendulum/default"]}
 
 #: Named loop configurations (plain dicts, over the dataclass defaults). ``default`` is measured to finish in a
 #: few minutes on two cores; the others take the scorecard's recipe of their variant, their loops measured against

@@ -45,7 +45,7 @@ from .diffusion import DiffusionConfig
 from .export import export_native
 from .models import MLPConfig, UNetConfig
 from .sensitivities import chained_derivatives
-from .solver import SolveResult, SolverOptions, solve
+from .solver import VARIANT_SOLVER_SETTINGS, SolveResult, SolverOptions, solve
 from .tasks import make_task
 from .train import TrainConfig, load_checkpoint, train
 
@@ -116,9 +116,9 @@ _SMOKE = dict(train_sizes=(3,), test_instances=3, seeds=(0, 1), train_steps=2, b
 # quantile and the columns in every order; the `ur5` loop preset's. On the double pendulum they keep the reference's
 # setting (the U-Net, H = 16, A = 8, no past actions): at the sample-efficiency study's budget (400 steps, TO alone's
 # solutions as they are) the scorecard's (H = 8, A = 1, past actions; 2500 steps on consolidated solutions there)
-# made Sob+Diff worse on 64 trajectories, 80% -> 64% converged (ablations round 22). The pendubot's solves start from
-# the scorecard's initial penalty mu_init = 0.1, TO alone's best (round 23: 118.8 -> 65.6 iterations).
-_PENDUBOT_SOLVER = {"mu_init": 0.1}
+# made Sob+Diff worse on 64 trajectories, 80% -> 64% converged (ablations round 22). The pendubot's solves take its
+# variant's solver settings (solver.VARIANT_SOLVER_SETTINGS: the initial penalty TO alone does best with, round 23).
+_PENDUBOT_SOLVER = VARIANT_SOLVER_SETTINGS["double_pendulum/default"]
 _SETTINGS: dict[str, dict[str, ExperimentSettings]] = {
     "sample_efficiency": {
         "smoke": ExperimentSettings(task="double_pendulum",

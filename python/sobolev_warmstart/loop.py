@@ -367,8 +367,8 @@ def collect_dataset(config: CollectConfig, path: str | Path | None = None, progr
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _final_seed(config: LoopConfig) -> int:
-    """Seed of the final training set's symmetry copies (iteration k's: ``_final_seed + k``)."""
+def _copies_seed(config: LoopConfig) -> int:
+    """Seed of the final training set's symmetry copies (iteration k's: this + k)."""
     return config.seed * 1000
 
 
@@ -386,7 +386,7 @@ def final_training_set(config: LoopConfig) -> TrajectoryData:
                                 f"(final/{', final/'.join(missing)} missing); run_loop it first")
     data = load_trajectories(run_dir, range(1, config.iterations + 1))
     task = make_task(config.task, config.variant)
-    return _training_set(config, task, data, final, lambda _msg: None, _final_seed(config))[0]
+    return _training_set(config, task, data, final, lambda _msg: None, _copies_seed(config))[0]
 
 
 def _training_set(config: LoopConfig, task: Task, data: TrajectoryData, folder: Path, say: Callable[[str], None],
@@ -650,7 +650,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             if data is None:
                 raise RuntimeError(f"iteration {k}: no accepted trajectory in iterations 1..{k - 1} to train on "
                                    f"(all solves failed within max_iters); raise solver.max_iters or instances")
-            data, normalisers, reports = _training_set(config, task, data, folder, say, _final_seed(config) + k)
+            data, normalisers, reports = _training_set(config, task, data, folder, say, _copies_seed(config) + k)
             _, export_path, train_meta = _train_policy(config, data, folder, config.train.seed + k, progress,
                                                        callback, info, normalisers)
             train_meta = {**train_meta, **reports}
@@ -684,7 +684,7 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
     if data is None:
         raise RuntimeError("no accepted trajectory in any iteration: nothing to train the final policy on")
     final.mkdir(parents=True, exist_ok=True)
-    data, normalisers, reports = _training_set(config, task, data, final, say, _final_seed(config))
+    data, normalisers, reports = _training_set(config, task, data, final, say, _copies_seed(config))
     policy_path, export_path, train_meta = _train_policy(config, data, final, config.train.seed,
                                                          progress, callback, {"iteration": "final"}, normalisers)
     train_meta = {**train_meta, **reports}

@@ -78,7 +78,7 @@ from .export import export_native
 from .diffusion import DiffusionConfig
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
-from .solver import SolverOptions
+from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
 from .symmetry import augment_dataset
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
@@ -183,9 +183,7 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
-        if not (isinstance(self.mu_init, (int, float)) and 0 < self.mu_init < math.inf):
-            raise ValueError(f"mu_init: expected a penalty > 0 (the solver's initial augmented-Lagrangian penalty), "
-                             f"got {self.mu_init!r}")
+        self.options()  # the solver's settings (max_iters, mu_init) checked where SolverOptions checks them
 
     @property
     def key(self) -> str:
@@ -301,14 +299,6 @@ def _variant_defaults(task: str) -> dict[str, Any]:
     return {"denoiser": "unet", "past_actions": True} if task == "double_pendulum" else {}
 
 
-#: The solver's settings per variant, at every scale: ProxDDP's initial penalty where the default (1e-3) is not the
-#: best for TO alone. On the pendubot mu_init = 0.1 lets the early iterates leave the dynamics more freely: TO alone
-#: 118.8 -> 65.6 mean iterations and 28 -> 32 of 32 converged (held-out seed 1e6), 125.2 -> 81.8 and 59 -> 62 of 64
-#: (seed 2e6), and every warm start gains too; 1e-4 to 1 on the other variants: 1e-3 is the best or within 9% for TO
-#: alone, larger penalties fail among the quadrotor's columns (docs/results/ablations.md, round 23).
-_SOLVER_VARIANT: dict[str, dict[str, Any]] = {"double_pendulum/default": {"mu_init": 0.1}}
-
-
 def settings_for(key: str, scale: str) -> ScorecardSettings:
     """The settings of ``key`` (``"task/variant"``) at ``scale`` (``"smoke"`` or ``"full"``). Variants outside
     :data:`DEFAULT_VARIANTS` get their task's defaults at that scale."""
@@ -316,7 +306,7 @@ def settings_for(key: str, scale: str) -> ScorecardSettings:
         raise ValueError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
     (task, variant), = parse_variants([key])
     base = {**(_SMOKE if scale == "smoke" else _FULL), **_variant_defaults(task),
-            **_SOLVER_VARIANT.get(f"{task}/{variant}", {})}
+            **VARIANT_SOLVER_SETTINGS.get(f"{task}/{variant}", {})}  # at every scale
     if scale == "full":
         base.update(_FULL_VARIANT.get(f"{task}/{variant}", {}))
     return ScorecardSettings(task=task, variant=variant, scale=scale, **base)
