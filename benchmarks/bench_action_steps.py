@@ -1,0 +1,87 @@
+"""How many of each chunk's actions should a rollout execute before replanning (A), on every scorecard variant? (round 24)
+
+The scorecard's policies are trained with A = 1 (replan at every step) and rolled out with it. A policy's A is a
+rollout setting: the same exported policy executes the first A actions of each denoised chunk, so a larger A costs
+A times fewer network calls (and noise draws) per rollout. Per scorecard variant folder (its exported policies,
+held-out instances and solver settings), each A is rolled out with seeds 0 .. S-1 and refined by the solver; the
+rollouts and solves of a row run one after the other on one thread, beside TO alone and the nearest-neighbour
+lookup in the same run, so the times compare. Cells: mean over seeds (policy/TO: median over the pooled
+(seed, instance) pairs where TO alone converged; iterations and times over the refined instances, as the
+scorecard).
+
+    python3 benchmarks/bench_action_steps.py runs/scorecard-v14/ur5/fixed_start_random_target --steps 1 2 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.baselines import NearestNeighbourLookup
+from sobolev_warmstart.data import load_dataset
+from sobolev_warmstart.scorecard import load_settings
+from sobolev_warmstart.warmstart import refine_rollouts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folders", nargs="+", help="scorecard variant folders (<out>/<task>/<variant>, with settings.json)")
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4], help="values of A")
+    ap.add_argument("--seeds", type=int, default=3, help="rollout seeds S")
+    ap.add_argument("--methods", nargs="+", default=["sob_diff"], choices=("sob_diff", "diff"))
+    ap.add_argument("--test-seed", type=int, default=None,
+                    help="held-out instance seed (default: the folder's; another one checks a choice of A)")
+    args = ap.parse_args()
+    print("| variant | method | A | policy/TO median | diverged [%] | iters mean | rollout [ms] | total [ms] | "
+          "converged [%] |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for folder in map(Path, args.folders):
+        s = load_settings(folder)
+        task = sw.make_task(s.task, s.variant)
+        key = f"{s.task}/{s.variant}"
+        test_seed = s.test_seed if args.test_seed is None else args.test_seed
+        if test_seed == s.train_seed:
+            raise SystemExit(f"--test-seed: {test_seed} is the training seed of {folder}")
+        x0s, params = task.sample_instances(s.test_instances, seed=test_seed)
+        options = s.options(1)
+        to = sw.solve(task, x0s, params, options=options)
+        ok = np.asarray(to.converged, bool)
+        print(f"| {key} | TO alone | | | 0 | {to.iterations.mean():.1f} | 0 | {1e3 * to.solve_time.mean():.1f} | "
+              f"{100 * ok.mean():.0f} |")
+        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        t0 = time.perf_counter()
+        guess = lookup.rollout(task, x0s, params, feedback=False)
+        lookup_time = (time.perf_counter() - t0) / len(x0s)
+        nn = sw.solve(task, x0s, params, guess.xs, guess.us, options=options)
+        print(f"| {key} | NN | | | 0 | {nn.iterations.mean():.1f} | {1e3 * lookup_time:.2f} | "
+              f"{1e3 * (lookup_time + nn.solve_time.mean()):.1f} | {100 * nn.converged.mean():.0f} |")
+        for method in args.methods:
+            runner = sw.load_policy_runner(str(folder / method / "policy_export.safetensors"))
+            sw.rollout(task, x0s, params, runner, seed=0, num_threads=1)  # warm-up, untimed
+            limit = runner.horizon - runner.history
+            for a in args.steps:
+                if not 1 <= a <= limit:
+                    print(f"| {key} | {method} | {a} | (A must be 1..{limit} for this policy) | | | | | |")
+                    continue
+                ratios, div, iters, roll, total, conv = [], [], [], [], [], []
+                for seed in range(args.seeds):
+                    ws, diverged = refine_rollouts(task, x0s, params, runner, a, seed, options, s.divergence_bound)
+                    refined = ~diverged
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        ratios.append(np.asarray(ws.policy_cost)[ok] / np.asarray(to.cost)[ok])
+                    div.append(diverged.mean())
+                    iters.append(np.asarray(ws.warm.iterations, float)[refined].mean())
+                    roll.append(np.asarray(ws.rollout.time)[refined].mean())
+                    total.append((np.asarray(ws.rollout.time) + np.asarray(ws.warm.solve_time))[refined].mean())
+                    conv.append((np.asarray(ws.warm.converged, bool) & refined).mean())
+                print(f"| {key} | {method} | {a} | {np.median(np.concatenate(ratios)):.3g} | {100 * np.mean(div):.0f} | "
+                      f"{np.mean(iters):.1f} | {1e3 * np.mean(roll):.2f} | {1e3 * np.mean(total):.1f} | "
+                      f"{100 * np.mean(conv):.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
