@@ -12,8 +12,8 @@ import pytest
 
 from sobolev_warmstart.cli import main as cli_main
 from sobolev_warmstart.evaluate import METHOD_LABELS, read_rows_csv
-from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, load_settings, parse_variants, scorecard,
-                                         settings_for, variant_rows)
+from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, load_settings, parse_variants, run_variant,
+                                         scorecard, settings_for, variant_rows)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALWAYS_FINITE = ("policy_cost_ratio_median", "policy_cost_ratio_mean", "diverged", "iterations_mean",
@@ -156,7 +156,6 @@ def test_consolidated_collection_trains_on_the_cheaper_solutions(tmp_path):
     import dataclasses
 
     from sobolev_warmstart.data import build_dataset, load_dataset
-    from sobolev_warmstart.scorecard import run_variant
     from sobolev_warmstart.train import load_checkpoint
 
     s = dataclasses.replace(settings_for("double_pendulum/default", "smoke"), train_instances=8, max_iters=300,
@@ -329,3 +328,32 @@ def test_the_solver_settings_of_a_variant_reach_every_solve_at_every_scale():
     with pytest.raises(ValueError, match="mu_init: expected a penalty > 0"):
         ScorecardSettings(task="pendulum", variant="default", scale="smoke", train_instances=2, test_instances=2,
                           mu_init=0.0)
+
+
+def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_another(smoke, tmp_path):
+    """action_steps (A) is a rollout setting (training does not depend on it): the evaluation and the sample-efficiency
+    subsets roll the policies out with the settings' A, also where the exported policies were trained with another
+    (a variant re-evaluated with the trained policies of a finished run, as scorecard v15 was, ablations round 24)."""
+    import dataclasses
+    import os
+
+    out, _, _ = smoke
+    src = out / "pendulum" / "default"
+    s = load_settings(src)
+    assert s.action_steps == 1
+    changed = dataclasses.replace(s, action_steps=2)
+    dst = tmp_path / "pendulum" / "default"
+    for part in ("collect", "diff", "sob_diff", "subsets"):  # the trained policies, not their evaluations
+        for f in sorted((src / part).rglob("*")):
+            target = dst / f.relative_to(src)
+            if f.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif f.name != "result.json":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(f, target)
+    doc = run_variant("pendulum/default", tmp_path, "smoke", threads=1, settings=changed)
+    assert json.loads((dst / "sob_diff" / "train.json").read_text()) == \
+        json.loads((src / "sob_diff" / "train.json").read_text())  # not retrained
+    used = {r["method"]: r["action_steps"] for r in json.loads((dst / "evaluation.json").read_text())["per_seed"]}
+    assert used["diff"] == used["sob_diff"] == 2 and used["to"] == 0
+    assert doc["settings"]["action_steps"] == 2 and load_settings(dst).action_steps == 2

@@ -458,7 +458,8 @@ _PENDUBOT_SOLVER = {"max_iters": 500, "num_threads": 0, **VARIANT_SOLVER_SETTING
 #: the earlier starting points in docs/loop.md (of the reference-difficulty ones, only ur5_reference's, after).
 PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
-    # epochs, one action per replan (the action-length study's best). ~5 min on two cores (docs/loop.md). The
+    # epochs, two actions executed per replan (ablations round 24: the final policies of three loop seeds run at
+    # A = 1 diverge on 0-16% of the held-out rollouts, at A = 2 on 0-3%). ~10 min on two cores (docs/loop.md). The
     # pendubot, not the pendulum: on the pendulum even a guess within 1e-4 of the optimum saves no ProxDDP
     # iteration (benchmarks/bench_guess_quality.py). lambda = 0.01 as for the pendulum (docs/training.md). The
     # pendubot's policy conditions on its past actions: there they help (Sob+Diff 142 vs 198 refine iterations,
@@ -469,7 +470,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {
         "task": "double_pendulum", "variant": "", "iterations": 2, "instances": 96, "seed": 0, "collect_batch": 16,
         "consolidate_neighbours": 8,
-        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 2},
         "solver": _PENDUBOT_SOLVER,
         "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
                   "unet": _TINY_UNET, "diffusion": _PAST_ACTIONS, "num_threads": 1},

@@ -229,14 +229,19 @@ _FULL = dict(train_instances=64, test_instances=32, train_steps=1000, subset_fra
 _FULL_VARIANT: dict[str, dict[str, Any]] = {
     # the pendubot's U-Net needs the main job's data and budget (docs/results/ablations.md, round 3: Sob+Diff
     # 1.33x TO's cost over three training seeds, against 455x with 64 instances and 1000 steps)
-    "double_pendulum/default": {"train_instances": 96, "train_steps": 2500},
+    # ... and, on data collected at TO alone's best penalty (round 23), 5000 steps, rolled out executing two actions of
+    # each chunk (round 24: over three training seeds and two held-out sets, 2500 steps and A = 1 give Sob+Diff
+    # 1.02x to 1220x TO's cost with 5-48% of the rollouts diverging; 5000 steps and A = 2 give 1.01-1.06x and 0-6%)
+    "double_pendulum/default": {"train_instances": 96, "train_steps": 5000, "action_steps": 2},
     # the Sobolev term's tail capped at the 0.9 quantile of the derivative targets' scales (round 9: UR5 Sob+Diff
     # 25.5x -> 14.1x TO's cost, 17.6 -> 12.6 refine iterations; quadrotor 1.91x -> 1.66x, 66 -> 53 iterations;
     # it hurts the pendubot and the random-start UR5, which keep None)
     # ... and 5000 steps (round 19: at lambda 0.001, Sob+Diff 8.56x -> 2.48x TO's cost over three training seeds, 6.65x
     # -> 2.33x on a second held-out set; warm-start iterations 9.4 -> 8.8 and 8.3 -> 7.2). With the task-space
     # observation (round 20) lambda 0.001 gives 1.76x but 11.8 iterations, lambda 0.01 2.17x and 7.5 (the lookup 8.0)
-    "ur5/fixed_start_random_target": {"sobolev_cap_quantile": 0.9, "train_steps": 5000},
+    # ... and two actions executed per chunk (round 24: Sob+Diff 1.51-2.42x -> 1.35-1.68x TO's cost over three training
+    # seeds and two held-out sets, the same iterations, half the rollout)
+    "ur5/fixed_start_random_target": {"sobolev_cap_quantile": 0.9, "train_steps": 5000, "action_steps": 2},
     # one problem, solved 64 times: Sob+Diff at lambda 0.01 gets worse the longer it trains (1.08x TO's cost at 1000
     # steps, 1.39x at 3000); at lambda 0.001 and 5000 steps it reaches 1.00x [1.00, 1.00] over three training seeds
     # (round 19; the MLP denoiser trains 5000 steps in about 30 s). With the task-space observation (round 20) lambda
@@ -256,10 +261,14 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
                                        "symmetry_copies": 3},
     # free flight: 5000 steps at lambda 0.3 (round 19: Sob+Diff 1.23x -> 1.08x TO's cost over three training seeds,
     # 1.24x -> 1.11x on a second held-out set; Diff 17.9x -> 1.9x at 5000 steps)
-    "quadrotor/columns_0": {"train_steps": 5000, "sobolev_weight": 0.3},
+    # ... and four actions executed per chunk (round 24: Sob+Diff 1.07-1.16x -> 1.02-1.07x TO's cost over three
+    # training seeds and two held-out sets, a quarter of the rollout)
+    "quadrotor/columns_0": {"train_steps": 5000, "sobolev_weight": 0.3, "action_steps": 4},
     # with the columns in every order (round 16: Sob+Diff 1.64x -> 1.25x, 1.74x -> 1.21x, 1.66x -> 1.18x TO's cost on
     # three held-out sets; warm-start iterations 53.4 -> 61.7, 47.3 -> 45.8, 87.4 -> 67.4)
-    "quadrotor/columns_9": {"sobolev_cap_quantile": 0.9, "shuffle_exchangeable_params": True},
+    # ... and two actions executed per chunk (round 24: Sob+Diff 1.14-1.15x -> 1.09-1.12x TO's cost, warm start 46.5 ->
+    # 42.3 iterations, over three training seeds and two held-out sets)
+    "quadrotor/columns_9": {"sobolev_cap_quantile": 0.9, "shuffle_exchangeable_params": True, "action_steps": 2},
     # the reference's solver budget of 1000 on its difficulty variants (README, "Reference-difficulty variants"); their
     # training solutions are not consolidated (round 18: on so few trajectories it helps the lookup, not the policies)
     "double_pendulum/reference": {"train_instances": 32, "test_instances": 16, "max_iters": 1000,
@@ -487,8 +496,8 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
     policies = {**{m: lookup for m in BASELINES}, **{m: str(exports[m]) for m in _LEARNED}}
     say(f"  evaluate on {s.test_instances} held-out instances (seed {s.test_seed}), rollout seeds {list(s.seeds)}")
     t0 = time.perf_counter()
-    ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, options=s.options(threads),
-                          divergence_bound=s.divergence_bound)
+    ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
+                          options=s.options(threads), divergence_bound=s.divergence_bound)
     # the objective along TO alone's starting guess, scored as every other guess is
     guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
@@ -574,7 +583,8 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
             runner = load_policy_runner(export)
             ratios = []
             for seed in s.seeds:
-                ro = rollout(task, x_te, p_te, runner, seed=int(seed), num_threads=threads)
+                ro = rollout(task, x_te, p_te, runner, action_steps=s.action_steps, seed=int(seed),
+                             num_threads=threads)
                 ratios.append(_ratios(guess_costs(task, x_te, p_te, ro.xs, ro.us, s.divergence_bound, threads),
                                       to_cost[int(seed)], to_conv[int(seed)]))
             entry = {"trajectories": k, "fraction": k / n, "ratio_median": _median(np.concatenate(ratios)),
