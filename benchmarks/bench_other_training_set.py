@@ -1,0 +1,77 @@
+"""The current scorecard recipe of a variant trained on another run's training set (round 24)
+
+Does a result come from the recipe or from the training set it ran on? For each policy seed, the finished training
+set of ``--collect`` (a scorecard variant folder's ``collect/``: the saved TO-alone batches, the consolidated
+trajectories and their normalisers) is hard-linked into ``--out/policy_seed_<s>/<task>/<variant>/collect``, and
+the variant's current settings (``scorecard.settings_for``, full scale, no sample-efficiency subsets) train and
+evaluate Diff and Sob+Diff on it, as the scorecard would (``--set key=value`` changes a setting, JSON values).
+Rerunning resumes.
+
+    python3 benchmarks/bench_other_training_set.py double_pendulum/default --set train_steps=2500 action_steps=1 \\
+        --collect runs/scorecard-v13/double_pendulum/default/collect --policy-seeds 0 1 2 --out runs/abl46/dp13
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+from sobolev_warmstart.scorecard import run_variant, settings_for
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("variant", help="task/variant, e.g. double_pendulum/default")
+    ap.add_argument("--collect", required=True, help="a finished scorecard variant folder's collect/ directory")
+    ap.add_argument("--policy-seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings to change (JSON values)")
+    args = ap.parse_args()
+    src = Path(args.collect)
+    if not (src / "trajectories.npz").is_file():
+        raise SystemExit(f"--collect: {src} holds no finished training set (trajectories.npz)")
+    base = dataclasses.replace(settings_for(args.variant, "full"), subset_fractions=())
+    fields = {f.name for f in dataclasses.fields(base)}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set: expected KEY=VALUE with KEY a scorecard setting, got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        base = dataclasses.replace(base, **{key: tuple(parsed) if isinstance(parsed, list) else parsed})
+    print("| policy seed | method | policy/TO median | diverged [%] | iters mean | converged [%] |")
+    print("|---|---|---|---|---|---|")
+    for seed in args.policy_seeds:
+        folder = Path(args.out) / f"policy_seed_{seed}"
+        dst = folder / base.task / base.variant / "collect"
+        if not dst.exists():
+            _link_tree(src, dst)
+        doc = run_variant(args.variant, folder, "full", threads=args.threads,
+                          settings=dataclasses.replace(base, policy_seed=seed))
+        for r in doc["rows"]:
+            print(f"| {seed} | {r['label']} | {r['policy_cost_ratio_median']:.3g} | {100 * r['diverged']:.0f} | "
+                  f"{r['iterations_mean']:.1f} | {100 * r['converged']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
