@@ -49,7 +49,7 @@ loses at most one collection batch or one training epoch)::
     scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
-tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 33 minutes on two cores (measured per variant in
+tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 48 minutes on two cores (measured per variant in
 :data:`FULL_ESTIMATES_S`).
 """
 
@@ -288,9 +288,10 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
 #: consolidation (15-80 s; 180 s for the random-start UR5's 256 trajectories), the double pendulum's U-Net and the
 #: reference variants' TO solves dominate. The two variants with symmetry copies (round 21) from scorecard v13: 82 s
 #: measured for the UR5's reference variant; 330 s for ur5/random_start_random_target (v12's 270 s plus the copies,
-#: 11 s, and twice the steps; v13 measured 500 s with three other jobs on the two cores).
+#: 11 s, and twice the steps; v13 measured 500 s with three other jobs on the two cores). The pendubot's from scorecard
+#: v15 (5000 steps, round 24: 637 s with two other jobs on the two cores).
 FULL_ESTIMATES_S: dict[str, float] = {
-    "pendulum/default": 30, "double_pendulum/default": 370, "ur5/fixed_start_fixed_target": 102,
+    "pendulum/default": 30, "double_pendulum/default": 640, "ur5/fixed_start_fixed_target": 102,
     "ur5/fixed_start_random_target": 106, "ur5/random_start_fixed_target": 258,
     "ur5/random_start_random_target": 330, "quadrotor/columns_0": 76, "quadrotor/columns_9": 113,
     "double_pendulum/reference": 390, "ur5/reference_random_start_random_target": 82,
