@@ -337,6 +337,11 @@ def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_
     import dataclasses
     import os
 
+    from sobolev_warmstart.rollout import load_policy_runner, rollout
+    from sobolev_warmstart.scorecard import _load_npz, _median, _ratios
+    from sobolev_warmstart.tasks import make_task
+    from sobolev_warmstart.warmstart import guess_costs
+
     out, _, _ = smoke
     src = out / "pendulum" / "default"
     s = load_settings(src)
@@ -357,3 +362,20 @@ def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_
     used = {r["method"]: r["action_steps"] for r in json.loads((dst / "evaluation.json").read_text())["per_seed"]}
     assert used["diff"] == used["sob_diff"] == 2 and used["to"] == 0
     assert doc["settings"]["action_steps"] == 2 and load_settings(dst).action_steps == 2
+    # each subset's policy cost is its rollout's at the settings' A, recomputed here
+    task = make_task("pendulum", "default")
+    x_te, p_te = task.sample_instances(s.test_instances, seed=s.test_seed)
+    per = _load_npz(dst / "per_instance.npz")
+    subsets = sorted((dst / "subsets").glob("n*/result.json"))
+    assert subsets, "the smoke scale trains at least one subset"
+    for path in subsets:
+        runner = load_policy_runner(str(path.parent / "policy_export.safetensors"))
+        ratios = []
+        for seed in s.seeds:
+            ro = rollout(task, x_te, p_te, runner, action_steps=2, seed=int(seed), num_threads=1)
+            assert ro.action_steps == 2
+            mine = per["to_seed"] == seed
+            ratios.append(_ratios(guess_costs(task, x_te, p_te, ro.xs, ro.us, s.divergence_bound, 1),
+                                  per["to_cost"][mine], per["to_converged"][mine]))
+        assert json.loads(path.read_text())["ratio_median"] == pytest.approx(_median(np.concatenate(ratios)),
+                                                                            rel=1e-12), path
