@@ -5,10 +5,14 @@ set of ``--collect`` (a scorecard variant folder's ``collect/``: the saved TO-al
 trajectories and their normalisers) is hard-linked into ``--out/policy_seed_<s>/<task>/<variant>/collect``, and
 the variant's current settings (``scorecard.settings_for``, full scale, no sample-efficiency subsets) train and
 evaluate Diff and Sob+Diff on it, as the scorecard would (``--set key=value`` changes a setting, JSON values).
-Rerunning resumes.
+``--normalisers-from`` takes the normalisers from another training set's ``trajectories.npz`` instead (the data are
+normalised again with them), to tell the normalisers' effect from the solutions'. Rerunning resumes.
 
     python3 benchmarks/bench_other_training_set.py double_pendulum/default --set train_steps=2500 action_steps=1 \\
         --collect runs/scorecard-v13/double_pendulum/default/collect --policy-seeds 0 1 2 --out runs/abl46/dp13
+    python3 benchmarks/bench_other_training_set.py double_pendulum/default --set train_steps=2500 action_steps=1 \\
+        --collect runs/scorecard-v14/double_pendulum/default/collect --policy-seeds 0 1 2 --out runs/abl47/dp14n13 \\
+        --normalisers-from runs/scorecard-v13/double_pendulum/default/collect/trajectories.npz
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import shutil
 from pathlib import Path
 
+from sobolev_warmstart.data import build_dataset, load_dataset, save_dataset
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
 
@@ -44,6 +49,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings to change (JSON values)")
+    ap.add_argument("--normalisers-from", default=None, metavar="NPZ",
+                    help="a training set (trajectories.npz) whose normalisers replace --collect's")
     args = ap.parse_args()
     src = Path(args.collect)
     if not (src / "trajectories.npz").is_file():
@@ -66,6 +73,10 @@ def main() -> None:
         dst = folder / base.task / base.variant / "collect"
         if not dst.exists():
             _link_tree(src, dst)
+            if args.normalisers_from:  # written anew: the hard link to --collect's file is replaced, not changed
+                mine = load_dataset(dst / "trajectories.npz")
+                other = load_dataset(args.normalisers_from).normalisers
+                save_dataset(build_dataset(mine.data, mine.spec, normalisers=other), dst / "trajectories.npz")
         doc = run_variant(args.variant, folder, "full", threads=args.threads,
                           settings=dataclasses.replace(base, policy_seed=seed))
         for r in doc["rows"]:
