@@ -459,7 +459,7 @@ _PENDUBOT_SOLVER = {"max_iters": 500, "num_threads": 0, **VARIANT_SOLVER_SETTING
 PRESETS: dict[str, dict[str, Any]] = {
     # Pendubot swing-up (the double pendulum), small enough for a laptop: 2 x 96 instances, a tiny U-Net, 20
     # epochs, two actions executed per replan (ablations round 24: the final policies of three loop seeds run at
-    # A = 1 diverge on 0-16% of the held-out rollouts, at A = 2 on 0-3%). ~10 min on two cores (docs/loop.md). The
+    # A = 1 diverge on 0-16% of the held-out rollouts, at A = 2 on 0-3%). 6-9 min on two cores (docs/loop.md). The
     # pendubot, not the pendulum: on the pendulum even a guess within 1e-4 of the optimum saves no ProxDDP
     # iteration (benchmarks/bench_guess_quality.py). lambda = 0.01 as for the pendulum (docs/training.md). The
     # pendubot's policy conditions on its past actions: there they help (Sob+Diff 142 vs 198 refine iterations,
