@@ -6,7 +6,9 @@ trajectories and their normalisers) is hard-linked into ``--out/policy_seed_<s>/
 the variant's current settings (``scorecard.settings_for``, full scale, no sample-efficiency subsets) train and
 evaluate Diff and Sob+Diff on it, as the scorecard would (``--set key=value`` changes a setting, JSON values).
 ``--normalisers-from`` takes the normalisers from another training set's ``trajectories.npz`` instead (the data are
-normalised again with them), to tell the normalisers' effect from the solutions'. Rerunning resumes.
+normalised again with them), to tell the normalisers' effect from the solutions'; ``--widen F`` multiplies the
+action, observation and state normalisers' scales by ``F`` about their centres (ranges F times as wide as the data's).
+Rerunning resumes.
 
     python3 benchmarks/bench_other_training_set.py double_pendulum/default --set train_steps=2500 action_steps=1 \\
         --collect runs/scorecard-v13/double_pendulum/default/collect --policy-seeds 0 1 2 --out runs/abl46/dp13
@@ -24,7 +26,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sobolev_warmstart.data import build_dataset, load_dataset, save_dataset
+from sobolev_warmstart.data import Normaliser, build_dataset, load_dataset, save_dataset
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
 
@@ -51,7 +53,11 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings to change (JSON values)")
     ap.add_argument("--normalisers-from", default=None, metavar="NPZ",
                     help="a training set (trajectories.npz) whose normalisers replace --collect's")
+    ap.add_argument("--widen", type=float, default=None, metavar="F",
+                    help="scale the action, observation and state normalisers' ranges by F (> 0) about their centres")
     args = ap.parse_args()
+    if args.widen is not None and not args.widen > 0:
+        raise SystemExit(f"--widen: expected a positive factor, got {args.widen}")
     src = Path(args.collect)
     if not (src / "trajectories.npz").is_file():
         raise SystemExit(f"--collect: {src} holds no finished training set (trajectories.npz)")
@@ -73,10 +79,15 @@ def main() -> None:
         dst = folder / base.task / base.variant / "collect"
         if not dst.exists():
             _link_tree(src, dst)
-            if args.normalisers_from:  # written anew: the hard link to --collect's file is replaced, not changed
+            if args.normalisers_from or args.widen is not None:
+                # written anew: the hard link to --collect's file is replaced, not changed
                 mine = load_dataset(dst / "trajectories.npz")
-                other = load_dataset(args.normalisers_from).normalisers
-                save_dataset(build_dataset(mine.data, mine.spec, normalisers=other), dst / "trajectories.npz")
+                norm = load_dataset(args.normalisers_from).normalisers if args.normalisers_from else mine.normalisers
+                if args.widen is not None:
+                    wide = {k: Normaliser(getattr(norm, k).offset, getattr(norm, k).scale * args.widen)
+                            for k in ("action", "observation", "state")}
+                    norm = dataclasses.replace(norm, **wide)
+                save_dataset(build_dataset(mine.data, mine.spec, normalisers=norm), dst / "trajectories.npz")
         doc = run_variant(args.variant, folder, "full", threads=args.threads,
                           settings=dataclasses.replace(base, policy_seed=seed))
         for r in doc["rows"]:
