@@ -63,12 +63,18 @@ TRAINING_ONLY_KEYS = frozenset({
     "divergence_bound"})
 
 
-def _link(src: Path, dst: Path) -> None:
-    """A hard link of ``src`` at ``dst``, or a copy where the file system has none."""
+def link_file(src: str | Path, dst: str | Path) -> None:
+    """A hard link of ``src`` at ``dst``, or a copy where the file system has none (the benchmarks' finished files
+    are never written in place: every stage writes a new file and renames it, so a link shares nothing later)."""
     try:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """``src``'s tree at ``dst`` (which must not exist), each file hard-linked (:func:`link_file`)."""
+    shutil.copytree(src, dst, copy_function=link_file)
 
 
 def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:
@@ -80,7 +86,7 @@ def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:
         return
     dst.mkdir(parents=True)
     for f in sorted(src.glob("batch_*.npz")):
-        _link(f, dst / f.name)
+        link_file(f, dst / f.name)
 
 
 def reuse_training_set(first_folder: Path, folder: Path, variant: str) -> None:
@@ -91,13 +97,7 @@ def reuse_training_set(first_folder: Path, folder: Path, variant: str) -> None:
     dst = folder / variant / "collect"
     if not (src / "trajectories.npz").exists() or dst.exists():
         return
-    for f in sorted(src.rglob("*")):
-        target = dst / f.relative_to(src)
-        if f.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _link(f, target)
+    link_tree(src, dst)
 
 
 def main() -> None:

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ablation import link_tree  # benchmarks/ablation.py, beside this script
+
 
 def _copy(src: Path, dst: Path, train_seed: int, eval_seed: int) -> None:
-    shutil.copytree(src, dst, copy_function=_link)
+    link_tree(src, dst)
     final = dst / "final"
     for name in ("eval.json",):
         (final / name).unlink(missing_ok=True)
@@ -38,13 +40,6 @@ def _copy(src: Path, dst: Path, train_seed: int, eval_seed: int) -> None:
     config["train"]["seed"], config["eval"]["seed"], config["run_dir"] = train_seed, eval_seed, str(dst)
     (dst / "config.json").unlink()
     (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-
-def _link(src: str, dst: str) -> None:
-    try:
-        Path(dst).hardlink_to(src)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _row(run: Path) -> str:

@@ -22,25 +22,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import shutil
 from pathlib import Path
 
 from sobolev_warmstart.data import Normaliser, build_dataset, load_dataset, save_dataset
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
-
-def _link_tree(src: Path, dst: Path) -> None:
-    for f in sorted(src.rglob("*")):
-        target = dst / f.relative_to(src)
-        if f.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(f, target)
-        except OSError:
-            shutil.copy2(f, target)
+from ablation import link_tree  # benchmarks/ablation.py, beside this script
 
 
 def main() -> None:
@@ -78,7 +65,7 @@ def main() -> None:
         folder = Path(args.out) / f"policy_seed_{seed}"
         dst = folder / base.task / base.variant / "collect"
         if not dst.exists():
-            _link_tree(src, dst)
+            link_tree(src, dst)
             if args.normalisers_from or args.widen is not None:
                 # written anew: the hard link to --collect's file is replaced, not changed
                 mine = load_dataset(dst / "trajectories.npz")

@@ -336,6 +336,7 @@ def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_
     (a variant re-evaluated with the trained policies of a finished run, as scorecard v15 was, ablations round 24)."""
     import dataclasses
     import os
+    import shutil
 
     from sobolev_warmstart.rollout import load_policy_runner, rollout
     from sobolev_warmstart.scorecard import _load_npz, _median, _ratios
@@ -349,13 +350,7 @@ def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_
     changed = dataclasses.replace(s, action_steps=2)
     dst = tmp_path / "pendulum" / "default"
     for part in ("collect", "diff", "sob_diff", "subsets"):  # the trained policies, not their evaluations
-        for f in sorted((src / part).rglob("*")):
-            target = dst / f.relative_to(src)
-            if f.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif f.name != "result.json":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(f, target)
+        shutil.copytree(src / part, dst / part, ignore=shutil.ignore_patterns("result.json"), copy_function=os.link)
     doc = run_variant("pendulum/default", tmp_path, "smoke", threads=1, settings=changed)
     assert json.loads((dst / "sob_diff" / "train.json").read_text()) == \
         json.loads((src / "sob_diff" / "train.json").read_text())  # not retrained
