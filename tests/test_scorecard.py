@@ -374,3 +374,34 @@ def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_
                                   per["to_cost"][mine], per["to_converged"][mine]))
         assert json.loads(path.read_text())["ratio_median"] == pytest.approx(_median(np.concatenate(ratios)),
                                                                             rel=1e-12), path
+
+
+def test_the_timed_evaluation_runs_on_one_thread_whatever_the_threads_of_the_other_stages(smoke, tmp_path, monkeypatch):
+    """``threads`` parallelises the untimed stages; the evaluation, whose per-instance times the scorecard reports,
+    solves and rolls out on one thread, and its iterations and costs are those of a one-thread run."""
+    import importlib
+    import os
+    import shutil
+
+    from sobolev_warmstart.scorecard import _load_npz
+
+    sc = importlib.import_module("sobolev_warmstart.scorecard")  # the module (the package exports its function too)
+
+    out, _, _ = smoke
+    src = out / "pendulum" / "default"
+    dst = tmp_path / "pendulum" / "default"
+    for part in ("collect", "diff", "sob_diff", "subsets"):  # the trained policies, not their evaluations
+        shutil.copytree(src / part, dst / part, ignore=shutil.ignore_patterns("result.json"), copy_function=os.link)
+    used = []
+    real = sc.evaluate_methods
+
+    def spy(*args, **kwargs):
+        used.append(kwargs["options"].num_threads)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sc, "evaluate_methods", spy)
+    run_variant("pendulum/default", tmp_path, "smoke", threads=2, settings=load_settings(src))
+    assert used == [1]
+    mine, theirs = _load_npz(dst / "per_instance.npz"), _load_npz(src / "per_instance.npz")
+    for key in ("sob_diff_iterations", "nn_iterations", "to_cost", "sob_diff_policy_cost"):
+        np.testing.assert_array_equal(mine[key], theirs[key], err_msg=key)

@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", metavar="TASK/VARIANT",
                    help="restrict to these variants (a bare task name: its default variant)")
     p.add_argument("--out", default=None, help="output folder (default: runs/scorecard-<scale>)")
-    p.add_argument("--threads", type=_non_negative_int, default=0, help="solver/rollout threads (0: all cores)")
+    p.add_argument("--threads", type=_non_negative_int, default=0,
+                   help="solver/rollout threads of the untimed stages (0: all cores); the timed evaluation runs on one")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_scorecard)
     return parser

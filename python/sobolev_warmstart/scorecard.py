@@ -496,7 +496,8 @@ _FIELDS = ("policy_cost", "cost", "converged", "iterations", "rollout_time", "so
 def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryData, exports: dict[str, Path],
               threads: int, say: Progress) -> dict[str, np.ndarray]:
     """Stage 3: evaluate_methods on the held-out instances; per-instance arrays ``<method>_<field>`` pooled over
-    the rollout seeds (``per_instance.npz``)."""
+    the rollout seeds (``per_instance.npz``). The solves and rollouts run on one thread whatever ``threads`` is: their
+    per-instance times are what the scorecard reports, and they should not depend on what runs on the other cores."""
     path = folder / "per_instance.npz"
     if path.exists():
         return _load_npz(path)
@@ -506,7 +507,7 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
     say(f"  evaluate on {s.test_instances} held-out instances (seed {s.test_seed}), rollout seeds {list(s.seeds)}")
     t0 = time.perf_counter()
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
-                          options=s.options(threads), divergence_bound=s.divergence_bound)
+                          options=s.options(1), divergence_bound=s.divergence_bound)
     # the objective along TO alone's starting guess, scored as every other guess is
     guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
@@ -826,8 +827,9 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
     """Run (or resume) the scorecard of ``tasks`` (``"task/variant"`` strings, a bare task name meaning its default
     variant; default: :data:`DEFAULT_VARIANTS` at ``scale="full"``, :data:`SMOKE_VARIANTS` at ``"smoke"``) into
     ``out_dir`` (default ``runs/scorecard-<scale>``), then write ``scorecard.md``, ``scorecard.csv`` and
-    ``scorecard.png`` there; returns their paths. ``threads``: solver and rollout threads (0: all cores; results
-    do not depend on it); training uses one torch thread. Bad arguments raise ``ValueError`` naming them before
+    ``scorecard.png`` there; returns their paths. ``threads``: solver and rollout threads of the untimed stages
+    (collection, consolidation, the sample-efficiency subsets; 0: all cores; results do not depend on it); the
+    timed evaluation runs on one thread, and training uses one torch thread. Bad arguments raise ``ValueError`` naming them before
     anything runs. A variant that fails at run time (``RuntimeError``: none of its training solves converged) is
     listed in ``scorecard.md`` and in the returned ``"failed"`` ({variant: message}); the others go on."""
     if scale not in SCALES:
