@@ -27,6 +27,18 @@ from sobolev_warmstart.scorecard import load_settings
 from sobolev_warmstart.warmstart import refine_rollouts
 
 
+def held_out(folder: Path, test_seed: int | None):
+    """``(settings, task, x0s, params)``: a scorecard variant folder's settings, task and held-out instances (of
+    ``test_seed``, default the folder's own; never its training seed)."""
+    s = load_settings(folder)
+    task = sw.make_task(s.task, s.variant)
+    test_seed = s.test_seed if test_seed is None else test_seed
+    if test_seed == s.train_seed:
+        raise SystemExit(f"--test-seed: {test_seed} is the training seed of {folder}")
+    x0s, params = task.sample_instances(s.test_instances, seed=test_seed)
+    return s, task, x0s, params
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", help="scorecard variant folders (<out>/<task>/<variant>, with settings.json)")
@@ -40,13 +52,8 @@ def main() -> None:
           "converged [%] |")
     print("|---|---|---|---|---|---|---|---|---|")
     for folder in map(Path, args.folders):
-        s = load_settings(folder)
-        task = sw.make_task(s.task, s.variant)
+        s, task, x0s, params = held_out(folder, args.test_seed)
         key = f"{s.task}/{s.variant}"
-        test_seed = s.test_seed if args.test_seed is None else args.test_seed
-        if test_seed == s.train_seed:
-            raise SystemExit(f"--test-seed: {test_seed} is the training seed of {folder}")
-        x0s, params = task.sample_instances(s.test_instances, seed=test_seed)
         options = s.options(1)
         to = sw.solve(task, x0s, params, options=options)
         ok = np.asarray(to.converged, bool)

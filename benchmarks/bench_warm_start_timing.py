@@ -1,0 +1,97 @@
+"""Warm-start total time (guess + solve) per method, timed in interleaved rounds so that the ratios hold (round 25)
+
+The scorecard times each method once, one method's batch after another: a method whose batch ran while the machine
+was busier looks slower. On the UR5 the same lookup's solves measured 1.13 and 1.84 ms per iteration in two runs
+minutes apart (another job on the second core), more than the differences between methods that the scorecard's
+time column is read for. Here every method's guesses are made once (their iterations do not depend on the timing)
+and then, in each of ``--rounds`` rounds, every method's guess is made again and refined, the methods in a rotated
+order. Per method: the mean refine iterations, and per round the mean total time per instance (guess + solve), both
+over the refined instances as in the scorecard (a diverged guess is not refined); the table gives the median over rounds and each method's median ratio to ``--reference`` (NN by default)
+over rounds, with its range. Run it on an otherwise idle machine, one thread.
+
+    python3 benchmarks/bench_warm_start_timing.py runs/scorecard-v16/double_pendulum/default --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.baselines import NearestNeighbourLookup
+from sobolev_warmstart.data import load_dataset
+from sobolev_warmstart.warmstart import default_guesses, refine_guesses
+
+from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
+
+METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
+LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "diff": "Diff", "sob_diff": "Sob+Diff"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folders", nargs="+", help="scorecard variant folders (<out>/<task>/<variant>, with settings.json)")
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (each makes and refines every guess once)")
+    ap.add_argument("--reference", default="nn", choices=METHODS, help="the method the ratios are taken to")
+    ap.add_argument("--test-seed", type=int, default=None, help="held-out instance seed (default: the folder's)")
+    args = ap.parse_args()
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds: expected at least 1, got {args.rounds}")
+    print(f"| variant | method | iters mean | total [ms], median of {args.rounds} rounds [min, max] | guess [ms] | "
+          f"total / {LABELS[args.reference]} [min, max] | converged [%] |")
+    print("|---|---|---|---|---|---|---|")
+    for folder in map(Path, args.folders):
+        s, task, x0s, params = held_out(folder, args.test_seed)
+        key = f"{s.task}/{s.variant}"
+        options = s.options(1)
+        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        runners = {m: sw.load_policy_runner(str(folder / m / "policy_export.safetensors")) for m in ("diff", "sob_diff")}
+
+        def guess(method: str):
+            """(xs, us, mean guess time per instance [s], the RolloutResult of a lookup or a policy, or None)"""
+            if method == "to":
+                t0 = time.perf_counter()
+                xs, us = default_guesses(task, x0s, params)
+                return xs, us, (time.perf_counter() - t0) / len(x0s), None
+            if method in ("nn", "nn_feedback"):
+                ro = lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
+            else:
+                ro = sw.rollout(task, x0s, params, runners[method], action_steps=s.action_steps, seed=0, num_threads=1)
+            return ro.xs, ro.us, float(np.mean(ro.time)), ro
+
+        for m in ("diff", "sob_diff"):
+            guess(m)  # warm-up, untimed
+        totals = {m: [] for m in METHODS}
+        guesses = {m: [] for m in METHODS}
+        results = {}
+        for r in range(args.rounds):
+            order = METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)]
+            for m in order:
+                xs, us, g, ro = guess(m)
+                if ro is None:
+                    res = sw.solve(task, x0s, params, xs, us, options=options)
+                    refined = np.ones(len(x0s), bool)
+                    iters, solve_time, conv = res.iterations, res.solve_time, res.converged
+                    per_guess = np.full(len(x0s), g)
+                else:
+                    ws, diverged = refine_guesses(task, x0s, params, ro, options, s.divergence_bound)
+                    refined = ~diverged
+                    iters, solve_time, conv = ws.warm.iterations, ws.warm.solve_time, ws.warm.converged
+                    per_guess = np.asarray(ws.rollout.time, float)
+                totals[m].append(float(np.mean((per_guess + np.asarray(solve_time, float))[refined])))
+                guesses[m].append(float(np.mean(per_guess[refined])))
+                results[m] = (np.asarray(iters, float)[refined].mean(), (np.asarray(conv, bool) & refined).mean())
+        ref = np.asarray(totals[args.reference])
+        for m in METHODS:
+            t = np.asarray(totals[m])
+            ratio = t / ref
+            print(f"| {key} | {LABELS[m]} | {results[m][0]:.1f} | {1e3 * np.median(t):.1f} [{1e3 * t.min():.1f}, "
+                  f"{1e3 * t.max():.1f}] | {1e3 * np.median(guesses[m]):.2f} | {np.median(ratio):.2f} "
+                  f"[{ratio.min():.2f}, {ratio.max():.2f}] | {100 * results[m][1]:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
