@@ -49,7 +49,7 @@ loses at most one collection batch or one training epoch)::
     scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
-tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 48 minutes on two cores (measured per variant in
+tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 41 minutes on two cores (measured per variant in
 :data:`FULL_ESTIMATES_S`).
 """
 
@@ -290,20 +290,17 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
     "quadrotor/reference_columns_9": {"train_instances": 24, "test_instances": 8, "max_iters": 1000,
                                       "shuffle_exchangeable_params": True, "consolidate_neighbours": 0},
 }
-#: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run
-#: (docs/results/scorecard/scorecard.md, stage times of the first run of each stage, other work sharing the machine),
-#: plus the TO-alone collection the committed run took from an earlier one: the MLP denoiser trains 1000 steps in 3-8 s;
-#: consolidation (15-80 s; 180 s for the random-start UR5's 256 trajectories), the double pendulum's U-Net and the
-#: reference variants' TO solves dominate. The two variants with symmetry copies (round 21) from scorecard v13: 82 s
-#: measured for the UR5's reference variant; 330 s for ur5/random_start_random_target (v12's 270 s plus the copies,
-#: 11 s, and twice the steps; v13 measured 500 s with three other jobs on the two cores). The pendubot's from scorecard
-#: v15 (5000 steps, round 24: 637 s with two other jobs on the two cores).
+#: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run, scorecard v17 (round
+#: 25: every variant from scratch at the default ``threads``, the collection, consolidation and subsets on both
+#: cores, the evaluation on one; nothing else running; 41 minutes in all). Training (one torch thread) dominates the
+#: double pendulum's U-Net; the TO solves dominate the random-start UR5 variants' 256 trajectories (collection and
+#: consolidation, 3.6-4.2 minutes) and the reference variants.
 FULL_ESTIMATES_S: dict[str, float] = {
-    "pendulum/default": 30, "double_pendulum/default": 640, "ur5/fixed_start_fixed_target": 102,
-    "ur5/fixed_start_random_target": 106, "ur5/random_start_fixed_target": 258,
-    "ur5/random_start_random_target": 330, "quadrotor/columns_0": 76, "quadrotor/columns_9": 113,
-    "double_pendulum/reference": 390, "ur5/reference_random_start_random_target": 82,
-    "quadrotor/reference_columns_9": 760,
+    "pendulum/default": 28, "double_pendulum/default": 498, "ur5/fixed_start_fixed_target": 87,
+    "ur5/fixed_start_random_target": 151, "ur5/random_start_fixed_target": 294,
+    "ur5/random_start_random_target": 404, "quadrotor/columns_0": 78, "quadrotor/columns_9": 115,
+    "double_pendulum/reference": 305, "ur5/reference_random_start_random_target": 54,
+    "quadrotor/reference_columns_9": 429,
 }
 
 
