@@ -1,15 +1,16 @@
 """Warm-start total time (guess + solve) per method, timed in interleaved rounds so that the ratios hold (round 25)
 
 The scorecard times each method once, one method's batch after another: a method whose batch ran while the machine
-was busier looks slower. On the UR5 the same lookup's solves measured 1.13 and 1.84 ms per iteration in two runs
-minutes apart (another job on the second core), more than the differences between methods that the scorecard's
-time column is read for. Here every method's guesses are made once (their iterations do not depend on the timing)
-and then, in each of ``--rounds`` rounds, every method's guess is made again and refined, the methods in a rotated
-order. Per method: the mean refine iterations, and per round the mean total time per instance (guess + solve), both
-over the refined instances as in the scorecard (a diverged guess is not refined); the table gives the median over rounds and each method's median ratio to ``--reference`` (NN by default)
-over rounds, with its range. Run it on an otherwise idle machine, one thread.
+was busier looks slower. On `ur5/random_start_fixed_target` the same lookup's solves took a median 1.13 ms per
+iteration in scorecard v16 and 1.28-1.84 ms in two runs beside other jobs minutes later, more than the differences
+between methods that the scorecard's time column is read for. Here, in each of ``--rounds`` rounds, every method's
+guess is made and refined, the methods in a rotated order (the policies rolled out once, untimed, before). Per
+method: the mean refine iterations (they do not depend on the timing), and per round the mean total time per
+instance (guess + solve), both over the refined instances as in the scorecard (a diverged guess is not refined); the
+table gives the median over rounds and each method's median ratio to ``--reference`` (NN by default) over rounds,
+with its range. Run it on an otherwise idle machine; it solves and rolls out on one thread.
 
-    python3 benchmarks/bench_warm_start_timing.py runs/scorecard-v16/double_pendulum/default --rounds 7
+    python3 benchmarks/bench_warm_start_timing.py runs/scorecard-v17/double_pendulum/default --rounds 5
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def main() -> None:
         key = f"{s.task}/{s.variant}"
         options = s.options(1)
         lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
-        runners = {m: sw.load_policy_runner(str(folder / m / "policy_export.safetensors")) for m in ("diff", "sob_diff")}
+        runners = {m: sw.load_policy_runner(str(folder / m / "policy_export.safetensors"))
+                   for m in ("diff", "sob_diff")}
 
         def guess(method: str):
             """(xs, us, mean guess time per instance [s], the RolloutResult of a lookup or a policy, or None)"""

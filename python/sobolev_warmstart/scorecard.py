@@ -257,8 +257,9 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
     # -> 25x) and its warm start from 27.5 to 25.3 iterations (36.6 -> 23.8) over three training seeds; lambda 0.001
     # then gives 6.35x and 23.5 iterations (random target: 20.8x and 20.5, 19.8 on a second held-out set, where the
     # lookup needs 35.3 and 23.7)
-    # ... and two actions executed per chunk (round 25: over three training seeds, Sob+Diff 5.9-7.5x -> 4.9-7.4x TO's cost
-    # and 22.0 -> 21.5 refine iterations on average on held-out seed 1e6, 4.8-5.4x -> 3.7-4.9x and 32.7 -> 31.8 on 2e6)
+    # ... and two actions executed per chunk (round 25: over three training seeds, Sob+Diff 5.9-7.5x -> 4.9-7.4x TO's
+    # cost and 22.0 -> 21.5 refine iterations on average on held-out seed 1e6, 4.8-5.4x -> 3.7-4.9x and 32.7 -> 31.8 on
+    # 2e6)
     "ur5/random_start_fixed_target": {"train_instances": 256, "train_steps": 4000, "sobolev_weight": 0.001,
                                       "action_steps": 2},
     # ... and, where the family is invariant under a rotation about the base axis, three rotated copies of each solved
@@ -292,9 +293,9 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
 }
 #: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run, scorecard v17 (round
 #: 25: every variant from scratch at the default ``threads``, the collection, consolidation and subsets on both
-#: cores, the evaluation on one; nothing else running; 41 minutes in all). Training (one torch thread) dominates the
-#: double pendulum's U-Net; the TO solves dominate the random-start UR5 variants' 256 trajectories (collection and
-#: consolidation, 3.6-4.2 minutes) and the reference variants.
+#: cores, the evaluation on one; 41 minutes in all, with nothing else running). Training (one torch thread)
+#: dominates the double pendulum's U-Net; the TO solves dominate the random-start UR5 variants' 256 trajectories
+#: (collection and consolidation, 3.6-4.2 minutes) and the reference variants.
 FULL_ESTIMATES_S: dict[str, float] = {
     "pendulum/default": 28, "double_pendulum/default": 498, "ur5/fixed_start_fixed_target": 87,
     "ur5/fixed_start_random_target": 151, "ur5/random_start_fixed_target": 294,
@@ -826,9 +827,10 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
     ``out_dir`` (default ``runs/scorecard-<scale>``), then write ``scorecard.md``, ``scorecard.csv`` and
     ``scorecard.png`` there; returns their paths. ``threads``: solver and rollout threads of the untimed stages
     (collection, consolidation, the sample-efficiency subsets; 0: all cores; results do not depend on it); the
-    timed evaluation runs on one thread, and training uses one torch thread. Bad arguments raise ``ValueError`` naming them before
-    anything runs. A variant that fails at run time (``RuntimeError``: none of its training solves converged) is
-    listed in ``scorecard.md`` and in the returned ``"failed"`` ({variant: message}); the others go on."""
+    timed evaluation runs on one thread, and training uses one torch thread. Bad arguments raise ``ValueError``
+    naming them before anything runs. A variant that fails at run time (``RuntimeError``: none of its training
+    solves converged) is listed in ``scorecard.md`` and in the returned ``"failed"`` ({variant: message}); the others
+    go on."""
     if scale not in SCALES:
         raise ValueError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
     if out_dir is None:
