@@ -8,8 +8,8 @@ denoiser predicts the clean chunk ``x0`` at step k; the next sample, at step k' 
 step of the subsequence (0, or any step: ``4`` alone is one call from pure noise) the clipped ``x0`` is the chunk.
 The rollouts run the eager policy (the Python reference path, with the same seeded noise as the C++ path; DDIM uses
 only the first draw, the starting sample) at the folder's A (or ``--action-steps``), and are refined by the solver
-like the scorecard's. Rows: the DDPM sampler as trained (it equals the scorecard's C++ rollout), then each step
-subsequence, e.g. ``4,2,0`` (three network calls instead of five).
+like the scorecard's. Rows: the DDPM sampler as trained (the C++ rollout up to float rounding, which can change a
+refine by a few iterations), then each step subsequence, e.g. ``4,2,0`` (three network calls instead of five).
 
     python3 benchmarks/bench_sampling_steps.py runs/scorecard-v17/double_pendulum/default --steps 4,3,2,1,0 4,2,0 4,0
 """
