@@ -40,15 +40,22 @@ import numpy as np
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
 
-def _parse(change: str) -> tuple[str, object]:
-    key, sep, value = change.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"--change: expected key=value, got {change!r}")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key, tuple(parsed) if isinstance(parsed, list) else parsed
+def apply_changes(settings, items, option: str = "--change"):
+    """``settings`` with each ``key=value`` of ``items`` applied (JSON values, else strings; lists become tuples); a
+    malformed item or an unknown setting is a ``SystemExit`` naming ``option``."""
+    fields = {f.name for f in dataclasses.fields(settings)}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{option}: expected key=value, got {item!r}")
+        if key not in fields:
+            raise SystemExit(f"{option}: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        settings = dataclasses.replace(settings, **{key: tuple(parsed) if isinstance(parsed, list) else parsed})
+    return settings
 
 
 #: Settings TO alone's training collection depends on: rows that change none of them reuse the base row's batches.
@@ -111,17 +118,10 @@ def main() -> None:
                     help="training seeds of the policies (default: the scorecard's, one run per row)")
     args = ap.parse_args()
     base = dataclasses.replace(settings_for(args.variant, args.scale), subset_fractions=())
-    fields = {f.name for f in dataclasses.fields(base)}
     seeds = args.policy_seeds or [None]
     rows = []
     for change in ["base", *args.change]:
-        settings = base
-        if change != "base":
-            for part in change.split("+"):
-                key, value = _parse(part)
-                if key not in fields:
-                    raise SystemExit(f"--change: unknown setting {key!r}; expected one of {', '.join(sorted(fields))}")
-                settings = dataclasses.replace(settings, **{key: value})
+        settings = base if change == "base" else apply_changes(base, change.split("+"))
         changed = {part.partition("=")[0] for part in change.split("+")} if change != "base" else set()
         docs = []
         for seed in seeds:

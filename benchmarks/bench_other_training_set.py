@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 from sobolev_warmstart.data import Normaliser, build_dataset, load_dataset, save_dataset
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
-from ablation import link_tree  # benchmarks/ablation.py, beside this script
+from ablation import apply_changes, link_tree  # benchmarks/ablation.py, beside this script
 
 
 def main() -> None:
@@ -49,16 +48,7 @@ def main() -> None:
     if not (src / "trajectories.npz").is_file():
         raise SystemExit(f"--collect: {src} holds no finished training set (trajectories.npz)")
     base = dataclasses.replace(settings_for(args.variant, "full"), subset_fractions=())
-    fields = {f.name for f in dataclasses.fields(base)}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"--set: expected KEY=VALUE with KEY a scorecard setting, got {item!r}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        base = dataclasses.replace(base, **{key: tuple(parsed) if isinstance(parsed, list) else parsed})
+    base = apply_changes(base, args.set, "--set")
     print("| policy seed | method | policy/TO median | diverged [%] | iters mean | converged [%] |")
     print("|---|---|---|---|---|---|")
     for seed in args.policy_seeds:

@@ -53,16 +53,15 @@ def main() -> None:
                    for m in ("diff", "sob_diff")}
 
         def guess(method: str):
-            """(xs, us, mean guess time per instance [s], the RolloutResult of a lookup or a policy, or None)"""
+            """TO alone's default guesses ``(xs, us, seconds per instance)``, or a lookup's or a policy's
+            RolloutResult (its ``time`` per instance)."""
             if method == "to":
                 t0 = time.perf_counter()
                 xs, us = default_guesses(task, x0s, params)
-                return xs, us, (time.perf_counter() - t0) / len(x0s), None
+                return xs, us, (time.perf_counter() - t0) / len(x0s)
             if method in ("nn", "nn_feedback"):
-                ro = lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
-            else:
-                ro = sw.rollout(task, x0s, params, runners[method], action_steps=s.action_steps, seed=0, num_threads=1)
-            return ro.xs, ro.us, float(np.mean(ro.time)), ro
+                return lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
+            return sw.rollout(task, x0s, params, runners[method], action_steps=s.action_steps, seed=0, num_threads=1)
 
         for m in ("diff", "sob_diff"):
             guess(m)  # warm-up, untimed
@@ -72,14 +71,15 @@ def main() -> None:
         for r in range(args.rounds):
             order = METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)]
             for m in order:
-                xs, us, g, ro = guess(m)
-                if ro is None:
+                made = guess(m)
+                if m == "to":
+                    xs, us, g = made
                     res = sw.solve(task, x0s, params, xs, us, options=options)
                     refined = np.ones(len(x0s), bool)
                     iters, solve_time, conv = res.iterations, res.solve_time, res.converged
                     per_guess = np.full(len(x0s), g)
                 else:
-                    ws, diverged = refine_guesses(task, x0s, params, ro, options, s.divergence_bound)
+                    ws, diverged = refine_guesses(task, x0s, params, made, options, s.divergence_bound)
                     refined = ~diverged
                     iters, solve_time, conv = ws.warm.iterations, ws.warm.solve_time, ws.warm.converged
                     per_guess = np.asarray(ws.rollout.time, float)

@@ -330,13 +330,21 @@ def test_the_solver_settings_of_a_variant_reach_every_solve_at_every_scale():
                           mu_init=0.0)
 
 
+def _link_trained(src: Path, dst: Path) -> None:
+    """A finished smoke variant's training set and trained policies (subsets included) hard-linked from ``src`` into
+    ``dst``, without any evaluation, so that ``run_variant`` evaluates them again without retraining."""
+    import os
+    import shutil
+
+    for part in ("collect", "diff", "sob_diff", "subsets"):
+        shutil.copytree(src / part, dst / part, ignore=shutil.ignore_patterns("result.json"), copy_function=os.link)
+
+
 def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_another(smoke, tmp_path):
     """action_steps (A) is a rollout setting (training does not depend on it): the evaluation and the sample-efficiency
     subsets roll the policies out with the settings' A, also where the exported policies were trained with another
     (a variant re-evaluated with the trained policies of a finished run, as scorecard v15 was, ablations round 24)."""
     import dataclasses
-    import os
-    import shutil
 
     from sobolev_warmstart.rollout import load_policy_runner, rollout
     from sobolev_warmstart.scorecard import _load_npz, _median, _ratios
@@ -349,8 +357,7 @@ def test_the_settings_action_steps_reach_every_rollout_of_policies_trained_with_
     assert s.action_steps == 1
     changed = dataclasses.replace(s, action_steps=2)
     dst = tmp_path / "pendulum" / "default"
-    for part in ("collect", "diff", "sob_diff", "subsets"):  # the trained policies, not their evaluations
-        shutil.copytree(src / part, dst / part, ignore=shutil.ignore_patterns("result.json"), copy_function=os.link)
+    _link_trained(src, dst)
     doc = run_variant("pendulum/default", tmp_path, "smoke", threads=1, settings=changed)
     assert json.loads((dst / "sob_diff" / "train.json").read_text()) == \
         json.loads((src / "sob_diff" / "train.json").read_text())  # not retrained
@@ -380,8 +387,6 @@ def test_the_timed_evaluation_runs_on_one_thread_whatever_the_threads_of_the_oth
     """``threads`` parallelises the untimed stages; the evaluation, whose per-instance times the scorecard reports,
     solves and rolls out on one thread, and its iterations and costs are those of a one-thread run."""
     import importlib
-    import os
-    import shutil
 
     from sobolev_warmstart.scorecard import _load_npz
 
@@ -390,8 +395,7 @@ def test_the_timed_evaluation_runs_on_one_thread_whatever_the_threads_of_the_oth
     out, _, _ = smoke
     src = out / "pendulum" / "default"
     dst = tmp_path / "pendulum" / "default"
-    for part in ("collect", "diff", "sob_diff", "subsets"):  # the trained policies, not their evaluations
-        shutil.copytree(src / part, dst / part, ignore=shutil.ignore_patterns("result.json"), copy_function=os.link)
+    _link_trained(src, dst)
     used = []
     real = sc.evaluate_methods
 

@@ -477,8 +477,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval": {"instances": 32, "seed": 1_000_000},
     },
     # The presets below take the scorecard's measured recipe of their variant (scorecard.settings_for; docs/results/
-    # ablations.md): the MLP denoiser (the U-Net with past actions on the double pendulum), the variant's actions per
-    # replan (A = 2 on the pendubot and among 9 columns, 1 elsewhere; round 24), H = 8, the variant's lambda,
+    # ablations.md): the MLP denoiser (the U-Net with past actions on the double pendulum), A = 2 on the pendubot and
+    # among 9 columns as in the scorecard (round 24; the pendulum and the UR5 presets keep A = 1, where the scorecard
+    # since round 25 executes 2: measured on the scorecard's policies, not in a loop), H = 8, the variant's lambda,
     # consolidation where the scorecard consolidates; epochs at about the scorecard's
     # gradient steps per trajectory. Their loops against the earlier U-Net / A = 8 starting points: docs/loop.md.
     # Pendulum swing-up: 4 x 64 instances.
