@@ -201,6 +201,56 @@ def test_native_file_is_a_standard_safetensors_file(tmp_path):
     assert other.keys() == tensors.keys() and all(np.array_equal(other[k], tensors[k]) for k in other)
 
 
+@pytest.mark.parametrize("denoiser,past_actions", [("unet", False), ("mlp", True)])
+def test_ddim_sampling_exports_equal_eager(tmp_path, denoiser, past_actions):
+    """A policy sampled in fewer calls (sampling_steps): native and TorchScript equal eager, carry the steps in their
+    metadata, and the saved policy keeps them; only the starting draw matters."""
+    ds = _dataset(1)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, diffusion=DiffusionConfig(
+        past_actions=past_actions), denoiser=denoiser, mlp=MLPConfig((32, 24))))
+    args = _diffusion_inputs(policy, 4, seed=3)
+    with torch.no_grad():
+        ddpm = policy(*args).numpy()
+        assert policy.set_sampling_steps("4,0") is policy
+        ref = policy(*args).numpy()
+    assert np.abs(ref - ddpm).max() > 1e-3
+    runner = load_policy_runner(export_native(policy, tmp_path / "p.safetensors"))
+    module, meta = load_torchscript(export_torchscript(policy, tmp_path / "p.pt"))
+    assert (meta["sampler"], meta["sampling_steps"]) == ("ddim", [4, 0]) == (
+        load_native(tmp_path / "p.safetensors")[1]["sampler"], load_native(tmp_path / "p.safetensors")[1]["sampling_steps"])
+    other = list(args)
+    other[3] = torch.cat([args[3][:1], torch.randn_like(args[3][1:])])
+    for a in (args, other):
+        _close(runner.sample_chunks(*[x.numpy() for x in a]), ref)
+        with torch.no_grad():
+            torch.testing.assert_close(module(*a).numpy(), ref)
+    save_policy(policy, tmp_path / "saved.pt")
+    loaded = load_policy(tmp_path / "saved.pt")
+    assert loaded.diffusion_config.sampling_steps == (4, 0)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*args).numpy(), ref)
+        policy.set_sampling_steps(None)
+        torch.testing.assert_close(policy(*args).numpy(), ddpm)
+    assert policy.metadata()["sampler"] == "ddpm" and policy.metadata()["sampling_steps"] == [4, 3, 2, 1, 0]
+    with pytest.raises(ValueError, match="sampling_steps: expected"):
+        policy.set_sampling_steps((3, 0))
+
+
+def test_native_files_exported_before_the_sampling_tables_run_ddpm(tmp_path):
+    """A file without ``sampling_steps`` and the per-call tables (exported before they existed) samples with the
+    schedule's DDPM coefficients, as it did."""
+    ds = _dataset(1)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="mlp", mlp=MLPConfig((16,))))
+    tensors, meta = load_native(export_native(policy, tmp_path / "new.safetensors"))
+    old_meta = {k: v for k, v in meta.items() if k not in ("sampler", "sampling_steps")}
+    old = _write_safetensors(tmp_path / "old.safetensors", {k: v for k, v in tensors.items() if ".call_" not in k},
+                             {"sobolev_warmstart": json.dumps(old_meta)})
+    args = _diffusion_inputs(policy, 3, seed=4)
+    with torch.no_grad():
+        ref = policy(*args).numpy()
+    _close(load_policy_runner(old).sample_chunks(*[a.numpy() for a in args]), ref)
+
+
 def test_export_policy_follows_the_suffix(tmp_path):
     ds = _dataset(1)
     policy = _perturbed(MLPPolicy(ds.task, ds.spec, ds.normalisers, MLPConfig((8,))))
@@ -255,6 +305,13 @@ def test_bad_native_files_give_clear_errors(tmp_path):
     net = dict(meta, architecture=dict(meta["architecture"], network="transformer"))
     assert "unknown architecture.network 'transformer'" in error(
         _write_safetensors(tmp_path / "net.safetensors", tensors, {"sobolev_warmstart": json.dumps(net)}))
+    for steps in ([4, 4], [5, 0], [], "4,0"):
+        bad = dict(meta, sampling_steps=steps)
+        assert "sampling_steps: expected" in error(
+            _write_safetensors(tmp_path / "steps.safetensors", tensors, {"sobolev_warmstart": json.dumps(bad)}))
+    two = dict(meta, sampling_steps=[4, 0])  # five calls' tables in the file, two steps in the metadata
+    assert "tensor 'sampler.call_c0' has shape (5,), the architecture in the metadata expects (2,)" in error(
+        _write_safetensors(tmp_path / "calls.safetensors", tensors, {"sobolev_warmstart": json.dumps(two)}))
     raw = (tmp_path / "good.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(raw[:-100])  # truncated data
     assert "do not hold" in error(tmp_path / "cut.safetensors")

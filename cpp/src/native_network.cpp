@@ -572,16 +572,14 @@ public:
       throw std::invalid_argument(path + ": unknown architecture.network '" + network +
                                   "' (expected mlp_denoiser or unet)");
     }
-    c0_ = f.vec("sampler.schedule.c0", K);
-    c1_ = f.vec("sampler.schedule.c1", K);
-    sigma_ = f.vec("sampler.schedule.sigma", K);
+    read_sampling_plan(f, root, K);
   }
 
   void sample_chunks(int B, const float *obs, const float *params, const float *hist, const float *noise,
                      float *out) const override {
     const auto &m = m_;
     if (!m.diffusion) throw std::logic_error(path_ + ": sample_chunks on an mlp policy");
-    const int h = m.history, na = m.na, D = m.horizon * na, K = m.num_steps;
+    const int h = m.history, na = m.na, D = m.horizon * na;
     const Mat cond = condition(B, obs, h, params);
     Mat known = Mat::Zero(h * na, B);  // the history entries, normalised (zeros without past actions)
     if (past_actions_)
@@ -589,13 +587,12 @@ public:
         for (int j = 0; j < h * na; ++j) known(j, b) = (hist[std::size_t(b) * h * na + j] - a_.offset(j % na)) / a_.scale(j % na);
     const std::vector<Mat> prepared = denoiser_->prepare(cond);
     Mat x = Eigen::Map<const Mat>(noise, D, B);
-    for (int i = 0; i < K; ++i) {
-      const int k = K - 1 - i;
+    for (int i = 0; i < int(steps_.size()); ++i) {  // one network call each (the sampler's per-call tables)
       x.topRows(h * na) = known;
-      Mat x0 = denoiser_->denoise(x, k, prepared);
+      Mat x0 = denoiser_->denoise(x, steps_[std::size_t(i)], prepared);
       if (clip_) x0 = x0.cwiseMax(-clip_range_).cwiseMin(clip_range_);
-      x = c0_(k) * x0 + c1_(k) * x;
-      if (k > 0) x += sigma_(k) * Eigen::Map<const Mat>(noise + std::size_t(i + 1) * B * D, D, B);
+      x = c0_(i) * x0 + c1_(i) * x;
+      if (sigma_(i) != 0.0f) x += sigma_(i) * Eigen::Map<const Mat>(noise + std::size_t(i + 1) * B * D, D, B);
     }
     for (int b = 0; b < B; ++b) {
       float *o = out + std::size_t(b) * D;
@@ -613,6 +610,32 @@ public:
   }
 
 private:
+  /// The sampler's per-call tables: the denoiser's step of each network call and the coefficients of
+  /// x <- c0 x0 + c1 x + sigma noise[i + 1] (DDPM on K-1..0, or DDIM on the metadata's sampling_steps; see
+  /// diffusion.py). Files exported before the tables existed hold only the schedule: DDPM on K-1..0.
+  void read_sampling_plan(const TensorFile &f, const JsonValue &root, int K) {
+    if (!root.has("sampling_steps")) {
+      for (int k = K - 1; k >= 0; --k) steps_.push_back(k);
+      c0_ = f.vec("sampler.schedule.c0", K).reverse();
+      c1_ = f.vec("sampler.schedule.c1", K).reverse();
+      sigma_ = f.vec("sampler.schedule.sigma", K).reverse();
+      return;
+    }
+    const JsonValue &steps = root.at("sampling_steps", path_);
+    if (steps.kind != JsonValue::Kind::Array || steps.array.empty())
+      throw std::invalid_argument(path_ + ": sampling_steps: expected a non-empty list in the metadata");
+    for (const auto &v : steps.array) {
+      steps_.push_back(v.as_int("sampling_steps"));
+      if (steps_.back() < 0 || steps_.back() >= K || (steps_.size() > 1 && steps_.back() >= steps_[steps_.size() - 2]))
+        throw std::invalid_argument(path_ + ": sampling_steps: expected descending steps in [0, " +
+                                    std::to_string(K - 1) + "] in the metadata");
+    }
+    const auto n = std::int64_t(steps_.size());
+    c0_ = f.vec("sampler.call_c0", n);
+    c1_ = f.vec("sampler.call_c1", n);
+    sigma_ = f.vec("sampler.call_sigma", n);
+  }
+
   /// [normalised observations (h*no), normalised params (nz)] per column.
   Mat condition(int B, const float *obs, int h, const float *params) const {
     const int no = m_.no, nz = m_.nz;
@@ -629,7 +652,8 @@ private:
   Normaliser a_, o_, z_;
   MLPStack mlp_;  // mlp policies
   std::unique_ptr<Denoiser> denoiser_;
-  Vec c0_, c1_, sigma_;
+  std::vector<int> steps_;  // the denoiser's step k of each network call
+  Vec c0_, c1_, sigma_;     // per network call
   bool clip_ = true, past_actions_ = false;
   float clip_range_ = 1.0f;
 };

@@ -13,8 +13,20 @@ posterior step from ``a_k`` given the network's clean estimate ``x̂0`` (optiona
 the same as diffusers' ``DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="sample")`` with
 ``K`` training and inference steps (checked in the tests against diffusers itself).
 
+Sampling in fewer network calls (``sampling_steps``, docs/results/ablations.md round 25): the policy trained with
+``K`` steps is sampled deterministically (DDIM, η = 0) on a descending subsequence ``s_0 = K-1 > s_1 > ... > s_{n-1}
+>= 0`` of its steps. From ``a_k`` and the clipped clean estimate ``x̂0``, with ``ε̂ = (a_k - sqrt(ᾱ_k) x̂0) /
+sqrt(1 - ᾱ_k)``, the next sample is ``a_k' = sqrt(ᾱ_k') x̂0 + sqrt(1 - ᾱ_k') ε̂`` and the last call's ``x̂0`` is the
+chunk (``ᾱ_{-1} = 1``). With clipping, ``ε̂`` follows from the clipped ``x̂0``, so each step re-noises the clipped
+estimate (diffusers' ``DDIMScheduler`` derives ``ε̂`` from the unclipped one; the same without clipping, checked in
+the tests). Both samplers are one affine step per call, ``a' = c0_i x̂0 + c1_i a + σ_i ε_i``: the DDPM
+posterior on ``k = K-1-i`` (the coefficients above), or DDIM with ``σ_i = 0``. The per-call tables
+(``call_c0``, ``call_c1``, ``call_sigma``, the steps in ``steps``) are what every path runs: eager, TorchScript,
+torch.export and the native C++ forward.
+
 The sampler takes all its randomness as one tensor ``noise (K, B, H, D)``: ``noise[0]`` is the initial sample
-``a_{K-1}`` and ``noise[i]`` (``i >= 1``) the posterior noise of the step from ``k = K - i``. The first ``h``
+``a_{K-1}`` and ``noise[i]`` (``i >= 1``) the posterior noise of the step from ``k = K - i`` (DDIM uses
+``noise[0]`` only; the shape stays the trained K's, so the seeded draws are the same whichever sampler runs). The first ``h``
 chunk entries are overwritten before every network call and in the result: with the executed actions when the
 policy conditions on its past actions (``past_actions=True``, the reference's inpainting), with zeros otherwise.
 
@@ -28,11 +40,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import List
 
 import torch
 from torch import nn
 
-__all__ = ["DiffusionConfig", "squaredcos_betas", "DDPMSchedule", "DDPMSampler"]
+__all__ = ["DiffusionConfig", "squaredcos_betas", "DDPMSchedule", "DDPMSampler", "check_sampling_steps",
+           "sampling_plan"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +54,17 @@ class DiffusionConfig:
     """``num_steps``: K (training and sampling); ``clip_sample``: clip the clean estimate to
     ``[-clip_sample_range, clip_sample_range]`` while sampling (sensible with min-max normalised actions);
     ``past_actions``: condition on the ``h`` executed actions by inpainting them (the reference), or not (the
-    history entries are zeros, see the module docstring)."""
+    history entries are zeros, see the module docstring); ``sampling_steps``: None to sample with the DDPM posterior
+    on all K steps (as trained), or a descending subsequence of ``K-1, ..., 0`` starting at ``K-1`` to sample
+    deterministically (DDIM) in that many network calls, e.g. ``(4, 0)``: two calls instead of five. It does not
+    change training; :meth:`~sobolev_warmstart.policy.DiffusionPolicy.set_sampling_steps` changes it on a trained
+    policy."""
 
     num_steps: int = 5
     clip_sample: bool = True
     clip_sample_range: float = 1.0
     past_actions: bool = False
+    sampling_steps: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_steps, int) or isinstance(self.num_steps, bool) or self.num_steps < 1:
@@ -56,6 +75,31 @@ class DiffusionConfig:
             raise ValueError(f"clip_sample_range: expected a positive float, got {self.clip_sample_range!r}")
         if not isinstance(self.past_actions, bool):
             raise ValueError(f"past_actions: expected a bool, got {self.past_actions!r}")
+        if self.sampling_steps is not None:
+            object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.num_steps))
+
+
+def check_sampling_steps(steps, num_steps: int) -> tuple[int, ...] | None:
+    """``steps`` as a tuple of ints (None stays None: the DDPM sampler); a ValueError naming ``sampling_steps``
+    unless it is a strictly descending sequence of integers starting at ``num_steps - 1`` and ending at 0 or above.
+    Accepts a comma-separated string (``"4,0"``) as the command line and settings files write it."""
+    if steps is None:
+        return None
+    what = (f"sampling_steps: expected a strictly descending sequence of integers that starts at {num_steps - 1} "
+            "and ends at 0 or above")
+    if isinstance(steps, str):
+        try:
+            steps = [int(v) for v in steps.split(",")]
+        except ValueError:
+            raise ValueError(f"{what}, such as '{num_steps - 1},0'; got {steps!r}") from None
+    try:
+        out = tuple(steps)
+    except TypeError:
+        raise ValueError(f"{what}; got {steps!r}") from None
+    if (not out or any(not isinstance(k, int) or isinstance(k, bool) for k in out) or out[0] != num_steps - 1
+            or out[-1] < 0 or any(a <= b for a, b in zip(out, out[1:]))):
+        raise ValueError(f"{what}; got {steps!r}")
+    return out
 
 
 def squaredcos_betas(num_steps: int, max_beta: float = 0.999) -> torch.Tensor:
@@ -68,6 +112,19 @@ def squaredcos_betas(num_steps: int, max_beta: float = 0.999) -> torch.Tensor:
                          for k in range(num_steps)], dtype=torch.float64)
 
 
+def _schedule_coefficients(num_steps: int) -> dict[str, torch.Tensor]:
+    """The schedule's float64 tensors, indexed by the step k (see the module docstring)."""
+    betas = squaredcos_betas(num_steps)
+    abar = torch.cumprod(1.0 - betas, 0)
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    c0 = abar_prev.sqrt() * betas / (1.0 - abar)
+    c1 = (1.0 - betas).sqrt() * (1.0 - abar_prev) / (1.0 - abar)
+    sigma = ((1.0 - abar_prev) / (1.0 - abar) * betas).clamp_min(1e-20).sqrt()
+    sigma[0] = 0.0
+    return {"betas": betas, "alphas_cumprod": abar, "c0": c0, "c1": c1, "sigma": sigma, "sqrt_abar": abar.sqrt(),
+            "sqrt_one_minus_abar": (1.0 - abar).sqrt()}
+
+
 class DDPMSchedule(nn.Module):
     """Schedule tensors (float32 buffers, computed in float64) and the per-step coefficients."""
 
@@ -76,16 +133,7 @@ class DDPMSchedule(nn.Module):
         if not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps: expected a positive integer, got {num_steps!r}")
         self.num_steps = num_steps
-        betas = squaredcos_betas(num_steps)
-        abar = torch.cumprod(1.0 - betas, 0)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        c0 = abar_prev.sqrt() * betas / (1.0 - abar)
-        c1 = (1.0 - betas).sqrt() * (1.0 - abar_prev) / (1.0 - abar)
-        var = ((1.0 - abar_prev) / (1.0 - abar) * betas).clamp_min(1e-20)
-        sigma = var.sqrt()
-        sigma[0] = 0.0
-        for name, v in (("betas", betas), ("alphas_cumprod", abar), ("c0", c0), ("c1", c1), ("sigma", sigma),
-                        ("sqrt_abar", abar.sqrt()), ("sqrt_one_minus_abar", (1.0 - abar).sqrt())):
+        for name, v in _schedule_coefficients(num_steps).items():
             self.register_buffer(name, v.float())
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -105,16 +153,38 @@ class DDPMSchedule(nn.Module):
         return mean
 
 
+def sampling_plan(num_steps: int, steps: tuple[int, ...] | None) -> dict[str, torch.Tensor | list]:
+    """The per-call tables of a sampler: ``steps`` (the denoiser's step of each call), ``noisy`` (whether the call
+    adds posterior noise) and the float64 coefficients ``c0``, ``c1``, ``sigma`` of ``a' = c0 x̂0 + c1 a + σ ε``.
+    ``steps`` None: the DDPM posterior on ``K-1, ..., 0``; a checked subsequence: DDIM (η = 0) on it."""
+    coef = _schedule_coefficients(num_steps)
+    if steps is None:
+        order = list(range(num_steps - 1, -1, -1))
+        return {"steps": order, "noisy": [k > 0 for k in order],
+                **{name: coef[name][order] for name in ("c0", "c1", "sigma")}}
+    steps = check_sampling_steps(steps, num_steps)
+    abar, c0, c1 = coef["alphas_cumprod"], [], []
+    for i, k in enumerate(steps):
+        nxt = abar[steps[i + 1]] if i + 1 < len(steps) else torch.ones((), dtype=torch.float64)
+        c1.append((1.0 - nxt).sqrt() / (1.0 - abar[k]).sqrt())
+        c0.append(nxt.sqrt() - c1[-1] * abar[k].sqrt())
+    return {"steps": list(steps), "noisy": [False] * len(steps), "c0": torch.stack(c0), "c1": torch.stack(c1),
+            "sigma": torch.zeros(len(steps), dtype=torch.float64)}
+
+
 class DDPMSampler(nn.Module):
     """Reverse diffusion with inpainting, in normalised coordinates, all randomness given as input.
 
     ``forward(cond (B, D_c), history (B, h, D), noise (K, B, H, D)) -> (B, H, D)``. ``denoiser(sample, step,
     cond)`` predicts the clean chunk. With ``past_actions=False`` the history entries are zeros (``history``
-    only gives their shape). TorchScript- and torch.export-compatible.
+    only gives their shape). ``sampling_steps``: None for the DDPM posterior on the K trained steps, or DDIM's
+    steps (:class:`DiffusionConfig`); :meth:`set_sampling_steps` changes it. TorchScript- and
+    torch.export-compatible.
     """
 
     def __init__(self, denoiser: nn.Module, num_steps: int, history: int, clip_sample: bool = True,
-                 clip_sample_range: float = 1.0, past_actions: bool = True):
+                 clip_sample_range: float = 1.0, past_actions: bool = True,
+                 sampling_steps: tuple[int, ...] | None = None):
         super().__init__()
         self.denoiser = denoiser
         self.schedule = DDPMSchedule(num_steps)
@@ -123,6 +193,17 @@ class DDPMSampler(nn.Module):
         self.clip_sample = clip_sample
         self.clip_sample_range = float(clip_sample_range)
         self.past_actions = past_actions
+        self.set_sampling_steps(sampling_steps)
+
+    def set_sampling_steps(self, sampling_steps: tuple[int, ...] | None) -> None:
+        """Sample with the DDPM posterior (None) or DDIM on ``sampling_steps``: sets the per-call tables, which are
+        not part of the state dict (they follow from K and the steps)."""
+        plan = sampling_plan(self.num_steps, sampling_steps)
+        self.sampling_steps = None if sampling_steps is None else tuple(plan["steps"])
+        self.steps: List[int] = plan["steps"]
+        self.noisy: List[bool] = plan["noisy"]
+        for name in ("c0", "c1", "sigma"):
+            self.register_buffer(f"call_{name}", plan[name].float(), persistent=False)
 
     def inpaint(self, sample: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         if not self.past_actions:
@@ -136,16 +217,13 @@ class DDPMSampler(nn.Module):
             raise ValueError(f"history: expected shape (B, {self.history}, D), got {list(history.shape)}")
         x = noise[0]
         batch = x.shape[0]
-        for i in range(self.num_steps):
-            k = self.num_steps - 1 - i
+        for i in range(len(self.steps)):
             x = self.inpaint(x, history)
-            step = torch.full([batch], k, dtype=torch.long, device=x.device)
+            step = torch.full([batch], self.steps[i], dtype=torch.long, device=x.device)
             x0 = self.denoiser(x, step, cond)
             if self.clip_sample:
                 x0 = x0.clamp(-self.clip_sample_range, self.clip_sample_range)
-            mean = self.schedule.c0[k] * x0 + self.schedule.c1[k] * x
-            if k > 0:
-                x = mean + self.schedule.sigma[k] * noise[i + 1]
-            else:
-                x = mean
+            x = self.call_c0[i] * x0 + self.call_c1[i] * x
+            if self.noisy[i]:
+                x = x + self.call_sigma[i] * noise[i + 1]
         return self.inpaint(x, history)

@@ -8,7 +8,8 @@
   ``ChunkSpec.time_to_go``, the last column the time to go ``(T - t0) / T`` of the chunk's start,
 - ``history_actions (B, h, D_a)``: the known actions ``a_{t0-h..t0-1}`` (before the start: the dataset's
   ``initial_actions``, zeros unless given); they condition the sample only with ``past_actions=True``,
-- ``noise (K, B, H, D_a)``: standard normal draws, ``noise[0]`` the initial sample,
+- ``noise (K, B, H, D_a)``: standard normal draws, ``noise[0]`` the initial sample (a policy sampled with DDIM,
+  :meth:`DiffusionPolicy.set_sampling_steps`, uses only ``noise[0]``),
 - returns ``(B, H, D_a)``: the chunk ``a_{t0-h..t0-h+H-1}``; its first ``h`` entries equal ``history_actions``,
   entries ``h .. h+A-1`` are the ones to execute.
 
@@ -18,16 +19,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Any, List
+from typing import Any, List, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from .data import SCHEMA_VERSION, TIME_TO_GO_NORMALISER, ChunkSpec, Normalisers, TaskInfo, atomic_write_bytes
-from .diffusion import DDPMSampler, DiffusionConfig
+from .diffusion import DDPMSampler, DiffusionConfig, check_sampling_steps
 from .models import DENOISERS, MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 
 __all__ = ["DiffusionPolicy", "MLPPolicy", "save_policy", "load_policy", "POLICY_FORMAT_VERSION"]
@@ -90,7 +92,7 @@ class DiffusionPolicy(_Normalising):
                                         self.unet_config.step_embed_dim)
         d = self.diffusion_config
         self.sampler = DDPMSampler(self.net, d.num_steps, spec.history, d.clip_sample, d.clip_sample_range,
-                                   d.past_actions)
+                                   d.past_actions, d.sampling_steps)
         self.num_steps, self.horizon, self.history_steps = d.num_steps, spec.horizon, spec.history
         self.na, self.no, self.nz = task.na, task.no, task.nz
 
@@ -129,9 +131,22 @@ class DiffusionPolicy(_Normalising):
         out = self(o, z, a, torch.as_tensor(noise, dtype=torch.float32))
         return out[0] if single else out
 
+    def set_sampling_steps(self, sampling_steps: Sequence[int] | str | None) -> "DiffusionPolicy":
+        """Sample with the DDPM posterior on the K trained steps (None) or deterministically (DDIM) on a descending
+        subsequence of them starting at K-1, e.g. ``(4, 0)``: two network calls per chunk instead of five
+        (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`). Changes this policy (and what it saves and
+        exports); returns it."""
+        steps = check_sampling_steps(sampling_steps, self.num_steps)
+        self.diffusion_config = dataclasses.replace(self.diffusion_config, sampling_steps=steps)
+        self.sampler.set_sampling_steps(steps)
+        return self
+
     def metadata(self) -> dict[str, Any]:
+        """``sampler``: ``"ddpm"`` or ``"ddim"``; ``sampling_steps``: the denoiser's step at each network call."""
         return {"kind": self.kind, "task": self.task.to_dict(), "horizon": self.horizon, "history": self.history_steps,
-                "action_steps": self.spec.action_steps, "num_steps": self.num_steps, "na": self.na, "no": self.no,
+                "action_steps": self.spec.action_steps, "num_steps": self.num_steps,
+                "sampler": "ddpm" if self.sampler.sampling_steps is None else "ddim",
+                "sampling_steps": list(self.sampler.steps), "na": self.na, "no": self.no,
                 "nz": self.nz, "time_to_go": bool(self.spec.time_to_go), "schema_version": SCHEMA_VERSION,
                 "format_version": POLICY_FORMAT_VERSION}
 
@@ -183,7 +198,6 @@ class MLPPolicy(_Normalising):
 
 
 def _asdict(cfg) -> dict:
-    import dataclasses
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
 
 
