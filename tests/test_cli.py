@@ -58,6 +58,29 @@ def test_collect_train_export_evaluate_bench(tmp_path, capfd):
     assert "TO alone" in out and "warm start" in out and "rollouts/s" in out
 
 
+def test_export_samples_in_fewer_steps(tmp_path, capsys):
+    """export --sampling-steps: the exported file samples with DDIM on those steps (the saved policy is unchanged);
+    'ddpm' goes back to the trained posterior; an MLP policy or bad steps are one-line errors."""
+    from sobolev_warmstart.data import ChunkSpec, build_dataset
+    from sobolev_warmstart.export import load_native
+    from sobolev_warmstart.models import MLPConfig
+    from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
+    from sobolev_warmstart.synthetic import lqr_double_integrator
+    ds = build_dataset(lqr_double_integrator(4, horizon=20, chunk_offsets=16), ChunkSpec(8, 1, 2))
+    saved, out = tmp_path / "p.pt", tmp_path / "p.safetensors"
+    save_policy(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="mlp", mlp=MLPConfig((8,))), saved)
+    assert main(["export", str(saved), str(out), "--sampling-steps", "4,0"]) == 0
+    assert "DDIM on steps [4, 0]" in capsys.readouterr().out
+    assert load_native(out)[1]["sampling_steps"] == [4, 0] and load_policy(saved).diffusion_config.sampling_steps is None
+    assert main(["export", str(saved), str(out), "--sampling-steps", "ddpm"]) == 0
+    assert "DDPM on steps [4, 3, 2, 1, 0]" in capsys.readouterr().out
+    assert main(["export", str(saved), str(out), "--sampling-steps", "3,0"]) == 2
+    assert capsys.readouterr().err.startswith("error: sampling_steps: expected a strictly descending sequence")
+    save_policy(MLPPolicy(ds.task, ds.spec, ds.normalisers, MLPConfig((8,))), saved)
+    assert main(["export", str(saved), str(out), "--sampling-steps", "4,0"]) == 2
+    assert "error: --sampling-steps: " in capsys.readouterr().err
+
+
 def test_collect_consolidates_and_keeps_to_alones_normalisers(tmp_path, capfd):
     """collect --consolidate K: the same instances, each solution at most as costly as TO alone's (cheaper on some),
     and the normalisers of TO alone's dataset, so a policy trained on it scales states as the plain one."""

@@ -155,13 +155,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .policy import load_policy
     backend = export_backend(args.output, "output")  # before loading the policy
     policy = load_policy(args.policy)
+    if args.sampling_steps is not None:
+        if policy.kind != "diffusion":
+            raise ValueError(f"--sampling-steps: {args.policy} holds an {policy.kind} policy, which does not sample")
+        policy.set_sampling_steps(None if args.sampling_steps == "ddpm" else args.sampling_steps)
     start = time.perf_counter()
     if backend == "aoti":
         print("compiling with AOTInductor (about a minute)...", file=sys.stderr, flush=True)
     export_policy(policy, args.output)
     names = {"native": "native", "torchscript": "TorchScript", "aoti": "AOTInductor"}
+    sampling = ""
+    if policy.kind == "diffusion":
+        sampling = f", {policy.metadata()['sampler'].upper()} on steps {policy.metadata()['sampling_steps']}"
     print(f"exported {policy.kind} policy for {policy.task.name} to {args.output} "
-          f"({names[backend]}, {time.perf_counter() - start:.1f} s)")
+          f"({names[backend]}{sampling}, {time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -358,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("policy", help="saved policy (policy.pt) or training checkpoint")
     p.add_argument("output", help="exported file: .safetensors (native C++ forward, fastest), .pt (TorchScript, ~1 s) "
                                   "or .pt2 (AOTInductor, ~1 min)")
+    p.add_argument("--sampling-steps", metavar="K-1,...", help="diffusion policies: sample deterministically (DDIM) "
+                   "on these of the trained steps, e.g. 4,0 (two network calls instead of K = 5); 'ddpm': the DDPM "
+                   "posterior on all K steps (default: the policy's own setting)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="TO alone vs warm starts from exported policies, over rollout seeds")

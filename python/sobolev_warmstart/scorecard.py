@@ -75,7 +75,7 @@ from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryDat
                    load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_native
-from .diffusion import DiffusionConfig
+from .diffusion import DiffusionConfig, check_sampling_steps
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
@@ -129,7 +129,10 @@ class ScorecardSettings:
     runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
     (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
     (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); diffusion_steps: K, the diffusion policies' denoising
-    steps (training and sampling; every rollout call runs the network K times); time_to_go: the policies condition
+    steps (training and sampling; every rollout call runs the network K times); sampling_steps: None to sample the
+    diffusion policies with the DDPM posterior on the K trained steps, or a descending subsequence of K-1..0 starting
+    at K-1 to sample them deterministically (DDIM) in that many network calls per replan, e.g. ``(4, 0)``
+    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; both Diff and Sob+Diff, training unchanged); time_to_go: the policies condition
     on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the
     quadrotor's columns in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
     weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
@@ -172,6 +175,7 @@ class ScorecardSettings:
     mlp_dims: tuple[int, ...] = (256, 256)
     past_actions: bool = False
     diffusion_steps: int = 5
+    sampling_steps: tuple[int, ...] | None = None
     time_to_go: bool = False
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
@@ -183,6 +187,7 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
+        object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
         self.options()  # the solver's settings (max_iters, mu_init) checked where SolverOptions checks them
 
     @property
@@ -212,7 +217,8 @@ class ScorecardSettings:
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),
-                           diffusion=DiffusionConfig(num_steps=self.diffusion_steps, past_actions=self.past_actions),
+                           diffusion=DiffusionConfig(num_steps=self.diffusion_steps, past_actions=self.past_actions,
+                                                     sampling_steps=self.sampling_steps),
                            checkpoint_dir=str(checkpoint_dir), resume=True, progress=False, num_threads=1)
 
 
