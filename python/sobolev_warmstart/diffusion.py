@@ -87,18 +87,19 @@ def check_sampling_steps(steps, num_steps: int) -> tuple[int, ...] | None:
         return None
     what = (f"sampling_steps: expected a strictly descending sequence of integers that starts at {num_steps - 1} "
             "and ends at 0 or above")
+    given = steps
     if isinstance(steps, str):
         try:
             steps = [int(v) for v in steps.split(",")]
         except ValueError:
-            raise ValueError(f"{what}, such as '{num_steps - 1},0'; got {steps!r}") from None
+            raise ValueError(f"{what}, such as '{num_steps - 1},0'; got {given!r}") from None
     try:
         out = tuple(steps)
     except TypeError:
-        raise ValueError(f"{what}; got {steps!r}") from None
+        raise ValueError(f"{what}; got {given!r}") from None
     if (not out or any(not isinstance(k, int) or isinstance(k, bool) for k in out) or out[0] != num_steps - 1
             or out[-1] < 0 or any(a <= b for a, b in zip(out, out[1:]))):
-        raise ValueError(f"{what}; got {steps!r}")
+        raise ValueError(f"{what}; got {given!r}")
     return out
 
 
