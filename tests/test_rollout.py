@@ -85,6 +85,23 @@ def test_cpp_rollout_equals_python_eager_rollout(policies, key, backend):
     np.testing.assert_array_equal(cpp.xs[:, 0], x0s)
 
 
+def test_ddim_sampled_rollout_equals_eager_and_ignores_the_later_draws(policies, tmp_path):
+    """The same trained policy sampled with DDIM on steps 4, 0: the C++ (native) rollout equals the eager one, and
+    only each replan's first draw moves it."""
+    import copy
+    task, policy, _ = policies[("quadrotor", "sob_diff")]
+    ddim = copy.deepcopy(policy).set_sampling_steps((4, 0))
+    path = sw.export_native(ddim, tmp_path / "ddim.safetensors")
+    x0s, params = task.sample_instances(4, seed=12)
+    cpp = sw.rollout(task, x0s, params, path, seed=3)
+    np.testing.assert_allclose(cpp.xs, sw.rollout(task, x0s, params, ddim, seed=3).xs, atol=1e-3)
+    noise = sw.rollout_noise(3, 4, cpp.num_replans, 5, policy.horizon, task.na)
+    noise[:, :, 1:] = sw.rollout_noise(4, 4, cpp.num_replans, 4, policy.horizon, task.na)
+    np.testing.assert_array_equal(sw.rollout(task, x0s, params, path, noise=noise).xs, cpp.xs)
+    assert np.abs(sw.rollout(task, x0s, params, policies[("quadrotor", "sob_diff")][2].with_suffix(".safetensors"),
+                             seed=3).xs - cpp.xs).max() > 1e-6  # the DDPM sampler's rollout differs
+
+
 def test_explicit_noise_equals_seeded_noise_and_changes_the_rollout(policies):
     task, policy, path = policies[("pendulum", "sob_diff")]
     x0s, params = task.sample_instances(3, seed=1)

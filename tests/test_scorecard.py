@@ -263,6 +263,28 @@ def test_diffusion_steps_and_time_to_go_reach_the_policies_and_older_folders_rea
         dataclasses.replace(s, diffusion_steps=0).train_config("diff", 100, tmp_path)
 
 
+def test_sampling_steps_reach_both_diffusion_policies_and_old_folders_load_as_ddpm(tmp_path):
+    """Full scale samples with DDIM on steps 4, 0 but where it measured worse (ablations round 26); the setting
+    reaches Diff and Sob+Diff alike; a folder written before it existed was sampled with DDPM and loads so."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import load_settings
+
+    assert settings_for("double_pendulum/default", "full").sampling_steps == (4, 0)
+    assert settings_for("ur5/random_start_fixed_target", "full").sampling_steps is None
+    assert settings_for("pendulum/default", "smoke").sampling_steps is None
+    s = dataclasses.replace(settings_for("pendulum/default", "smoke"), sampling_steps=[4, 2, 0])
+    assert s.sampling_steps == (4, 2, 0)
+    for method in ("diff", "sob_diff"):
+        assert s.train_config(method, 100, tmp_path).diffusion.sampling_steps == (4, 2, 0)
+    with pytest.raises(ValueError, match="sampling_steps: expected a strictly descending sequence"):
+        dataclasses.replace(s, sampling_steps=(5, 0))
+    old = settings_for("pendulum/default", "full").to_dict()
+    del old["sampling_steps"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    assert load_settings(tmp_path).sampling_steps is None
+
+
 def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_without_it(tmp_path):
     """The cap is a Sob+Diff setting (Diff's training config, and with it its checkpoint, do not change); the
     variants measured to gain from it (ablations round 9) have it at full scale, the pendubot does not; a folder
