@@ -233,6 +233,8 @@ _SMOKE = dict(train_instances=6, test_instances=3, max_iters=60, train_steps=3, 
 # The diffusion policies are sampled deterministically on two of their five steps (DDIM on 4, 0; round 26: on scorecard
 # v17's policies Sob+Diff's cost and refine iterations stay those of the trained DDPM sampler on every default variant
 # but the random-start fixed-target UR5, which keeps DDPM; Diff's too; the rollout's network calls fall 2.5-fold).
+# The reference variants keep DDPM: their solves take seconds, the rollout is under 1% of the warm start, and in
+# scorecard v18 DDIM took double_pendulum/reference's Sob+Diff warm start from 8 to 6 converged of 16.
 _FULL = dict(train_instances=64, test_instances=32, train_steps=1000, subset_fractions=(0.25, 0.5),
              consolidate_neighbours=8, sampling_steps=(4, 0))
 _FULL_VARIANT: dict[str, dict[str, Any]] = {
@@ -292,15 +294,17 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
     # the reference's solver budget of 1000 on its difficulty variants (README, "Reference-difficulty variants"); their
     # training solutions are not consolidated (round 18: on so few trajectories it helps the lookup, not the policies)
     "double_pendulum/reference": {"train_instances": 32, "test_instances": 16, "max_iters": 1000,
-                                  "consolidate_neighbours": 0},
+                                  "consolidate_neighbours": 0, "sampling_steps": None},
     # (the UR5's with seven rotated copies of each of its 48 trajectories, round 21: Sob+Diff 117x -> 51.3x TO's cost,
     # warm start 33.1 -> 28.2 iterations; three copies: 53.1x, 29.8)
     "ur5/reference_random_start_random_target": {"train_instances": 48, "test_instances": 24, "max_iters": 1000,
-                                                 "consolidate_neighbours": 0, "symmetry_copies": 7},
+                                                 "consolidate_neighbours": 0, "symmetry_copies": 7,
+                                                 "sampling_steps": None},
     # the columns in every order at the reference's difficulty (round 16: with 19 trajectories Sob+Diff converges on
     # 44-69% instead of 38-50%, Diff on 44-50% instead of 19-25%, on every training seed)
     "quadrotor/reference_columns_9": {"train_instances": 24, "test_instances": 8, "max_iters": 1000,
-                                      "shuffle_exchangeable_params": True, "consolidate_neighbours": 0},
+                                      "shuffle_exchangeable_params": True, "consolidate_neighbours": 0,
+                                      "sampling_steps": None},
 }
 #: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run, scorecard v17 (round
 #: 25: every variant from scratch at the default ``threads``, the collection, consolidation and subsets on both
