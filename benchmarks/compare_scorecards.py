@@ -29,7 +29,8 @@ def main() -> None:
     for folder in (before, after):
         if not folder.is_dir():
             raise SystemExit(f"{folder}: not a folder")
-    print("| variant | method | policy/TO median | diverged [%] | iters mean | converged [%] | rollout [ms] | total [ms] |")
+    print("| variant | method | policy/TO median | diverged [%] | iters mean | converged [%] | rollout [ms] "
+          "| total [ms] |")
     print("|---|---|---|---|---|---|---|---|")
     for path_b in sorted(after.glob("*/*/result.json")):
         path_a = before / path_b.relative_to(after)

@@ -71,7 +71,8 @@ def test_export_samples_in_fewer_steps(tmp_path, capsys):
     save_policy(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser="mlp", mlp=MLPConfig((8,))), saved)
     assert main(["export", str(saved), str(out), "--sampling-steps", "4,0"]) == 0
     assert "DDIM on steps [4, 0]" in capsys.readouterr().out
-    assert load_native(out)[1]["sampling_steps"] == [4, 0] and load_policy(saved).diffusion_config.sampling_steps is None
+    assert load_native(out)[1]["sampling_steps"] == [4, 0]
+    assert load_policy(saved).diffusion_config.sampling_steps is None
     assert main(["export", str(saved), str(out), "--sampling-steps", "ddpm"]) == 0
     assert "DDPM on steps [4, 3, 2, 1, 0]" in capsys.readouterr().out
     assert main(["export", str(saved), str(out), "--sampling-steps", "3,0"]) == 2

@@ -216,8 +216,9 @@ def test_ddim_sampling_exports_equal_eager(tmp_path, denoiser, past_actions):
     assert np.abs(ref - ddpm).max() > 1e-3
     runner = load_policy_runner(export_native(policy, tmp_path / "p.safetensors"))
     module, meta = load_torchscript(export_torchscript(policy, tmp_path / "p.pt"))
-    assert (meta["sampler"], meta["sampling_steps"]) == ("ddim", [4, 0]) == (
-        load_native(tmp_path / "p.safetensors")[1]["sampler"], load_native(tmp_path / "p.safetensors")[1]["sampling_steps"])
+    native_meta = load_native(tmp_path / "p.safetensors")[1]
+    assert (meta["sampler"], meta["sampling_steps"]) == ("ddim", [4, 0]) == (native_meta["sampler"],
+                                                                             native_meta["sampling_steps"])
     other = list(args)
     other[3] = torch.cat([args[3][:1], torch.randn_like(args[3][1:])])
     for a in (args, other):

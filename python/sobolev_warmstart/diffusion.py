@@ -13,7 +13,7 @@ posterior step from ``a_k`` given the network's clean estimate ``x̂0`` (optiona
 the same as diffusers' ``DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="sample")`` with
 ``K`` training and inference steps (checked in the tests against diffusers itself).
 
-Sampling in fewer network calls (``sampling_steps``, docs/results/ablations.md round 25): the policy trained with
+Sampling in fewer network calls (``sampling_steps``, docs/results/ablations.md rounds 25 and 26): the policy trained with
 ``K`` steps is sampled deterministically (DDIM, η = 0) on a descending subsequence ``s_0 = K-1 > s_1 > ... > s_{n-1}
 >= 0`` of its steps. From ``a_k`` and the clipped clean estimate ``x̂0``, with ``ε̂ = (a_k - sqrt(ᾱ_k) x̂0) /
 sqrt(1 - ᾱ_k)``, the next sample is ``a_k' = sqrt(ᾱ_k') x̂0 + sqrt(1 - ᾱ_k') ε̂`` and the last call's ``x̂0`` is the
@@ -26,9 +26,10 @@ torch.export and the native C++ forward.
 
 The sampler takes all its randomness as one tensor ``noise (K, B, H, D)``: ``noise[0]`` is the initial sample
 ``a_{K-1}`` and ``noise[i]`` (``i >= 1``) the posterior noise of the step from ``k = K - i`` (DDIM uses
-``noise[0]`` only; the shape stays the trained K's, so the seeded draws are the same whichever sampler runs). The first ``h``
-chunk entries are overwritten before every network call and in the result: with the executed actions when the
-policy conditions on its past actions (``past_actions=True``, the reference's inpainting), with zeros otherwise.
+``noise[0]`` only; the shape stays the trained K's, so the seeded draws are the same whichever sampler runs). The
+first ``h`` chunk entries are overwritten before every network call and in the result: with the executed actions
+when the policy conditions on its past actions (``past_actions=True``, the reference's inpainting), with zeros
+otherwise.
 
 Conditioning on past actions invites the copycat failure of imitation learning: on smooth optimal trajectories
 ``a_{t0}`` is close to ``a_{t0-1}``, so the denoiser learns to extend the history rather than to read the state,

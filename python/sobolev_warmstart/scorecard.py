@@ -129,12 +129,13 @@ class ScorecardSettings:
     runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
     (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
     (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`); diffusion_steps: K, the diffusion policies' denoising
-    steps (training and sampling; every rollout call runs the network K times); sampling_steps: None to sample the
-    diffusion policies with the DDPM posterior on the K trained steps, or a descending subsequence of K-1..0 starting
-    at K-1 to sample them deterministically (DDIM) in that many network calls per replan, e.g. ``(4, 0)``
-    (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; both Diff and Sob+Diff, training unchanged); time_to_go: the policies condition
-    on the time to go (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the
-    quadrotor's columns in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
+    steps (training, and sampling: every rollout call runs the network K times, unless sampling_steps is set);
+    sampling_steps: None to sample the diffusion policies with the DDPM posterior on the K trained steps, or a
+    descending subsequence of K-1..0 starting at K-1 to sample them deterministically (DDIM) in that many network
+    calls per replan, e.g. ``(4, 0)`` (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; Diff and Sob+Diff
+    alike, training unchanged); time_to_go: the policies condition on the time to go
+    (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the quadrotor's columns
+    in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
     weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
     consolidate_rounds: the collected trajectories are consolidated before anything trains on them or looks them up
     (:func:`~sobolev_warmstart.consolidate.consolidate`: each instance re-solved from its k nearest instances'
