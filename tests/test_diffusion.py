@@ -200,3 +200,6 @@ def test_sampling_steps_accepts_lists_and_strings():
     assert check_sampling_steps("4,0", 5) == (4, 0)
     assert check_sampling_steps(None, 5) is None
     assert DiffusionConfig(num_steps=3, sampling_steps=(2,)).sampling_steps == (2,)
+    import numpy as np
+    steps = check_sampling_steps(np.array([4, 0]), 5)
+    assert steps == (4, 0) and all(type(k) is int for k in steps)

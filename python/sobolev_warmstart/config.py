@@ -467,9 +467,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The training set is consolidated before each training (8 neighbours): over three loop seeds the warm start
     # then converges on 32/32 held-out instances every time (26-32 without), in 17-25 ms against 28-43 ms, at refined
     # costs 3.63-3.76 against TO alone's 4.25 (4.39-38.2 without; docs/loop.md, ablations round 19).
-    # The policy is sampled with DDIM on two of its five steps (round 26: on the final policies of three earlier
-    # default loops, 2.4 -> 1.0 ms per held-out rollout, 29.0 -> 27.8 refine iterations on average over two held-out
-    # sets, 1 against 2 of 576 rollouts diverged).
+    # The policy is sampled with DDIM on two of its five steps (round 26: the final policies of three earlier default
+    # loops, re-exported, took 29.0 -> 27.8 refine iterations on average over two held-out sets, 1.0 ms rollouts
+    # instead of 2.4, 1 of 576 rollouts diverged instead of 2; the preset's own loops over three seeds then need
+    # 22.1 / 22.9 / 21.1 iterations against DDPM's 25.0 / 22.8 / 20.9, docs/loop.md).
     "default": {
         "task": "double_pendulum", "variant": "", "iterations": 2, "instances": 96, "seed": 0, "collect_batch": 16,
         "consolidate_neighbours": 8,

@@ -40,6 +40,7 @@ TO median 23.8x with past actions, 1.1x without, three training seeds). ``past_a
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import List
 
@@ -95,11 +96,12 @@ def check_sampling_steps(steps, num_steps: int) -> tuple[int, ...] | None:
         except ValueError:
             raise ValueError(f"{what}, such as '{num_steps - 1},0'; got {given!r}") from None
     try:
-        out = tuple(steps)
+        if any(isinstance(k, bool) for k in steps):
+            raise TypeError
+        out = tuple(operator.index(k) for k in steps)  # ints, numpy integers; not floats or bools
     except TypeError:
         raise ValueError(f"{what}; got {given!r}") from None
-    if (not out or any(not isinstance(k, int) or isinstance(k, bool) for k in out) or out[0] != num_steps - 1
-            or out[-1] < 0 or any(a <= b for a, b in zip(out, out[1:]))):
+    if not out or out[0] != num_steps - 1 or out[-1] < 0 or any(a <= b for a, b in zip(out, out[1:])):
         raise ValueError(f"{what}; got {given!r}")
     return out
 
