@@ -307,9 +307,10 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
                                       "shuffle_exchangeable_params": True, "consolidate_neighbours": 0,
                                       "sampling_steps": None},
 }
-#: Wall time per variant of ``--scale full`` on two cores [s], as measured by the committed run, scorecard v17 (round
-#: 25: every variant from scratch at the default ``threads``, the collection, consolidation and subsets on both
-#: cores, the evaluation on one; 41 minutes in all, with nothing else running). Training (one torch thread)
+#: Wall time per variant of ``--scale full`` on two cores [s], as measured by scorecard v17 (round 25: every variant
+#: from scratch at the default ``threads``, the collection, consolidation and subsets on both cores, the evaluation on
+#: one; 41 minutes in all, with nothing else running). The committed run, v18 (round 26: the same stages, two network
+#: calls per replan instead of five), took 48 minutes with other jobs on the cores, so its times are not used here. Training (one torch thread)
 #: dominates the double pendulum's U-Net; the TO solves dominate the random-start UR5 variants' 256 trajectories
 #: (collection and consolidation, 3.6-4.2 minutes) and the reference variants.
 FULL_ESTIMATES_S: dict[str, float] = {
