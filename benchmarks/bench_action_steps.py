@@ -39,6 +39,28 @@ def held_out(folder: Path, test_seed: int | None):
     return s, task, x0s, params
 
 
+def seed_statistics(refine, seeds: int, to) -> dict[str, float]:
+    """A guess's figures over rollout seeds ``0..seeds-1``: ``refine(seed) -> (WarmStartResult, diverged)``; ``to``:
+    TO alone's solve of the same instances. The median policy/TO ratio over the (seed, instance) pairs where TO alone
+    converged; the diverged share; over the refined guesses the mean iterations, rollout and total time [s]; and the
+    converged share (a diverged guess is not refined and counts as not converged)."""
+    ok = np.asarray(to.converged, bool)
+    ratios, div, iters, roll, total, conv = [], [], [], [], [], []
+    for seed in range(seeds):
+        ws, diverged = refine(seed)
+        refined = ~diverged
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ratios.append(np.asarray(ws.policy_cost)[ok] / np.asarray(to.cost)[ok])
+        div.append(diverged.mean())
+        iters.append(np.asarray(ws.warm.iterations, float)[refined].mean())
+        roll.append(np.asarray(ws.rollout.time)[refined].mean())
+        total.append((np.asarray(ws.rollout.time) + np.asarray(ws.warm.solve_time))[refined].mean())
+        conv.append((np.asarray(ws.warm.converged, bool) & refined).mean())
+    return {"ratio": float(np.median(np.concatenate(ratios))), "diverged": float(np.mean(div)),
+            "iterations": float(np.mean(iters)), "rollout": float(np.mean(roll)), "total": float(np.mean(total)),
+            "converged": float(np.mean(conv))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", help="scorecard variant folders (<out>/<task>/<variant>, with settings.json)")
@@ -74,20 +96,11 @@ def main() -> None:
                 if not 1 <= a <= limit:
                     print(f"| {key} | {method} | {a} | (A must be 1..{limit} for this policy) | | | | | |")
                     continue
-                ratios, div, iters, roll, total, conv = [], [], [], [], [], []
-                for seed in range(args.seeds):
-                    ws, diverged = refine_rollouts(task, x0s, params, runner, a, seed, options, s.divergence_bound)
-                    refined = ~diverged
-                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        ratios.append(np.asarray(ws.policy_cost)[ok] / np.asarray(to.cost)[ok])
-                    div.append(diverged.mean())
-                    iters.append(np.asarray(ws.warm.iterations, float)[refined].mean())
-                    roll.append(np.asarray(ws.rollout.time)[refined].mean())
-                    total.append((np.asarray(ws.rollout.time) + np.asarray(ws.warm.solve_time))[refined].mean())
-                    conv.append((np.asarray(ws.warm.converged, bool) & refined).mean())
-                print(f"| {key} | {method} | {a} | {np.median(np.concatenate(ratios)):.3g} | {100 * np.mean(div):.0f} | "
-                      f"{np.mean(iters):.1f} | {1e3 * np.mean(roll):.2f} | {1e3 * np.mean(total):.1f} | "
-                      f"{100 * np.mean(conv):.0f} |", flush=True)
+                st = seed_statistics(lambda seed: refine_rollouts(task, x0s, params, runner, a, seed, options,
+                                                                  s.divergence_bound), args.seeds, to)
+                print(f"| {key} | {method} | {a} | {st['ratio']:.3g} | {100 * st['diverged']:.0f} | "
+                      f"{st['iterations']:.1f} | {1e3 * st['rollout']:.2f} | {1e3 * st['total']:.1f} | "
+                      f"{100 * st['converged']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import sobolev_warmstart as sw
 from sobolev_warmstart.warmstart import refine_guesses
 
-from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
+from bench_action_steps import held_out, seed_statistics  # benchmarks/bench_action_steps.py, beside this script
 
 
 def main() -> None:
@@ -43,7 +42,6 @@ def main() -> None:
     a = s.action_steps if args.action_steps is None else args.action_steps
     policy = sw.load_policy(folder / args.method / "checkpoint" / "checkpoint.pt", task=s.task).eval()
     to = sw.solve(task, x0s, params, options=options)
-    ok = np.asarray(to.converged, bool)
     print(f"{s.task}/{s.variant}, {args.method}, A = {a}; TO alone {to.iterations.mean():.1f} iterations\n")
     print("| sampler | network calls per replan | policy/TO median | diverged [%] | iters mean | converged [%] |")
     print("|---|---|---|---|---|---|")
@@ -54,18 +52,14 @@ def main() -> None:
             raise SystemExit(f"--steps: {e}") from None
         calls = len(policy.sampler.steps)
         label = label if label == "DDPM as trained" else f"DDIM {label}"
-        ratios, div, iters, conv = [], [], [], []
-        for seed in range(args.seeds):
+        def refine(seed):
             with torch.no_grad():
                 ro = sw.rollout(task, x0s, params, policy, action_steps=a, seed=seed)
-            ws, diverged = refine_guesses(task, x0s, params, ro, options, s.divergence_bound)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                ratios.append(np.asarray(ws.policy_cost)[ok] / np.asarray(to.cost)[ok])
-            div.append(diverged.mean())
-            iters.append(np.asarray(ws.warm.iterations, float)[~diverged].mean())
-            conv.append((np.asarray(ws.warm.converged, bool) & ~diverged).mean())
-        print(f"| {label} | {calls} | {np.median(np.concatenate(ratios)):.3g} | {100 * np.mean(div):.0f} | "
-              f"{np.mean(iters):.1f} | {100 * np.mean(conv):.0f} |", flush=True)
+            return refine_guesses(task, x0s, params, ro, options, s.divergence_bound)
+
+        st = seed_statistics(refine, args.seeds, to)
+        print(f"| {label} | {calls} | {st['ratio']:.3g} | {100 * st['diverged']:.0f} | {st['iterations']:.1f} | "
+              f"{100 * st['converged']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
