@@ -79,6 +79,24 @@ void expose_tasks(py::module_ &m) {
           },
           py::arg("xs"), py::arg("us"), "Discrete dynamics, one step for each row: (N, nx), (N, nu) -> (N, nx).")
       .def(
+          "difference",
+          [](const Task &t, const DoubleArray &x0s, const DoubleArray &x1s) {
+            const auto d = t.dims();
+            check_array("x0s", x0s, {-1, d.nx});
+            check_array("x1s", x1s, {x0s.shape(0), d.nx});
+            RowMatrixXd out(x0s.shape(0), d.ndx);
+            VectorXd dx(d.ndx);
+            const auto &space = t.dynamics().space();
+            for (py::ssize_t i = 0; i < x0s.shape(0); ++i) {
+              space.difference(Eigen::Map<const VectorXd>(x0s.data(i, 0), d.nx),
+                               Eigen::Map<const VectorXd>(x1s.data(i, 0), d.nx), dx);
+              out.row(i) = dx.transpose();
+            }
+            return matrix_to_numpy(out);
+          },
+          py::arg("x0s"), py::arg("x1s"),
+          "Tangent vectors x1 (-) x0 between the states of each row: (N, nx), (N, nx) -> (N, ndx).")
+      .def(
           "dynamics_jacobians",
           [](const Task &t, const DoubleArray &x, const DoubleArray &u) {
             const auto d = t.dims();

@@ -52,6 +52,8 @@ class Task:
         """(xs (T+1, nx), us (T, nu))."""
     def step(self, xs: Array, us: Array) -> Array:
         """(N, nx), (N, nu) -> (N, nx): one step of the discrete dynamics per row."""
+    def difference(self, x0s: Array, x1s: Array) -> Array:
+        """x1 (-) x0 per row: (N, nx), (N, nx) -> (N, ndx)."""
     def dynamics_jacobians(self, x: Array, u: Array) -> tuple[Array, Array]:
         """(A (ndx, ndx), B (ndx, nu)) in tangent coordinates."""
     def observation(self, x: Array, params: Array) -> tuple[Array, Array]:

@@ -22,7 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -140,7 +140,10 @@ class TrajectoryData:
     ``action_jacobians (N, T, Hj, na, ndx)`` with entry ``[i, t0, k] = ∂a_{min(t0+k, T-1)}/∂x_{t0}``,
     ``params (N, nz)``. Optional: ``converged (N,)``, ``cost (N,)``, ``feedback_gains (N, T, nu, ndx)``,
     ``initial_actions (N, na)``: the action variable before ``t = 0``, used as chunk history at the start
-    (zeros when not given: the runner must feed the same at ``t0 = 0``).
+    (zeros when not given: the runner must feed the same at ``t0 = 0``). Optional, both or neither (the
+    parameter Sobolev targets, :func:`~sobolev_warmstart.sensitivities.parameter_jacobians`):
+    ``action_param_jacobians (N, T, Hj, na, nz)`` with entry ``[i, t0, k] = ∂a_{min(t0+k, T-1)}/∂z`` at a fixed
+    ``x_{t0}``, and ``observation_param_jacobians (N, T+1, no, nz) = ∂o(x_t; z)/∂z``.
     """
 
     task: TaskInfo
@@ -155,6 +158,8 @@ class TrajectoryData:
     cost: np.ndarray | None = None
     feedback_gains: np.ndarray | None = None
     initial_actions: np.ndarray | None = None
+    action_param_jacobians: np.ndarray | None = None
+    observation_param_jacobians: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskInfo):
@@ -190,6 +195,13 @@ class TrajectoryData:
         if self.initial_actions is None:
             self.initial_actions = np.zeros((n, t.na))
         self.initial_actions = _check_array("initial_actions", self.initial_actions, (n, t.na))
+        if (self.action_param_jacobians is None) != (self.observation_param_jacobians is None):
+            raise ValueError("action_param_jacobians, observation_param_jacobians: give both or neither")
+        if self.action_param_jacobians is not None:
+            self.action_param_jacobians = _check_array(
+                "action_param_jacobians", self.action_param_jacobians, (n, T, None, t.na, t.nz))
+            self.observation_param_jacobians = _check_array(
+                "observation_param_jacobians", self.observation_param_jacobians, (n, T + 1, t.no, t.nz))
 
     @property
     def num_instances(self) -> int:
@@ -249,10 +261,11 @@ def exchangeable_params(task: TaskInfo) -> tuple[int, int] | None:
 
 
 def shuffle_param_groups(params: torch.Tensor, normaliser: Normaliser, start: int, size: int,
-                         generator: torch.Generator) -> torch.Tensor:
+                         generator: torch.Generator, jacobians: Sequence[torch.Tensor] | None = None):
     """A copy of normalised ``params (B, >= nz)`` whose groups ``z[start:nz]`` of ``size`` entries are put in a
     random order per row, in raw units (each slot keeps its own normalisation); columns past ``nz`` (the time to
-    go) are kept."""
+    go) are kept. ``jacobians``: derivatives with respect to the normalised parameters, ``(B, ..., nz)`` each,
+    reordered the same way (returned after the parameters, as a tuple)."""
     nz = normaliser.dim
     groups = (nz - start) // size
     offset = torch.as_tensor(normaliser.offset[start:], dtype=params.dtype)
@@ -262,7 +275,18 @@ def shuffle_param_groups(params: torch.Tensor, normaliser: Normaliser, start: in
     raw = torch.gather(raw, 1, order[:, :, None].expand(-1, -1, size)).reshape(len(params), groups * size)
     out = params.clone()
     out[:, start:nz] = (raw - offset) / scale
-    return out
+    if jacobians is None:
+        return out
+    moved = []
+    for jac in jacobians:
+        lead = jac.shape[1:-1]
+        raw_j = (jac[..., start:nz] / scale).reshape(len(jac), -1, groups, size)  # ∂/∂z in raw units, per group
+        index = order[:, None, :, None].expand(-1, raw_j.shape[1], -1, size)
+        raw_j = torch.gather(raw_j, 2, index).reshape(len(jac), *lead, groups * size)
+        new = jac.clone()
+        new[..., start:nz] = raw_j * scale
+        moved.append(new)
+    return (out, *moved)
 
 
 # ------------------------------------------------------------------------------------------ chunk spec
@@ -413,7 +437,10 @@ class ChunkDataset:
     ``obs (M, h, no)`` observation history; ``params (M, nz)``, ``(M, nz + 1)`` with ``spec.time_to_go`` (the last
     column the normalised time to go of ``t0``); ``chunks (M, H, na)`` with the first ``h``
     entries the known history; ``chunk_jac (M, H, na, ndx)`` = ``∂ã_chunk/∂x̃_{t0}`` (zero on history rows);
-    ``obs_jac (M, no, ndx)`` = ``∂õ_{t0}/∂x̃_{t0}``.
+    ``obs_jac (M, no, ndx)`` = ``∂õ_{t0}/∂x̃_{t0}``. Where the data hold parameter derivatives
+    (``TrajectoryData.action_param_jacobians``), ``chunk_param_jac (M, H, na, nz)`` = ``∂ã_chunk/∂z̃`` at a fixed
+    ``x_{t0}`` (zero on history rows) and ``obs_param_jac (M, h, no, nz)`` = ``∂õ/∂z̃`` of each history slot at its
+    fixed state; otherwise both are None.
     For direct policies: ``obs[:, -1]``, ``params`` -> ``chunks[:, h]`` with derivative ``chunk_jac[:, h]``
     (for torque tasks, ``K_t`` normalised).
     """
@@ -426,6 +453,8 @@ class ChunkDataset:
     chunks: torch.Tensor = field(init=False, repr=False)
     chunk_jac: torch.Tensor = field(init=False, repr=False)
     obs_jac: torch.Tensor = field(init=False, repr=False)
+    chunk_param_jac: torch.Tensor | None = field(init=False, repr=False)
+    obs_param_jac: torch.Tensor | None = field(init=False, repr=False)
     instance: torch.Tensor = field(init=False, repr=False)
     start: torch.Tensor = field(init=False, repr=False)
 
@@ -469,6 +498,17 @@ class ChunkDataset:
         self.chunks = f32(chunks, H, t.na)
         self.chunk_jac = f32(jac, H, t.na, t.ndx)
         self.obs_jac = f32(ojac, t.no, t.ndx)
+        self.chunk_param_jac = self.obs_param_jac = None
+        if d.action_param_jacobians is not None:
+            if d.action_param_jacobians.shape[2] < H - h:
+                raise ValueError(f"action_param_jacobians: expected at least horizon - history = {H - h} chunk "
+                                 f"offsets on axis 2, got {d.action_param_jacobians.shape[2]}")
+            pjac = np.zeros((N, T, H, t.na, t.nz))
+            pjac[:, :, h:] = d.action_param_jacobians[:, :, : H - h]
+            pjac = pjac / nrm.action.scale[:, None] * nrm.params.scale
+            opjac = d.observation_param_jacobians[:, oi] / nrm.observation.scale[:, None] * nrm.params.scale
+            self.chunk_param_jac = f32(pjac, H, t.na, t.nz)
+            self.obs_param_jac = f32(opjac, h, t.no, t.nz)
         self.instance = torch.from_numpy(np.repeat(np.arange(N), T))
         self.start = torch.from_numpy(np.tile(t0, N))
 

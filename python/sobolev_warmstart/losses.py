@@ -15,6 +15,14 @@ observations and ``z`` do not depend on the current state). ``v_j`` are independ
 Frobenius Sobolev loss up to that scale. History entries are excluded from both terms. ``λ = 0`` is plain
 DDPM (the "Diff" baseline) and skips the derivative altogether.
 
+**Parameter Sobolev.** Where the data hold the derivatives of the actions with respect to the task parameters at a
+fixed current state (``chunk_param_jac (B, H, D_a, nz) = ∂a_0/∂z̃`` and ``obs_param_jac (B, h, D_o, nz) = ∂õ/∂z̃``,
+:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`), the directions are drawn on the unit sphere of
+``R^(ndx + nz)``, ``v = (v_x, v_z)``: the conditioning tangent adds ``∂õ/∂z̃ · v_z`` to every observation slot and
+``v_z`` to the parameters (columns past ``nz``, the time to go, stay zero), and the target adds
+``∂a_0/∂z̃ · v_z``. The same Frobenius loss over the extended Jacobian ``[∂/∂x̃, ∂/∂z̃]``, at scale ``m / (ndx + nz)``:
+how the solution moves with its target or obstacles, which the state's gains do not say.
+
 ``sobolev_sample_weight (B,)`` (optional) multiplies each sample's Sobolev residual: :func:`sobolev_cap_weights`
 gives ``w_i = min(1, τ / s_i)`` with ``s_i`` the sample's target scale ``||D_i||_F² / ndx`` (over its predicted
 entries) and ``τ`` a quantile of the training set's scales, so the few samples whose solver gains are orders of
@@ -39,7 +47,7 @@ from torch import nn
 
 from .diffusion import DDPMSchedule
 
-__all__ = ["LossOutput", "make_cond", "cond_tangent", "random_directions", "denoiser_jvp", "diffusion_loss",
+__all__ = ["LossOutput", "make_cond", "cond_tangent", "sobolev_tangent_target", "random_directions", "denoiser_jvp", "diffusion_loss",
            "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile", "sobolev_target_scales",
            "sobolev_cap_weights"]
 
@@ -65,6 +73,33 @@ def cond_tangent(obs_jac: torch.Tensor, v: torch.Tensor, history: int, nz: int) 
     do = torch.einsum("bod,bd->bo", obs_jac, v)
     parts = [obs_jac.new_zeros(b, (history - 1) * no), do, obs_jac.new_zeros(b, nz)]
     return torch.cat(parts, dim=-1)
+
+
+def sobolev_tangent_target(obs_jac: torch.Tensor, jac: torch.Tensor, v: torch.Tensor, history: int, cond_params: int,
+                           obs_param_jac: torch.Tensor | None = None,
+                           param_jac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conditioning tangent and the derivative target of directions ``v (B, ndx [+ nz])``: ``obs_jac (B, D_o,
+    ndx)``, ``jac (B, ..., ndx)``; with the parameter derivatives ``obs_param_jac (B, h, D_o, nz)`` and ``param_jac
+    (B, ..., nz)`` (both or neither), ``v``'s last ``nz`` entries move the parameters (see the module's docstring).
+    ``cond_params``: the conditioning's parameter columns (``nz``, plus one with the time to go)."""
+    ndx = obs_jac.shape[-1]
+    vx = v[:, :ndx]
+    tangent = cond_tangent(obs_jac, vx, history, cond_params)
+    target = torch.einsum("b...d,bd->b...", jac, vx)
+    if (obs_param_jac is None) != (param_jac is None):
+        raise ValueError("obs_param_jac, param_jac: give both parameter derivatives or neither")
+    if param_jac is None:
+        return tangent, target
+    nz = param_jac.shape[-1]
+    if v.shape[1] != ndx + nz or obs_param_jac.shape[1] != history or nz > cond_params:
+        raise ValueError(f"directions: expected {ndx} + {nz} entries over {history} observation slots and at most "
+                         f"{cond_params} parameter columns, got {v.shape[1]}, {obs_param_jac.shape[1]} slots")
+    vz = v[:, ndx:]
+    b = v.shape[0]
+    do = torch.einsum("bhoz,bz->bho", obs_param_jac, vz).reshape(b, -1)
+    tail = [vz, vz.new_zeros(b, cond_params - nz)]
+    tangent = tangent + torch.cat([do, *tail], dim=-1)
+    return tangent, target + torch.einsum("b...z,bz->b...", param_jac, vz)
 
 
 def random_directions(batch: int, num: int, dim: int, generator: torch.Generator | None = None,
@@ -167,14 +202,17 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    steps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                    directions: torch.Tensor | None = None, method: str = "dual",
                    past_actions: bool = True, sobolev_fraction: float = 1.0,
-                   sobolev_sample_weight: torch.Tensor | None = None) -> LossOutput:
+                   sobolev_sample_weight: torch.Tensor | None = None, chunk_param_jac: torch.Tensor | None = None,
+                   obs_param_jac: torch.Tensor | None = None) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (S, m, ndx)`` are drawn
     from ``generator`` unless given, ``S = round(sobolev_fraction · B)`` the samples with the Sobolev term (the
     first ``S``). ``past_actions``: the history entries of the noisy sample are the chunk's own (inpainting) or
     zeros (as :class:`~sobolev_warmstart.diffusion.DDPMSampler` samples). ``sobolev_sample_weight (B,)``: per-sample
-    factors of the Sobolev residual (see the module's docstring), all ones if omitted."""
+    factors of the Sobolev residual (see the module's docstring), all ones if omitted. ``chunk_param_jac (B, H, D_a,
+    nz)``, ``obs_param_jac (B, h, D_o, nz)``: the parameter Sobolev targets, both or neither (``directions`` then
+    ``(S, m, ndx + nz)``)."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
     if steps is None:
@@ -191,18 +229,19 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
         return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
     if chunk_jac is None or obs_jac is None:
         raise ValueError("chunk_jac, obs_jac: required when sobolev_weight > 0")
-    ndx = obs_jac.shape[-1]
     m, sb = num_directions, _sobolev_rows(b, sobolev_fraction)
+    dim = obs_jac.shape[-1] + (0 if chunk_param_jac is None else chunk_param_jac.shape[-1])
     if directions is None:
-        directions = random_directions(sb, m, ndx, generator, chunks.dtype)
+        directions = random_directions(sb, m, dim, generator, chunks.dtype)
     _check_sample_weight(sobolev_sample_weight, b)
-    v = directions.transpose(0, 1).reshape(m * sb, ndx)  # direction-major: [v_0 of all; v_1 of all; ...]
+    v = directions.transpose(0, 1).reshape(m * sb, dim)  # direction-major: [v_0 of all; v_1 of all; ...]
 
-    tangent = cond_tangent(_tangent_rows(obs_jac, sb, m), v, obs.shape[1], params.shape[1])
+    rows = (lambda x: None if x is None else _tangent_rows(x, sb, m))
+    tangent, target = sobolev_tangent_target(rows(obs_jac), rows(chunk_jac), v, obs.shape[1], params.shape[1],
+                                             rows(obs_param_jac), rows(chunk_param_jac))
     pred, jv = denoiser_jvp(net, _dual_rows(noisy, sb, m), _dual_rows(steps, sb, m), _dual_rows(cond, sb, m),
                             tangent, method)
     pred = _undo_dual_rows(pred, sb, m)
-    target = torch.einsum("bhad,bd->bha", _tangent_rows(chunk_jac, sb, m), v)
     mse = (pred - chunks)[:, history:].pow(2).mean()
     sob = _weighted_residual((jv - target)[:, history:], sobolev_sample_weight, sb, m)  # Σ_j mean over (batch, entries)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
@@ -212,10 +251,12 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
                 action_jac: torch.Tensor | None, obs_jac: torch.Tensor | None, *, sobolev_weight: float = 0.0,
                 num_directions: int = 1, generator: torch.Generator | None = None,
                 directions: torch.Tensor | None = None, sobolev_fraction: float = 1.0,
-                sobolev_sample_weight: torch.Tensor | None = None) -> LossOutput:
+                sobolev_sample_weight: torch.Tensor | None = None, action_param_jac: torch.Tensor | None = None,
+                obs_param_jac: torch.Tensor | None = None) -> LossOutput:
     """Direct policy loss: ``obs (B, D_o)`` (current observation), ``params (B, nz)``, ``actions (B, D_a)``,
     ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``; ``sobolev_fraction`` and ``sobolev_sample_weight`` as
-    in :func:`diffusion_loss`."""
+    in :func:`diffusion_loss`; ``action_param_jac (B, D_a, nz)`` and ``obs_param_jac (B, D_o, nz)`` (the current
+    observation's) as there."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
@@ -223,16 +264,19 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
         return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
     if action_jac is None or obs_jac is None:
         raise ValueError("action_jac, obs_jac: required when sobolev_weight > 0")
-    b, ndx, m = obs.shape[0], obs_jac.shape[-1], num_directions
+    b, m = obs.shape[0], num_directions
+    dim = obs_jac.shape[-1] + (0 if action_param_jac is None else action_param_jac.shape[-1])
     sb = _sobolev_rows(b, sobolev_fraction)
     if directions is None:
-        directions = random_directions(sb, m, ndx, generator, obs.dtype)
+        directions = random_directions(sb, m, dim, generator, obs.dtype)
     _check_sample_weight(sobolev_sample_weight, b)
-    v = directions.transpose(0, 1).reshape(m * sb, ndx)
+    v = directions.transpose(0, 1).reshape(m * sb, dim)
 
-    tangent = cond_tangent(_tangent_rows(obs_jac, sb, m), v, 1, params.shape[1])
+    rows = (lambda x: None if x is None else _tangent_rows(x, sb, m))
+    tangent, target = sobolev_tangent_target(rows(obs_jac), rows(action_jac), v, 1, params.shape[1],
+                                             None if obs_param_jac is None else rows(obs_param_jac)[:, None],
+                                             rows(action_param_jac))
     pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
     mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
-    sob = _weighted_residual(jv - torch.einsum("bad,bd->ba", _tangent_rows(action_jac, sb, m), v),
-                             sobolev_sample_weight, sb, m)
+    sob = _weighted_residual(jv - target, sobolev_sample_weight, sb, m)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())

@@ -79,6 +79,7 @@ from .diffusion import DiffusionConfig, check_sampling_steps
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
+from .sensitivities import with_parameter_jacobians
 from .symmetry import augment_dataset
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
@@ -143,7 +144,10 @@ class ScorecardSettings:
     (consolidated) training trajectory is followed by this many copies rotated about the task's symmetry, each
     confirmed by the solver (:func:`~sobolev_warmstart.symmetry.augment_by_symmetry`; only variants with a declared
     symmetry); every method, the lookups included, sees them, and the sample-efficiency subsets count solved
-    trajectories (a subset of k holds their copies too).
+    trajectories (a subset of k holds their copies too). parameter_sobolev: Sob+Diff also matches the derivatives
+    of the solutions with respect to the task parameters (target, columns) at a fixed state, computed by re-solving
+    each training trajectory at perturbed parameters (:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`;
+    only variants with parameters; Diff and the lookups do not use them).
     """
 
     task: str
@@ -183,11 +187,16 @@ class ScorecardSettings:
     consolidate_neighbours: int = 0
     consolidate_rounds: int = 2
     symmetry_copies: int = 0
+    parameter_sobolev: bool = False
 
     def __post_init__(self) -> None:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
+        if not isinstance(self.parameter_sobolev, bool):
+            raise ValueError(f"parameter_sobolev: expected a bool, got {self.parameter_sobolev!r}")
+        if self.parameter_sobolev and make_task(self.task, self.variant).nz == 0:
+            raise ValueError(f"parameter_sobolev: {self.key} has no task parameters (nz = 0) to differentiate")
         object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
         self.options()  # the solver's settings (max_iters, mu_init) checked where SolverOptions checks them
 
@@ -474,6 +483,15 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
         dataset, report = augment_dataset(task, dataset, s.symmetry_copies, seed=s.train_seed,
                                           options=s.options(threads))
         info["symmetry"] = {**report.to_dict(), "origin": report.origin.tolist()}
+    if s.parameter_sobolev:
+        say(f"  parameter derivatives of the {dataset.data.num_instances} trajectories ({2 * task.nz} re-solves each)")
+        t1 = time.perf_counter()
+        data, pj = with_parameter_jacobians(task, dataset.data, options=dataclasses.replace(
+            s.options(threads), tol=1e-6, max_iters=200, refresh_gains=False))
+        dataset = ChunkDataset(data=data, spec=dataset.spec, normalisers=dataset.normalisers)
+        info["parameter_jacobians"] = {"converged": int(pj.converged.sum()), "instances": len(pj.converged),
+                                       "mean_iterations": float(pj.iterations.mean()),
+                                       "time_s": time.perf_counter() - t1}
     _write_json(folder / "collect.json", {**info, "time_s": time.perf_counter() - t0})
     save_dataset(dataset, done)  # last: the stage is done
     return dataset

@@ -43,10 +43,13 @@ def _dare(A, B, Q, R, iters: int = 10_000, tol: float = 1e-12):
 
 def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offsets: int = 16, *,
                           dt: float = 0.05, seed: int = 0, action_space: str = "torque",
-                          observation: str = "identity") -> TrajectoryData:
+                          observation: str = "identity", param_jacobians: bool = False) -> TrajectoryData:
     """``num_instances`` solved instances with random initial states in [-1, 1]² and targets in [-1, 1].
 
-    ``chunk_offsets`` is the size of axis 2 of ``action_jacobians`` (the core's H)."""
+    ``chunk_offsets`` is the size of axis 2 of ``action_jacobians`` (the core's H). ``param_jacobians``: also the
+    exact derivatives with respect to the target at a fixed current state (``action_param_jacobians``: with
+    ``s_{t0} = 0``, ``s_{t+1} = Φ_t s_t - B K_t e``, ``∂u_t/∂z = K_t (s_t - e)``, ``e = (1, 0)``; the observations do
+    not depend on the target)."""
     if action_space not in ("torque", "state"):
         raise ValueError(f"action_space: expected 'torque' or 'state', got {action_space!r}")
     if observation not in ("identity", "angle"):
@@ -93,6 +96,24 @@ def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offs
         dg = np.stack([-np.sin(qa), np.cos(qa)], axis=-1)  # (N, T, Hj, 2)
         action_jac = dg[..., :, None] * dx[None, :, :, None, :]  # (N, T, Hj, 2, 2)
         na = 2
+    extra = {}
+    if param_jacobians:
+        e = np.array([1.0, 0.0])
+        Sz = np.zeros((T, Hj + 1, 2))  # ∂x_{min(t0+k, T)}/∂z at a fixed x_{t0}
+        for t0 in range(T):
+            sv = np.zeros(2)
+            for k in range(Hj + 1):
+                Sz[t0, k] = sv
+                if t0 + k < T:
+                    sv = Phi[t0 + k] @ sv - (B @ K[t0 + k] @ e)
+        rows = np.arange(T)[:, None]
+        if action_space == "torque":
+            dz = np.einsum("tkud,tkd->tku", K[tk], Sz[rows, kk] - e)[..., None]  # (T, Hj, 1, 1)
+            pjac = np.broadcast_to(dz, (N, T, Hj, 1, 1)).copy()
+        else:
+            pjac = dg[..., :, None] * Sz[rows, kk + 1][None, :, :, None, 0:1]  # (N, T, Hj, 2, 1)
+        extra = {"action_param_jacobians": pjac, "observation_param_jacobians": np.zeros((N, T + 1, 3 if observation
+                                                                                            == "angle" else 2, 1))}
     if observation == "identity":
         obs = xs.copy()
         obs_jac = np.broadcast_to(np.eye(2), (N, T + 1, 2, 2)).copy()
@@ -115,4 +136,4 @@ def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offs
                           actions=actions, action_jacobians=action_jac, params=z,
                           converged=np.ones(N, dtype=bool), cost=cost,
                           feedback_gains=np.broadcast_to(K, (N, T, 1, 2)).copy(),
-                          initial_actions=initial_actions)
+                          initial_actions=initial_actions, **extra)

@@ -208,6 +208,16 @@ def _training_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch
     return dataset.obs[:, -1], dataset.params, dataset.chunks[:, h], dataset.chunk_jac[:, h], dataset.obs_jac
 
 
+def _parameter_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The parameter Sobolev targets the loss takes (chunk or action, then observation), or None: only for policies
+    with the Sobolev term, and only where the data hold them."""
+    if dataset.chunk_param_jac is None or config.sobolev_weight == 0.0:
+        return None
+    if config.is_diffusion:
+        return dataset.chunk_param_jac, dataset.obs_param_jac
+    return dataset.chunk_param_jac[:, dataset.spec.history], dataset.obs_param_jac[:, -1]
+
+
 def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
     """Per-sample factors of the Sobolev residual for ``config.sobolev_cap_quantile`` (None when it is None, as it
     is for every policy without the Sobolev term): computed once over the whole dataset's predicted entries."""
@@ -215,12 +225,19 @@ def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.
         return None
     h = dataset.spec.history
     jac = dataset.chunk_jac[:, h:] if config.is_diffusion else dataset.chunk_jac[:, h]
+    extra = _parameter_tensors(dataset, config)
+    if extra is not None:  # the scale of the whole Jacobian [∂/∂x̃, ∂/∂z̃]
+        pjac = extra[0][:, h:] if config.is_diffusion else extra[0]
+        jac = torch.cat([jac, pjac], dim=-1)
     return sobolev_cap_weights(sobolev_target_scales(jac), config.sobolev_cap_quantile)
 
 
 def _dataset_signature(dataset: ChunkDataset) -> dict:
-    return {"task": dataset.task.to_dict(), "spec": dataset.spec.to_dict(), "samples": len(dataset),
-            "normalisers": dataset.normalisers.to_dict()}
+    sig = {"task": dataset.task.to_dict(), "spec": dataset.spec.to_dict(), "samples": len(dataset),
+           "normalisers": dataset.normalisers.to_dict()}
+    if dataset.chunk_param_jac is not None:  # only when present: checkpoints of data without them still resume
+        sig["parameter_jacobians"] = True
+    return sig
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[DiffusionPolicy | MLPPolicy, TrainConfig, dict]:
@@ -263,6 +280,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     ema = copy.deepcopy(policy) if config.ema_power is not None else None
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     tensors = _training_tensors(dataset, config)
+    param_tensors = _parameter_tensors(dataset, config)
     sample_weights = sobolev_sample_weights(dataset, config)
     n = len(dataset)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -318,18 +336,25 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
         for s in range(steps_per_epoch):
             idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
             batch = [t[idx] for t in tensors]
+            pbatch = None if param_tensors is None else [t[idx] for t in param_tensors]
             if groups is not None:  # tensors[1]: the normalised task parameters
-                batch[1] = shuffle_param_groups(batch[1], dataset.normalisers.params, *groups, generator=g)
+                if pbatch is None:
+                    batch[1] = shuffle_param_groups(batch[1], dataset.normalisers.params, *groups, generator=g)
+                else:
+                    batch[1], *pbatch = shuffle_param_groups(batch[1], dataset.normalisers.params, *groups,
+                                                             generator=g, jacobians=pbatch)
             weight = None if sample_weights is None else sample_weights[idx]
             if config.is_diffusion:
+                pkw = {} if pbatch is None else {"chunk_param_jac": pbatch[0], "obs_param_jac": pbatch[1]}
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
-                                     sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight)
+                                     sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight, **pkw)
             else:
+                pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1]}
                 out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
                                   num_directions=config.num_directions, generator=g,
-                                  sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight)
+                                  sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight, **pkw)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if config.grad_clip is not None:
