@@ -40,6 +40,7 @@ The direct policy ``â = π(cond(o_t, z))`` uses the same two terms with ``H - h
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,12 +77,14 @@ def cond_tangent(obs_jac: torch.Tensor, v: torch.Tensor, history: int, nz: int) 
 
 
 def sobolev_tangent_target(obs_jac: torch.Tensor, jac: torch.Tensor, v: torch.Tensor, history: int, cond_params: int,
-                           obs_param_jac: torch.Tensor | None = None,
-                           param_jac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           obs_param_jac: torch.Tensor | None = None, param_jac: torch.Tensor | None = None,
+                           param_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The conditioning tangent and the derivative target of directions ``v (B, ndx [+ nz])``: ``obs_jac (B, D_o,
     ndx)``, ``jac (B, ..., ndx)``; with the parameter derivatives ``obs_param_jac (B, h, D_o, nz)`` and ``param_jac
     (B, ..., nz)`` (both or neither), ``v``'s last ``nz`` entries move the parameters (see the module's docstring).
-    ``cond_params``: the conditioning's parameter columns (``nz``, plus one with the time to go)."""
+    ``cond_params``: the conditioning's parameter columns (``nz``, plus one with the time to go). ``param_weight``
+    (w): the parameter part of each direction is scaled by ``sqrt(w)``, which weighs the parameter block of the
+    squared residual by ``w``."""
     ndx = obs_jac.shape[-1]
     vx = v[:, :ndx]
     tangent = cond_tangent(obs_jac, vx, history, cond_params)
@@ -94,7 +97,7 @@ def sobolev_tangent_target(obs_jac: torch.Tensor, jac: torch.Tensor, v: torch.Te
     if v.shape[1] != ndx + nz or obs_param_jac.shape[1] != history or nz > cond_params:
         raise ValueError(f"directions: expected {ndx} + {nz} entries over {history} observation slots and at most "
                          f"{cond_params} parameter columns, got {v.shape[1]}, {obs_param_jac.shape[1]} slots")
-    vz = v[:, ndx:]
+    vz = v[:, ndx:] if param_weight == 1.0 else v[:, ndx:] * math.sqrt(param_weight)
     b = v.shape[0]
     do = torch.einsum("bhoz,bz->bho", obs_param_jac, vz).reshape(b, -1)
     tail = [vz, vz.new_zeros(b, cond_params - nz)]
@@ -203,7 +206,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    directions: torch.Tensor | None = None, method: str = "dual",
                    past_actions: bool = True, sobolev_fraction: float = 1.0,
                    sobolev_sample_weight: torch.Tensor | None = None, chunk_param_jac: torch.Tensor | None = None,
-                   obs_param_jac: torch.Tensor | None = None) -> LossOutput:
+                   obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (S, m, ndx)`` are drawn
@@ -212,7 +215,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     zeros (as :class:`~sobolev_warmstart.diffusion.DDPMSampler` samples). ``sobolev_sample_weight (B,)``: per-sample
     factors of the Sobolev residual (see the module's docstring), all ones if omitted. ``chunk_param_jac (B, H, D_a,
     nz)``, ``obs_param_jac (B, h, D_o, nz)``: the parameter Sobolev targets, both or neither (``directions`` then
-    ``(S, m, ndx + nz)``)."""
+    ``(S, m, ndx + nz)``), their block weighted by ``parameter_weight``."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
     if steps is None:
@@ -238,7 +241,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
 
     rows = (lambda x: None if x is None else _tangent_rows(x, sb, m))
     tangent, target = sobolev_tangent_target(rows(obs_jac), rows(chunk_jac), v, obs.shape[1], params.shape[1],
-                                             rows(obs_param_jac), rows(chunk_param_jac))
+                                             rows(obs_param_jac), rows(chunk_param_jac), parameter_weight)
     pred, jv = denoiser_jvp(net, _dual_rows(noisy, sb, m), _dual_rows(steps, sb, m), _dual_rows(cond, sb, m),
                             tangent, method)
     pred = _undo_dual_rows(pred, sb, m)
@@ -252,11 +255,11 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
                 num_directions: int = 1, generator: torch.Generator | None = None,
                 directions: torch.Tensor | None = None, sobolev_fraction: float = 1.0,
                 sobolev_sample_weight: torch.Tensor | None = None, action_param_jac: torch.Tensor | None = None,
-                obs_param_jac: torch.Tensor | None = None) -> LossOutput:
+                obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0) -> LossOutput:
     """Direct policy loss: ``obs (B, D_o)`` (current observation), ``params (B, nz)``, ``actions (B, D_a)``,
     ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``; ``sobolev_fraction`` and ``sobolev_sample_weight`` as
     in :func:`diffusion_loss`; ``action_param_jac (B, D_a, nz)`` and ``obs_param_jac (B, D_o, nz)`` (the current
-    observation's) as there."""
+    observation's) and ``parameter_weight`` as there."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
@@ -275,7 +278,7 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
     rows = (lambda x: None if x is None else _tangent_rows(x, sb, m))
     tangent, target = sobolev_tangent_target(rows(obs_jac), rows(action_jac), v, 1, params.shape[1],
                                              None if obs_param_jac is None else rows(obs_param_jac)[:, None],
-                                             rows(action_param_jac))
+                                             rows(action_param_jac), parameter_weight)
     pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
     mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
     sob = _weighted_residual(jv - target, sobolev_sample_weight, sb, m)

@@ -144,10 +144,11 @@ class ScorecardSettings:
     (consolidated) training trajectory is followed by this many copies rotated about the task's symmetry, each
     confirmed by the solver (:func:`~sobolev_warmstart.symmetry.augment_by_symmetry`; only variants with a declared
     symmetry); every method, the lookups included, sees them, and the sample-efficiency subsets count solved
-    trajectories (a subset of k holds their copies too). parameter_sobolev: Sob+Diff also matches the derivatives
-    of the solutions with respect to the task parameters (target, columns) at a fixed state, computed by re-solving
-    each training trajectory at perturbed parameters (:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`;
-    only variants with parameters; Diff and the lookups do not use them).
+    trajectories (a subset of k holds their copies too). parameter_sobolev (w >= 0; 0: off): Sob+Diff also matches
+    the derivatives of the solutions with respect to the task parameters (target, columns) at a fixed state, their
+    block weighted by w against the state's (``TrainConfig.parameter_sobolev_weight``), computed by re-solving each
+    training trajectory at perturbed parameters (:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`; only
+    variants with parameters; Diff and the lookups do not use them).
     """
 
     task: str
@@ -187,15 +188,16 @@ class ScorecardSettings:
     consolidate_neighbours: int = 0
     consolidate_rounds: int = 2
     symmetry_copies: int = 0
-    parameter_sobolev: bool = False
+    parameter_sobolev: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
-        if not isinstance(self.parameter_sobolev, bool):
-            raise ValueError(f"parameter_sobolev: expected a bool, got {self.parameter_sobolev!r}")
-        if self.parameter_sobolev and make_task(self.task, self.variant).nz == 0:
+        w = self.parameter_sobolev
+        if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"parameter_sobolev: expected a non-negative weight (0: off), got {w!r}")
+        if w > 0 and make_task(self.task, self.variant).nz == 0:
             raise ValueError(f"parameter_sobolev: {self.key} has no task parameters (nz = 0) to differentiate")
         object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
         self.options()  # the solver's settings (max_iters, mu_init) checked where SolverOptions checks them
@@ -224,6 +226,8 @@ class ScorecardSettings:
                            sobolev_cap_quantile=self.sobolev_cap_quantile if method == "sob_diff" else None,
                            shuffle_exchangeable_params=self.shuffle_exchangeable_params,
                            ema_power=self.ema_power,
+                           # off: the data hold no parameter derivatives, and the default keeps older checkpoints' config
+                           parameter_sobolev_weight=self.parameter_sobolev or 1.0,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),
@@ -483,7 +487,7 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
         dataset, report = augment_dataset(task, dataset, s.symmetry_copies, seed=s.train_seed,
                                           options=s.options(threads))
         info["symmetry"] = {**report.to_dict(), "origin": report.origin.tolist()}
-    if s.parameter_sobolev:
+    if s.parameter_sobolev > 0:
         say(f"  parameter derivatives of the {dataset.data.num_instances} trajectories ({2 * task.nz} re-solves each)")
         t1 = time.perf_counter()
         data, pj = with_parameter_jacobians(task, dataset.data, options=dataclasses.replace(

@@ -73,6 +73,10 @@ class TrainConfig:
     ``ema_power`` (p > 0, or None): the policy returned and saved is an exponential moving average of the weights
     with decay ``min(1 - (1 + step)^-p, 0.9999)`` (:func:`ema_decay`, Diffusion Policy's 0.75); None returns the
     optimiser's last weights.
+    ``parameter_sobolev_weight`` (w >= 0): where the dataset holds the parameter derivatives
+    (``ChunkDataset.chunk_param_jac``), the Sobolev term of ``sob_*`` policies weighs the parameter block of the
+    Jacobian by ``w`` against the state block (the parameter part of each direction scaled by ``sqrt(w)``); 0 ignores
+    them. Without them in the dataset it has no effect.
     """
 
     policy: str = "sob_diff"
@@ -89,6 +93,7 @@ class TrainConfig:
     sobolev_cap_quantile: float | None = None
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
+    parameter_sobolev_weight: float = 1.0
     seed: int = 0
     denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -138,6 +143,9 @@ class TrainConfig:
                                                and not isinstance(self.ema_power, bool)
                                                and math.isfinite(self.ema_power) and self.ema_power > 0):
             raise ValueError(f"ema_power: expected a positive float or None, got {self.ema_power!r}")
+        w = self.parameter_sobolev_weight
+        if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"parameter_sobolev_weight: expected a non-negative float, got {w!r}")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
         if not isinstance(self.seed, int):
@@ -211,7 +219,7 @@ def _training_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch
 def _parameter_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The parameter Sobolev targets the loss takes (chunk or action, then observation), or None: only for policies
     with the Sobolev term, and only where the data hold them."""
-    if dataset.chunk_param_jac is None or config.sobolev_weight == 0.0:
+    if dataset.chunk_param_jac is None or config.sobolev_weight == 0.0 or config.parameter_sobolev_weight == 0.0:
         return None
     if config.is_diffusion:
         return dataset.chunk_param_jac, dataset.obs_param_jac
@@ -228,7 +236,7 @@ def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.
     extra = _parameter_tensors(dataset, config)
     if extra is not None:  # the scale of the whole Jacobian [∂/∂x̃, ∂/∂z̃]
         pjac = extra[0][:, h:] if config.is_diffusion else extra[0]
-        jac = torch.cat([jac, pjac], dim=-1)
+        jac = torch.cat([jac, pjac * math.sqrt(config.parameter_sobolev_weight)], dim=-1)
     return sobolev_cap_weights(sobolev_target_scales(jac), config.sobolev_cap_quantile)
 
 
@@ -345,13 +353,15 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                                                              generator=g, jacobians=pbatch)
             weight = None if sample_weights is None else sample_weights[idx]
             if config.is_diffusion:
-                pkw = {} if pbatch is None else {"chunk_param_jac": pbatch[0], "obs_param_jac": pbatch[1]}
+                pkw = {} if pbatch is None else {"chunk_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
+                                                 "parameter_weight": config.parameter_sobolev_weight}
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
                                      sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight, **pkw)
             else:
-                pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1]}
+                pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
+                                                 "parameter_weight": config.parameter_sobolev_weight}
                 out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
                                   num_directions=config.num_directions, generator=g,
                                   sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight, **pkw)
