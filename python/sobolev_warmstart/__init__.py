@@ -10,7 +10,8 @@ import torch  # noqa: F401  (first: the extension and torch share one libgomp, l
 from . import _core
 from .tasks import Task, available_tasks, make_task, robots_dir
 from .solver import SolverOptions, SolveResult, multiplier_sizes, solve
-from .sensitivities import ChainedDerivatives, chained_derivatives, inverse_dynamics
+from .sensitivities import (ChainedDerivatives, ParameterJacobians, chained_derivatives, inverse_dynamics,
+                            parameter_jacobians, with_parameter_jacobians)
 from .data import (
     ChunkDataset,
     ChunkSpec,
@@ -44,5 +45,6 @@ __all__ = [
     "export_native", "export_policy", "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_native", "load_policy",
     "load_torchscript", "make_task", "multiplier_sizes", "robots_dir", "save_dataset", "save_policy", "solve", "train",
     "load_policy_runner", "perturbed_solution_guess", "rollout", "rollout_noise", "scorecard", "select_dual", "warm_start",
+    "ParameterJacobians", "parameter_jacobians", "with_parameter_jacobians",
 ]
 __version__ = "0.1.0"
