@@ -48,9 +48,9 @@ from torch import nn
 
 from .diffusion import DDPMSchedule
 
-__all__ = ["LossOutput", "make_cond", "cond_tangent", "sobolev_tangent_target", "random_directions", "denoiser_jvp", "diffusion_loss",
-           "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile", "sobolev_target_scales",
-           "sobolev_cap_weights"]
+__all__ = ["LossOutput", "make_cond", "cond_tangent", "sobolev_tangent_target", "random_directions", "denoiser_jvp",
+           "diffusion_loss", "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile",
+           "sobolev_target_scales", "sobolev_cap_weights"]
 
 _JVP_METHODS = ("dual", "autograd")
 

@@ -226,7 +226,7 @@ class ScorecardSettings:
                            sobolev_cap_quantile=self.sobolev_cap_quantile if method == "sob_diff" else None,
                            shuffle_exchangeable_params=self.shuffle_exchangeable_params,
                            ema_power=self.ema_power,
-                           # off: the data hold no parameter derivatives, and the default keeps older checkpoints' config
+                           # off: the data hold no parameter derivatives; the default keeps older checkpoints' config
                            parameter_sobolev_weight=self.parameter_sobolev or 1.0,
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
