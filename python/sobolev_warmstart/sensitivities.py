@@ -82,7 +82,10 @@ def parameter_jacobians(task: Task, xs: np.ndarray, us: np.ndarray, params: np.n
     ``action_jacobians (N, T, Hj, na, ndx)`` are the solutions' own (:func:`chained_derivatives`). ``options``: the
     re-solves' :class:`~sobolev_warmstart.solver.SolverOptions` (default: tolerance 1e-6, 200 iterations, the
     task variant's penalty): the differences divide the solver's error by ``2 eps``, so the tolerance must be well
-    below ``eps`` (1e-6 against 1e-3 agrees with 1e-8 to about 1e-3 relative on the UR5's targets)."""
+    below ``eps`` (1e-6 against 1e-3 agrees with 1e-8 to about 1e-3 relative on the UR5's targets). Where the solution
+    is not smooth in ``z`` at the scale of ``eps`` (the quadrotor's columns: which constraints are active changes) the
+    differences are not derivatives; ``converged`` and ``iterations`` (a few per re-solve where they hold, ~100
+    among columns) tell (docs/results/ablations.md, round 27)."""
     if task.nz == 0:
         raise ValueError(f"task: {task.name}/{task.variant} has no parameters (nz = 0): nothing to differentiate")
     if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and np.isfinite(eps)):
