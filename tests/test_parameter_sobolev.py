@@ -93,6 +93,8 @@ def test_parameter_jacobians_check_their_inputs():
         parameter_jacobians(task, *args, eps=0.0)
     with pytest.raises(ValueError, match="xs"):
         parameter_jacobians(task, res.xs[:, :-1], *args[1:])
+    with pytest.raises(TypeError, match="options"):
+        parameter_jacobians(task, *args, options={"tol": 1e-6})
     with pytest.raises(ValueError, match="action_jacobians"):
         parameter_jacobians(task, *args[:4], der.action_jacobians[..., :-1])
     pend = sw.make_task("pendulum", "default")

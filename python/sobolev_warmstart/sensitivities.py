@@ -104,6 +104,8 @@ def parameter_jacobians(task: Task, xs: np.ndarray, us: np.ndarray, params: np.n
     if options is None:
         options = dataclasses.replace(SolverOptions(tol=1e-6, max_iters=200, refresh_gains=False),
                                       **VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {}))
+    elif not isinstance(options, SolverOptions):
+        raise TypeError(f"options: expected a SolverOptions or None, got {type(options).__name__}")
     hj = ajac.shape[2]
     dx = np.zeros((n, T + 1, task.ndx, nz))
     da = np.zeros((n, T, task.na, nz))
