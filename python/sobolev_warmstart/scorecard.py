@@ -120,6 +120,7 @@ class ScorecardSettings:
     action_steps: the chunk (H, h, A); unet_dims / n_groups / step_embed_dim: the U-Net (the main job's tiny
     one by default). train_steps: gradient steps of every policy (epochs = train_steps / batches per epoch,
     at least 1: Diff and Sob+Diff on the full set get the same epochs; a subset gets the same steps).
+    weight_decay: AdamW's decoupled weight decay of every policy (:class:`~sobolev_warmstart.train.TrainConfig`).
     sobolev_weight: λ of Sob+Diff on normalised quantities; sobolev_fraction: the share of each batch with
     the Sobolev term; sobolev_cap_quantile: the quantile above which a sample's Sobolev residual is relative to its
     target (:class:`~sobolev_warmstart.train.TrainConfig`). subset_fractions: the nested subsets of the
@@ -172,6 +173,7 @@ class ScorecardSettings:
     train_steps: int = 1500
     batch_size: int = 64
     lr: float = 3e-3
+    weight_decay: float = 1e-6
     sobolev_weight: float = 0.01
     sobolev_fraction: float = 1.0
     sobolev_cap_quantile: float | None = None
@@ -219,7 +221,7 @@ class ScorecardSettings:
     def train_config(self, method: str, num_samples: int, checkpoint_dir: Path) -> TrainConfig:
         per_epoch = math.ceil(num_samples / self.batch_size)
         return TrainConfig(policy=method, epochs=max(1, round(self.train_steps / per_epoch)),
-                           batch_size=self.batch_size, lr=self.lr,
+                           batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                            seed=self.train_seed if self.policy_seed is None else self.policy_seed,
                            sobolev_weight=self.sobolev_weight if method == "sob_diff" else None,
                            sobolev_fraction=self.sobolev_fraction,
