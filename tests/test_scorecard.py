@@ -432,3 +432,26 @@ def test_the_timed_evaluation_runs_on_one_thread_whatever_the_threads_of_the_oth
     mine, theirs = _load_npz(dst / "per_instance.npz"), _load_npz(src / "per_instance.npz")
     for key in ("sob_diff_iterations", "nn_iterations", "to_cost", "sob_diff_policy_cost"):
         np.testing.assert_array_equal(mine[key], theirs[key], err_msg=key)
+
+
+def test_weight_decay_reaches_every_policy_and_old_folders_read_the_old_default(tmp_path):
+    """weight_decay is AdamW's for Diff and Sob+Diff alike; a folder written before the setting existed trained with
+    TrainConfig's default and resumes as such."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import _check_settings
+    from sobolev_warmstart.train import TrainConfig
+
+    s = settings_for("ur5/random_start_random_target", "smoke")
+    assert s.train_config("sob_diff", 100, tmp_path).weight_decay == 1e-6 == TrainConfig().weight_decay
+    decayed = dataclasses.replace(s, weight_decay=0.1)
+    for method in ("diff", "sob_diff"):
+        assert decayed.train_config(method, 100, tmp_path).weight_decay == 0.1
+    with pytest.raises(ValueError, match="weight_decay"):
+        dataclasses.replace(s, weight_decay=-1.0)
+    old = s.to_dict()
+    del old["weight_decay"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    _check_settings(tmp_path, s)
+    with pytest.raises(ValueError, match="weight_decay"):
+        _check_settings(tmp_path, decayed)

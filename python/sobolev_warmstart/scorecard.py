@@ -196,6 +196,9 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
+        wd = self.weight_decay
+        if not (isinstance(wd, (int, float)) and not isinstance(wd, bool) and math.isfinite(wd) and wd >= 0):
+            raise ValueError(f"weight_decay: expected a non-negative float, got {wd!r}")
         w = self.parameter_sobolev
         if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
             raise ValueError(f"parameter_sobolev: expected a non-negative weight (0: off), got {w!r}")
