@@ -301,3 +301,15 @@ def test_parameter_weight_scales_the_parameter_block_of_the_residual():
     a = train(with_p, TrainConfig(**kw, parameter_sobolev_weight=0.0))
     b_ = train(without, TrainConfig(**kw))
     assert a.train_history == b_.train_history
+
+
+def test_copies_and_consolidation_do_not_carry_stale_parameter_derivatives():
+    """A rotated copy or a consolidated solution is another solution: the parameter derivatives are computed after
+    them, and a set that already holds them is refused by the symmetry (consolidation returns new data without)."""
+    task, res, der = _solved("ur5", "random_start_random_target", 2, 5)
+    data, _ = with_parameter_jacobians(task, TrajectoryData.from_solve(task, res, der))
+    assert data.action_param_jacobians is not None
+    with pytest.raises(ValueError, match="action_param_jacobians"):
+        sw.augment_by_symmetry(task, data, copies=1)
+    out, _ = sw.consolidate_data(task, data, 4, neighbours=1, rounds=1)
+    assert out.action_param_jacobians is None and out.observation_param_jacobians is None

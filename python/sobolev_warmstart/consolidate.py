@@ -143,7 +143,9 @@ def consolidate_data(task: Task, data: TrajectoryData, derivative_horizon: int, 
     """:func:`consolidate` on solved training trajectories: ``data``'s converged instances are solved once from
     their own solutions (to give the solver's result arrays back), consolidated, and returned as a new
     ``TrajectoryData`` with the chained derivatives over ``derivative_horizon`` steps (the chunk's ``H - h``)
-    recomputed; instances whose solution does not converge from its own are left out."""
+    recomputed; instances whose solution does not converge from its own are left out. Parameter derivatives
+    (``action_param_jacobians``) are not carried over, since the solutions change: compute them on the result
+    (:func:`~sobolev_warmstart.sensitivities.with_parameter_jacobians`)."""
     if not isinstance(data, TrajectoryData):
         raise TypeError(f"data: expected a TrajectoryData, got {type(data).__name__}")
     if data.task.name != task.name:

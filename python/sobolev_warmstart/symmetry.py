@@ -91,6 +91,9 @@ def augment_by_symmetry(task: Task, data: TrajectoryData, copies: int, *, seed: 
                          f"{data.task.name} with horizon {data.task.horizon}")
     if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 0:
         raise ValueError(f"copies: expected a non-negative int, got {copies!r}")
+    if data.action_param_jacobians is not None and copies > 0:
+        raise ValueError("data: holds parameter derivatives (action_param_jacobians); make the rotated copies first "
+                         "and compute the derivatives of the whole set after them (sw.with_parameter_jacobians)")
     if copies == 0:
         return data, SymmetryReport(0, data.num_instances, 0, 0.0, 0.0, np.arange(data.num_instances))
     t0 = time.perf_counter()
