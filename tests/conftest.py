@@ -63,3 +63,20 @@ def tangent_difference(model: pin.Model, x0: np.ndarray, x1: np.ndarray) -> np.n
     """x1 (-) x0 in tangent coordinates."""
     nq = model.nq
     return np.concatenate([pin.difference(model, x0[:nq], x1[:nq]), x1[nq:] - x0[nq:]])
+
+
+def check_missing_setting_reads_as_default(folder, plain, changed, key: str) -> None:
+    """A scorecard folder written before ``key`` existed (``plain``'s settings without it) resumes as ``plain``,
+    whose value is the default, and is refused, naming ``key``, for ``changed`` settings."""
+    import json
+
+    import pytest
+
+    from sobolev_warmstart.scorecard import _check_settings
+
+    old = plain.to_dict()
+    del old[key]
+    (folder / "settings.json").write_text(json.dumps(old))
+    _check_settings(folder, plain)
+    with pytest.raises(ValueError, match=key):
+        _check_settings(folder, changed)

@@ -18,7 +18,7 @@ from sobolev_warmstart.sensitivities import parameter_jacobians, with_parameter_
 from sobolev_warmstart.synthetic import lqr_double_integrator
 from sobolev_warmstart.train import TrainConfig, train
 
-from conftest import pinocchio_model, tangent_difference
+from conftest import check_missing_setting_reads_as_default, pinocchio_model, tangent_difference
 
 
 @pytest.mark.parametrize("name,variant", [("quadrotor", "columns_3"), ("ur5", "fixed_start_random_target")])
@@ -257,7 +257,7 @@ def test_scorecard_stage_computes_them_for_sob_diff_and_old_folders_load_without
     before the setting existed reads as off."""
     import json
 
-    from sobolev_warmstart.scorecard import _check_settings, _collect, settings_for
+    from sobolev_warmstart.scorecard import _collect, settings_for
 
     with pytest.raises(ValueError, match="parameter_sobolev"):
         dataclasses.replace(settings_for("pendulum/default", "smoke"), parameter_sobolev=1.0)
@@ -272,12 +272,8 @@ def test_scorecard_stage_computes_them_for_sob_diff_and_old_folders_load_without
     info = json.loads((tmp_path / "collect" / "collect.json").read_text())["parameter_jacobians"]
     assert info["instances"] == ds.data.num_instances and info["converged"] == info["instances"]
     assert load_dataset(tmp_path / "collect" / "trajectories.npz").chunk_param_jac is not None
-    old = settings_for("ur5/fixed_start_random_target", "smoke").to_dict()
-    del old["parameter_sobolev"]
-    (tmp_path / "settings.json").write_text(json.dumps(old))
-    _check_settings(tmp_path, settings_for("ur5/fixed_start_random_target", "smoke"))
-    with pytest.raises(ValueError, match="parameter_sobolev"):
-        _check_settings(tmp_path, s)
+    check_missing_setting_reads_as_default(tmp_path, settings_for("ur5/fixed_start_random_target", "smoke"), s,
+                                           "parameter_sobolev")
 
 
 def test_parameter_weight_scales_the_parameter_block_of_the_residual():

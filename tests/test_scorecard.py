@@ -15,6 +15,8 @@ from sobolev_warmstart.evaluate import METHOD_LABELS, read_rows_csv
 from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, load_settings, parse_variants, run_variant,
                                          scorecard, settings_for, variant_rows)
 
+from conftest import check_missing_setting_reads_as_default
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALWAYS_FINITE = ("policy_cost_ratio_median", "policy_cost_ratio_mean", "diverged", "iterations_mean",
                  "iterations_median", "total_time_mean", "solve_time_mean", "rollout_time_mean", "converged")
@@ -291,8 +293,6 @@ def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_witho
     written before the setting existed resumes as no cap."""
     import dataclasses
 
-    from sobolev_warmstart.scorecard import _check_settings
-
     assert settings_for("ur5/fixed_start_random_target", "full").sobolev_cap_quantile == 0.9
     assert settings_for("quadrotor/columns_9", "full").sobolev_cap_quantile == 0.9
     for key in ("double_pendulum/default", "double_pendulum/reference", "ur5/random_start_random_target"):
@@ -301,13 +301,8 @@ def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_witho
     s = dataclasses.replace(settings_for("pendulum/default", "smoke"), sobolev_cap_quantile=0.9)
     assert s.train_config("sob_diff", 100, tmp_path).sobolev_cap_quantile == 0.9
     assert s.train_config("diff", 100, tmp_path).sobolev_cap_quantile is None
-    plain = settings_for("pendulum/default", "smoke")
-    old = plain.to_dict()
-    del old["sobolev_cap_quantile"]
-    (tmp_path / "settings.json").write_text(json.dumps(old))
-    _check_settings(tmp_path, plain)
-    with pytest.raises(ValueError, match="sobolev_cap_quantile"):
-        _check_settings(tmp_path, s)
+    check_missing_setting_reads_as_default(tmp_path, settings_for("pendulum/default", "smoke"), s,
+                                           "sobolev_cap_quantile")
 
 
 def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_depend_on():
@@ -439,7 +434,6 @@ def test_weight_decay_reaches_every_policy_and_old_folders_read_the_old_default(
     TrainConfig's default and resumes as such."""
     import dataclasses
 
-    from sobolev_warmstart.scorecard import _check_settings
     from sobolev_warmstart.train import TrainConfig
 
     s = settings_for("ur5/random_start_random_target", "smoke")
@@ -449,9 +443,4 @@ def test_weight_decay_reaches_every_policy_and_old_folders_read_the_old_default(
         assert decayed.train_config(method, 100, tmp_path).weight_decay == 0.1
     with pytest.raises(ValueError, match="weight_decay"):
         dataclasses.replace(s, weight_decay=-1.0)
-    old = s.to_dict()
-    del old["weight_decay"]
-    (tmp_path / "settings.json").write_text(json.dumps(old))
-    _check_settings(tmp_path, s)
-    with pytest.raises(ValueError, match="weight_decay"):
-        _check_settings(tmp_path, decayed)
+    check_missing_setting_reads_as_default(tmp_path, s, decayed, "weight_decay")
