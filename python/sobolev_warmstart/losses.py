@@ -188,6 +188,10 @@ def _tangent_rows(x: torch.Tensor, sb: int, m: int) -> torch.Tensor:
     return x[:sb] if m == 1 else x[:sb].repeat((m,) + (1,) * (x.dim() - 1))
 
 
+def _optional_tangent_rows(x: torch.Tensor | None, sb: int, m: int) -> torch.Tensor | None:
+    return None if x is None else _tangent_rows(x, sb, m)
+
+
 def _dual_rows(x: torch.Tensor, sb: int, m: int) -> torch.Tensor:
     """The primal rows of a dual pass: the tangent rows, then the samples without the Sobolev term."""
     head = _tangent_rows(x, sb, m)
@@ -239,9 +243,9 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     _check_sample_weight(sobolev_sample_weight, b)
     v = directions.transpose(0, 1).reshape(m * sb, dim)  # direction-major: [v_0 of all; v_1 of all; ...]
 
-    rows = (lambda x: None if x is None else _tangent_rows(x, sb, m))
-    tangent, target = sobolev_tangent_target(rows(obs_jac), rows(chunk_jac), v, obs.shape[1], params.shape[1],
-                                             rows(obs_param_jac), rows(chunk_param_jac), parameter_weight)
+    tangent, target = sobolev_tangent_target(
+        _tangent_rows(obs_jac, sb, m), _tangent_rows(chunk_jac, sb, m), v, obs.shape[1], params.shape[1],
+        _optional_tangent_rows(obs_param_jac, sb, m), _optional_tangent_rows(chunk_param_jac, sb, m), parameter_weight)
     pred, jv = denoiser_jvp(net, _dual_rows(noisy, sb, m), _dual_rows(steps, sb, m), _dual_rows(cond, sb, m),
                             tangent, method)
     pred = _undo_dual_rows(pred, sb, m)
@@ -275,10 +279,11 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
     _check_sample_weight(sobolev_sample_weight, b)
     v = directions.transpose(0, 1).reshape(m * sb, dim)
 
-    rows = (lambda x: None if x is None else _tangent_rows(x, sb, m))
-    tangent, target = sobolev_tangent_target(rows(obs_jac), rows(action_jac), v, 1, params.shape[1],
-                                             None if obs_param_jac is None else rows(obs_param_jac)[:, None],
-                                             rows(action_param_jac), parameter_weight)
+    obs_param_slots = None if obs_param_jac is None else obs_param_jac[:, None]  # one observation slot
+    tangent, target = sobolev_tangent_target(
+        _tangent_rows(obs_jac, sb, m), _tangent_rows(action_jac, sb, m), v, 1, params.shape[1],
+        _optional_tangent_rows(obs_param_slots, sb, m), _optional_tangent_rows(action_param_jac, sb, m),
+        parameter_weight)
     pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
     mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
     sob = _weighted_residual(jv - target, sobolev_sample_weight, sb, m)

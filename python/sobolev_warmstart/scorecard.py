@@ -79,7 +79,7 @@ from .diffusion import DiffusionConfig, check_sampling_steps
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
-from .sensitivities import with_parameter_jacobians
+from .sensitivities import RESOLVE_SETTINGS, with_parameter_jacobians
 from .symmetry import augment_dataset
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
@@ -495,8 +495,8 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
     if s.parameter_sobolev > 0:
         say(f"  parameter derivatives of the {dataset.data.num_instances} trajectories ({2 * task.nz} re-solves each)")
         t1 = time.perf_counter()
-        data, pj = with_parameter_jacobians(task, dataset.data, options=dataclasses.replace(
-            s.options(threads), tol=1e-6, max_iters=200, refresh_gains=False))
+        data, pj = with_parameter_jacobians(task, dataset.data,
+                                            options=dataclasses.replace(s.options(threads), **RESOLVE_SETTINGS))
         dataset = ChunkDataset(data=data, spec=dataset.spec, normalisers=dataset.normalisers)
         info["parameter_jacobians"] = {"converged": int(pj.converged.sum()), "instances": len(pj.converged),
                                        "mean_iterations": float(pj.iterations.mean()),

@@ -52,6 +52,11 @@ def inverse_dynamics(task: Task, xs: np.ndarray, num_threads: int = 0) -> tuple[
     return _core.inverse_dynamics(task, np.asarray(xs, dtype=np.float64), num_threads)
 
 
+#: The re-solves' settings over a task's own (:func:`parameter_jacobians`): a tolerance well below the step, a budget
+#: for solves that start at the solution, no gains (only the trajectories are differenced).
+RESOLVE_SETTINGS = {"tol": 1e-6, "max_iters": 200, "refresh_gains": False}
+
+
 @dataclass
 class ParameterJacobians:
     """Sensitivities of a batch of solutions to the task parameters ``z``, by central differences of re-solves.
@@ -80,8 +85,8 @@ def parameter_jacobians(task: Task, xs: np.ndarray, us: np.ndarray, params: np.n
     with respect to the parameters (see :class:`ParameterJacobians`), from ``2 nz`` re-solves per instance at
     ``z ± eps e_k``, each warm-started from the solution. ``feedback_gains (N, T, nu, ndx)`` and
     ``action_jacobians (N, T, Hj, na, ndx)`` are the solutions' own (:func:`chained_derivatives`). ``options``: the
-    re-solves' :class:`~sobolev_warmstart.solver.SolverOptions` (default: tolerance 1e-6, 200 iterations, the
-    task variant's penalty): the differences divide the solver's error by ``2 eps``, so the tolerance must be well
+    re-solves' :class:`~sobolev_warmstart.solver.SolverOptions` (default: the task variant's penalty with
+    :data:`RESOLVE_SETTINGS`, tolerance 1e-6 and 200 iterations): the differences divide the solver's error by ``2 eps``, so the tolerance must be well
     below ``eps`` (1e-6 against 1e-3 agrees with 1e-8 to about 1e-3 relative on the UR5's targets). Where the solution
     is not smooth in ``z`` at the scale of ``eps`` (the quadrotor's columns: which constraints are active changes) the
     differences are not derivatives; ``converged`` and ``iterations`` (a few per re-solve where they hold, ~100
@@ -102,8 +107,8 @@ def parameter_jacobians(task: Task, xs: np.ndarray, us: np.ndarray, params: np.n
     if ajac.ndim != 5 or ajac.shape[:2] != (n, T) or ajac.shape[3:] != (task.na, task.ndx):
         raise ValueError(f"action_jacobians: expected shape ({n}, {T}, Hj, {task.na}, {task.ndx}), got {ajac.shape}")
     if options is None:
-        options = dataclasses.replace(SolverOptions(tol=1e-6, max_iters=200, refresh_gains=False),
-                                      **VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {}))
+        options = SolverOptions(**{**VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {}),
+                                   **RESOLVE_SETTINGS})
     elif not isinstance(options, SolverOptions):
         raise TypeError(f"options: expected a SolverOptions or None, got {type(options).__name__}")
     hj = ajac.shape[2]

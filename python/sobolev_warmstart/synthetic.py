@@ -112,8 +112,7 @@ def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offs
             pjac = np.broadcast_to(dz, (N, T, Hj, 1, 1)).copy()
         else:
             pjac = dg[..., :, None] * Sz[rows, kk + 1][None, :, :, None, 0:1]  # (N, T, Hj, 2, 1)
-        extra = {"action_param_jacobians": pjac, "observation_param_jacobians": np.zeros((N, T + 1, 3 if observation
-                                                                                            == "angle" else 2, 1))}
+        extra = {"action_param_jacobians": pjac}
     if observation == "identity":
         obs = xs.copy()
         obs_jac = np.broadcast_to(np.eye(2), (N, T + 1, 2, 2)).copy()
@@ -136,4 +135,5 @@ def lqr_double_integrator(num_instances: int = 16, horizon: int = 40, chunk_offs
                           actions=actions, action_jacobians=action_jac, params=z,
                           converged=np.ones(N, dtype=bool), cost=cost,
                           feedback_gains=np.broadcast_to(K, (N, T, 1, 2)).copy(),
-                          initial_actions=initial_actions, **extra)
+                          initial_actions=initial_actions, **extra,
+                          observation_param_jacobians=np.zeros((*obs.shape, 1)) if param_jacobians else None)
