@@ -196,9 +196,6 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
-        wd = self.weight_decay
-        if not (isinstance(wd, (int, float)) and not isinstance(wd, bool) and math.isfinite(wd) and wd >= 0):
-            raise ValueError(f"weight_decay: expected a non-negative float, got {wd!r}")
         w = self.parameter_sobolev
         if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
             raise ValueError(f"parameter_sobolev: expected a non-negative weight (0: off), got {w!r}")
@@ -206,6 +203,7 @@ class ScorecardSettings:
             raise ValueError(f"parameter_sobolev: {self.key} has no task parameters (nz = 0) to differentiate")
         object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
         self.options()  # the solver's settings (max_iters, mu_init) checked where SolverOptions checks them
+        self.train_config("sob_diff", 1, Path("."))  # the training settings (lr, weight_decay...) where TrainConfig does
 
     @property
     def key(self) -> str:
