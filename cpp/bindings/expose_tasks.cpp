@@ -144,11 +144,11 @@ void expose_tasks(py::module_ &m) {
   m.def("available_tasks", &available_tasks, "[(name, [variants])]: the tasks make_task builds.");
   m.def(
       "make_task",
-      [](const std::string &name, const std::string &variant, const std::string &robots_dir) {
-        return std::const_pointer_cast<Task>(make_task(name, variant, robots_dir));
+      [](const std::string &name, const std::string &variant, const std::string &robots_dir, int horizon) {
+        return std::const_pointer_cast<Task>(make_task(name, variant, robots_dir, horizon));
       },
-      py::arg("name"), py::arg("variant"), py::arg("robots_dir"),
-      "Build a task; robots_dir is example-robot-data's robots folder.");
+      py::arg("name"), py::arg("variant"), py::arg("robots_dir"), py::arg("horizon") = 0,
+      "Build a task; robots_dir is example-robot-data's robots folder; horizon > 0 replaces the variant's T.");
 }
 
 } // namespace sobolev_warmstart::bindings

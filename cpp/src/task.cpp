@@ -12,10 +12,10 @@ namespace sobolev_warmstart {
 
 // Defined in the task_*.cpp files.
 std::shared_ptr<const Task> make_pendulum_task(const std::string &name, const std::string &variant,
-                                               const std::string &robots_dir);
-std::shared_ptr<const Task> make_ur5_task(const std::string &variant, const std::string &robots_dir);
-std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant,
-                                                const std::string &robots_dir);
+                                               const std::string &robots_dir, int horizon);
+std::shared_ptr<const Task> make_ur5_task(const std::string &variant, const std::string &robots_dir, int horizon);
+std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant, const std::string &robots_dir,
+                                                int horizon);
 std::vector<std::string> ur5_variants();
 std::vector<std::string> double_pendulum_variants();
 std::vector<std::string> quadrotor_variants();
@@ -28,7 +28,10 @@ std::vector<std::pair<std::string, std::vector<std::string>>> available_tasks() 
 }
 
 std::shared_ptr<const Task> make_task(const std::string &name, const std::string &variant,
-                                      const std::string &robots_dir) {
+                                      const std::string &robots_dir, int horizon) {
+  if (horizon < 0)
+    throw std::invalid_argument("horizon: expected a number of steps >= 1, or 0 for the variant's own, got " +
+                                std::to_string(horizon));
   for (const auto &[task_name, variants] : available_tasks()) {
     if (task_name != name) continue;
     const std::string v = variant.empty() ? variants.front() : variant;
@@ -38,9 +41,9 @@ std::shared_ptr<const Task> make_task(const std::string &name, const std::string
       for (const auto &known : variants) msg << " '" << known << "'";
       throw std::invalid_argument(msg.str());
     }
-    if (name == "pendulum" || name == "double_pendulum") return make_pendulum_task(name, v, robots_dir);
-    if (name == "ur5") return make_ur5_task(v, robots_dir);
-    return make_quadrotor_task(v, robots_dir);
+    if (name == "pendulum" || name == "double_pendulum") return make_pendulum_task(name, v, robots_dir, horizon);
+    if (name == "ur5") return make_ur5_task(v, robots_dir, horizon);
+    return make_quadrotor_task(v, robots_dir, horizon);
   }
   std::ostringstream msg;
   msg << "name: unknown task '" << name << "', expected one of:";

@@ -126,19 +126,19 @@ private:
 std::vector<std::string> double_pendulum_variants() { return {"default", "reference"}; }
 
 std::shared_ptr<const Task> make_pendulum_task(const std::string &name, const std::string &variant,
-                                               const std::string &robots_dir) {
+                                               const std::string &robots_dir, int horizon) {
   const std::filesystem::path urdf =
       std::filesystem::path(robots_dir) / "double_pendulum_description" / "urdf" / "double_pendulum.urdf";
   if (!std::filesystem::exists(urdf))
     throw std::runtime_error("robots_dir: model file not found: " + urdf.string());
   pinocchio::Model full;
   pinocchio::urdf::buildModel(urdf.string(), full);
-  if (name == "double_pendulum")
-    return std::make_shared<SwingUpTask>(name, variant, full,
-                                         variant == "reference" ? kDoublePendulumReference : kDoublePendulum);
+  SwingUpSettings s = name == "pendulum" ? kPendulum : variant == "reference" ? kDoublePendulumReference : kDoublePendulum;
+  if (horizon > 0) s.horizon = horizon;
+  if (name == "double_pendulum") return std::make_shared<SwingUpTask>(name, variant, full, s);
   const std::vector<pinocchio::JointIndex> locked{full.getJointId("joint2")};
   pinocchio::Model single = pinocchio::buildReducedModel(full, locked, Eigen::VectorXd::Zero(full.nq));
-  return std::make_shared<SwingUpTask>(name, variant, single, kPendulum);
+  return std::make_shared<SwingUpTask>(name, variant, single, s);
 }
 
 } // namespace sobolev_warmstart

@@ -308,7 +308,8 @@ std::vector<std::string> quadrotor_variants() {
   return out;
 }
 
-std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant, const std::string &robots_dir) {
+std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant, const std::string &robots_dir,
+                                                int horizon) {
   const std::filesystem::path urdf =
       std::filesystem::path(robots_dir) / "hector_description" / "robots" / "quadrotor_base.urdf";
   if (!std::filesystem::exists(urdf))
@@ -317,8 +318,9 @@ std::shared_ptr<const Task> make_quadrotor_task(const std::string &variant, cons
   pinocchio::urdf::buildModel(urdf.string(), pinocchio::JointModelFreeFlyer(), model);
   const bool reference = variant.rfind("reference_", 0) == 0;
   const int num_columns = std::stoi(variant.substr(variant.rfind('_') + 1));
-  return std::make_shared<QuadrotorTask>(variant, model, num_columns,
-                                         reference ? reference_settings() : QuadrotorSettings{});
+  QuadrotorSettings s = reference ? reference_settings() : QuadrotorSettings{};
+  if (horizon > 0) s.horizon = horizon;
+  return std::make_shared<QuadrotorTask>(variant, model, num_columns, s);
 }
 
 } // namespace sobolev_warmstart

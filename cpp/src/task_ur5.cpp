@@ -261,14 +261,16 @@ private:
 
 std::vector<std::string> ur5_variants() { return kVariants; }
 
-std::shared_ptr<const Task> make_ur5_task(const std::string &variant, const std::string &robots_dir) {
+std::shared_ptr<const Task> make_ur5_task(const std::string &variant, const std::string &robots_dir, int horizon) {
   const std::filesystem::path urdf = std::filesystem::path(robots_dir) / "ur_description" / "urdf" / "ur5_robot.urdf";
   if (!std::filesystem::exists(urdf))
     throw std::runtime_error("robots_dir: model file not found: " + urdf.string());
   pinocchio::Model model;
   pinocchio::urdf::buildModel(urdf.string(), model);
   const bool reference = variant.rfind("reference_", 0) == 0;
-  return std::make_shared<ReachTask>(variant, model, reference ? reference_settings() : ReachSettings{});
+  ReachSettings s = reference ? reference_settings() : ReachSettings{};
+  if (horizon > 0) s.horizon = horizon;
+  return std::make_shared<ReachTask>(variant, model, s);
 }
 
 } // namespace sobolev_warmstart

@@ -20,6 +20,7 @@ from .data import (
     TaskInfo,
     TrajectoryData,
     build_dataset,
+    concatenate_trajectories,
     load_dataset,
     save_dataset,
 )
@@ -35,6 +36,7 @@ from .baselines import NearestNeighbourLookup
 from .evaluate import EvaluationResult, evaluate_methods
 from .consolidate import ConsolidationReport, consolidate_data, consolidate_dataset
 from .symmetry import SymmetryReport, augment_by_symmetry, augment_dataset, has_symmetry
+from .relabel import RelabelReport, relabel_rollouts
 from .scorecard import scorecard
 
 __all__ = [
@@ -46,5 +48,6 @@ __all__ = [
     "load_torchscript", "make_task", "multiplier_sizes", "robots_dir", "save_dataset", "save_policy", "solve", "train",
     "load_policy_runner", "perturbed_solution_guess", "rollout", "rollout_noise", "scorecard", "select_dual", "warm_start",
     "ParameterJacobians", "parameter_jacobians", "with_parameter_jacobians",
+    "RelabelReport", "concatenate_trajectories", "relabel_rollouts",
 ]
 __version__ = "0.1.0"

@@ -144,6 +144,9 @@ class TrajectoryData:
     parameter Sobolev targets, :func:`~sobolev_warmstart.sensitivities.parameter_jacobians`):
     ``action_param_jacobians (N, T, Hj, na, nz)`` with entry ``[i, t0, k] = ∂a_{min(t0+k, T-1)}/∂z`` at a fixed
     ``x_{t0}``, and ``observation_param_jacobians (N, T+1, no, nz) = ∂o(x_t; z)/∂z``.
+    Optional ``label_start (N,)`` int in ``[0, T)``: the first step from which the trajectory is the solver's; the
+    steps before it are a policy's own rollout (:func:`~sobolev_warmstart.relabel.relabel_rollouts`), kept as the
+    chunks' history and never a training target (None: 0, every step is the solver's).
     """
 
     task: TaskInfo
@@ -160,6 +163,7 @@ class TrajectoryData:
     initial_actions: np.ndarray | None = None
     action_param_jacobians: np.ndarray | None = None
     observation_param_jacobians: np.ndarray | None = None
+    label_start: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskInfo):
@@ -202,6 +206,14 @@ class TrajectoryData:
                 "action_param_jacobians", self.action_param_jacobians, (n, T, None, t.na, t.nz))
             self.observation_param_jacobians = _check_array(
                 "observation_param_jacobians", self.observation_param_jacobians, (n, T + 1, t.no, t.nz))
+        if self.label_start is not None:
+            start = np.asarray(self.label_start)
+            if start.shape != (n,) or not np.issubdtype(start.dtype, np.integer) or (start < 0).any() \
+                    or (start >= T).any():
+                raise ValueError(f"label_start: expected ({n},) integers in [0, {T}), got "
+                                 f"{start.dtype} array of shape {start.shape}"
+                                 + (f" in [{start.min()}, {start.max()}]" if start.size else ""))
+            self.label_start = start.astype(np.int64)
 
     @property
     def num_instances(self) -> int:
@@ -242,6 +254,32 @@ class TrajectoryData:
     def arrays(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "task" and getattr(self, f.name) is not None}
+
+
+def concatenate_trajectories(parts: Sequence[TrajectoryData]) -> TrajectoryData:
+    """The instances of ``parts`` (one task, the same chunk offsets) one after the other. An optional field is kept
+    where every part has it; ``label_start`` where any part has it (0 for the parts without: solved throughout)."""
+    parts = list(parts)
+    if not parts or not all(isinstance(p, TrajectoryData) for p in parts):
+        raise TypeError("parts: expected a non-empty sequence of TrajectoryData")
+    first = parts[0]
+    for i, p in enumerate(parts[1:], 1):
+        if p.task != first.task:
+            raise ValueError(f"parts[{i}]: expected the task of parts[0] ({first.task}), got {p.task}")
+        if p.action_jacobians.shape[2] != first.action_jacobians.shape[2]:
+            raise ValueError(f"parts[{i}]: expected {first.action_jacobians.shape[2]} chunk offsets in "
+                             f"action_jacobians, got {p.action_jacobians.shape[2]}")
+    merged: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(TrajectoryData):
+        if f.name in ("task", "label_start"):
+            continue
+        values = [getattr(p, f.name) for p in parts]
+        if all(v is not None for v in values):
+            merged[f.name] = np.concatenate(values)
+    if any(p.label_start is not None for p in parts):
+        merged["label_start"] = np.concatenate([
+            p.label_start if p.label_start is not None else np.zeros(p.num_instances, np.int64) for p in parts])
+    return TrajectoryData(task=first.task, **merged)
 
 
 #: Tasks whose parameters end in interchangeable groups: name -> (first index, group size). The quadrotor's
@@ -440,7 +478,8 @@ class ChunkDataset:
     ``obs_jac (M, no, ndx)`` = ``∂õ_{t0}/∂x̃_{t0}``. Where the data hold parameter derivatives
     (``TrajectoryData.action_param_jacobians``), ``chunk_param_jac (M, H, na, nz)`` = ``∂ã_chunk/∂z̃`` at a fixed
     ``x_{t0}`` (zero on history rows) and ``obs_param_jac (M, h, no, nz)`` = ``∂õ/∂z̃`` of each history slot at its
-    fixed state; otherwise both are None.
+    fixed state; otherwise both are None. Where the data give ``label_start``, an instance's chunks starting before
+    it are left out (``M`` is then smaller than ``N * T``); ``instance`` and ``start`` say where each sample is from.
     For direct policies: ``obs[:, -1]``, ``params`` -> ``chunks[:, h]`` with derivative ``chunk_jac[:, h]``
     (for torque tasks, ``K_t`` normalised).
     """
@@ -511,6 +550,13 @@ class ChunkDataset:
             self.obs_param_jac = f32(opjac, h, t.no, t.nz)
         self.instance = torch.from_numpy(np.repeat(np.arange(N), T))
         self.start = torch.from_numpy(np.tile(t0, N))
+        if d.label_start is not None:  # the policy's own steps are history, not targets
+            keep = torch.from_numpy(np.flatnonzero((t0[None, :] >= d.label_start[:, None]).reshape(-1)))
+            for name in ("obs", "params", "chunks", "chunk_jac", "obs_jac", "chunk_param_jac", "obs_param_jac",
+                         "instance", "start"):
+                value = getattr(self, name)
+                if value is not None:
+                    setattr(self, name, value[keep])
 
     @property
     def task(self) -> TaskInfo:

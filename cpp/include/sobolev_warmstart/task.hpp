@@ -137,9 +137,11 @@ protected:
 std::vector<std::pair<std::string, std::vector<std::string>>> available_tasks();
 
 /// @brief Build a task by name and variant; robots_dir is example-robot-data's "robots" folder.
-/// Throws std::invalid_argument for an unknown name or variant, std::runtime_error for a missing
-/// model file.
+/// horizon > 0 replaces the variant's number of steps T (the same stages, shorter or longer: a tail of
+/// the variant's problem, e.g. to re-solve from a state part-way along a trajectory); 0 keeps it.
+/// Throws std::invalid_argument for an unknown name or variant or a negative horizon,
+/// std::runtime_error for a missing model file.
 std::shared_ptr<const Task> make_task(const std::string &name, const std::string &variant,
-                                      const std::string &robots_dir);
+                                      const std::string &robots_dir, int horizon = 0);
 
 } // namespace sobolev_warmstart

@@ -1,0 +1,103 @@
+"""Closed-loop data (DAgger-style): does relabelling the states a policy's own rollouts reach teach it to stay on
+course? Measured outside the scorecard before building it in.
+
+Takes a scorecard (or ablation) folder with its collected trajectories and trained policies. Each round rolls the
+current policy out from the training instances, stops it at ``--times``, solves the tail problems from the reached
+states (``sw.relabel_rollouts``), adds them to the training set (all rounds' relabels are kept), trains the method
+again from scratch with the folder's recipe and budget, and evaluates it on the folder's held-out instances with the
+scorecard's own evaluation (every method's row is printed; the other learned method is the folder's):
+
+    python3 benchmarks/bench_relabel.py runs/abl50/fsrt/base/policy_seed_0/ur5/fixed_start_random_target \\
+        --rounds 2 --times 5 10 20 30 --out runs/relabel/fsrt/seed_0
+
+``--fresh N`` is the data control: instead of relabels, N more instances of the task's own distribution (seed
+``train_seed + 11``), solved and added as they are, trained and evaluated the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import sobolev_warmstart as sw
+from sobolev_warmstart.data import build_dataset, concatenate_trajectories, load_dataset
+from sobolev_warmstart.relabel import relabel_rollouts
+from sobolev_warmstart.scorecard import _EXPORT, _evaluate, _train, load_settings, variant_rows
+
+
+def row_line(label: str, row: dict) -> str:
+    return (f"| {label} | {row['label']} | {row['policy_cost_ratio_median']:.3g} | {100 * row['diverged']:.0f} | "
+            f"{row['iterations_mean']:.1f} | {1e3 * row['total_time_mean']:.1f} | {100 * row['converged']:.0f} |")
+
+
+def evaluate(task, s, folder: Path, data, exports, label: str, methods: list[str]) -> None:
+    per = _evaluate(task, s, folder, data, exports, 1, lambda m: None)
+    for row in variant_rows(per):
+        if row["method"] in methods:
+            print(row_line(label, row), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", help="a variant's scorecard folder (settings.json, collect/, diff/, sob_diff/)")
+    ap.add_argument("--out", required=True, help="folder for the rounds' data, policies and evaluations")
+    ap.add_argument("--method", default="sob_diff", choices=["sob_diff", "diff"])
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--times", type=int, nargs="+", default=[5, 10, 20, 30], help="steps whose states are relabelled")
+    ap.add_argument("--fresh", type=int, default=0, help="data control: this many fresh instances instead")
+    ap.add_argument("--test-seed", type=int, default=None, help="held-out seed (default: the folder's)")
+    ap.add_argument("--seed", type=int, default=0, help="rollout seed of the relabelled rollouts")
+    args = ap.parse_args()
+    src, out = Path(args.folder), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    s = load_settings(src)
+    if args.test_seed is not None:
+        s = dataclasses.replace(s, test_seed=args.test_seed)
+    task = sw.make_task(s.task, s.variant)
+    collected = load_dataset(src / "collect" / "trajectories.npz")
+    base, normalisers = collected.data, collected.normalisers
+    exports = {m: src / m / _EXPORT for m in ("diff", "sob_diff")}
+    print(f"{s.key}: {base.num_instances} training trajectories, {s.train_steps} steps, policy seed {s.policy_seed}, "
+          f"held-out seed {s.test_seed}, relabelled at {args.times}")
+    print("| training data | method | policy/TO median | diverged [%] | iters mean | total [ms] | converged [%] |")
+    print("|---|---|---|---|---|---|---|")
+    evaluate(task, s, out / "round_0", base, exports, "base", ["to", "nn", args.method])
+    if args.fresh:
+        x, p = task.sample_instances(args.fresh, s.train_seed + 11)
+        res = sw.solve(task, x, p, options=s.options(0))
+        der = sw.chained_derivatives(task, res, base.action_jacobians.shape[2])
+        fresh = sw.TrajectoryData.from_solve(task, res, der).select(res.converged)
+        data = concatenate_trajectories([base, fresh])
+        exports[args.method] = _train(data, args.method, s, out / "fresh" / args.method, lambda m: None, normalisers)
+        evaluate(task, s, out / "fresh", base, exports, f"+ {fresh.num_instances} fresh instances", [args.method])
+        return
+    relabels = []
+    for r in range(1, args.rounds + 1):
+        rdir = out / f"round_{r}"
+        rdir.mkdir(exist_ok=True)
+        path = rdir / "relabelled.npz"
+        if path.exists():
+            with np.load(path) as z:
+                part = sw.TrajectoryData(task=base.task, **{k: z[k] for k in z.files})
+        else:
+            t0 = time.perf_counter()
+            part, report = relabel_rollouts(task, base, str(exports[args.method]), args.times,
+                                            seed=args.seed + r - 1, action_steps=s.action_steps,
+                                            divergence_bound=s.divergence_bound, options=s.options(0))
+            np.savez(path, **part.arrays())
+            (rdir / "relabel.json").write_text(json.dumps({**report.to_dict(), "time_s": time.perf_counter() - t0}))
+        relabels.append(part)
+        data = concatenate_trajectories([base, *relabels])
+        samples = len(build_dataset(data, s.chunk(), normalisers=normalisers))
+        exports[args.method] = _train(data, args.method, s, rdir / args.method, lambda m: None, normalisers)
+        evaluate(task, s, rdir, base, exports,
+                 f"round {r}: + {sum(p.num_instances for p in relabels)} relabelled ({samples} chunks)", [args.method])
+
+
+if __name__ == "__main__":
+    main()
