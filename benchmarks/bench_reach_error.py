@@ -45,8 +45,10 @@ VELOCITY_STEPS = (0, 1, 2, 5, 10, 20, 30, 40)  # and the last step
 
 
 def zero_noise(s, task, n: int) -> np.ndarray:
-    """All-zero sampling noise for ``n`` rollouts of a diffusion policy trained with settings ``s`` (A = 1)."""
-    return np.zeros((n, task.horizon, s.diffusion_steps, s.horizon, task.na), np.float32)
+    """All-zero sampling noise for ``n`` rollouts of a diffusion policy trained with settings ``s`` (its own A:
+    one replan per ``s.action_steps`` steps)."""
+    replans = -(-task.horizon // s.action_steps)
+    return np.zeros((n, replans, s.diffusion_steps, s.horizon, task.na), np.float32)
 
 
 def one_step_velocity_errors(task, policy, xs, params, actions, times, noise=None) -> list[tuple[float, float]]:

@@ -510,53 +510,45 @@ class ChunkDataset:
             if n != dim:
                 raise ValueError(f"normalisers.{name}: expected dimension {dim}, got {n}")
         N, T = d.num_instances, t.horizon
-        t0 = np.arange(T)
+        # the samples, instance by instance: every start t0 from the instance's label_start (0: all of them)
+        first = np.zeros(N, np.int64) if d.label_start is None else d.label_start
+        ii, t0 = np.nonzero(np.arange(T)[None, :] >= first[:, None])  # (M,) each
+        M = len(ii)
         # observation history o_{t0-h+1..t0}, edge-padded at the start
-        oi = np.clip(t0[:, None] - h + 1 + np.arange(h)[None, :], 0, T)  # (T, h)
-        obs = nrm.observation.normalise(d.observations[:, oi])  # (N, T, h, no)
+        oi = np.clip(t0[:, None] - h + 1 + np.arange(h)[None, :], 0, T)  # (M, h)
+        obs = nrm.observation.normalise(d.observations[ii[:, None], oi])  # (M, h, no)
         # chunk entries: a_{t0-h+j}; before 0 -> initial action, past T-1 -> last action
-        tau = t0[:, None] - h + np.arange(H)[None, :]  # (T, H)
+        tau = t0[:, None] - h + np.arange(H)[None, :]  # (M, H)
         padded = np.concatenate([d.initial_actions[:, None], d.actions], axis=1)  # index tau + 1
-        chunks = nrm.action.normalise(padded[:, np.clip(tau, -1, T - 1) + 1])  # (N, T, H, na)
+        chunks = nrm.action.normalise(padded[ii[:, None], np.clip(tau, -1, T - 1) + 1])  # (M, H, na)
         # derivatives: rows j >= h from action_jacobians[:, t0, j - h]
-        jac = np.zeros((N, T, H, t.na, t.ndx))
-        jac[:, :, h:] = d.action_jacobians[:, :, : H - h]
+        jac = np.zeros((M, H, t.na, t.ndx))
+        jac[:, h:] = d.action_jacobians[ii, t0, : H - h]
         jac = jac / nrm.action.scale[:, None] * nrm.state.scale
-        ojac = d.observation_jacobians[:, :T] / nrm.observation.scale[:, None] * nrm.state.scale
-        prm = np.broadcast_to(nrm.params.normalise(d.params)[:, None], (N, T, t.nz))
+        ojac = d.observation_jacobians[ii, t0] / nrm.observation.scale[:, None] * nrm.state.scale
+        prm = nrm.params.normalise(d.params)[ii]
         if spec.time_to_go:
             offset, scale = TIME_TO_GO_NORMALISER
-            tau = np.broadcast_to(((time_to_go(t0, T) - offset) / scale)[None, :, None], (N, T, 1))
-            prm = np.concatenate([prm, tau], axis=-1)
+            prm = np.concatenate([prm, ((time_to_go(t0, T) - offset) / scale)[:, None]], axis=-1)
 
-        def f32(a, *tail):
-            return torch.from_numpy(np.ascontiguousarray(a.reshape(N * T, *tail), dtype=np.float32))
+        def f32(a):
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
-        self.obs = f32(obs, h, t.no)
-        self.params = f32(prm, self.param_dim)
-        self.chunks = f32(chunks, H, t.na)
-        self.chunk_jac = f32(jac, H, t.na, t.ndx)
-        self.obs_jac = f32(ojac, t.no, t.ndx)
+        self.obs, self.params, self.chunks = f32(obs), f32(prm.reshape(M, self.param_dim)), f32(chunks)
+        self.chunk_jac, self.obs_jac = f32(jac), f32(ojac)
         self.chunk_param_jac = self.obs_param_jac = None
         if d.action_param_jacobians is not None:
             if d.action_param_jacobians.shape[2] < H - h:
                 raise ValueError(f"action_param_jacobians: expected at least horizon - history = {H - h} chunk "
                                  f"offsets on axis 2, got {d.action_param_jacobians.shape[2]}")
-            pjac = np.zeros((N, T, H, t.na, t.nz))
-            pjac[:, :, h:] = d.action_param_jacobians[:, :, : H - h]
+            pjac = np.zeros((M, H, t.na, t.nz))
+            pjac[:, h:] = d.action_param_jacobians[ii, t0, : H - h]
             pjac = pjac / nrm.action.scale[:, None] * nrm.params.scale
-            opjac = d.observation_param_jacobians[:, oi] / nrm.observation.scale[:, None] * nrm.params.scale
-            self.chunk_param_jac = f32(pjac, H, t.na, t.nz)
-            self.obs_param_jac = f32(opjac, h, t.no, t.nz)
-        self.instance = torch.from_numpy(np.repeat(np.arange(N), T))
-        self.start = torch.from_numpy(np.tile(t0, N))
-        if d.label_start is not None:  # the policy's own steps are history, not targets
-            keep = torch.from_numpy(np.flatnonzero((t0[None, :] >= d.label_start[:, None]).reshape(-1)))
-            for name in ("obs", "params", "chunks", "chunk_jac", "obs_jac", "chunk_param_jac", "obs_param_jac",
-                         "instance", "start"):
-                value = getattr(self, name)
-                if value is not None:
-                    setattr(self, name, value[keep])
+            opjac = d.observation_param_jacobians[ii[:, None], oi] / nrm.observation.scale[:, None] * nrm.params.scale
+            self.chunk_param_jac = f32(pjac)
+            self.obs_param_jac = f32(opjac)
+        self.instance = torch.from_numpy(ii.astype(np.int64))
+        self.start = torch.from_numpy(t0.astype(np.int64))
 
     @property
     def task(self) -> TaskInfo:
