@@ -21,7 +21,7 @@ import numpy as np
 
 import sobolev_warmstart as sw
 from sobolev_warmstart.data import build_dataset
-from sobolev_warmstart.scorecard import load_settings
+from sobolev_warmstart.scorecard import ScorecardSettings, load_settings
 from sobolev_warmstart.warmstart import guess_costs
 
 
