@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-import sobolev_warmstart as sw
-from sobolev_warmstart.data import build_dataset, concatenate_trajectories, load_dataset
-from sobolev_warmstart.scorecard import _EXPORT, _train, load_settings
+from sobolev_warmstart.data import build_dataset, concatenate_trajectories
+from sobolev_warmstart.scorecard import _train
 
-from bench_relabel import evaluate
+from bench_relabel import evaluate, open_folder
 
 
 def main() -> None:
@@ -35,17 +34,8 @@ def main() -> None:
     ap.add_argument("--test-seed", type=int, default=None)
     args = ap.parse_args()
     src, out = Path(args.folder), Path(args.out)
-    s = load_settings(src)
-    if args.test_seed is not None:
-        s = dataclasses.replace(s, test_seed=args.test_seed)
-    task = sw.make_task(s.task, s.variant)
-    collected = load_dataset(src / "collect" / "trajectories.npz")
+    s, task, collected, exports = open_folder(src, args.test_seed, f"chunks from step {args.start} repeated")
     base = collected.data
-    exports = {m: src / m / _EXPORT for m in ("diff", "sob_diff")}
-    print(f"{s.key}: {base.num_instances} training trajectories, {s.train_steps} steps, policy seed {s.policy_seed}, "
-          f"held-out seed {s.test_seed}; chunks from step {args.start} repeated")
-    print("| training data | method | policy/TO median | diverged [%] | iters mean | total [ms] | converged [%] |")
-    print("|---|---|---|---|---|---|---|")
     evaluate(task, s, out / "base", base, exports, "base", ["to", "nn", args.method])
     late = dataclasses.replace(base, label_start=np.full(base.num_instances, args.start))
     for k in args.copies:

@@ -42,6 +42,20 @@ def evaluate(task, s, folder: Path, data, exports, label: str, methods: list[str
             print(row_line(label, row), flush=True)
 
 
+def open_folder(folder: Path, test_seed: int | None, what: str):
+    """(settings, task, collected dataset, {method: export}) of a scorecard folder, the held-out seed replaced if
+    given; prints the table's header."""
+    s = load_settings(folder)
+    if test_seed is not None:
+        s = dataclasses.replace(s, test_seed=test_seed)
+    collected = load_dataset(folder / "collect" / "trajectories.npz")
+    print(f"{s.key}: {collected.data.num_instances} training trajectories, {s.train_steps} steps, policy seed "
+          f"{s.policy_seed}, held-out seed {s.test_seed}; {what}")
+    print("| training data | method | policy/TO median | diverged [%] | iters mean | total [ms] | converged [%] |")
+    print("|---|---|---|---|---|---|---|")
+    return s, sw.make_task(s.task, s.variant), collected, {m: folder / m / _EXPORT for m in ("diff", "sob_diff")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", help="a variant's scorecard folder (settings.json, collect/, diff/, sob_diff/)")
@@ -55,17 +69,8 @@ def main() -> None:
     args = ap.parse_args()
     src, out = Path(args.folder), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    s = load_settings(src)
-    if args.test_seed is not None:
-        s = dataclasses.replace(s, test_seed=args.test_seed)
-    task = sw.make_task(s.task, s.variant)
-    collected = load_dataset(src / "collect" / "trajectories.npz")
+    s, task, collected, exports = open_folder(src, args.test_seed, f"relabelled at {args.times}")
     base, normalisers = collected.data, collected.normalisers
-    exports = {m: src / m / _EXPORT for m in ("diff", "sob_diff")}
-    print(f"{s.key}: {base.num_instances} training trajectories, {s.train_steps} steps, policy seed {s.policy_seed}, "
-          f"held-out seed {s.test_seed}, relabelled at {args.times}")
-    print("| training data | method | policy/TO median | diverged [%] | iters mean | total [ms] | converged [%] |")
-    print("|---|---|---|---|---|---|---|")
     evaluate(task, s, out / "round_0", base, exports, "base", ["to", "nn", args.method])
     if args.fresh:
         x, p = task.sample_instances(args.fresh, s.train_seed + 11)
