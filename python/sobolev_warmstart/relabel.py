@@ -83,7 +83,8 @@ def relabel_rollouts(task: Task, data: TrajectoryData, policy, times: Sequence[i
     """Roll ``policy`` out from the solved instances of ``data`` (those with no ``label_start``, or 0: the
     originally solved ones) and relabel the states it reaches at each step of ``times`` with the solver's
     solution of the tail problem (module docstring). Returns the relabelled trajectories (horizon ``T``, with
-    ``label_start``, chained derivatives over ``data``'s chunk offsets) and a :class:`RelabelReport`.
+    ``label_start``, chained derivatives over ``data``'s chunk offsets, ``cost`` the tail's objective) and a
+    :class:`RelabelReport`.
 
     ``policy``: anything :func:`~sobolev_warmstart.rollout.rollout` takes (an exported file, an eager policy).
     ``seed``, ``action_steps``: the rollout's (None: the policy's own A). ``divergence_bound``: rollouts leaving it
@@ -128,9 +129,8 @@ def relabel_rollouts(task: Task, data: TrajectoryData, policy, times: Sequence[i
         expert_xs[:, 0] = start
         from_expert = solve(tail_task, start, p, expert_xs, source.us[idx, t:], options=options)
         from_policy = solve(tail_task, start, p, ro_xs[idx, t:], ro_us[idx, t:], options=options)
-        inf = np.inf
-        cost_e = np.where(from_expert.converged, from_expert.cost, inf)
-        cost_p = np.where(from_policy.converged, from_policy.cost, inf)
+        cost_e = np.where(from_expert.converged, from_expert.cost, np.inf)
+        cost_p = np.where(from_policy.converged, from_policy.cost, np.inf)
         use_expert = cost_e <= cost_p
         ok = np.isfinite(np.minimum(cost_e, cost_p))
         kept.append(int(ok.sum()))
@@ -138,17 +138,20 @@ def relabel_rollouts(task: Task, data: TrajectoryData, policy, times: Sequence[i
         if not ok.any():
             iterations.append(float("nan"))
             continue
-        pick = lambda a, b: np.where(use_expert.reshape(-1, *[1] * (a.ndim - 1)), a, b)[ok]  # noqa: E731
-        tail_iters = pick(from_expert.iterations, from_policy.iterations)
-        iterations.append(float(np.mean(tail_iters)))
+
+        def kept_tails(name: str) -> np.ndarray:
+            """The kept tails' ``name`` array, from whichever of the two solves was kept."""
+            a, b = np.asarray(getattr(from_expert, name)), np.asarray(getattr(from_policy, name))
+            return np.where(use_expert.reshape(-1, *[1] * (a.ndim - 1)), a, b)[ok]
+
+        iterations.append(float(np.mean(kept_tails("iterations"))))
         rows = idx[ok]
-        gains = pick(from_expert.feedback_gains, from_policy.feedback_gains)
-        composite = SimpleNamespace(
-            xs=np.concatenate([ro_xs[rows, :t], pick(from_expert.xs, from_policy.xs)], axis=1),
-            us=np.concatenate([ro_us[rows, :t], pick(from_expert.us, from_policy.us)], axis=1),
+        gains = kept_tails("feedback_gains")
+        composite = SimpleNamespace(  # the policy's steps (no gains: they are never targets), then the solver's
+            xs=np.concatenate([ro_xs[rows, :t], kept_tails("xs")], axis=1),
+            us=np.concatenate([ro_us[rows, :t], kept_tails("us")], axis=1),
             feedback_gains=np.concatenate([np.zeros((len(rows), t, *gains.shape[2:])), gains], axis=1),
-            params=params[rows], cost=pick(from_expert.cost, from_policy.cost),
-            converged=np.ones(len(rows), bool))
+            params=params[rows], cost=kept_tails("cost"), converged=np.ones(len(rows), bool))
         derivs = chained_derivatives(task, composite, offsets, num_threads=options.num_threads)
         part = TrajectoryData.from_solve(task, composite, derivs)
         parts.append(dataclasses.replace(part, label_start=np.full(len(rows), t)))
