@@ -159,3 +159,19 @@ def test_relabel_rollouts_refuses_bad_input(relabelled):
         relabel_rollouts(task, {"xs": data.xs}, policy, [5])
     with pytest.raises(TypeError, match="options: expected a SolverOptions"):
         relabel_rollouts(task, data, policy, [5], options={"tol": 1e-4})
+
+
+def test_relabelled_trajectories_are_not_looked_up_consolidated_or_rotated(relabelled):
+    """They are not the solutions of their instances: the lookup leaves them out, consolidation and the rotated
+    copies refuse them by name."""
+    task, data, _, out, _ = relabelled
+    both = concatenate_trajectories([data, out])
+    lookup = sw.NearestNeighbourLookup.from_data(both)
+    assert len(lookup) == data.num_instances
+    with pytest.raises(ValueError, match="data: every instance is relabelled"):
+        sw.NearestNeighbourLookup.from_data(out)
+    with pytest.raises(ValueError, match=r"data: holds relabelled trajectories \(label_start > 0\)"):
+        sw.consolidate_data(task, both, SPEC.horizon - SPEC.history)
+    rsrt = sw.make_task("ur5", "random_start_random_target")  # same dimensions, a declared symmetry
+    with pytest.raises(ValueError, match=r"data: holds relabelled trajectories \(label_start > 0\)"):
+        sw.augment_by_symmetry(rsrt, both, 1)

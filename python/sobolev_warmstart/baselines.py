@@ -131,11 +131,16 @@ class NearestNeighbourLookup:
     def from_data(cls, data: TrajectoryData | ChunkDataset, *, converged_only: bool = True,
                   std_floor: float = 1e-6) -> "NearestNeighbourLookup":
         """From solved trajectories (a ``TrajectoryData`` or the ``.data`` of a ``ChunkDataset``); instances
-        flagged not converged are left out unless ``converged_only=False``."""
+        flagged not converged are left out unless ``converged_only=False``, and relabelled ones (``label_start``
+        > 0: a policy's steps, then the solver's) always, since they are not the solution of their instance."""
         if isinstance(data, ChunkDataset):
             data = data.data
         if not isinstance(data, TrajectoryData):
             raise TypeError(f"data: expected a TrajectoryData or ChunkDataset, got {type(data).__name__}")
+        if data.label_start is not None:
+            if not (data.label_start == 0).any():
+                raise ValueError("data: every instance is relabelled (label_start > 0): no solved trajectory to look up")
+            data = data.select(data.label_start == 0)
         if converged_only and data.converged is not None:
             if not np.asarray(data.converged, bool).any():
                 raise ValueError(f"data: none of its {data.num_instances} instances converged: an empty training set")
