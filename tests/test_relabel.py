@@ -159,6 +159,8 @@ def test_relabel_rollouts_refuses_bad_input(relabelled):
         relabel_rollouts(task, {"xs": data.xs}, policy, [5])
     with pytest.raises(TypeError, match="options: expected a SolverOptions"):
         relabel_rollouts(task, data, policy, [5], options={"tol": 1e-4})
+    with pytest.raises(ValueError, match="data: every instance is relabelled"):
+        relabel_rollouts(task, dataclasses.replace(data, label_start=np.full(data.num_instances, 3)), policy, [5])
 
 
 def test_relabelled_trajectories_are_not_looked_up_consolidated_or_rotated(relabelled):
