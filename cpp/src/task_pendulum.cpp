@@ -69,8 +69,9 @@ public:
         << "  horizon T = " << s_.horizon << " steps of dt = " << s_.dt << " s, semi-implicit Euler\n"
         << "  controls: torque" << (s_.num_actuated < dims_.nv ? " at the shoulder only (pendubot)" : "")
         << ", |u| <= " << s_.torque_limit << " N m (box constraint)\n"
-        << "  running cost dt * (" << s_.w_angle << " |q|^2 + " << s_.w_velocity << " |v|^2 + "
-        << s_.w_control << " |u|^2), terminal " << s_.wT_angle << " |q_T|^2 + " << s_.wT_velocity << " |v_T|^2\n"
+        << "  running cost dt/2 * (" << s_.w_angle << " |q|^2 + " << s_.w_velocity << " |v|^2 + "
+        << s_.w_control << " |u|^2), terminal 1/2 (" << s_.wT_angle << " |q_T|^2 + " << s_.wT_velocity
+           << " |v_T|^2); Aligator's quadratic costs are 1/2 r^T W r\n"
         << "  instances: q1 ~ pi + U(-" << s_.q0_spread << ", " << s_.q0_spread << ")"
         << (dims_.nv > 1 ? ", q2 ~ U(-s, s)" : "") << ", v ~ U(-" << s_.v0_spread << ", " << s_.v0_spread
         << "); no task parameters\n"

@@ -151,9 +151,10 @@ public:
         << "  horizon T = " << s_.horizon << " steps of dt = " << s_.dt << " s, semi-implicit Euler\n"
         << "  controls: 4 rotor thrusts in [0, " << s_.thrust_max << "] N, wrench = A u (arm " << s_.arm
         << " m, drag/thrust ratio " << s_.drag_ratio << ")\n"
-        << "  running cost dt * (" << s_.w_position << " |p - p*|^2 + " << s_.w_rotation << " |log R|^2 + "
-        << s_.w_velocity << " |v|^2 + " << s_.w_control << " |u|^2), terminal " << s_.wT_position
-        << " |p - p*|^2 + " << s_.wT_rotation << " |log R|^2 + " << s_.wT_velocity << " |v|^2\n"
+        << "  running cost dt/2 * (" << s_.w_position << " |p - p*|^2 + " << s_.w_rotation << " |log R|^2 + "
+        << s_.w_velocity << " |v|^2 + " << s_.w_control << " |u|^2), terminal 1/2 (" << s_.wT_position
+        << " |p - p*|^2 + " << s_.wT_rotation << " |log R|^2 + " << s_.wT_velocity
+        << " |v|^2); Aligator's quadratic costs are 1/2 r^T W r\n"
         << "  path constraints: " << s_.floor << " <= z <= " << s_.ceiling << " m; horizontal distance to each "
         << "column centre >= " << s_.column_radius + s_.clearance << " m\n"
         << "  instances: start (x ~ U(" << s_.start_x_lo << ", " << s_.start_x_hi << "), y ~ U(-" << s_.y_range

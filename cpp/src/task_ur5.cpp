@@ -92,8 +92,9 @@ public:
     out << "ur5/" << variant_ << ": reach an end-effector (tool0) position (example-robot-data ur5_robot.urdf)\n"
         << "  horizon T = " << s_.horizon << " steps of dt = " << s_.dt << " s, semi-implicit Euler\n"
         << "  controls: joint torques within the URDF effort limits " << format_vector(u_upper_) << " N m\n"
-        << "  running cost dt * (" << s_.w_ee << " |p_ee - p*|^2 + " << s_.w_velocity << " |v|^2 + "
-        << s_.w_control << " |u|^2), terminal " << s_.wT_ee << " |p_ee - p*|^2 + " << s_.wT_velocity << " |v|^2\n"
+        << "  running cost dt/2 * (" << s_.w_ee << " |p_ee - p*|^2 + " << s_.w_velocity << " |v|^2 + "
+        << s_.w_control << " |u|^2), terminal 1/2 (" << s_.wT_ee << " |p_ee - p*|^2 + " << s_.wT_velocity
+        << " |v|^2); Aligator's quadratic costs are 1/2 r^T W r\n"
         << "  start: " << (random_start_ ? "q ~ U(-pi, pi) per joint" : "q0 = " + format_vector(s_.q0_fixed))
         << ", v = 0\n"
         << "  target p* (task parameter z, 3): "
