@@ -2,7 +2,8 @@
 along the policy's rollout and along TO alone's solution, the tool's final distance to the target and the final
 joint speed on held-out instances; and the policy's one-step next-velocity error from the solver's own states at a
 few steps, on (up to 64 of) the trajectories it trained on and on held-out instances (zero sampling noise, the solver's previous action as
-history). UR5 variants (cost: ``cpp/src/task_ur5.cpp``, ``task.describe()``):
+history). UR5 variants (cost: ``cpp/src/task_ur5.cpp``, ``task.describe()``; the terminal part is checked against
+the objective itself before anything is printed):
 
     python3 benchmarks/bench_terminal_cost.py runs/scorecard-v18/ur5/fixed_start_random_target \\
         runs/scorecard-v18/ur5/random_start_random_target --method sob_diff
@@ -11,6 +12,7 @@ history). UR5 variants (cost: ``cpp/src/task_ur5.cpp``, ``task.describe()``):
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +24,37 @@ from sobolev_warmstart.scorecard import _EXPORT, load_settings
 from sobolev_warmstart.warmstart import guess_costs
 
 STEPS = (0, 10, 30, 40, 45, 48, 49)
-TERMINAL_TOOL, TERMINAL_SPEED = 1000.0, 10.0  # the UR5's terminal weights (task_ur5.cpp's ReachSettings)
+
+
+def terminal_weights(task) -> tuple[float, float]:
+    """The UR5's terminal weights on the tool's offset and the joint speed, as ``task.describe()`` states them
+    (``terminal 1/2 (w_ee |p_ee - p*|^2 + w_v |v|^2)``)."""
+    found = re.search(r"terminal 1/2 \(([0-9.e+-]+) \|p_ee - p\*\|\^2 \+ ([0-9.e+-]+) \|v\|\^2\)", task.describe())
+    if found is None:
+        raise ValueError(f"task: {task.name}/{task.variant} does not describe a UR5 reach's terminal cost")
+    return float(found.group(1)), float(found.group(2))
 
 
 def terminal(task, xs: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per instance: the terminal cost, the tool's final distance to the target, the final joint speed."""
+    """Per instance: the terminal cost ``1/2 (w_ee |e|^2 + w_v |v|^2)``, the tool's final distance to the target, the
+    final joint speed."""
     nq, nv = task.nq, task.nv
+    w_ee, w_v = terminal_weights(task)
     e = np.stack([task.observation(x[-1], z)[0][nq + nv: nq + nv + 3] for x, z in zip(xs, params)])
     speed = np.linalg.norm(xs[:, -1, nq:], axis=1)
-    return TERMINAL_TOOL * (e ** 2).sum(1) + TERMINAL_SPEED * speed ** 2, np.linalg.norm(e, axis=1), speed
+    return 0.5 * (w_ee * (e ** 2).sum(1) + w_v * speed ** 2), np.linalg.norm(e, axis=1), speed
+
+
+def check_terminal(task, x0s, params, xs, us) -> None:
+    """The objective changes with the last state by exactly what :func:`terminal` says (only the terminal cost reads
+    it): moved in configuration and in velocity, both differences must agree to 1e-9 relative."""
+    moved = xs.copy()
+    moved[:, -1, : task.nq] += 0.05
+    moved[:, -1, task.nq:] += 0.3
+    objective = guess_costs(task, x0s, params, moved, us, 1e3, 0) - guess_costs(task, x0s, params, xs, us, 1e3, 0)
+    formula = terminal(task, moved, params)[0] - terminal(task, xs, params)[0]
+    if not np.allclose(objective, formula, rtol=1e-9, atol=1e-12):
+        raise RuntimeError(f"terminal cost: the formula's differences {formula} are not the objective's {objective}")
 
 
 def solved(task, s, x0s, params) -> sw.TrajectoryData:
@@ -73,6 +97,7 @@ def main() -> None:
         ok = np.asarray(to.converged)
         ro = sw.rollout(task, x, p, str(folder / args.method / _EXPORT), action_steps=s.action_steps, seed=0)
         xs_p = np.asarray(ro.xs)
+        check_terminal(task, x, p, np.asarray(to.xs), np.asarray(to.us))
         total_to = guess_costs(task, x, p, np.asarray(to.xs), np.asarray(to.us), s.divergence_bound, 0)
         total_p = guess_costs(task, x, p, xs_p, np.asarray(ro.us), s.divergence_bound, 0)
         term_to, dist_to, speed_to = terminal(task, np.asarray(to.xs), p)
