@@ -1,9 +1,12 @@
 """Tasks: catalogue, instance sampling, dimensions, documentation and input validation."""
 
+import re
+
 import numpy as np
 import pytest
 
 import sobolev_warmstart as sw
+from sobolev_warmstart.warmstart import guess_costs
 
 from conftest import TASK_CASES
 
@@ -106,3 +109,24 @@ def test_type_stub_lists_every_binding():
     runner_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "PolicyRunner")
     runner_members = {n.name for n in runner_stub.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
     assert runner_members == {k for k in dir(sw._core.PolicyRunner) if not k.startswith("_")}
+
+
+@pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("ur5", "fixed_start_random_target"),
+                                          ("quadrotor", "columns_0")])
+def test_described_control_weight_is_the_objectives(name, variant):
+    """describe()'s running cost, dt/2 * (... + w |u|^2): the objective's second difference in one control is dt * w
+    (Aligator's quadratic costs are 1/2 r^T W r; exact, the cost is quadratic in u)."""
+    task = sw.make_task(name, variant)
+    found = re.search(r"running cost dt/2 \* \(.*\+ ([0-9.e+-]+) \|u\|\^2\)", task.describe())
+    assert found is not None
+    x0s, params = task.sample_instances(1, seed=0)
+    xs, us = task.default_initial_guess(x0s[0], params[0])
+    xs, us = xs[None], us[None]
+
+    def cost(delta):
+        moved = us.copy()
+        moved[0, 3, 0] += delta
+        return guess_costs(task, x0s, params, xs, moved, 1e3, 1)[0]
+
+    second = cost(0.5) + cost(-0.5) - 2 * cost(0.0)
+    np.testing.assert_allclose(second, task.dt * float(found.group(1)) * 0.5 ** 2, rtol=1e-6)
