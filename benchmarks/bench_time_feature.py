@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     s = load_settings(args.folder)
+    if s.history != 1:  # the one-step errors below read one past action and one observation
+        raise SystemExit(f"folder: a policy with history 1 expected, got {s.history}")
     task = sw.make_task(s.task, s.variant)
     collected = load_dataset(Path(args.folder) / "collect" / "trajectories.npz")
     data, T, nv = collected.data, task.horizon, task.nv

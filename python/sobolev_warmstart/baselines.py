@@ -137,10 +137,7 @@ class NearestNeighbourLookup:
             data = data.data
         if not isinstance(data, TrajectoryData):
             raise TypeError(f"data: expected a TrajectoryData or ChunkDataset, got {type(data).__name__}")
-        if data.label_start is not None:
-            if not (data.label_start == 0).any():
-                raise ValueError("data: every instance is relabelled (label_start > 0): no solved trajectory to look up")
-            data = data.select(data.label_start == 0)
+        data = data.solved_part("to look up")
         if converged_only and data.converged is not None:
             if not np.asarray(data.converged, bool).any():
                 raise ValueError(f"data: none of its {data.num_instances} instances converged: an empty training set")

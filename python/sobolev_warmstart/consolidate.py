@@ -150,9 +150,7 @@ def consolidate_data(task: Task, data: TrajectoryData, derivative_horizon: int, 
         raise TypeError(f"data: expected a TrajectoryData, got {type(data).__name__}")
     if data.task.name != task.name:
         raise ValueError(f"data: solved for task {data.task.name!r}, got task {task.name!r}")
-    if data.label_start is not None and (data.label_start > 0).any():
-        raise ValueError("data: holds relabelled trajectories (label_start > 0), which are not solutions of their "
-                         "instances; consolidate the solved ones and relabel after")
+    data.refuse_relabelled("consolidate the solved ones and relabel after")
     if data.converged is not None:
         data = data.select(np.asarray(data.converged, bool))
     options = options or SolverOptions()

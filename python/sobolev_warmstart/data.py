@@ -251,6 +251,24 @@ class TrajectoryData:
             kw[f.name] = v if f.name == "task" or v is None else v[idx]
         return TrajectoryData(**kw)
 
+    def solved_part(self, purpose: str) -> "TrajectoryData":
+        """The trajectories that are their instance's solution (``label_start`` absent or 0), not relabelled ones
+        (a policy's steps, then the solver's); ``ValueError`` naming ``data`` if there is none. ``purpose`` ends
+        the message: what the solved trajectories are needed for."""
+        if self.label_start is None:
+            return self
+        solved = self.label_start == 0
+        if not solved.any():
+            raise ValueError(f"data: every instance is relabelled (label_start > 0); expected solved ones {purpose}")
+        return self.select(solved)
+
+    def refuse_relabelled(self, advice: str) -> None:
+        """``ValueError`` naming ``data`` if it holds relabelled trajectories, which are not the solutions of their
+        instances (for the operations that assume they are); ``advice`` ends the message."""
+        if self.label_start is not None and (self.label_start > 0).any():
+            raise ValueError("data: holds relabelled trajectories (label_start > 0), which are not solutions of their "
+                             f"instances; {advice}")
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "task" and getattr(self, f.name) is not None}
@@ -534,7 +552,7 @@ class ChunkDataset:
         def f32(a):
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
-        self.obs, self.params, self.chunks = f32(obs), f32(prm.reshape(M, self.param_dim)), f32(chunks)
+        self.obs, self.params, self.chunks = f32(obs), f32(prm), f32(chunks)
         self.chunk_jac, self.obs_jac = f32(jac), f32(ojac)
         self.chunk_param_jac = self.obs_param_jac = None
         if d.action_param_jacobians is not None:

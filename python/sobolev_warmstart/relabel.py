@@ -105,10 +105,7 @@ def relabel_rollouts(task: Task, data: TrajectoryData, policy, times: Sequence[i
     if not isinstance(options, SolverOptions):
         raise TypeError(f"options: expected a SolverOptions, got {type(options).__name__}")
     options = dataclasses.replace(options, refresh_gains=True)
-    if data.label_start is not None and not (data.label_start == 0).any():
-        raise ValueError("data: every instance is relabelled (label_start > 0); expected solved instances to roll "
-                         "the policy out from")
-    source = data if data.label_start is None else data.select(data.label_start == 0)
+    source = data.solved_part("to roll the policy out from")
     x0s, params = source.xs[:, 0], source.params
     t0 = time.perf_counter()
     ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed,

@@ -94,9 +94,8 @@ def augment_by_symmetry(task: Task, data: TrajectoryData, copies: int, *, seed: 
     if data.action_param_jacobians is not None and copies > 0:
         raise ValueError("data: holds parameter derivatives (action_param_jacobians); make the rotated copies first "
                          "and compute the derivatives of the whole set after them (sw.with_parameter_jacobians)")
-    if data.label_start is not None and (data.label_start > 0).any() and copies > 0:
-        raise ValueError("data: holds relabelled trajectories (label_start > 0), which are not solutions of their "
-                         "instances; make the rotated copies of the solved ones and relabel after")
+    if copies > 0:
+        data.refuse_relabelled("make the rotated copies of the solved ones and relabel after")
     if copies == 0:
         return data, SymmetryReport(0, data.num_instances, 0, 0.0, 0.0, np.arange(data.num_instances))
     t0 = time.perf_counter()
