@@ -12,11 +12,14 @@ to every torque, clamped to the box:
 It prints the rollout's objective over the solution's (median and 75th percentile over the solutions; a rollout that diverges counts as
 infinite), and the share of torques on their bounds (where ``K_t`` is zero). Where the feedback law itself does not hold the trajectory at the
 noise of a trained network (about 1e-3 of the box on the scorecard's variants), no policy trained to imitate the
-solver can be expected to reach its cost (docs/results/ablations.md, round 31). Torque tasks only: state actions
-(the UR5, the quadrotor) reach the torque through inverse dynamics.
+solver can be expected to reach its cost (docs/results/ablations.md, round 31). The replay is in torque space on
+every task: where the policies act through the next state (the UR5, the quadrotor), it measures the problem's
+sensitivity to the torques the inverse dynamics produce, not the action representation's.
 
     python3 benchmarks/bench_feedback_robustness.py runs/scorecard-v19/double_pendulum/default/collect/trajectories.npz default
     python3 benchmarks/bench_feedback_robustness.py runs/abl53/dpref_loopdata/collect/trajectories.npz reference
+    python3 benchmarks/bench_feedback_robustness.py runs/scorecard-v19/ur5/random_start_random_target/collect/trajectories.npz \
+        random_start_random_target --every 8
 """
 
 from __future__ import annotations
@@ -66,9 +69,6 @@ def main() -> None:
     args = ap.parse_args()
     data = load_dataset(args.dataset).data
     task = sw.make_task(data.task.name, args.variant)
-    if data.task.action_space != "torque":
-        raise SystemExit(f"dataset: {data.task.name} acts through its next state, not torques; this benchmark "
-                         "replays torque actions only")
     if data.feedback_gains is None:
         raise SystemExit("dataset: holds no feedback gains")
     if args.every < 1:

@@ -8,6 +8,8 @@ evaluate Diff and Sob+Diff on it, as the scorecard would (``--set key=value`` ch
 ``--normalisers-from`` takes the normalisers from another training set's ``trajectories.npz`` instead (the data are
 normalised again with them), to tell the normalisers' effect from the solutions'; ``--widen F`` multiplies the
 action, observation and state normalisers' scales by ``F`` about their centres (ranges F times as wide as the data's).
+``--collect`` may also be a finished loop's run directory (``sobolev-warmstart loop --run-dir``): every iteration's
+accepted trajectories, gathered into one training set under ``--out/loop_collect`` (normalisers fitted on them).
 Rerunning resumes.
 
     python3 benchmarks/bench_other_training_set.py double_pendulum/default --set train_steps=2500 action_steps=1 \\
@@ -15,24 +17,45 @@ Rerunning resumes.
     python3 benchmarks/bench_other_training_set.py double_pendulum/default --set train_steps=2500 action_steps=1 \\
         --collect runs/scorecard-v14/double_pendulum/default/collect --policy-seeds 0 1 2 --out runs/abl47/dp14n13 \\
         --normalisers-from runs/scorecard-v13/double_pendulum/default/collect/trajectories.npz
+    python3 benchmarks/bench_other_training_set.py double_pendulum/reference --collect runs/loop53/dpref \\
+        --policy-seeds 0 --out runs/abl53/dpl_base --set train_steps=5000 action_steps=2
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
-from sobolev_warmstart.data import Normaliser, build_dataset, load_dataset, save_dataset
+from sobolev_warmstart.data import Normaliser, build_dataset, concatenate_trajectories, load_dataset, save_dataset
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
 from ablation import apply_changes, link_tree  # benchmarks/ablation.py, beside this script
 
 
+def collect_from_loop(run_dir: Path, chunk, dst: Path) -> Path:
+    """A scorecard ``collect/`` folder at ``dst`` holding every iteration's accepted trajectories of the loop run
+    ``run_dir`` (chunked with ``chunk``, normalisers fitted on them); reused if it exists."""
+    if (dst / "trajectories.npz").is_file():
+        return dst
+    paths = sorted(run_dir.glob("iter_*/trajectories.npz"))
+    if not paths:
+        raise SystemExit(f"--collect: {run_dir} is neither a scorecard collect/ folder nor a loop run with accepted "
+                         "trajectories (iter_*/trajectories.npz)")
+    data = concatenate_trajectories([load_dataset(p).data for p in paths])
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "collect.json").write_text(json.dumps({"instances": int(data.num_instances), "seed": None,
+                                                  "accepted": int(data.num_instances), "loop_run": str(run_dir),
+                                                  "time_s": 0.0}))
+    save_dataset(build_dataset(data, chunk), dst / "trajectories.npz")  # last: the folder is complete
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("variant", help="task/variant, e.g. double_pendulum/default")
-    ap.add_argument("--collect", required=True, help="a finished scorecard variant folder's collect/ directory")
+    ap.add_argument("--collect", required=True, help="a finished scorecard variant folder's collect/ directory, or a loop's run directory")
     ap.add_argument("--policy-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
@@ -45,10 +68,12 @@ def main() -> None:
     if args.widen is not None and not args.widen > 0:
         raise SystemExit(f"--widen: expected a positive factor, got {args.widen}")
     src = Path(args.collect)
-    if not (src / "trajectories.npz").is_file():
-        raise SystemExit(f"--collect: {src} holds no finished training set (trajectories.npz)")
     base = dataclasses.replace(settings_for(args.variant, "full"), subset_fractions=())
     base = apply_changes(base, args.set, "--set")
+    if (src / "config.json").is_file() and not (src / "trajectories.npz").is_file():  # a loop's run directory
+        src = collect_from_loop(src, base.chunk(), Path(args.out) / "loop_collect")
+    if not (src / "trajectories.npz").is_file():
+        raise SystemExit(f"--collect: {src} holds no finished training set (trajectories.npz)")
     print("| policy seed | method | policy/TO median | diverged [%] | iters mean | converged [%] |")
     print("|---|---|---|---|---|---|")
     for seed in args.policy_seeds:
