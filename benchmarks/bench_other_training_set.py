@@ -55,7 +55,8 @@ def collect_from_loop(run_dir: Path, chunk, dst: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("variant", help="task/variant, e.g. double_pendulum/default")
-    ap.add_argument("--collect", required=True, help="a finished scorecard variant folder's collect/ directory, or a loop's run directory")
+    ap.add_argument("--collect", required=True,
+                    help="a finished scorecard variant folder's collect/ directory, or a loop's run directory")
     ap.add_argument("--policy-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)

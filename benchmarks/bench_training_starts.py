@@ -2,13 +2,15 @@
 
 Held-out rollouts mix two failures: fitting the data and generalising from it. From the training instances' own
 starts only the first remains. For each ``--method``, the scorecard's recipe of ``variant`` (``--set`` changes it,
-as in ``ablation.py``) trains on the training set ``--collect`` (a scorecard variant's ``collect/`` folder; resumes
-from ``--out/<method>``), and the C++ rollout runs from every ``--every``-th training start at the recipe's A.
-Prints the final denoising error and the rollout's objective over the training solution's (median, quartiles,
+as in ``ablation.py``) trains on the training set ``--collect`` (a scorecard variant's ``collect/`` folder; a
+finished ``--out/<method>`` is reused, an unfinished one resumed), and the C++ rollout runs from every
+``--every``-th training start at the recipe's A. Prints the final denoising error and the rollout's objective over the training solution's (median, quartiles,
 share within 1.1x). Round 31 (docs/results/ablations.md):
 
-    python3 benchmarks/bench_training_starts.py double_pendulum/reference --collect runs/abl53/dpl_base/loop_collect \\
+    python3 benchmarks/bench_training_starts.py double_pendulum/reference --collect runs/abl53/dpref_loopdata/collect \\
         --methods diff --out runs/abl53/fit_diff_20k --set train_steps=20000 action_steps=2
+    python3 benchmarks/bench_training_starts.py double_pendulum/default --every 4 \\
+        --collect runs/scorecard-v19/double_pendulum/default/collect --out runs/scorecard-v19/double_pendulum/default
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ def main() -> None:
         raise SystemExit(f"--collect: {args.collect} holds no finished training set (trajectories.npz)")
     s = dataclasses.replace(settings_for(args.variant, "full"), subset_fractions=())
     s = apply_changes(s, args.set, "--set")
-    data = load_dataset(path).data
+    collected = load_dataset(path)
+    data = collected.data
+    # as the scorecard trains: on consolidated data, with the collection's normalisers (TO alone's solutions')
+    normalisers = collected.normalisers if s.consolidate_neighbours > 0 else None
     try:
         data.refuse_relabelled("roll out from the solved starts of a training set without relabelled tails")
     except ValueError as e:
@@ -60,7 +65,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for method in args.methods:
         folder = Path(args.out) / method
-        export = _train(data, method, s, folder, print)
+        export = _train(data, method, s, folder, print, normalisers)
         meta = json.loads((folder / "train.json").read_text())
         ro = sw.rollout(task, x0s, params, str(export), action_steps=s.action_steps, seed=args.seed)
         r = _core.trajectory_costs(task, x0s, params, ro.xs, ro.us) / ref
