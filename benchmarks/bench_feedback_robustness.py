@@ -31,32 +31,21 @@ import numpy as np
 import sobolev_warmstart as sw
 from sobolev_warmstart import _core
 from sobolev_warmstart.data import load_dataset
+from sobolev_warmstart.warmstart import closed_loop_rollout
 
 
 def replay(task, xs_ref: np.ndarray, us_ref: np.ndarray, gains: np.ndarray | None, sigma: float,
-           seed: int = 0, bound: float = 1e6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each solution's torques from its own start, with ``sigma`` x box-width Gaussian torque noise, clamped; through
-    the feedback law ``gains`` (N, T, nu, ndx) if given. Returns the rollouts' (xs, us) and which stayed within
-    ``bound`` (a rollout that leaves it is held at its last state, as the product's rollouts stop)."""
-    rng = np.random.default_rng(seed)
-    lo, hi = np.asarray(task.u_lower), np.asarray(task.u_upper)
-    x = xs_ref[:, 0].copy()
-    xs, us = [x], []
-    alive = np.ones(len(x), dtype=bool)
-    for t in range(us_ref.shape[1]):
-        u = us_ref[:, t].copy()
-        if gains is not None:
-            u += np.einsum("nij,nj->ni", gains[:, t], task.difference(xs_ref[:, t], x))
-        u = np.clip(u + sigma * (hi - lo) * rng.standard_normal(u.shape), lo, hi)
-        with np.errstate(all="ignore"):
-            nxt = task.step(x, u) if alive.all() else x.copy()
-            if not alive.all():
-                nxt[alive] = task.step(x[alive], u[alive])
-        alive &= np.isfinite(nxt).all(1) & (np.abs(nxt) <= bound).all(1)
-        x = np.where(alive[:, None], nxt, x)
-        xs.append(x)
-        us.append(u)
-    return np.stack(xs, 1), np.stack(us, 1), alive
+           seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each solution's torques from its own start with ``sigma`` x box-width Gaussian torque noise, clamped, through
+    the feedback law ``gains`` (N, T, nu, ndx), or open loop if None (the product's :func:`closed_loop_rollout` with
+    zero gains). Returns the rollouts' (xs, us) and which stayed within the rollout's bound."""
+    n, T, nu = us_ref.shape
+    width = np.asarray(task.u_upper) - np.asarray(task.u_lower)
+    noise = sigma * width * np.random.default_rng(seed).standard_normal((T, n, nu)).transpose(1, 0, 2)
+    if gains is None:
+        gains = np.zeros((n, T, nu, task.ndx))
+    xs, us, diverged = closed_loop_rollout(task, xs_ref[:, 0], xs_ref, us_ref, gains, noise=noise)
+    return xs, us, ~diverged
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from sobolev_warmstart.data import Normaliser, build_dataset, concatenate_trajectories, load_dataset, save_dataset
+from sobolev_warmstart.data import Normaliser, build_dataset, load_dataset, save_dataset
+from sobolev_warmstart.loop import load_trajectories
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
 from ablation import apply_changes, link_tree  # benchmarks/ablation.py, beside this script
@@ -39,11 +40,11 @@ def collect_from_loop(run_dir: Path, chunk, dst: Path) -> Path:
     ``run_dir`` (chunked with ``chunk``, normalisers fitted on them); reused if it exists."""
     if (dst / "trajectories.npz").is_file():
         return dst
-    paths = sorted(run_dir.glob("iter_*/trajectories.npz"))
-    if not paths:
+    iterations = json.loads((run_dir / "config.json").read_text())["iterations"]
+    data = load_trajectories(run_dir, range(1, iterations + 1))
+    if data is None:
         raise SystemExit(f"--collect: {run_dir} is neither a scorecard collect/ folder nor a loop run with accepted "
                          "trajectories (iter_*/trajectories.npz)")
-    data = concatenate_trajectories([load_dataset(p).data for p in paths])
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "collect.json").write_text(json.dumps({"instances": int(data.num_instances), "seed": None,
                                                   "accepted": int(data.num_instances), "loop_run": str(run_dir),

@@ -41,29 +41,6 @@ def test_guess_is_the_neighbours_trajectory_with_x0_replaced(pendubot):
     np.testing.assert_array_equal(us, result.us[ok][idx])
 
 
-def test_the_robustness_benchmark_replays_the_lookups_feedback_law(pendubot):
-    """benchmarks/bench_feedback_robustness.py replays each solution through its own feedback law in Python (to add
-    torque noise); without noise that is the lookup's C++ feedback rollout from the solution's own start, and noise
-    moves it off the solution."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_feedback_robustness.py"
-    spec = importlib.util.spec_from_file_location("bench_feedback_robustness", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    task, result, lookup = pendubot
-    ok = np.flatnonzero(result.converged)
-    xs_ref, us_ref, gains = result.xs[ok], result.us[ok], result.feedback_gains[ok]
-    xs, us, alive = bench.replay(task, xs_ref, us_ref, gains, 0.0)
-    xs_fb, us_fb = lookup.feedback_guess(task, xs_ref[:, 0], result.params[ok])
-    assert alive.all()
-    np.testing.assert_allclose(xs, xs_fb, atol=1e-9)
-    np.testing.assert_allclose(us, us_fb, atol=1e-9)
-    xs_noisy, _, _ = bench.replay(task, xs_ref, us_ref, gains, 1e-2)
-    assert np.abs(xs_noisy - xs_ref).max() > 10 * np.abs(xs - xs_ref).max()
-
-
 def test_a_training_instance_finds_itself(pendubot):
     task, result, lookup = pendubot
     ok = np.flatnonzero(result.converged)
