@@ -200,3 +200,46 @@ def test_task_without_parameters():
     d0 = TrajectoryData(task=dataclasses.replace(data.task, nz=0), **kw)
     ds = build_dataset(d0, ChunkSpec(8, 1, 4))
     assert ds.params.shape == (20, 0) and ds.normalisers.params.dim == 0
+
+
+def test_relative_chunks_on_a_torque_task_keep_their_derivatives():
+    """Relative to the last known torque (a past control, not a function of the current state): the chunk moves
+    by that torque, its derivative targets do not; the action normaliser is fitted on the relative chunks."""
+    data = lqr_double_integrator(3, horizon=10, chunk_offsets=8)
+    absolute = build_dataset(data, ChunkSpec(horizon=8, history=2, action_steps=4))
+    relative = build_dataset(data, ChunkSpec(horizon=8, history=2, action_steps=4, relative_actions=True))
+    a_abs = absolute.normalisers.action.unnormalise(absolute.chunks.double().numpy())
+    a_rel = relative.normalisers.action.unnormalise(relative.chunks.double().numpy())
+    np.testing.assert_allclose(a_rel, a_abs - a_abs[:, 1:2], atol=1e-5)
+    np.testing.assert_allclose(a_rel[:, 1], 0.0, atol=1e-5)  # the known action relative to itself
+    lo, hi = a_rel.min((0, 1)), a_rel.max((0, 1))
+    np.testing.assert_allclose(relative.normalisers.action.offset, 0.5 * (lo + hi), atol=1e-5)
+    scale_ratio = absolute.normalisers.action.scale / relative.normalisers.action.scale
+    torch.testing.assert_close(relative.chunk_jac, absolute.chunk_jac * torch.tensor(scale_ratio, dtype=torch.float32)[:, None])
+    with pytest.raises(ValueError, match="relative_actions: expected a bool, got 1"):
+        ChunkSpec(relative_actions=1)
+
+
+@pytest.mark.parametrize("name,variant", [("ur5", "random_start_random_target"), ("quadrotor", "columns_3")])
+def test_relative_chunks_on_state_tasks_subtract_the_current_state_and_its_jacobian(solved, name, variant):
+    """On a state-action task the last known action is the features of the current state, a_{t0-1} = g(x_{t0});
+    a relative chunk is the absolute one minus it, and its derivative target minus d g / d x_{t0}."""
+    task, x0s, params, r = solved(name, variant)
+    import sobolev_warmstart as sw
+    data = sw.TrajectoryData.from_solve(task, r, sw.chained_derivatives(task, r, 8)).select(r.converged)
+    spec = ChunkSpec(horizon=8, history=1, action_steps=2)
+    absolute = build_dataset(data, spec)
+    relative = build_dataset(data, ChunkSpec(horizon=8, history=1, action_steps=2, relative_actions=True))
+    T = task.horizon
+    for m in (0, 7, T + 23, len(relative) - 1):
+        i, t0 = int(relative.instance[m]), int(relative.start[m])
+        base = task.action(np.zeros(task.nu), data.xs[i, t0])  # g(x_{t0})
+        a_abs = absolute.normalisers.action.unnormalise(absolute.chunks[m].double().numpy())
+        a_rel = relative.normalisers.action.unnormalise(relative.chunks[m].double().numpy())
+        np.testing.assert_allclose(a_abs[0], base, atol=1e-5)
+        np.testing.assert_allclose(a_rel, a_abs - base, atol=1e-5)
+        sx = relative.normalisers.state.scale
+        j_abs = absolute.chunk_jac[m, 1:].double().numpy() * absolute.normalisers.action.scale[:, None] / sx
+        j_rel = relative.chunk_jac[m, 1:].double().numpy() * relative.normalisers.action.scale[:, None] / sx
+        D = task.action_state_jacobians(data.xs[i, t0][None])[0]
+        np.testing.assert_allclose(j_rel, j_abs - D, atol=1e-5 * max(1.0, np.abs(j_abs).max()))

@@ -21,13 +21,13 @@ needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which
                                     reason="AOTInductor needs a C++ compiler")
 
 
-def _dataset(nz: int):
+def _dataset(nz: int, relative_actions: bool = False):
     data = lqr_double_integrator(4, horizon=20, chunk_offsets=16)
     if nz == 0:  # a task without parameters, like the pendulum
         kw = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
         kw.update(task=dataclasses.replace(data.task, nz=0, name="no_params"), params=None)
         data = TrajectoryData(**kw)
-    return build_dataset(data, ChunkSpec(16, 2, 8))
+    return build_dataset(data, ChunkSpec(16, 2, 8, relative_actions=relative_actions))
 
 
 def _perturbed(policy):
@@ -144,12 +144,14 @@ def _close(got, ref):
     np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * max(1.0, float(np.abs(ref).max())))
 
 
-@pytest.mark.parametrize("nz,denoiser,past_actions,unet", [
-    (1, "unet", False, None), (0, "unet", True, None), (1, "mlp", False, None), (0, "mlp", True, None),
-    (1, "unet", False, UNetConfig(down_dims=(8, 16), n_groups=4, kernel_size=3, step_embed_dim=8))],
-    ids=["unet", "unet-nz0-past", "mlp", "mlp-nz0-past", "unet-2-levels"])
-def test_native_diffusion_equals_eager(tmp_path, nz, denoiser, past_actions, unet):
-    ds = _dataset(nz)
+@pytest.mark.parametrize("nz,denoiser,past_actions,unet,relative", [
+    (1, "unet", False, None, False), (0, "unet", True, None, False), (1, "mlp", False, None, False),
+    (0, "mlp", True, None, False),
+    (1, "unet", False, UNetConfig(down_dims=(8, 16), n_groups=4, kernel_size=3, step_embed_dim=8), False),
+    (1, "mlp", False, None, True), (1, "unet", True, None, True)],
+    ids=["unet", "unet-nz0-past", "mlp", "mlp-nz0-past", "unet-2-levels", "mlp-relative", "unet-past-relative"])
+def test_native_diffusion_equals_eager(tmp_path, nz, denoiser, past_actions, unet, relative):
+    ds = _dataset(nz, relative)
     policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, unet, DiffusionConfig(past_actions=past_actions),
                                         denoiser=denoiser, mlp=MLPConfig((32, 24))))
     runner = load_policy_runner(export_native(policy, tmp_path / "p.safetensors"))
@@ -161,11 +163,20 @@ def test_native_diffusion_equals_eager(tmp_path, nz, denoiser, past_actions, une
         got = runner.sample_chunks(*[a.numpy() for a in args])
         _close(got, ref)
         np.testing.assert_array_equal(got[:, :2], args[2].numpy())  # the history as given
-    # the history conditions the chunk exactly when the policy uses past actions
+    # the earlier history entry conditions the chunk exactly when the policy uses past actions
     args = [a.numpy() for a in _diffusion_inputs(policy, 2)]
-    moved = runner.sample_chunks(args[0], args[1], args[2] + 1.0, args[3])
     base = runner.sample_chunks(*args)
+    earlier = args[2].copy()
+    earlier[:, 0] += 1.0
+    moved = runner.sample_chunks(args[0], args[1], earlier, args[3])
     assert (np.abs(moved[:, 2:] - base[:, 2:]).max() > 1e-4) == past_actions
+    # a relative chunk moves with the whole history; an absolute one only through past actions
+    moved = runner.sample_chunks(args[0], args[1], args[2] + 1.0, args[3])
+    if relative:
+        np.testing.assert_allclose(moved[:, 2:] - base[:, 2:], 1.0, atol=1e-4)
+    else:
+        assert (np.abs(moved[:, 2:] - base[:, 2:]).max() > 1e-4) == past_actions
+    assert json.loads(runner.metadata_json)["relative_actions"] == relative == policy.metadata()["relative_actions"]
 
 
 @pytest.mark.parametrize("nz", [1, 0])

@@ -321,3 +321,47 @@ def test_time_to_go_metadata_must_be_a_boolean(time_policies, tmp_path):
         sw.load_policy_runner(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="time_to_go: expected a bool, got 'yes'"):
         ChunkSpec(time_to_go="yes")
+
+
+@pytest.fixture(scope="module")
+def relative_policy(tmp_path_factory):
+    """A UR5 Sob+Diff policy whose chunks are relative to the last known action (``ChunkSpec.relative_actions``):
+    (task, policy, TorchScript path); the native file beside it."""
+    root = tmp_path_factory.mktemp("relative_policy")
+    spec = ChunkSpec(horizon=8, history=1, action_steps=2, relative_actions=True)
+    task = sw.make_task("ur5", "random_start_fixed_target")
+    x0s, params = task.sample_instances(8, seed=0)
+    res = sw.solve(task, x0s, params)
+    data = sw.TrajectoryData.from_solve(task, res, sw.chained_derivatives(task, res, spec.horizon))
+    ds = build_dataset(data.select(res.converged), spec)
+    cfg = sw.TrainConfig(policy="sob_diff", epochs=3, batch_size=64, lr=3e-3, progress=False, num_threads=1,
+                         sobolev_weight=0.01)
+    policy = sw.train(ds, cfg).eval()
+    path = sw.export_torchscript(policy, root / "relative.pt")
+    sw.export_native(policy, path.with_suffix(".safetensors"))
+    return task, policy, path
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "native"])
+def test_relative_action_policies_roll_out_the_same_in_cpp_and_python(relative_policy, backend):
+    task, policy, path = relative_policy
+    if backend == "native":
+        path = path.with_suffix(".safetensors")
+    x0s, params = task.sample_instances(4, seed=11)
+    cpp = sw.rollout(task, x0s, params, path, seed=3)
+    py = sw.rollout(task, x0s, params, policy, seed=3)
+    # a relative chunk adds the current state's features exactly, so float32 differences of one call (~2e-6) are
+    # carried along rather than forgotten: measured 4e-5 of the largest state entry on the native file
+    tol = 1e-4 * max(1.0, float(np.abs(py.xs).max()))
+    np.testing.assert_allclose(cpp.xs, py.xs, atol=tol)
+    np.testing.assert_allclose(cpp.actions, py.actions, atol=tol)
+    # what the chunks are relative to: the realised action a_{t-1} is the features of the state x_t
+    for i in range(len(x0s)):
+        for t in (0, 9, task.horizon - 1):
+            np.testing.assert_allclose(py.actions[i, t], task.action(np.zeros(task.nu), py.xs[i, t + 1]), atol=1e-5)
+
+
+def test_direct_policies_refuse_relative_actions(relative_policy):
+    task, policy, _ = relative_policy
+    with pytest.raises(ValueError, match="spec.relative_actions: a direct"):
+        sw.MLPPolicy(policy.task, policy.spec, policy.normalisers)

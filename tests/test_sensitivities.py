@@ -116,6 +116,30 @@ def test_observation_jacobian_on_the_quadrotor_manifold(solved):
         task.observation(r.xs[0, 0], params[0, :3])
 
 
+@pytest.mark.parametrize("name,variant", [("ur5", "random_start_random_target"), ("quadrotor", "columns_3"),
+                                          ("pendulum", "default")])
+def test_action_state_jacobians_match_finite_differences(solved, name, variant):
+    """d a / d x_{t+1} at a fixed control (what a chunk relative to the last known action subtracts from its
+    derivative targets): central differences on the state manifold for the state actions, zero for torques."""
+    task, x0s, params, r = solved(name, variant)
+    model = pinocchio_model(task)
+    xs = r.xs[:3, [1, 17, 30]].reshape(-1, task.nx)
+    J = task.action_state_jacobians(xs)
+    assert J.shape == (len(xs), task.na, task.ndx)
+    u = np.zeros(task.nu)
+    if task.action_space == "torque":
+        np.testing.assert_array_equal(J, 0.0)
+        return
+    for k, x in enumerate(xs):
+        for j in range(task.ndx):
+            e = np.zeros(task.ndx)
+            e[j] = EPS
+            fd = (task.action(u, tangent_perturb(model, x, e)) - task.action(u, tangent_perturb(model, x, -e))) / (2 * EPS)
+            np.testing.assert_allclose(J[k, :, j], fd, atol=1e-6)
+    with pytest.raises(ValueError, match=r"xs_next: expected shape \(N, %d\)" % task.nx):
+        task.action_state_jacobians(xs[:, :-1])
+
+
 def test_ur5_observes_its_end_effector_offset_to_the_target(solved):
     """o = (q, v, e = p_ee(q) - p*, J(q)^T e, J(q) v) against pinocchio's own kinematics, its Jacobian against central
     differences, and the C++ chained derivatives store the same; the offset moves with the target."""

@@ -136,6 +136,25 @@ void expose_tasks(py::module_ &m) {
             return vector_to_numpy(a);
           },
           py::arg("u"), py::arg("x_next"), "Action variable a_t from u_t and x_{t+1}: (na,).")
+      .def(
+          "action_state_jacobians",
+          [](const Task &t, const DoubleArray &xs_next) {
+            const auto d = t.dims();
+            check_array("xs_next", xs_next, {-1, d.nx});
+            const py::ssize_t n = xs_next.shape(0);
+            std::vector<double> out(std::size_t(n) * d.na * d.ndx, 0.0);
+            if (t.action_space() == ActionSpace::State) {
+              MatrixXd J(d.na, d.ndx);
+              for (py::ssize_t i = 0; i < n; ++i) {
+                t.action_state_jacobian(Eigen::Map<const VectorXd>(xs_next.data(i, 0), d.nx), J);
+                Eigen::Map<RowMatrixXd>(out.data() + std::size_t(i) * d.na * d.ndx, d.na, d.ndx) = J;
+              }
+            }
+            return to_numpy(std::move(out), {n, py::ssize_t(d.na), py::ssize_t(d.ndx)});
+          },
+          py::arg("xs_next"),
+          "d a / d x_{t+1} at a fixed control, per row: (N, nx) -> (N, na, ndx) in tangent coordinates; zero for "
+          "torque actions (a = u does not depend on the state it leads to).")
       .def("__repr__", [](const Task &t) {
         return "<sobolev_warmstart Task " + t.name() + "/" + t.variant() + " nx=" + std::to_string(t.dims().nx) +
                " nu=" + std::to_string(t.dims().nu) + " T=" + std::to_string(t.dims().horizon) + ">";

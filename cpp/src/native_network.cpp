@@ -552,6 +552,12 @@ public:
     clip_ = arch.at("clip_sample", path).kind == JsonValue::Kind::Bool && arch.at("clip_sample", path).boolean;
     clip_range_ = float(arch.at("clip_sample_range", path).as_double("architecture.clip_sample_range"));
     past_actions_ = arch.at("past_actions", path).kind == JsonValue::Kind::Bool && arch.at("past_actions", path).boolean;
+    if (root.has("relative_actions")) {  // files written before the option have no field: absolute chunks
+      const JsonValue &v = root.at("relative_actions", path);
+      if (v.kind != JsonValue::Kind::Bool)
+        throw std::invalid_argument(path + ": relative_actions: expected a boolean in the metadata");
+      relative_ = v.boolean;
+    }
     if (network == "mlp_denoiser") {
       denoiser_ = std::make_unique<MLPDenoiser>(f, int_list(arch.at("hidden_dims", path), "architecture.hidden_dims"),
                                                 chunk, embed, cond_dim, K);
@@ -581,10 +587,13 @@ public:
     if (!m.diffusion) throw std::logic_error(path_ + ": sample_chunks on an mlp policy");
     const int h = m.history, na = m.na, D = m.horizon * na;
     const Mat cond = condition(B, obs, h, params);
+    // relative chunks: every entry is taken relative to the last known action (ChunkSpec.relative_actions)
+    auto base = [&](int b, int j) { return relative_ ? hist[std::size_t(b) * h * na + (h - 1) * na + j % na] : 0.0f; };
     Mat known = Mat::Zero(h * na, B);  // the history entries, normalised (zeros without past actions)
     if (past_actions_)
       for (int b = 0; b < B; ++b)
-        for (int j = 0; j < h * na; ++j) known(j, b) = (hist[std::size_t(b) * h * na + j] - a_.offset(j % na)) / a_.scale(j % na);
+        for (int j = 0; j < h * na; ++j)
+          known(j, b) = (hist[std::size_t(b) * h * na + j] - base(b, j) - a_.offset(j % na)) / a_.scale(j % na);
     const std::vector<Mat> prepared = denoiser_->prepare(cond);
     Mat x = Eigen::Map<const Mat>(noise, D, B);
     for (int i = 0; i < int(steps_.size()); ++i) {  // one network call each (the sampler's per-call tables)
@@ -597,7 +606,7 @@ public:
     for (int b = 0; b < B; ++b) {
       float *o = out + std::size_t(b) * D;
       std::memcpy(o, hist + std::size_t(b) * h * na, sizeof(float) * std::size_t(h * na));
-      for (int j = h * na; j < D; ++j) o[j] = x(j, b) * a_.scale(j % na) + a_.offset(j % na);
+      for (int j = h * na; j < D; ++j) o[j] = x(j, b) * a_.scale(j % na) + a_.offset(j % na) + base(b, j);
     }
   }
 
@@ -654,7 +663,7 @@ private:
   std::unique_ptr<Denoiser> denoiser_;
   std::vector<int> steps_;  // the denoiser's step k of each network call
   Vec c0_, c1_, sigma_;     // per network call
-  bool clip_ = true, past_actions_ = false;
+  bool clip_ = true, past_actions_ = false, relative_ = false;
   float clip_range_ = 1.0f;
 };
 

@@ -60,6 +60,8 @@ class Task:
         """(o (no,), d o / d x (no, ndx)) of state x in the instance with task parameters params (nz,)."""
     def action(self, u: Array, x_next: Array) -> Array:
         """The action variable (na,) of control u leading to x_next."""
+    def action_state_jacobians(self, xs_next: Array) -> Array:
+        """d a / d x_{t+1} at a fixed control: (N, nx) -> (N, na, ndx); zero for torque actions."""
 
 def available_tasks() -> list[tuple[str, list[str]]]: ...
 def make_task(name: str, variant: str, robots_dir: str, horizon: int = 0) -> Task: ...

@@ -364,20 +364,28 @@ class ChunkSpec:
 
     ``time_to_go``: the policy also conditions on the time to go ``(T - t0) / T`` of the chunk's start (a finite-horizon
     optimal policy depends on it: the same state calls for other actions and gains near the end). It is passed as
-    one more column of ``params``, after the task parameters (:func:`time_to_go`)."""
+    one more column of ``params``, after the task parameters (:func:`time_to_go`).
+
+    ``relative_actions``: the chunk is learned relative to the last known action ``a_{t0-1}``: the network predicts
+    ``a_{t0-h+j} - a_{t0-1}``, the policy adds ``a_{t0-1}`` back. On state-action tasks ``a_{t0-1}`` is the features
+    of the current state ``x_{t0}`` (the next configuration and velocity the previous step reached), so the network
+    predicts the change from where the robot is rather than where it will be, and its error in normalised units
+    scales with the change, not with the range of the whole state space (docs/results/ablations.md, round 32)."""
 
     horizon: int = 16
     history: int = 1
     action_steps: int = 8
     time_to_go: bool = False
+    relative_actions: bool = False
 
     def __post_init__(self) -> None:
         for key in ("horizon", "history", "action_steps"):
             v = getattr(self, key)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {v!r}")
-        if not isinstance(self.time_to_go, (bool, np.bool_)):
-            raise ValueError(f"time_to_go: expected a bool, got {self.time_to_go!r}")
+        for key in ("time_to_go", "relative_actions"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise ValueError(f"{key}: expected a bool, got {getattr(self, key)!r}")
         if self.history + self.action_steps > self.horizon:
             raise ValueError(
                 f"action_steps: expected history + action_steps <= horizon ({self.horizon}), got "
@@ -385,6 +393,36 @@ class ChunkSpec:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def chunk_actions(data: TrajectoryData, ii: np.ndarray, t0: np.ndarray, spec: ChunkSpec) -> np.ndarray:
+    """``(M, H, na)`` physical chunks of instances ``ii`` starting at ``t0`` (``(M,)`` each): entry ``j`` is
+    ``a_{t0-h+j}`` (before 0 the initial action, past ``T-1`` the last action), minus ``a_{t0-1}`` with
+    ``spec.relative_actions``."""
+    T, H, h = data.task.horizon, spec.horizon, spec.history
+    tau = t0[:, None] - h + np.arange(H)[None, :]  # (M, H)
+    padded = np.concatenate([data.initial_actions[:, None], data.actions], axis=1)  # index tau + 1
+    chunks = padded[ii[:, None], np.clip(tau, -1, T - 1) + 1]
+    if spec.relative_actions:
+        chunks = chunks - padded[ii, t0][:, None]  # a_{t0-1} sits at index t0
+    return chunks
+
+
+def last_action_jacobians(data: TrajectoryData) -> np.ndarray:
+    """``(N, T, na, ndx)``: ``d a_{t-1} / d x_t`` along the trajectories, the derivative of the known action before
+    step ``t`` with respect to the state it led to (``a_{-1}``: the initial action, of ``x_0``). Zero on torque tasks,
+    whose known action is a past control; on state-action tasks the features' Jacobian of ``x_t``
+    (``Task.action_state_jacobians``)."""
+    t = data.task
+    N, T = data.num_instances, t.horizon
+    if t.action_space == "torque" or N == 0:
+        return np.zeros((N, T, t.na, t.ndx))
+    from .tasks import make_task  # the C++ core (data.py itself needs only numpy)
+    core = make_task(t.name)
+    if (core.nx, core.ndx, core.na) != (t.nx, t.ndx, t.na):
+        raise ValueError(f"data.task: {t.name!r} has nx, ndx, na = {(core.nx, core.ndx, core.na)} in the core, the data "
+                         f"{(t.nx, t.ndx, t.na)}")
+    return core.action_state_jacobians(data.xs[:, :T].reshape(-1, t.nx)).reshape(N, T, t.na, t.ndx)
 
 
 # ------------------------------------------------------------------------------------------ normaliser
@@ -458,9 +496,11 @@ class Normalisers:
     state: Normaliser
 
     @classmethod
-    def fit(cls, data: TrajectoryData, mode: str = "minmax", state_scale=None) -> "Normalisers":
+    def fit(cls, data: TrajectoryData, mode: str = "minmax", state_scale=None,
+            spec: ChunkSpec | None = None) -> "Normalisers":
         """Fit on ``data``. The state tangent scale is fitted on ``xs`` when ``nx == ndx`` (Euclidean-like
-        coordinates), else it is one unless ``state_scale (ndx,)`` is given."""
+        coordinates), else it is one unless ``state_scale (ndx,)`` is given. With ``spec.relative_actions`` the action
+        normaliser is fitted on the chunks' actions relative to their last known action (:class:`ChunkSpec`)."""
         t = data.task
         if state_scale is not None:
             s = _check_array("state_scale", state_scale, (t.ndx,))
@@ -469,8 +509,14 @@ class Normalisers:
             state = Normaliser.fit(data.xs, mode)
         else:
             state = Normaliser.identity(t.ndx)
+        if spec is not None and spec.relative_actions:
+            N, T = data.num_instances, t.horizon
+            ii, t0 = np.nonzero(np.ones((N, T), dtype=bool))
+            actions = chunk_actions(data, ii, t0, spec).reshape(-1, t.na)
+        else:
+            actions = np.concatenate([data.actions.reshape(-1, t.na), data.initial_actions])
         return cls(
-            action=Normaliser.fit(np.concatenate([data.actions.reshape(-1, t.na), data.initial_actions]), mode),
+            action=Normaliser.fit(actions, mode),
             observation=Normaliser.fit(data.observations, mode),
             params=Normaliser.fit(data.params, mode),
             state=state,
@@ -535,13 +581,12 @@ class ChunkDataset:
         # observation history o_{t0-h+1..t0}, edge-padded at the start
         oi = np.clip(t0[:, None] - h + 1 + np.arange(h)[None, :], 0, T)  # (M, h)
         obs = nrm.observation.normalise(d.observations[ii[:, None], oi])  # (M, h, no)
-        # chunk entries: a_{t0-h+j}; before 0 -> initial action, past T-1 -> last action
-        tau = t0[:, None] - h + np.arange(H)[None, :]  # (M, H)
-        padded = np.concatenate([d.initial_actions[:, None], d.actions], axis=1)  # index tau + 1
-        chunks = nrm.action.normalise(padded[ii[:, None], np.clip(tau, -1, T - 1) + 1])  # (M, H, na)
+        chunks = nrm.action.normalise(chunk_actions(d, ii, t0, spec))  # (M, H, na)
         # derivatives: rows j >= h from action_jacobians[:, t0, j - h]
         jac = np.zeros((M, H, t.na, t.ndx))
         jac[:, h:] = d.action_jacobians[ii, t0, : H - h]
+        if spec.relative_actions:  # minus d a_{t0-1} / d x_{t0}: the known action the chunk is relative to
+            jac[:, h:] -= last_action_jacobians(d)[ii, t0][:, None]
         jac = jac / nrm.action.scale[:, None] * nrm.state.scale
         ojac = d.observation_jacobians[ii, t0] / nrm.observation.scale[:, None] * nrm.state.scale
         prm = nrm.params.normalise(d.params)[ii]
@@ -605,7 +650,7 @@ def build_dataset(data: TrajectoryData, spec: ChunkSpec | None = None, *, normal
             raise ValueError("data: no converged instance to train on (converged is all False)")
         data = data.select(data.converged)
     if normalisers is None:
-        normalisers = Normalisers.fit(data, mode=mode, state_scale=state_scale)
+        normalisers = Normalisers.fit(data, mode=mode, state_scale=state_scale, spec=spec)
     return ChunkDataset(data=data, spec=spec, normalisers=normalisers)
 
 

@@ -11,7 +11,8 @@
 - ``noise (K, B, H, D_a)``: standard normal draws, ``noise[0]`` the initial sample (a policy sampled with DDIM,
   :meth:`DiffusionPolicy.set_sampling_steps`, uses only ``noise[0]``),
 - returns ``(B, H, D_a)``: the chunk ``a_{t0-h..t0-h+H-1}``; its first ``h`` entries equal ``history_actions``,
-  entries ``h .. h+A-1`` are the ones to execute.
+  entries ``h .. h+A-1`` are the ones to execute. A policy trained with ``ChunkSpec.relative_actions`` samples the
+  chunk relative to ``history_actions[:, -1]`` and adds it back (its metadata says ``"relative_actions": true``).
 
 ``MLPPolicy.forward(obs (B, D_o), params (B, nz)) -> (B, D_a)`` is the direct policy ``a_t = π(o_t, z)`` (``params``
 ``(B, nz + 1)`` with the time to go ``(T - t) / T``, as above). ``param_dim`` is the width of ``params``.
@@ -94,6 +95,7 @@ class DiffusionPolicy(_Normalising):
         self.sampler = DDPMSampler(self.net, d.num_steps, spec.history, d.clip_sample, d.clip_sample_range,
                                    d.past_actions, d.sampling_steps)
         self.num_steps, self.horizon, self.history_steps = d.num_steps, spec.horizon, spec.history
+        self.relative_actions = bool(spec.relative_actions)
         self.na, self.no, self.nz = task.na, task.no, task.nz
 
     @property
@@ -109,11 +111,12 @@ class DiffusionPolicy(_Normalising):
         _check_input("noise", noise, [self.num_steps, b, self.horizon, self.na])
         o = (obs_history - self.o_offset) / self.o_scale
         z = (params - self.z_offset) / self.z_scale
-        hist = (history_actions - self.a_offset) / self.a_scale
+        base = history_actions[:, -1:] if self.relative_actions else torch.zeros_like(history_actions[:, -1:])
+        hist = (history_actions - base - self.a_offset) / self.a_scale
         cond = torch.cat([o.reshape(b, self.history_steps * self.no), z], dim=1)
         chunk = self.sampler(cond, hist, noise)
         # the known history is returned exactly as given (no round trip through the normaliser)
-        return torch.cat([history_actions, chunk[:, self.history_steps:] * self.a_scale + self.a_offset], dim=1)
+        return torch.cat([history_actions, chunk[:, self.history_steps:] * self.a_scale + self.a_offset + base], dim=1)
 
     @torch.no_grad()
     def sample(self, obs_history, params, history_actions, noise=None,
@@ -147,7 +150,8 @@ class DiffusionPolicy(_Normalising):
                 "action_steps": self.spec.action_steps, "num_steps": self.num_steps,
                 "sampler": "ddpm" if self.sampler.sampling_steps is None else "ddim",
                 "sampling_steps": list(self.sampler.steps), "na": self.na, "no": self.no,
-                "nz": self.nz, "time_to_go": bool(self.spec.time_to_go), "schema_version": SCHEMA_VERSION,
+                "nz": self.nz, "time_to_go": bool(self.spec.time_to_go),
+                "relative_actions": self.relative_actions, "schema_version": SCHEMA_VERSION,
                 "format_version": POLICY_FORMAT_VERSION}
 
     def build_config(self) -> dict[str, Any]:
@@ -160,6 +164,9 @@ class MLPPolicy(_Normalising):
 
     def __init__(self, task: TaskInfo, spec: ChunkSpec, normalisers: Normalisers, mlp: MLPConfig | None = None):
         super().__init__()
+        if spec.relative_actions:
+            raise ValueError("spec.relative_actions: a direct (mlp) policy has no known action to be relative to; "
+                             "expected False")
         self.task, self.spec = task, spec
         self.mlp_config = MLPConfig() if mlp is None else mlp
         self._set_normalisers(normalisers, spec)

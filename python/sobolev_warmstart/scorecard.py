@@ -135,8 +135,8 @@ class ScorecardSettings:
     sampling_steps: None to sample the diffusion policies with the DDPM posterior on the K trained steps, or a
     descending subsequence of K-1..0 starting at K-1 to sample them deterministically (DDIM) in that many network
     calls per replan, e.g. ``(4, 0)`` (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; Diff and Sob+Diff
-    alike, training unchanged); time_to_go: the policies condition on the time to go
-    (:class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the quadrotor's columns
+    alike, training unchanged); time_to_go: the policies condition on the time to go; relative_actions: the diffusion
+    policies learn each chunk relative to the last known action (both :class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the quadrotor's columns
     in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
     weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
     consolidate_rounds: the collected trajectories are consolidated before anything trains on them or looks them up
@@ -185,6 +185,7 @@ class ScorecardSettings:
     diffusion_steps: int = 5
     sampling_steps: tuple[int, ...] | None = None
     time_to_go: bool = False
+    relative_actions: bool = False
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     consolidate_neighbours: int = 0
@@ -214,7 +215,7 @@ class ScorecardSettings:
 
     def chunk(self) -> ChunkSpec:
         return ChunkSpec(horizon=self.horizon, history=self.history, action_steps=self.action_steps,
-                         time_to_go=self.time_to_go)
+                         time_to_go=self.time_to_go, relative_actions=self.relative_actions)
 
     def options(self, num_threads: int = 0) -> SolverOptions:
         return SolverOptions(max_iters=self.max_iters, mu_init=self.mu_init, num_threads=num_threads)
