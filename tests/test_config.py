@@ -97,6 +97,13 @@ def test_a_direct_policy_executes_one_action_per_call():
     assert load_loop_config(overrides=["train.policy=diff", "train.sobolev_weight=0"]).train.sobolev_weight == 0.0
 
 
+def test_relative_chunks_are_for_diffusion_policies_only():
+    msg = error(overrides=["train.policy=sob_mlp", "chunk.relative_actions=true"])
+    assert msg.startswith("loop.chunk.relative_actions: a direct (sob_mlp) policy has no known action")
+    assert load_loop_config(overrides=["chunk.relative_actions=true"]).chunk.relative_actions is True
+    assert error(overrides=["chunk.relative_actions=1"]).startswith("loop.chunk.relative_actions: ")
+
+
 def test_override_parsing():
     assert parse_override("train.epochs=50") == (["train", "epochs"], 50)
     assert parse_override("train.lr=1e-3") == (["train", "lr"], 1e-3)

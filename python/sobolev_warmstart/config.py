@@ -194,6 +194,9 @@ class LoopConfig:
         if self.train.checkpoint_dir is not None:
             raise ConfigError("train.checkpoint_dir: set by the loop (run_dir/iter_XXX/train); leave it unset")
         free = self.chunk.horizon - self.chunk.history
+        if self.chunk.relative_actions and not self.train.is_diffusion:
+            raise ConfigError(f"chunk.relative_actions: a direct ({self.train.policy}) policy has no known action to "
+                              "be relative to; expected false")
         if self.action_steps is not None:
             _check_int("action_steps", self.action_steps, 1)
             if self.train.policy in ("mlp", "sob_mlp") and self.action_steps != 1:

@@ -369,8 +369,9 @@ class ChunkSpec:
     ``relative_actions``: the chunk is learned relative to the last known action ``a_{t0-1}``: the network predicts
     ``a_{t0-h+j} - a_{t0-1}``, the policy adds ``a_{t0-1}`` back. On state-action tasks ``a_{t0-1}`` is the features
     of the current state ``x_{t0}`` (the next configuration and velocity the previous step reached), so the network
-    predicts the change from where the robot is rather than where it will be, and its error in normalised units
-    scales with the change, not with the range of the whole state space (docs/results/ablations.md, round 32)."""
+    predicts the change from where the robot is rather than where it will be. Measured not to help: the min-max
+    action normaliser keeps the range of the hardest braking steps, and Diff's relative chunks drift
+    (docs/results/ablations.md, round 32); direct policies refuse it."""
 
     horizon: int = 16
     history: int = 1
