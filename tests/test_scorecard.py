@@ -321,8 +321,8 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
     spec.loader.exec_module(ablation)
     fields = {f.name for f in dataclasses.fields(ScorecardSettings)}
     read_by_collect = {"task", "variant", "scale", "consolidate_neighbours", "consolidate_rounds", "horizon",
-                       "history", "action_steps", "time_to_go", "symmetry_copies",
-                       "parameter_sobolev"} | ablation.COLLECTION_KEYS
+                       "history", "action_steps", "time_to_go", "relative_actions", "symmetry_copies",
+                       "parameter_sobolev"} | ablation.COLLECTION_KEYS  # relative_actions: the normalisers
     assert not ablation.TRAINING_ONLY_KEYS & read_by_collect
     assert ablation.TRAINING_ONLY_KEYS | read_by_collect == fields
 
