@@ -220,6 +220,34 @@ def test_relative_chunks_on_a_torque_task_keep_their_derivatives():
         ChunkSpec(relative_actions=1)
 
 
+def test_a_standard_action_normaliser_leaves_the_other_normalisers_and_scales_the_derivative_targets():
+    """``action_mode="standard"``: the actions' mean and standard deviation (the relative chunks' with
+    ``relative_actions``), the observation, parameter and state normalisers still min-max; the derivative targets
+    follow the action scale; a bad mode names the argument."""
+    data = lqr_double_integrator(3, horizon=10, chunk_offsets=8)
+    for spec in (ChunkSpec(8, 2, 4), ChunkSpec(8, 2, 4, relative_actions=True)):
+        minmax = build_dataset(data, spec)
+        std = build_dataset(data, spec, action_mode="standard")
+        physical = minmax.normalisers.action.unnormalise(minmax.chunks.double().numpy())
+        fitted_on = physical if spec.relative_actions else np.concatenate([data.actions.reshape(-1, 1),
+                                                                         data.initial_actions])
+        if spec.relative_actions:  # every (instance, t0) chunk, as the normaliser sees them
+            np.testing.assert_allclose(std.normalisers.action.offset, fitted_on.reshape(-1, 1).mean(0), rtol=1e-5)
+            np.testing.assert_allclose(std.normalisers.action.scale, fitted_on.reshape(-1, 1).std(0), rtol=1e-5)
+        else:
+            np.testing.assert_allclose(std.normalisers.action.offset, fitted_on.mean(0))
+            np.testing.assert_allclose(std.normalisers.action.scale, fitted_on.std(0))
+        for k in ("observation", "params", "state"):
+            np.testing.assert_array_equal(getattr(std.normalisers, k).scale, getattr(minmax.normalisers, k).scale)
+        ratio = minmax.normalisers.action.scale / std.normalisers.action.scale
+        assert ratio[0] > 1.5  # a standard deviation is well inside the range here
+        torch.testing.assert_close(std.chunk_jac, minmax.chunk_jac * torch.tensor(ratio, dtype=torch.float32)[:, None])
+        np.testing.assert_allclose(std.normalisers.action.unnormalise(std.chunks.double().numpy()), physical,
+                                   atol=1e-4)
+    with pytest.raises(ValueError, match="action_mode: expected 'minmax', 'standard' or None, got 'robust'"):
+        build_dataset(data, ChunkSpec(8, 2, 4), action_mode="robust")
+
+
 @pytest.mark.parametrize("name,variant", [("ur5", "random_start_random_target"), ("quadrotor", "columns_3")])
 def test_relative_chunks_on_state_tasks_subtract_the_current_state_and_its_jacobian(solved, name, variant):
     """On a state-action task the last known action is the features of the current state, a_{t0-1} = g(x_{t0});

@@ -287,6 +287,26 @@ def test_sampling_steps_reach_both_diffusion_policies_and_old_folders_load_as_dd
     assert load_settings(tmp_path).sampling_steps is None
 
 
+def test_action_normaliser_and_clip_sample_reach_the_dataset_and_the_diffusion_policies(tmp_path):
+    """``action_normaliser`` picks the action normaliser the collection fits, ``clip_sample`` the diffusion
+    policies' sampler (Diff and Sob+Diff alike); a bad normaliser names the setting; older folders load with the
+    defaults (min-max, clipped)."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import load_settings
+
+    s = dataclasses.replace(settings_for("pendulum/default", "smoke"), action_normaliser="standard", clip_sample=False)
+    for method in ("diff", "sob_diff"):
+        assert s.train_config(method, 100, tmp_path).diffusion.clip_sample is False
+    with pytest.raises(ValueError, match="action_normaliser: expected 'minmax' or 'standard', got 'max'"):
+        dataclasses.replace(s, action_normaliser="max")
+    old = settings_for("pendulum/default", "full").to_dict()
+    del old["action_normaliser"], old["clip_sample"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    loaded = load_settings(tmp_path)
+    assert (loaded.action_normaliser, loaded.clip_sample) == ("minmax", True)
+
+
 def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_without_it(tmp_path):
     """The cap is a Sob+Diff setting (Diff's training config, and with it its checkpoint, do not change); the
     variants measured to gain from it (ablations round 9) have it at full scale, the pendubot does not; a folder
@@ -321,8 +341,8 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
     spec.loader.exec_module(ablation)
     fields = {f.name for f in dataclasses.fields(ScorecardSettings)}
     read_by_collect = {"task", "variant", "scale", "consolidate_neighbours", "consolidate_rounds", "horizon",
-                       "history", "action_steps", "time_to_go", "relative_actions", "symmetry_copies",
-                       "parameter_sobolev"} | ablation.COLLECTION_KEYS  # relative_actions: the normalisers
+                       "history", "action_steps", "time_to_go", "relative_actions", "action_normaliser",
+                       "symmetry_copies", "parameter_sobolev"} | ablation.COLLECTION_KEYS  # the last two: normalisers
     assert not ablation.TRAINING_ONLY_KEYS & read_by_collect
     assert ablation.TRAINING_ONLY_KEYS | read_by_collect == fields
 

@@ -136,8 +136,12 @@ class ScorecardSettings:
     descending subsequence of K-1..0 starting at K-1 to sample them deterministically (DDIM) in that many network
     calls per replan, e.g. ``(4, 0)`` (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; Diff and Sob+Diff
     alike, training unchanged); time_to_go: the policies condition on the time to go; relative_actions: the diffusion
-    policies learn each chunk relative to the last known action (both :class:`~sobolev_warmstart.data.ChunkSpec`); shuffle_exchangeable_params: training sees the quadrotor's columns
-    in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
+    policies learn each chunk relative to the last known action (both :class:`~sobolev_warmstart.data.ChunkSpec`).
+    action_normaliser: ``"minmax"`` (Diffusion Policy's: the actions' range onto [-1, 1]) or ``"standard"`` (mean and
+    standard deviation; :meth:`~sobolev_warmstart.data.Normalisers.fit`); clip_sample: the diffusion policies clip
+    their clean estimate to [-1, 1] while sampling (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; turn it off
+    with a standard normaliser, whose actions reach beyond). shuffle_exchangeable_params: training sees the quadrotor's
+    columns in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
     weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
     consolidate_rounds: the collected trajectories are consolidated before anything trains on them or looks them up
     (:func:`~sobolev_warmstart.consolidate.consolidate`: each instance re-solved from its k nearest instances'
@@ -186,6 +190,8 @@ class ScorecardSettings:
     sampling_steps: tuple[int, ...] | None = None
     time_to_go: bool = False
     relative_actions: bool = False
+    action_normaliser: str = "minmax"
+    clip_sample: bool = True
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     consolidate_neighbours: int = 0
@@ -197,6 +203,8 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
+        if self.action_normaliser not in ("minmax", "standard"):
+            raise ValueError(f"action_normaliser: expected 'minmax' or 'standard', got {self.action_normaliser!r}")
         w = self.parameter_sobolev
         if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
             raise ValueError(f"parameter_sobolev: expected a non-negative weight (0: off), got {w!r}")
@@ -236,7 +244,7 @@ class ScorecardSettings:
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),
                            diffusion=DiffusionConfig(num_steps=self.diffusion_steps, past_actions=self.past_actions,
-                                                     sampling_steps=self.sampling_steps),
+                                                     sampling_steps=self.sampling_steps, clip_sample=self.clip_sample),
                            checkpoint_dir=str(checkpoint_dir), resume=True, progress=False, num_threads=1)
 
 
@@ -480,7 +488,8 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
     if not traj:
         raise RuntimeError(f"tasks: {s.key}: none of the {s.train_instances} training solves converged within "
                            f"max_iters = {s.max_iters}: nothing to train on")
-    dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), s.chunk())
+    dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), s.chunk(),
+                            action_mode=s.action_normaliser)
     metrics = collect_metrics(per)
     info = {"instances": s.train_instances, "seed": s.train_seed, "accepted": metrics["accepted"],
             "default": metrics["default"]}
@@ -523,7 +532,7 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
         policy, _, _ = load_checkpoint(folder / "checkpoint")
         export_native(policy, export)
         return export
-    dataset = build_dataset(data, s.chunk(), normalisers=normalisers)
+    dataset = build_dataset(data, s.chunk(), normalisers=normalisers, action_mode=s.action_normaliser)
     config = s.train_config(method, len(dataset), folder / "checkpoint")
     say(f"  train {METHOD_LABELS[method]} on {data.num_instances} trajectories ({len(dataset)} chunks, "
         f"{config.epochs} epochs)")
