@@ -45,6 +45,7 @@ def apply_changes(settings, items, option: str = "--change"):
     """``settings`` with each ``key=value`` of ``items`` applied (JSON values, else strings; lists become tuples); a
     malformed item or an unknown setting is a ``SystemExit`` naming ``option``."""
     fields = {f.name for f in dataclasses.fields(settings)}
+    changes = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -55,8 +56,10 @@ def apply_changes(settings, items, option: str = "--change"):
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
-        settings = dataclasses.replace(settings, **{key: tuple(parsed) if isinstance(parsed, list) else parsed})
-    return settings
+        changes[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    # all at once: settings that are only valid together (a standard action normaliser, sampled unclipped) are
+    # checked together
+    return dataclasses.replace(settings, **changes)
 
 
 #: Settings TO alone's training collection depends on: rows that change none of them reuse the base row's batches.

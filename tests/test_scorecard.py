@@ -300,6 +300,8 @@ def test_action_normaliser_and_clip_sample_reach_the_dataset_and_the_diffusion_p
         assert s.train_config(method, 100, tmp_path).diffusion.clip_sample is False
     with pytest.raises(ValueError, match="action_normaliser: expected 'minmax' or 'standard', got 'max'"):
         dataclasses.replace(s, action_normaliser="max")
+    with pytest.raises(ValueError, match="clip_sample: expected False with action_normaliser='standard'"):
+        dataclasses.replace(s, clip_sample=True)
     old = settings_for("pendulum/default", "full").to_dict()
     del old["action_normaliser"], old["clip_sample"]
     (tmp_path / "settings.json").write_text(json.dumps(old))
@@ -464,3 +466,21 @@ def test_weight_decay_reaches_every_policy_and_old_folders_read_the_old_default(
     with pytest.raises(ValueError, match="weight_decay"):
         dataclasses.replace(s, weight_decay=-1.0)
     check_missing_setting_reads_as_default(tmp_path, s, decayed, "weight_decay")
+
+
+def test_the_variants_measured_to_gain_from_standardised_actions_have_them_at_full_scale_only():
+    """Round 33: the random-target UR5s scale their actions by the standard deviation, sample unclipped and lower
+    lambda with it (the derivative targets grow with the smaller scale); the other variants and every smoke scale keep
+    Diffusion Policy's min-max range, clipped."""
+    from sobolev_warmstart.scorecard import DEFAULT_VARIANTS
+
+    standard = {"ur5/fixed_start_random_target", "ur5/random_start_random_target"}
+    for key in DEFAULT_VARIANTS:
+        full = settings_for(key, "full")
+        if key in standard:
+            assert (full.action_normaliser, full.clip_sample) == ("standard", False)
+            assert full.sobolev_weight <= 1e-3
+        else:
+            assert (full.action_normaliser, full.clip_sample) == ("minmax", True), key
+    for key in SMOKE_VARIANTS:
+        assert (settings_for(key, "smoke").action_normaliser, settings_for(key, "smoke").clip_sample) == ("minmax", True)
