@@ -329,3 +329,32 @@ def test_bad_native_files_give_clear_errors(tmp_path):
     assert "do not hold" in error(tmp_path / "cut.safetensors")
     with pytest.raises(ValueError, match="not a sobolev_warmstart policy file"):
         load_native(_write_safetensors(tmp_path / "plain.safetensors", tensors, None))
+
+
+@pytest.mark.parametrize("steps", [None, "4,0"], ids=["ddpm", "ddim"])
+def test_unclipped_sampling_exports_equal_eager(tmp_path, steps):
+    """A policy sampled without clipping its clean estimate (``clip_sample=False``, as with standardised actions):
+    the native and TorchScript forwards equal eager, the metadata says so, and the clean estimates really do leave
+    [-1, 1] here, so clipping would have changed the chunk."""
+    ds = _dataset(1)
+    policies = {}
+    for clip in (True, False):
+        p = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, diffusion=DiffusionConfig(clip_sample=clip),
+                                       denoiser="mlp", mlp=MLPConfig((32, 24))))
+        with torch.no_grad():  # large enough outputs that the clean estimate leaves [-1, 1]
+            for prm in p.parameters():
+                prm.mul_(3.0)
+        policies[clip] = p.set_sampling_steps(steps) if steps else p
+    policy = policies[False]
+    policies[True].load_state_dict(policy.state_dict())  # the same weights: only the clipping differs
+    args = _diffusion_inputs(policy, 4, seed=5)
+    with torch.no_grad():
+        ref = policy(*args).numpy()
+        clipped = policies[True](*args).numpy()
+    assert np.abs(ref - clipped).max() > 1e-2
+    runner = load_policy_runner(export_native(policy, tmp_path / "p.safetensors"))
+    module, meta = load_torchscript(export_torchscript(policy, tmp_path / "p.pt"))
+    assert load_native(tmp_path / "p.safetensors")[1]["architecture"]["clip_sample"] is False
+    _close(runner.sample_chunks(*[a.numpy() for a in args]), ref)
+    with torch.no_grad():
+        torch.testing.assert_close(module(*args).numpy(), ref)
