@@ -248,6 +248,30 @@ def test_a_standard_action_normaliser_leaves_the_other_normalisers_and_scales_th
         build_dataset(data, ChunkSpec(8, 2, 4), action_mode="robust")
 
 
+def test_a_standard_observation_normaliser_scales_the_inputs_and_their_jacobians_not_the_targets():
+    """``observation_mode="standard"``: the observations' mean and standard deviation; the action, parameter and
+    state normalisers and the derivative targets ``∂ã/∂x̃`` stay those of min-max, the observation Jacobians
+    ``∂õ/∂x̃`` follow the new scale; a bad mode names the argument."""
+    data = lqr_double_integrator(3, horizon=10, chunk_offsets=8)
+    spec = ChunkSpec(8, 2, 4)
+    minmax = build_dataset(data, spec)
+    std = build_dataset(data, spec, observation_mode="standard")
+    flat = data.observations.reshape(-1, data.observations.shape[-1])
+    np.testing.assert_allclose(std.normalisers.observation.offset, flat.mean(0))
+    np.testing.assert_allclose(std.normalisers.observation.scale, flat.std(0))
+    for k in ("action", "params", "state"):
+        np.testing.assert_array_equal(getattr(std.normalisers, k).scale, getattr(minmax.normalisers, k).scale)
+    torch.testing.assert_close(std.chunk_jac, minmax.chunk_jac)
+    torch.testing.assert_close(std.chunks, minmax.chunks)
+    ratio = minmax.normalisers.observation.scale / std.normalisers.observation.scale
+    assert np.all(ratio > 1.2)  # a standard deviation is well inside the range here
+    torch.testing.assert_close(std.obs_jac, minmax.obs_jac * torch.tensor(ratio, dtype=torch.float32)[:, None])
+    np.testing.assert_allclose(std.normalisers.observation.unnormalise(std.obs.double().numpy()),
+                               minmax.normalisers.observation.unnormalise(minmax.obs.double().numpy()), atol=1e-4)
+    with pytest.raises(ValueError, match="observation_mode: expected 'minmax', 'standard' or None, got 'robust'"):
+        build_dataset(data, spec, observation_mode="robust")
+
+
 @pytest.mark.parametrize("name,variant", [("ur5", "random_start_random_target"), ("quadrotor", "columns_3")])
 def test_relative_chunks_on_state_tasks_subtract_the_current_state_and_its_jacobian(solved, name, variant):
     """On a state-action task the last known action is the features of the current state, a_{t0-1} = g(x_{t0});

@@ -302,11 +302,13 @@ def test_action_normaliser_and_clip_sample_reach_the_dataset_and_the_diffusion_p
         dataclasses.replace(s, action_normaliser="max")
     with pytest.raises(ValueError, match="clip_sample: expected False with action_normaliser='standard'"):
         dataclasses.replace(s, clip_sample=True)
+    with pytest.raises(ValueError, match="observation_normaliser: expected 'minmax' or 'standard', got 'max'"):
+        dataclasses.replace(s, observation_normaliser="max")
     old = settings_for("pendulum/default", "full").to_dict()
-    del old["action_normaliser"], old["clip_sample"]
+    del old["action_normaliser"], old["clip_sample"], old["observation_normaliser"]
     (tmp_path / "settings.json").write_text(json.dumps(old))
     loaded = load_settings(tmp_path)
-    assert (loaded.action_normaliser, loaded.clip_sample) == ("minmax", True)
+    assert (loaded.action_normaliser, loaded.clip_sample, loaded.observation_normaliser) == ("minmax", True, "minmax")
 
 
 def test_sobolev_cap_quantile_reaches_sob_diff_only_and_old_folders_resume_without_it(tmp_path):
@@ -344,7 +346,7 @@ def test_ablation_rows_reuse_a_training_set_only_across_settings_it_does_not_dep
     fields = {f.name for f in dataclasses.fields(ScorecardSettings)}
     read_by_collect = {"task", "variant", "scale", "consolidate_neighbours", "consolidate_rounds", "horizon",
                        "history", "action_steps", "time_to_go", "relative_actions", "action_normaliser",
-                       "symmetry_copies", "parameter_sobolev"} | ablation.COLLECTION_KEYS  # the last two: normalisers
+                       "observation_normaliser", "symmetry_copies", "parameter_sobolev"} | ablation.COLLECTION_KEYS  # the last two: normalisers
     assert not ablation.TRAINING_ONLY_KEYS & read_by_collect
     assert ablation.TRAINING_ONLY_KEYS | read_by_collect == fields
 

@@ -498,17 +498,23 @@ class Normalisers:
 
     @classmethod
     def fit(cls, data: TrajectoryData, mode: str = "minmax", state_scale=None,
-            spec: ChunkSpec | None = None, action_mode: str | None = None) -> "Normalisers":
+            spec: ChunkSpec | None = None, action_mode: str | None = None,
+            observation_mode: str | None = None) -> "Normalisers":
         """Fit on ``data``. The state tangent scale is fitted on ``xs`` when ``nx == ndx`` (Euclidean-like
         coordinates), else it is one unless ``state_scale (ndx,)`` is given. With ``spec.relative_actions`` the action
         normaliser is fitted on the chunks' actions relative to their last known action (:class:`ChunkSpec`).
         ``action_mode``: the action normaliser's mode when it differs from ``mode`` (None: ``mode``); a
         ``"standard"`` action normaliser maps the actions beyond [-1, 1], so a diffusion policy trained on it should
-        sample without clipping (``DiffusionConfig.clip_sample``)."""
+        sample without clipping (``DiffusionConfig.clip_sample``). ``observation_mode``: likewise the observation
+        normaliser's mode (the network's input; the derivative targets ``∂ã/∂x̃`` do not depend on it, the
+        observation Jacobians ``∂õ/∂x̃`` follow it)."""
         t = data.task
         action_mode = mode if action_mode is None else action_mode
         if action_mode not in ("minmax", "standard"):
             raise ValueError(f"action_mode: expected 'minmax', 'standard' or None, got {action_mode!r}")
+        observation_mode = mode if observation_mode is None else observation_mode
+        if observation_mode not in ("minmax", "standard"):
+            raise ValueError(f"observation_mode: expected 'minmax', 'standard' or None, got {observation_mode!r}")
         if state_scale is not None:
             s = _check_array("state_scale", state_scale, (t.ndx,))
             state = Normaliser(np.zeros(t.ndx), s)
@@ -524,7 +530,7 @@ class Normalisers:
             actions = np.concatenate([data.actions.reshape(-1, t.na), data.initial_actions])
         return cls(
             action=Normaliser.fit(actions, action_mode),
-            observation=Normaliser.fit(data.observations, mode),
+            observation=Normaliser.fit(data.observations, observation_mode),
             params=Normaliser.fit(data.params, mode),
             state=state,
         )
@@ -645,9 +651,9 @@ class ChunkDataset:
 
 def build_dataset(data: TrajectoryData, spec: ChunkSpec | None = None, *, normalisers: Normalisers | None = None,
                   mode: str = "minmax", state_scale=None, only_converged: bool = True,
-                  action_mode: str | None = None) -> ChunkDataset:
+                  action_mode: str | None = None, observation_mode: str | None = None) -> ChunkDataset:
     """Chunk dataset from solved trajectories. Normalisers are fitted on the (kept) data unless given
-    (:meth:`Normalisers.fit`: ``mode``, ``action_mode``, ``state_scale``).
+    (:meth:`Normalisers.fit`: ``mode``, ``action_mode``, ``observation_mode``, ``state_scale``).
     With ``only_converged`` (default), instances whose ``converged`` flag is False are dropped."""
     if not isinstance(data, TrajectoryData):
         raise TypeError(f"data: expected a TrajectoryData, got {type(data).__name__}")
@@ -659,7 +665,8 @@ def build_dataset(data: TrajectoryData, spec: ChunkSpec | None = None, *, normal
             raise ValueError("data: no converged instance to train on (converged is all False)")
         data = data.select(data.converged)
     if normalisers is None:
-        normalisers = Normalisers.fit(data, mode=mode, state_scale=state_scale, spec=spec, action_mode=action_mode)
+        normalisers = Normalisers.fit(data, mode=mode, state_scale=state_scale, spec=spec, action_mode=action_mode,
+                                      observation_mode=observation_mode)
     return ChunkDataset(data=data, spec=spec, normalisers=normalisers)
 
 

@@ -140,7 +140,9 @@ class ScorecardSettings:
     action_normaliser: ``"minmax"`` (Diffusion Policy's: the actions' range onto [-1, 1]) or ``"standard"`` (mean and
     standard deviation; :meth:`~sobolev_warmstart.data.Normalisers.fit`); clip_sample: the diffusion policies clip
     their clean estimate to [-1, 1] while sampling (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; turn it off
-    with a standard normaliser, whose actions reach beyond). shuffle_exchangeable_params: training sees the quadrotor's
+    with a standard normaliser, whose actions reach beyond). observation_normaliser: the same choice for the
+    observation normaliser, the network's input (the derivative targets do not depend on it).
+    shuffle_exchangeable_params: training sees the quadrotor's
     columns in a random order per sample; ema_power: Diff and Sob+Diff are the moving average of their
     weights (:class:`~sobolev_warmstart.train.TrainConfig`, None: the last weights). consolidate_neighbours /
     consolidate_rounds: the collected trajectories are consolidated before anything trains on them or looks them up
@@ -192,6 +194,7 @@ class ScorecardSettings:
     relative_actions: bool = False
     action_normaliser: str = "minmax"
     clip_sample: bool = True
+    observation_normaliser: str = "minmax"
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     consolidate_neighbours: int = 0
@@ -205,6 +208,9 @@ class ScorecardSettings:
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
         if self.action_normaliser not in ("minmax", "standard"):
             raise ValueError(f"action_normaliser: expected 'minmax' or 'standard', got {self.action_normaliser!r}")
+        if self.observation_normaliser not in ("minmax", "standard"):
+            raise ValueError("observation_normaliser: expected 'minmax' or 'standard', got "
+                             f"{self.observation_normaliser!r}")
         if self.action_normaliser == "standard" and self.clip_sample:
             # standardised actions reach beyond [-1, 1] (the braking steps: several deviations); clipping the clean
             # estimate there would cut the very steps the scale is chosen for, silently
@@ -503,7 +509,7 @@ def _collect(task: Task, s: ScorecardSettings, folder: Path, threads: int, say: 
         raise RuntimeError(f"tasks: {s.key}: none of the {s.train_instances} training solves converged within "
                            f"max_iters = {s.max_iters}: nothing to train on")
     dataset = build_dataset(TrajectoryData(task=TaskInfo.from_task(task), **traj), s.chunk(),
-                            action_mode=s.action_normaliser)
+                            action_mode=s.action_normaliser, observation_mode=s.observation_normaliser)
     metrics = collect_metrics(per)
     info = {"instances": s.train_instances, "seed": s.train_seed, "accepted": metrics["accepted"],
             "default": metrics["default"]}
@@ -546,7 +552,8 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
         policy, _, _ = load_checkpoint(folder / "checkpoint")
         export_native(policy, export)
         return export
-    dataset = build_dataset(data, s.chunk(), normalisers=normalisers, action_mode=s.action_normaliser)
+    dataset = build_dataset(data, s.chunk(), normalisers=normalisers, action_mode=s.action_normaliser,
+                            observation_mode=s.observation_normaliser)
     config = s.train_config(method, len(dataset), folder / "checkpoint")
     say(f"  train {METHOD_LABELS[method]} on {data.num_instances} trajectories ({len(dataset)} chunks, "
         f"{config.epochs} epochs)")
