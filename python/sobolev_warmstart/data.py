@@ -427,6 +427,19 @@ def last_action_jacobians(data: TrajectoryData) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ normaliser
+#: The scales a normaliser can fit: Diffusion Policy's range onto [-1, 1], or mean and standard deviation.
+NORMALISER_MODES = ("minmax", "standard")
+
+
+def check_normaliser_mode(name: str, value: Any, none_means_default: bool = False) -> str:
+    """``value`` if it is one of :data:`NORMALISER_MODES`, else ``ValueError`` naming ``name`` (and None among the
+    expected values where the caller reads it as its default)."""
+    if value not in NORMALISER_MODES:
+        expected = "'minmax', 'standard' or None" if none_means_default else "'minmax' or 'standard'"
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
 @dataclass
 class Normaliser:
     """Affine per-dimension map ``x̃ = (x - offset) / scale``.
@@ -458,13 +471,11 @@ class Normaliser:
         if d == 0 or data.size == 0:
             return cls(np.zeros(d), np.ones(d))
         flat = data.reshape(-1, d)
-        if mode == "minmax":
+        if check_normaliser_mode("mode", mode) == "minmax":
             lo, hi = flat.min(0), flat.max(0)
             offset, scale = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        elif mode == "standard":
-            offset, scale = flat.mean(0), flat.std(0)
         else:
-            raise ValueError(f"mode: expected 'minmax' or 'standard', got {mode!r}")
+            offset, scale = flat.mean(0), flat.std(0)
         scale = np.where(scale > eps, scale, 1.0)
         return cls(offset, scale)
 
@@ -509,12 +520,9 @@ class Normalisers:
         normaliser's mode (the network's input; the derivative targets ``∂ã/∂x̃`` do not depend on it, the
         observation Jacobians ``∂õ/∂x̃`` follow it)."""
         t = data.task
-        action_mode = mode if action_mode is None else action_mode
-        if action_mode not in ("minmax", "standard"):
-            raise ValueError(f"action_mode: expected 'minmax', 'standard' or None, got {action_mode!r}")
-        observation_mode = mode if observation_mode is None else observation_mode
-        if observation_mode not in ("minmax", "standard"):
-            raise ValueError(f"observation_mode: expected 'minmax', 'standard' or None, got {observation_mode!r}")
+        action_mode = check_normaliser_mode("action_mode", mode if action_mode is None else action_mode, True)
+        observation_mode = check_normaliser_mode("observation_mode",
+                                                 mode if observation_mode is None else observation_mode, True)
         if state_scale is not None:
             s = _check_array("state_scale", state_scale, (t.ndx,))
             state = Normaliser(np.zeros(t.ndx), s)

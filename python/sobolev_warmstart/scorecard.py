@@ -72,7 +72,7 @@ from .baselines import BASELINES, NearestNeighbourLookup
 from .config import _check_int, _check_symmetry
 from .consolidate import consolidate_dataset
 from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
-                   load_dataset, save_dataset)
+                   check_normaliser_mode, load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_native
 from .diffusion import DiffusionConfig, check_sampling_steps
@@ -206,11 +206,8 @@ class ScorecardSettings:
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
-        if self.action_normaliser not in ("minmax", "standard"):
-            raise ValueError(f"action_normaliser: expected 'minmax' or 'standard', got {self.action_normaliser!r}")
-        if self.observation_normaliser not in ("minmax", "standard"):
-            raise ValueError("observation_normaliser: expected 'minmax' or 'standard', got "
-                             f"{self.observation_normaliser!r}")
+        check_normaliser_mode("action_normaliser", self.action_normaliser)
+        check_normaliser_mode("observation_normaliser", self.observation_normaliser)
         if self.action_normaliser == "standard" and self.clip_sample:
             # standardised actions reach beyond [-1, 1] (the braking steps: several deviations); clipping the clean
             # estimate there would cut the very steps the scale is chosen for, silently
