@@ -152,6 +152,34 @@ def test_bad_arguments_name_the_argument(tmp_path, capsys):
     assert exc.value.code == 2 and "--scale" in capsys.readouterr().err
 
 
+def test_test_seed_draws_other_held_out_instances_from_the_same_training_set(smoke, tmp_path, capsys):
+    """``test_seed`` (``--test-seed``) replaces every variant's held-out seed: the same training trajectories and
+    policies, other held-out instances; it is written into the command and the table, and a seed equal to the
+    training seed, a negative one, or a folder of the default seed are refused by name."""
+    out, _, _ = smoke
+    files = scorecard(tmp_path, "smoke", ["pendulum"], threads=1, progress=False, machine="m", test_seed=4242)
+    folder, base = tmp_path / "pendulum" / "default", out / "pendulum" / "default"
+    assert load_settings(folder).test_seed == 4242 and load_settings(base).test_seed == 1_000_000
+    from sobolev_warmstart.data import load_dataset
+    trained = [load_dataset(f / "collect" / "trajectories.npz").data.xs for f in (folder, base)]
+    assert np.array_equal(*trained)  # the same training set
+    new, old = np.load(folder / "per_instance.npz"), np.load(base / "per_instance.npz")
+    assert new["to_cost"].shape == old["to_cost"].shape and not np.allclose(new["to_cost"], old["to_cost"])
+    md = files["markdown"].read_text()
+    assert "--test-seed 4242" in md and "held-out instances (seed 4242," in md
+    with pytest.raises(ValueError, match=r"test_seed: expected a seed other than the training instances' "
+                                         r"\(train_seed = 0\), got 0"):
+        scorecard(tmp_path / "a", "smoke", ["pendulum"], test_seed=0)
+    with pytest.raises(ValueError, match="test_seed: expected an integer >= 0, got -1"):
+        scorecard(tmp_path / "a", "smoke", ["pendulum"], test_seed=-1)
+    with pytest.raises(ValueError, match=r"out_dir: .* differing in test_seed \(saved 1000000, now 7\)"):
+        scorecard(out, "smoke", ["pendulum"], test_seed=7)
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["scorecard", "--scale", "smoke", "--test-seed", "-3"])
+    assert exc.value.code == 2 and "--test-seed" in capsys.readouterr().err
+
+
 def test_consolidated_collection_trains_on_the_cheaper_solutions(tmp_path):
     """With consolidate_neighbours, the saved training set is the consolidated one (never costlier per instance than
     TO alone's), collect.json says what consolidation did, and bad values are refused by name."""

@@ -267,7 +267,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_scorecard(args: argparse.Namespace) -> int:
     from .scorecard import scorecard
     try:
-        files = scorecard(args.out, args.scale, args.tasks, threads=args.threads, progress=not args.quiet)
+        files = scorecard(args.out, args.scale, args.tasks, threads=args.threads, progress=not args.quiet,
+                          test_seed=args.test_seed)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume (finished stages are kept)", file=sys.stderr)
         return 130
@@ -430,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: runs/scorecard-<scale>)")
     p.add_argument("--threads", type=_non_negative_int, default=0,
                    help="solver/rollout threads of the untimed stages (0: all cores); the timed evaluation runs on one")
+    p.add_argument("--test-seed", type=_non_negative_int, default=None, metavar="SEED",
+                   help="seed of the held-out instances (default: 1000000), to check the figures on instances of "
+                   "your own choosing; use a fresh --out")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_scorecard)
     return parser

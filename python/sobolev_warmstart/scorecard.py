@@ -203,6 +203,11 @@ class ScorecardSettings:
     parameter_sobolev: float = 0.0
 
     def __post_init__(self) -> None:
+        _check_int("train_seed", self.train_seed, 0)
+        _check_int("test_seed", self.test_seed, 0)
+        if self.test_seed == self.train_seed:  # the held-out instances would be the training ones
+            raise ValueError(f"test_seed: expected a seed other than the training instances' (train_seed = "
+                             f"{self.train_seed}), got {self.test_seed!r}")
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
@@ -816,6 +821,7 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
                   _fmt(d["stage_time_s"], 1, ".1f")] for d in docs]
     total = sum(d["stage_time_s"] for d in docs)
     scales = sorted({d["scale"] for d in docs})
+    test_seeds = ", ".join(str(v) for v in sorted({int(d["settings"].get("test_seed", 1_000_000)) for d in docs}))
     consolidated = [f"{d['task']}/{d['variant']}" for d in docs if d["settings"].get("consolidate_neighbours", 0) > 0]
     consolidation = (" The training solutions are consolidated (each re-solved from its nearest instances' solutions, "
                      "the cheapest converged kept; normalisers of TO alone's solutions) on "
@@ -826,7 +832,7 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
              f"Machine: {machine}", "",
              "Per variant: TO alone collects the training trajectories (converged solves only); Diff and Sob+Diff are "
              "trained on the same trajectories with the same budget (network, epochs, seed); every method is "
-             "evaluated on held-out instances (a seed never used for training), its guess refined by the same "
+             f"evaluated on held-out instances (seed {test_seeds}, never used for training), its guess refined by the same "
              "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start."
              + consolidation, "",
              "- policy/TO: per instance, the objective along the method's guess over TO alone's converged cost "
@@ -889,10 +895,12 @@ def _plot(rows: Sequence[dict], path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ runner
-def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int) -> str:
+def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int, test_seed: int | None = None) -> str:
     parts = ["sobolev-warmstart", "scorecard", "--scale", scale, "--out", str(out_dir)]
     if tasks is not None:
         parts += ["--tasks", *tasks]
+    if test_seed is not None:
+        parts += ["--test-seed", str(test_seed)]
     if threads:
         parts += ["--threads", str(threads)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -900,13 +908,17 @@ def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int) -> 
 
 def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
               tasks: Sequence[str] | None = None, *, threads: int = 0, progress: bool = True,
-              machine: str | None = None) -> dict[str, Path]:
+              machine: str | None = None, test_seed: int | None = None) -> dict[str, Path]:
     """Run (or resume) the scorecard of ``tasks`` (``"task/variant"`` strings, a bare task name meaning its default
     variant; default: :data:`DEFAULT_VARIANTS` at ``scale="full"``, :data:`SMOKE_VARIANTS` at ``"smoke"``) into
     ``out_dir`` (default ``runs/scorecard-<scale>``), then write ``scorecard.md``, ``scorecard.csv`` and
     ``scorecard.png`` there; returns their paths. ``threads``: solver and rollout threads of the untimed stages
     (collection, consolidation, the sample-efficiency subsets; 0: all cores; results do not depend on it); the
-    timed evaluation runs on one thread, and training uses one torch thread. Bad arguments raise ``ValueError``
+    timed evaluation runs on one thread, and training uses one torch thread. ``test_seed``: the seed of every
+    variant's held-out instances instead of its default (1,000,000), to check the figures on instances of your own
+    choosing (collection and training do not depend on it: a fresh ``out_dir`` trains the default run's policies
+    again; a folder of the default seed is refused, as a folder of any other settings). Bad arguments
+    raise ``ValueError``
     naming them before anything runs. A variant that fails at run time (``RuntimeError``: none of its training
     solves converged) is listed in ``scorecard.md`` and in the returned ``"failed"`` ({variant: message}); the others
     go on."""
@@ -921,6 +933,8 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
     keys = [f"{t}/{v}" for t, v in parse_variants(tasks if tasks is not None else
                                                    (SMOKE_VARIANTS if scale == "smoke" else DEFAULT_VARIANTS))]
     settings = [settings_for(k, scale) for k in keys]  # validates every variant before anything runs
+    if test_seed is not None:
+        settings = [dataclasses.replace(s, test_seed=test_seed) for s in settings]  # validated by the settings
     for s in settings:  # a folder of other settings is refused before anything runs
         folder = Path(out_dir) / s.task / s.variant
         if (folder / "settings.json").exists():
@@ -935,7 +949,7 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
             say(f"{key}: failed: {exc}")
     if not docs:
         raise RuntimeError(f"tasks: no variant finished: {failed}")
-    files = write_scorecard(out_dir, docs, _command(out_dir, scale, tasks, threads), machine, failed)
+    files = write_scorecard(out_dir, docs, _command(out_dir, scale, tasks, threads, test_seed), machine, failed)
     return {**files, "failed": failed}
 
 
