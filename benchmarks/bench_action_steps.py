@@ -27,15 +27,18 @@ from sobolev_warmstart.scorecard import load_settings
 from sobolev_warmstart.warmstart import refine_rollouts
 
 
-def held_out(folder: Path, test_seed: int | None):
+def held_out(folder: Path, test_seed: int | None, instances: int | None = None):
     """``(settings, task, x0s, params)``: a scorecard variant folder's settings, task and held-out instances (of
-    ``test_seed``, default the folder's own; never its training seed)."""
+    ``test_seed``, default the folder's own; never its training seed; ``instances`` of them, default the folder's
+    count)."""
     s = load_settings(folder)
     task = sw.make_task(s.task, s.variant)
     test_seed = s.test_seed if test_seed is None else test_seed
     if test_seed == s.train_seed:
         raise SystemExit(f"--test-seed: {test_seed} is the training seed of {folder}")
-    x0s, params = task.sample_instances(s.test_instances, seed=test_seed)
+    if instances is not None and instances < 1:
+        raise SystemExit(f"--instances: expected at least 1, got {instances}")
+    x0s, params = task.sample_instances(s.test_instances if instances is None else instances, seed=test_seed)
     return s, task, x0s, params
 
 
