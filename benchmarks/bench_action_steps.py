@@ -15,6 +15,7 @@ scorecard).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -33,12 +34,14 @@ def held_out(folder: Path, test_seed: int | None, instances: int | None = None):
     count)."""
     s = load_settings(folder)
     task = sw.make_task(s.task, s.variant)
-    test_seed = s.test_seed if test_seed is None else test_seed
-    if test_seed == s.train_seed:
-        raise SystemExit(f"--test-seed: {test_seed} is the training seed of {folder}")
+    if test_seed is not None:
+        try:  # the settings refuse a held-out seed equal to the training seed
+            s = dataclasses.replace(s, test_seed=test_seed)
+        except ValueError as exc:
+            raise SystemExit(f"--test-seed: {exc} ({folder})") from None
     if instances is not None and instances < 1:
         raise SystemExit(f"--instances: expected at least 1, got {instances}")
-    x0s, params = task.sample_instances(s.test_instances if instances is None else instances, seed=test_seed)
+    x0s, params = task.sample_instances(s.test_instances if instances is None else instances, seed=s.test_seed)
     return s, task, x0s, params
 
 

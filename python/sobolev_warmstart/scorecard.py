@@ -821,7 +821,7 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
                   _fmt(d["stage_time_s"], 1, ".1f")] for d in docs]
     total = sum(d["stage_time_s"] for d in docs)
     scales = sorted({d["scale"] for d in docs})
-    test_seeds = ", ".join(str(v) for v in sorted({int(d["settings"].get("test_seed", 1_000_000)) for d in docs}))
+    test_seeds = ", ".join(str(v) for v in sorted({int(d["settings"]["test_seed"]) for d in docs}))
     consolidated = [f"{d['task']}/{d['variant']}" for d in docs if d["settings"].get("consolidate_neighbours", 0) > 0]
     consolidation = (" The training solutions are consolidated (each re-solved from its nearest instances' solutions, "
                      "the cheapest converged kept; normalisers of TO alone's solutions) on "
