@@ -32,12 +32,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from sobolev_warmstart.data import link_file, link_tree
 from sobolev_warmstart.scorecard import run_variant, settings_for
 
 
@@ -74,20 +73,6 @@ TRAINING_ONLY_KEYS = frozenset({
     "denoiser", "mlp_dims", "unet_dims", "n_groups", "step_embed_dim", "past_actions", "diffusion_steps", "sampling_steps",
     "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions", "test_instances", "test_seed",
     "seeds", "divergence_bound"})
-
-
-def link_file(src: str | Path, dst: str | Path) -> None:
-    """A hard link of ``src`` at ``dst``, or a copy where the file system has none (the benchmarks' finished files
-    are never written in place: every stage writes a new file and renames it, so a link shares nothing later)."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def link_tree(src: Path, dst: Path) -> None:
-    """``src``'s tree at ``dst`` (which must not exist), each file hard-linked (:func:`link_file`)."""
-    shutil.copytree(src, dst, copy_function=link_file)
 
 
 def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:

@@ -180,6 +180,60 @@ def test_test_seed_draws_other_held_out_instances_from_the_same_training_set(smo
     assert exc.value.code == 2 and "--test-seed" in capsys.readouterr().err
 
 
+def test_trained_from_reuses_the_training_set_and_policies_and_evaluates_other_held_out_instances(smoke, tmp_path,
+                                                                                                   capsys):
+    """``trained_from`` (``--trained-from``) with ``test_instances``/``test_seed``: the other scorecard's training set,
+    policies and subset policies are reused byte for byte (nothing trained, the source untouched), the evaluation
+    runs on the requested held-out instances, and the command and table say so; a source that is missing,
+    unfinished, of other settings, or the output folder itself is refused by name before anything runs."""
+    out, _, _ = smoke
+    base = out / "pendulum" / "default"
+    source_files = _stage_files(out)
+    new = tmp_path / "more"
+    files = scorecard(new, "smoke", ["pendulum"], threads=1, progress=False, machine="m", test_seed=4243,
+                      test_instances=5, trained_from=out)
+    assert _stage_files(out) == source_files  # the source is read, never written
+    folder = new / "pendulum" / "default"
+    s = load_settings(folder)
+    assert (s.test_seed, s.test_instances) == (4243, 5) and load_settings(base).test_instances == 3
+    reused = ["collect/trajectories.npz", "collect/collect.json", "diff/policy_export.safetensors", "diff/train.json",
+              "sob_diff/policy_export.safetensors", "sob_diff/train.json"]
+    reused += [str(p.relative_to(base)) for p in base.glob("subsets/n*/*") if p.name != "result.json" and p.is_file()]
+    for rel in reused:
+        assert (folder / rel).read_bytes() == (base / rel).read_bytes(), rel
+    per = np.load(folder / "per_instance.npz")
+    assert per["to_cost"].shape == (5 * len(s.seeds),)
+    doc = json.loads((folder / "result.json").read_text())
+    assert {r["instances"] for r in doc["rows"]} == {5 * len(s.seeds)}
+    assert doc["trained_from"] == str(base)
+    md = files["markdown"].read_text()
+    assert "--test-instances 5" in md and f"--trained-from {out}" in md and "held-out instances (seed 4243," in md
+    assert "reused from" in md and f"{s.train_instances} / 5" in md
+
+    # refusals, each before anything is written
+    bad = tmp_path / "bad"
+    with pytest.raises(ValueError, match="trained_from: expected a finished scorecard's folder, got .*not a folder"):
+        scorecard(bad, "smoke", ["pendulum"], trained_from=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="trained_from: expected another scorecard's folder than out_dir"):
+        scorecard(out, "smoke", ["pendulum"], trained_from=out)
+    with pytest.raises(ValueError, match="trained_from: .* holds no scorecard of ur5/fixed_start_random_target"):
+        scorecard(bad, "smoke", ["ur5/fixed_start_random_target"], trained_from=out)
+    with pytest.raises(ValueError, match=r"trained_from: .* was trained with other settings, differing in .*scale "
+                                         r"\(saved 'smoke', now 'full'\)"):
+        scorecard(bad, "full", ["pendulum"], trained_from=out)
+    partial = tmp_path / "partial" / "pendulum" / "default"
+    partial.mkdir(parents=True)
+    (partial / "settings.json").write_bytes((base / "settings.json").read_bytes())
+    with pytest.raises(ValueError, match="trained_from: .* has not finished"):
+        scorecard(bad, "smoke", ["pendulum"], trained_from=tmp_path / "partial")
+    with pytest.raises(ValueError, match="test_instances: expected an integer >= 1, got 0"):
+        scorecard(bad, "smoke", ["pendulum"], test_instances=0)
+    assert not bad.exists()
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["scorecard", "--scale", "smoke", "--test-instances", "0"])
+    assert exc.value.code == 2 and "--test-instances" in capsys.readouterr().err
+
+
 def test_consolidated_collection_trains_on_the_cheaper_solutions(tmp_path):
     """With consolidate_neighbours, the saved training set is the consolidated one (never costlier per instance than
     TO alone's), collect.json says what consolidation did, and bad values are refused by name."""

@@ -268,7 +268,8 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     from .scorecard import scorecard
     try:
         files = scorecard(args.out, args.scale, args.tasks, threads=args.threads, progress=not args.quiet,
-                          test_seed=args.test_seed)
+                          test_seed=args.test_seed, test_instances=args.test_instances,
+                          trained_from=args.trained_from)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume (finished stages are kept)", file=sys.stderr)
         return 130
@@ -433,7 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="solver/rollout threads of the untimed stages (0: all cores); the timed evaluation runs on one")
     p.add_argument("--test-seed", type=_non_negative_int, default=None, metavar="SEED",
                    help="seed of the held-out instances (default: 1000000), to check the figures on instances of "
-                   "your own choosing; use a fresh --out")
+                   "your own choosing; use a fresh --out (with --trained-from, nothing is trained again)")
+    p.add_argument("--test-instances", type=_positive_int, default=None, metavar="N",
+                   help="number of held-out instances of every variant (default: its own, 32 at full scale); "
+                   "warm-start iterations are heavy-tailed, and 32 instances decide only large gaps")
+    p.add_argument("--trained-from", default=None, metavar="DIR",
+                   help="a finished scorecard's --out with the same scale: reuse its training sets and policies "
+                   "(hard links), so a new --test-seed or --test-instances costs only the evaluation")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_scorecard)
     return parser

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ __all__ = [
     "save_dataset",
     "load_dataset",
     "atomic_write_bytes",
+    "link_file",
+    "link_tree",
 ]
 
 #: Version of the saved dataset layout; bump when the arrays or header change meaning.
@@ -83,6 +86,22 @@ def atomic_write_bytes(path: str | os.PathLike, writer) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def link_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """A hard link of ``src`` at ``dst``, or a copy where the file system has none. Finished files of this package
+    are never written in place (every stage writes a new file and renames it, :func:`atomic_write_bytes`), so a
+    link shares nothing later."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def link_tree(src: str | os.PathLike, dst: str | os.PathLike, ignore=None) -> None:
+    """``src``'s tree at ``dst`` (which must not exist), each file hard-linked (:func:`link_file`); ``ignore`` as
+    :func:`shutil.copytree`'s."""
+    shutil.copytree(src, dst, copy_function=link_file, ignore=ignore)
 
 
 # ------------------------------------------------------------------------------------------ task, data

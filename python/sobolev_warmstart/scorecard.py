@@ -46,6 +46,10 @@ loses at most one collection batch or one training epoch)::
     <task>/<variant>/evaluation.json, per_instance.npz
     <task>/<variant>/subsets/n<k>/...     Sob+Diff on the first k trajectories: checkpoint, export, result.json
     <task>/<variant>/result.json         the variant's rows (written last: the variant is done)
+
+With ``trained_from`` (``--trained-from``), ``collect/``, the policies and the subsets' policies are hard links to
+another finished scorecard's, and only the held-out evaluation (stages 3-4's rollouts) runs: how the same policies
+fare on another ``test_seed`` or on more ``test_instances``.
     scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
@@ -72,7 +76,7 @@ from .baselines import BASELINES, NearestNeighbourLookup
 from .config import _check_int, _check_symmetry
 from .consolidate import consolidate_dataset
 from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
-                   check_normaliser_mode, load_dataset, save_dataset)
+                   check_normaliser_mode, link_tree, load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_native
 from .diffusion import DiffusionConfig, check_sampling_steps
@@ -106,6 +110,9 @@ _LEARNED = ("diff", "sob_diff")
 _EXPORT = "policy_export.safetensors"  # the native C++ forward (export.export_native)
 _FORMAT = "sobolev_warmstart.scorecard"
 _FORMAT_VERSION = 1
+#: Settings only the held-out evaluation reads (stages 3 and 4's rollouts): a scorecard that differs from another in
+#: nothing else reuses its training set and policies (``trained_from``).
+EVALUATION_KEYS = frozenset({"test_instances", "test_seed", "seeds"})
 
 Progress = Callable[[str], None]
 
@@ -205,6 +212,7 @@ class ScorecardSettings:
     def __post_init__(self) -> None:
         _check_int("train_seed", self.train_seed, 0)
         _check_int("test_seed", self.test_seed, 0)
+        _check_int("test_instances", self.test_instances, 1)
         if self.test_seed == self.train_seed:  # the held-out instances would be the training ones
             raise ValueError(f"test_seed: expected a seed other than the training instances' (train_seed = "
                              f"{self.train_seed}), got {self.test_seed!r}")
@@ -470,22 +478,56 @@ def load_settings(folder: str | os.PathLike) -> ScorecardSettings:
     return ScorecardSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
 
 
+def _settings_diffs(path: Path, settings: ScorecardSettings, ignore: frozenset = frozenset()) -> str:
+    """The settings (not in ``ignore``) in which the ``settings.json`` at ``path`` differs from ``settings``, listed
+    as ``key (saved ..., now ...)``; empty if none."""
+    now = settings.to_dict()
+    raw = _read_json(path)
+    saved = {k: v for k, v in _completed_settings(raw).items() if k in now or k in raw}
+    diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k) and k not in ignore]
+    if saved.get("denoiser") == now.get("denoiser") == "unet":  # the MLP's widths do not shape a U-Net
+        diffs = [k for k in diffs if k != "mlp_dims"]
+    return "; ".join(f"{k} (saved {saved.get(k)!r}, now {now.get(k)!r})" for k in diffs)
+
+
 def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
     """Write ``settings.json`` on first use; refuse a folder holding results of other settings."""
     path = folder / "settings.json"
-    now = settings.to_dict()
     if path.exists():
-        raw = _read_json(path)
-        saved = {k: v for k, v in _completed_settings(raw).items() if k in now or k in raw}
-        diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-        if saved.get("denoiser") == now.get("denoiser") == "unet":  # the MLP's widths do not shape a U-Net
-            diffs = [k for k in diffs if k != "mlp_dims"]
-        if diffs:
-            listed = "; ".join(f"{k} (saved {saved.get(k)!r}, now {now.get(k)!r})" for k in diffs)
+        listed = _settings_diffs(path, settings)
+        if listed:
             raise ValueError(f"out_dir: {folder} holds a scorecard of other settings, differing in {listed}; use "
                              f"another out_dir (or delete {folder} to redo the variant)")
     else:
-        _write_json(path, now)
+        _write_json(path, settings.to_dict())
+
+
+def _check_trained_from(source: Path, settings: ScorecardSettings) -> None:
+    """Refuse to reuse ``source`` (a variant's folder in another scorecard) unless it finished with the same settings
+    but :data:`EVALUATION_KEYS`."""
+    if not (source / "settings.json").is_file():
+        raise ValueError(f"trained_from: {source.parent.parent} holds no scorecard of {settings.key} "
+                         f"(no {source / 'settings.json'})")
+    listed = _settings_diffs(source / "settings.json", settings, EVALUATION_KEYS)
+    if listed:
+        raise ValueError(f"trained_from: {source} was trained with other settings, differing in {listed}; only "
+                         f"{', '.join(sorted(EVALUATION_KEYS))} may differ")
+    if not (source / "result.json").is_file():
+        raise ValueError(f"trained_from: {source} has not finished (no result.json); run its own command to the end "
+                         "first")
+
+
+def _reuse_training(source: Path, folder: Path) -> None:
+    """Hard-link (or copy) a finished variant's training set (``collect/``), its Diff and Sob+Diff policies and its
+    sample-efficiency subsets' policies into ``folder``, where not there yet. The held-out results (``result.json``,
+    ``per_instance.npz``, the subsets' ``result.json``) are not: they are evaluated again on the new instances."""
+    for name in ("collect", *_LEARNED):
+        if not (folder / name).exists():
+            link_tree(source / name, folder / name)
+    for sub in sorted((source / "subsets").glob("n*")):
+        if (sub / "train.json").exists() and not (folder / "subsets" / sub.name).exists():
+            link_tree(sub, folder / "subsets" / sub.name, ignore=lambda _d, names: [n for n in names
+                                                                                   if n == "result.json"])
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -719,12 +761,18 @@ def variant_rows(per: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, threads: int = 0,
-                progress: Progress | None = None, settings: ScorecardSettings | None = None) -> dict:
+                progress: Progress | None = None, settings: ScorecardSettings | None = None,
+                trained_from: str | os.PathLike | None = None) -> dict:
     """Run (or resume) the scorecard of one ``task/variant`` under ``out_dir/<task>/<variant>/``; returns its
-    ``result.json`` document (rows, sample efficiency, times). ``settings`` replaces :func:`settings_for`'s."""
+    ``result.json`` document (rows, sample efficiency, times). ``settings`` replaces :func:`settings_for`'s.
+    ``trained_from``: another scorecard's folder whose finished variant differs only in :data:`EVALUATION_KEYS`; its
+    training set and policies are reused (hard links) and only the held-out evaluation runs."""
     s = settings if settings is not None else settings_for(key, scale)
     say = progress or (lambda _msg: None)
     folder = Path(out_dir) / s.task / s.variant
+    source = Path(trained_from) / s.task / s.variant if trained_from is not None else None
+    if source is not None:
+        _check_trained_from(source, s)
     folder.mkdir(parents=True, exist_ok=True)
     _check_settings(folder, s)
     result_path = folder / "result.json"
@@ -732,6 +780,9 @@ def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, t
         say(f"{s.key}: done (skipped)")
         return _read_json(result_path)
     say(f"{s.key} ({s.scale})")
+    if source is not None:
+        say(f"  training set and policies from {source}")
+        _reuse_training(source, folder)
     t0 = time.perf_counter()
     task = make_task(s.task, s.variant)
     collected = _collect(task, s, folder / "collect", threads, say)
@@ -750,7 +801,7 @@ def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, t
            "trained_trajectories": int(data.num_instances),
            "epochs": _read_json(folder / "sob_diff" / "train.json")["epochs"], "rows": rows,
            "sample_efficiency": efficiency, "times": times, "stage_time_s": sum(times.values()),
-           "wall_time_s": time.perf_counter() - t0}
+           "wall_time_s": time.perf_counter() - t0, "trained_from": None if source is None else str(source)}
     _write_json(result_path, doc)
     say(f"{s.key}: done in {doc['wall_time_s']:.1f} s (stages {doc['stage_time_s']:.1f} s)")
     return doc
@@ -827,8 +878,11 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
                      "the cheapest converged kept; normalisers of TO alone's solutions) on "
                      f"{'every variant' if len(consolidated) == len(docs) else ', '.join(consolidated)}; the collect "
                      "time includes it." if consolidated else "")
+    sources = sorted({str(Path(d["trained_from"]).parent.parent) for d in docs if d.get("trained_from")})
+    reused = (f" Training sets and policies reused from {', '.join(f'`{p}`' for p in sources)} (its collect and "
+              "train times are those of its run); only the held-out evaluation ran here." if sources else "")
     lines = ["# sobolev_warmstart scorecard", "",
-             f"Command: `{command}` (scale {', '.join(scales)}; rerunning it skips finished variants).", "",
+             f"Command: `{command}` (scale {', '.join(scales)}; rerunning it skips finished variants).{reused}", "",
              f"Machine: {machine}", "",
              "Per variant: TO alone collects the training trajectories (converged solves only); Diff and Sob+Diff are "
              "trained on the same trajectories with the same budget (network, epochs, seed); every method is "
@@ -895,12 +949,17 @@ def _plot(rows: Sequence[dict], path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ runner
-def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int, test_seed: int | None = None) -> str:
+def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int, test_seed: int | None = None,
+             test_instances: int | None = None, trained_from=None) -> str:
     parts = ["sobolev-warmstart", "scorecard", "--scale", scale, "--out", str(out_dir)]
     if tasks is not None:
         parts += ["--tasks", *tasks]
     if test_seed is not None:
         parts += ["--test-seed", str(test_seed)]
+    if test_instances is not None:
+        parts += ["--test-instances", str(test_instances)]
+    if trained_from is not None:
+        parts += ["--trained-from", str(trained_from)]
     if threads:
         parts += ["--threads", str(threads)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -908,7 +967,8 @@ def _command(out_dir, scale: str, tasks: Sequence[str] | None, threads: int, tes
 
 def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
               tasks: Sequence[str] | None = None, *, threads: int = 0, progress: bool = True,
-              machine: str | None = None, test_seed: int | None = None) -> dict[str, Path]:
+              machine: str | None = None, test_seed: int | None = None, test_instances: int | None = None,
+              trained_from: str | os.PathLike | None = None) -> dict[str, Path]:
     """Run (or resume) the scorecard of ``tasks`` (``"task/variant"`` strings, a bare task name meaning its default
     variant; default: :data:`DEFAULT_VARIANTS` at ``scale="full"``, :data:`SMOKE_VARIANTS` at ``"smoke"``) into
     ``out_dir`` (default ``runs/scorecard-<scale>``), then write ``scorecard.md``, ``scorecard.csv`` and
@@ -917,9 +977,13 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
     timed evaluation runs on one thread, and training uses one torch thread. ``test_seed``: the seed of every
     variant's held-out instances instead of its default (1,000,000), to check the figures on instances of your own
     choosing (collection and training do not depend on it: a fresh ``out_dir`` trains the default run's policies
-    again; a folder of the default seed is refused, as a folder of any other settings). Bad arguments
-    raise ``ValueError``
-    naming them before anything runs. A variant that fails at run time (``RuntimeError``: none of its training
+    again; a folder of the default seed is refused, as a folder of any other settings). ``test_instances``: the number
+    of every variant's held-out instances instead of its default (32 at full scale): a warm-start comparison's mean
+    iterations are heavy-tailed, and 32 instances decide only large gaps. ``trained_from``: a finished scorecard's
+    folder (same scale and settings but :data:`EVALUATION_KEYS`) whose training sets and policies are reused (hard
+    links; nothing is trained again unless a sample-efficiency subset it never needed is needed now), so a new
+    ``test_seed`` or ``test_instances`` costs only the evaluation. Bad arguments raise ``ValueError`` naming them
+    before anything runs. A variant that fails at run time (``RuntimeError``: none of its training
     solves converged) is listed in ``scorecard.md`` and in the returned ``"failed"`` ({variant: message}); the others
     go on."""
     if scale not in SCALES:
@@ -935,21 +999,33 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
     settings = [settings_for(k, scale) for k in keys]  # validates every variant before anything runs
     if test_seed is not None:
         settings = [dataclasses.replace(s, test_seed=test_seed) for s in settings]  # validated by the settings
-    for s in settings:  # a folder of other settings is refused before anything runs
+    if test_instances is not None:
+        settings = [dataclasses.replace(s, test_instances=test_instances) for s in settings]
+    if trained_from is not None:
+        if not Path(trained_from).is_dir():
+            raise ValueError(f"trained_from: expected a finished scorecard's folder, got {str(trained_from)!r} "
+                             "(not a folder)")
+        if Path(trained_from).resolve() == Path(out_dir).resolve():
+            raise ValueError(f"trained_from: expected another scorecard's folder than out_dir, got {str(trained_from)!r}")
+    for s in settings:  # a folder of other settings, or a source that does not match, is refused before anything runs
         folder = Path(out_dir) / s.task / s.variant
         if (folder / "settings.json").exists():
             _check_settings(folder, s)
+        if trained_from is not None:
+            _check_trained_from(Path(trained_from) / s.task / s.variant, s)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
     docs, failed = [], {}
     for key, s in zip(keys, settings):
         try:
-            docs.append(run_variant(key, out_dir, scale, threads=threads, progress=say, settings=s))
+            docs.append(run_variant(key, out_dir, scale, threads=threads, progress=say, settings=s,
+                                    trained_from=trained_from))
         except RuntimeError as exc:  # e.g. no converged training solve: report it, go on with the others
             failed[key] = str(exc)
             say(f"{key}: failed: {exc}")
     if not docs:
         raise RuntimeError(f"tasks: no variant finished: {failed}")
-    files = write_scorecard(out_dir, docs, _command(out_dir, scale, tasks, threads, test_seed), machine, failed)
+    files = write_scorecard(out_dir, docs, _command(out_dir, scale, tasks, threads, test_seed, test_instances,
+                                                    trained_from), machine, failed)
     return {**files, "failed": failed}
 
 
