@@ -13,6 +13,9 @@ nearest-neighbour lookup's.
 With ``--policy-seeds`` every row is trained once per seed on the same trajectories (``policy_seed``) and the
 cells read ``median over seeds [min, max]``.
 
+Every row evaluates the scorecard's held-out instances: 256 at full scale since round 36, 32 before.
+``--test-instances 32`` reproduces the rows of rounds 1-35.
+
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
 ``max_iters``, ``mu_init``, ``collect_batch``, and the chunk's ``horizon`` and ``history``, whose derivative offsets the
 batches hold) starts from the base row's saved TO-alone batches (hard links), so only the
@@ -107,8 +110,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--policy-seeds", type=int, nargs="+", default=None,
                     help="training seeds of the policies (default: the scorecard's, one run per row)")
+    ap.add_argument("--test-instances", type=int, default=None,
+                    help="held-out instances of every row (default: the scorecard's, 256 at full scale since round 36; "
+                    "the commands of rounds 1-35 ran with 32)")
     args = ap.parse_args()
     base = dataclasses.replace(settings_for(args.variant, args.scale), subset_fractions=())
+    if args.test_instances is not None:
+        base = dataclasses.replace(base, test_instances=args.test_instances)  # the settings check the count
     seeds = args.policy_seeds or [None]
     rows = []
     for change in ["base", *args.change]:
