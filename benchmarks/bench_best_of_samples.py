@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.scorecard import load_settings
 from sobolev_warmstart.warmstart import refine_rollouts
+
+from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
 
 
 def main() -> None:
@@ -29,11 +30,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=8, help="rollout seeds S (a power of two)")
     ap.add_argument("--method", default="sob_diff", choices=("sob_diff", "diff"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--test-seed", type=int, default=None, help="held-out instance seed (default: the folder's)")
+    ap.add_argument("--instances", type=int, default=None, help="held-out instances (default: the folder's count)")
     args = ap.parse_args()
     folder = Path(args.folder)
-    s = load_settings(folder)
-    task = sw.make_task(s.task, s.variant)
-    x0s, params = task.sample_instances(s.test_instances, seed=s.test_seed)
+    s, task, x0s, params = held_out(folder, args.test_seed, args.instances)
     options = s.options(args.threads)
     runner = sw.load_policy_runner(str(folder / args.method / "policy_export.safetensors"))
     cost, iters, conv, roll, solve = [], [], [], [], []

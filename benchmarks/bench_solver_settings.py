@@ -11,8 +11,9 @@ solve counts its whole budget); ms: the guess's time plus the solve, per instanc
     python3 benchmarks/bench_solver_settings.py runs/scorecard-v13/ur5/fixed_start_random_target \\
         --set mu_init=0.1 mu_init=0.01 mu_init=1e-4 mu_init=1e-5
 
-Given a variant key instead of a folder, only TO alone is solved, on ``-n`` instances of the held-out seed
-(``--test-seed``, default the scorecard's) with the variant's full-scale scorecard settings as the base:
+``-n`` and ``--test-seed`` choose other held-out instances than the folder's. Given a variant key instead of a
+folder, only TO alone is solved, on ``-n`` instances (default 32) of the held-out seed (``--test-seed``, default the
+scorecard's) with the variant's full-scale scorecard settings as the base:
 
     python3 benchmarks/bench_solver_settings.py double_pendulum/default -n 64 --test-seed 2000000 --set mu_init=0.1
 """
@@ -49,8 +50,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", help="a scorecard variant folder (<out>/<task>/<variant>, with settings.json), or a "
                                    "variant key (task/variant: TO alone only)")
-    ap.add_argument("-n", type=int, default=32, help="instances (variant key only)")
-    ap.add_argument("--test-seed", type=int, default=None, help="instance seed (variant key only)")
+    ap.add_argument("-n", type=int, default=None, help="held-out instances (default: the folder's count; 32 for a "
+                    "variant key)")
+    ap.add_argument("--test-seed", type=int, default=None, help="held-out instance seed (default: the folder's, or "
+                    "the scorecard's for a variant key)")
     ap.add_argument("--set", nargs="*", default=[], dest="changes", help="SolverOptions key=value, one per row")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1, help="solve each row this many times; the fastest timing")
@@ -58,9 +61,8 @@ def main() -> None:
     folder = Path(args.folder)
     to_only = not folder.is_dir()
     s = settings_for(args.folder, "full") if to_only else load_settings(folder)
-    if to_only:
-        s = dataclasses.replace(s, test_instances=args.n, test_seed=s.test_seed if args.test_seed is None
-                                else args.test_seed)
+    n = args.n if args.n is not None else (32 if to_only else s.test_instances)
+    s = dataclasses.replace(s, test_instances=n, test_seed=s.test_seed if args.test_seed is None else args.test_seed)
     task = sw.make_task(s.task, s.variant)
     x0s, params = task.sample_instances(s.test_instances, seed=s.test_seed)
     base = s.options(args.threads)

@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and find how many trajectories Sob+Diff needs to reach Diff's policy cost. Writes "
                        "OUT/scorecard.md, scorecard.csv, scorecard.png; rerun to resume.")
     p.add_argument("--scale", choices=["smoke", "full"], default="full",
-                   help="smoke: two cheap variants in seconds; full (default): all variants, ~45 min on 2 cores")
+                   help="smoke: two cheap variants in seconds; full (default): all variants, ~48 min on 2 cores")
     p.add_argument("--tasks", nargs="+", metavar="TASK/VARIANT",
                    help="restrict to these variants (a bare task name: its default variant)")
     p.add_argument("--out", default=None, help="output folder (default: runs/scorecard-<scale>)")

@@ -53,7 +53,7 @@ fare on another ``test_seed`` or on more ``test_instances``.
     scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
-tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 41 minutes on two cores (measured per variant in
+tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 48 minutes on two cores (measured per variant in
 :data:`FULL_ESTIMATES_S`).
 """
 
@@ -273,8 +273,9 @@ class ScorecardSettings:
 # subsets 1/4 and 1/2, one rollout seed, 64 training / 256 held-out instances; the reference variants solve slower and
 # get fewer. 256 held-out instances, not 32 (round 36): refine iterations are heavy-tailed, and on 32 instances one or two
 # hard ones decide a method's mean (round 35: 32-instance blocks of one seed put Sob+Diff's iterations at 0.48-1.64x
-# the lookup's on ur5/random_start_random_target, where 256 instances of two seeds give 0.69x and 0.6x); 128 still
-# flip ur5/random_start_fixed_target's verdict (0.84x and 1.08x in two blocks). They add about 9 minutes. Training dominates (about 25 ms per Diff step and 42 ms per Sob+Diff step on one thread of the project's
+# the lookup's on ur5/random_start_random_target, where 256 instances of two unseen seeds give 0.69x both times); 128
+# still flip ur5/random_start_fixed_target's verdict (0.84x and 1.08x in two blocks of one seed). They add about 9
+# minutes. Training dominates (about 25 ms per Diff step and 42 ms per Sob+Diff step on one thread of the project's
 # 2-core machine kind, measured while loaded): Diff 25 s, Sob+Diff 42 s, at most two subsets 84 s per variant.
 _SMOKE = dict(train_instances=6, test_instances=3, max_iters=60, train_steps=3, batch_size=256, unet_dims=(8, 16),
               mlp_dims=(32, 32), n_groups=4, step_embed_dim=8, subset_fractions=(0.5,), collect_batch=4)
@@ -379,11 +380,14 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
 #: one; 41 minutes in all, with nothing else running). The committed run, v18 (round 26: the same stages, two network
 #: calls per replan instead of five), took 48 minutes with other jobs on the cores, so its times are not used here. Training (one torch thread)
 #: dominates the double pendulum's U-Net; the TO solves dominate the random-start UR5 variants' 256 trajectories
-#: (collection and consolidation, 3.6-4.2 minutes) and the reference variants.
+#: (collection and consolidation, 3.6-4.2 minutes) and the reference variants. Since round 36 the default variants
+#: evaluate 256 held-out instances instead of 32: their figures add the evaluation's growth measured in scorecard v21
+#: (one thread each, beside one other single-threaded job; 7-144 s instead of 2-25 s per variant), about 48 minutes
+#: in all.
 FULL_ESTIMATES_S: dict[str, float] = {
-    "pendulum/default": 28, "double_pendulum/default": 498, "ur5/fixed_start_fixed_target": 87,
-    "ur5/fixed_start_random_target": 151, "ur5/random_start_fixed_target": 294,
-    "ur5/random_start_random_target": 404, "quadrotor/columns_0": 78, "quadrotor/columns_9": 115,
+    "pendulum/default": 80, "double_pendulum/default": 574, "ur5/fixed_start_fixed_target": 96,
+    "ur5/fixed_start_random_target": 175, "ur5/random_start_fixed_target": 365,
+    "ur5/random_start_random_target": 467, "quadrotor/columns_0": 91, "quadrotor/columns_9": 234,
     "double_pendulum/reference": 305, "ur5/reference_random_start_random_target": 54,
     "quadrotor/reference_columns_9": 429,
 }
