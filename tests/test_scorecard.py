@@ -226,6 +226,9 @@ def test_trained_from_reuses_the_training_set_and_policies_and_evaluates_other_h
     (partial / "settings.json").write_bytes((base / "settings.json").read_bytes())
     with pytest.raises(ValueError, match="trained_from: .* has not finished"):
         scorecard(bad, "smoke", ["pendulum"], trained_from=tmp_path / "partial")
+    with pytest.raises(ValueError, match=r"out_dir: .* differing in test_instances \(saved 3, now 5\).*only held-out "
+                                         r"settings differ, so another out_dir with trained_from"):
+        scorecard(out, "smoke", ["pendulum"], test_instances=5)
     with pytest.raises(ValueError, match="test_instances: expected an integer >= 1, got 0"):
         scorecard(bad, "smoke", ["pendulum"], test_instances=0)
     assert not bad.exists()

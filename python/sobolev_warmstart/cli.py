@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the held-out instances (default: 1000000), to check the figures on instances of "
                    "your own choosing; use a fresh --out (with --trained-from, nothing is trained again)")
     p.add_argument("--test-instances", type=_positive_int, default=None, metavar="N",
-                   help="number of held-out instances of every variant (default: its own, 32 at full scale); "
+                   help="number of held-out instances of every variant (default: its own, 256 at full scale); "
                    "warm-start iterations are heavy-tailed, and 32 instances decide only large gaps")
     p.add_argument("--trained-from", default=None, metavar="DIR",
                    help="a finished scorecard's --out with the same scale: reuse its training sets and policies "

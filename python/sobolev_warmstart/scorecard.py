@@ -46,11 +46,11 @@ loses at most one collection batch or one training epoch)::
     <task>/<variant>/evaluation.json, per_instance.npz
     <task>/<variant>/subsets/n<k>/...     Sob+Diff on the first k trajectories: checkpoint, export, result.json
     <task>/<variant>/result.json         the variant's rows (written last: the variant is done)
+    scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 With ``trained_from`` (``--trained-from``), ``collect/``, the policies and the subsets' policies are hard links to
 another finished scorecard's, and only the held-out evaluation (stages 3-4's rollouts) runs: how the same policies
 fare on another ``test_seed`` or on more ``test_instances``.
-    scorecard.md, scorecard.csv, scorecard.png   rebuilt from every finished variant requested
 
 Scales (:func:`settings_for`): ``smoke`` runs two cheap variants on a handful of instances in seconds (the
 tests); ``full`` runs :data:`DEFAULT_VARIANTS` in about 48 minutes on two cores (measured per variant in
@@ -503,8 +503,11 @@ def _check_settings(folder: Path, settings: ScorecardSettings) -> None:
     if path.exists():
         listed = _settings_diffs(path, settings)
         if listed:
+            hint = ("; only held-out settings differ, so another out_dir with trained_from (--trained-from) set to "
+                    "this one evaluates its policies again without training" if not
+                    _settings_diffs(path, settings, EVALUATION_KEYS) else "")
             raise ValueError(f"out_dir: {folder} holds a scorecard of other settings, differing in {listed}; use "
-                             f"another out_dir (or delete {folder} to redo the variant)")
+                             f"another out_dir (or delete {folder} to redo the variant){hint}")
     else:
         _write_json(path, settings.to_dict())
 
