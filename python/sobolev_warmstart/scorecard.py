@@ -988,8 +988,9 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
     variant's held-out instances instead of its default (1,000,000), to check the figures on instances of your own
     choosing (collection and training do not depend on it: a fresh ``out_dir`` trains the default run's policies
     again; a folder of the default seed is refused, as a folder of any other settings). ``test_instances``: the number
-    of every variant's held-out instances instead of its default (256 at full scale, fewer on the reference variants): a warm-start comparison's mean
-    iterations are heavy-tailed, and 32 instances decide only large gaps. ``trained_from``: a finished scorecard's
+    of every variant's held-out instances instead of its default (256 at full scale, fewer on the reference
+    variants): a warm-start comparison's mean iterations are heavy-tailed, and 32 instances decide only large gaps.
+    ``trained_from``: a finished scorecard's
     folder (same scale and settings but :data:`EVALUATION_KEYS`) whose training sets and policies are reused (hard
     links; nothing is trained again unless a sample-efficiency subset it never needed is needed now), so a new
     ``test_seed`` or ``test_instances`` costs only the evaluation. Bad arguments raise ``ValueError`` naming them
