@@ -271,8 +271,8 @@ class ScorecardSettings:
 
 # Sizes. Full: 1000 gradient steps per policy (batch 64; 10 epochs on 64 pendulum trajectories, 20 on 64 UR5 ones),
 # subsets 1/4 and 1/2, one rollout seed, 64 training / 256 held-out instances; the reference variants solve slower and
-# get fewer. 256 held-out instances, not 32 (round 36): refine iterations are heavy-tailed, and on 32 instances one or two
-# hard ones decide a method's mean (round 35: 32-instance blocks of one seed put Sob+Diff's iterations at 0.48-1.64x
+# get fewer. 256 held-out instances, not 32 (round 36): refine iterations are heavy-tailed, and on 32 instances one or
+# two hard ones decide a method's mean (round 35: 32-instance blocks of one seed put Sob+Diff's iterations at 0.48-1.64x
 # the lookup's on ur5/random_start_random_target, where 256 instances of two unseen seeds give 0.69x both times); 128
 # still flip ur5/random_start_fixed_target's verdict (0.84x and 1.08x in two blocks of one seed). They add about 9
 # minutes. Training dominates (about 25 ms per Diff step and 42 ms per Sob+Diff step on one thread of the project's
@@ -1017,7 +1017,8 @@ def scorecard(out_dir: str | os.PathLike | None = None, scale: str = "full",
             raise ValueError(f"trained_from: expected a finished scorecard's folder, got {str(trained_from)!r} "
                              "(not a folder)")
         if Path(trained_from).resolve() == Path(out_dir).resolve():
-            raise ValueError(f"trained_from: expected another scorecard's folder than out_dir, got {str(trained_from)!r}")
+            raise ValueError("trained_from: expected another scorecard's folder than out_dir, got "
+                             f"{str(trained_from)!r}")
     for s in settings:  # a folder of other settings, or a source that does not match, is refused before anything runs
         folder = Path(out_dir) / s.task / s.variant
         if (folder / "settings.json").exists():
