@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from sobolev_warmstart.data import link_file, link_tree
-from sobolev_warmstart.scorecard import run_variant, settings_for
+from sobolev_warmstart.scorecard import EVALUATION_KEYS, run_variant, settings_for
 
 
 def apply_changes(settings, items, option: str = "--change"):
@@ -74,8 +74,8 @@ COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "mu_i
 TRAINING_ONLY_KEYS = frozenset({
     "train_steps", "batch_size", "lr", "weight_decay", "sobolev_weight", "sobolev_fraction", "sobolev_cap_quantile",
     "denoiser", "mlp_dims", "unet_dims", "n_groups", "step_embed_dim", "past_actions", "diffusion_steps", "sampling_steps",
-    "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions", "test_instances", "test_seed",
-    "seeds", "divergence_bound"})
+    "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions",
+    "divergence_bound"}) | EVALUATION_KEYS
 
 
 def reuse_collection(base_folder: Path, folder: Path, variant: str) -> None:

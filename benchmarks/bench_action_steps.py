@@ -39,9 +39,12 @@ def held_out(folder: Path, test_seed: int | None, instances: int | None = None):
             s = dataclasses.replace(s, test_seed=test_seed)
         except ValueError as exc:
             raise SystemExit(f"--test-seed: {exc} ({folder})") from None
-    if instances is not None and instances < 1:
-        raise SystemExit(f"--instances: expected at least 1, got {instances}")
-    x0s, params = task.sample_instances(s.test_instances if instances is None else instances, seed=s.test_seed)
+    if instances is not None:
+        try:  # the settings refuse a count below 1
+            s = dataclasses.replace(s, test_instances=instances)
+        except ValueError as exc:
+            raise SystemExit(f"--instances: {exc} ({folder})") from None
+    x0s, params = task.sample_instances(s.test_instances, seed=s.test_seed)
     return s, task, x0s, params
 
 

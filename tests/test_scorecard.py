@@ -201,6 +201,10 @@ def test_trained_from_reuses_the_training_set_and_policies_and_evaluates_other_h
     reused += [str(p.relative_to(base)) for p in base.glob("subsets/n*/*") if p.name != "result.json" and p.is_file()]
     for rel in reused:
         assert (folder / rel).read_bytes() == (base / rel).read_bytes(), rel
+    evaluated = ["per_instance.npz", "result.json", *(str(p.relative_to(folder)) for p in
+                                                       folder.glob("subsets/n*/result.json"))]
+    for rel in evaluated:  # evaluated here, never linked to the source's (its instances are others)
+        assert not ((base / rel).exists() and (folder / rel).samefile(base / rel)), rel
     per = np.load(folder / "per_instance.npz")
     assert per["to_cost"].shape == (5 * len(s.seeds),)
     doc = json.loads((folder / "result.json").read_text())
