@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from sobolev_warmstart.cli import main
 
 
@@ -13,6 +15,14 @@ def test_solve_prints_a_summary(capsys):
     assert main(["solve", "--task", "pendulum", "-n", "3", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "converged" in out and "iterations" in out and "pendulum/default" in out
+
+
+def test_solve_takes_the_stall_switch(capsys):
+    assert main(["solve", "--task", "pendulum", "-n", "2", "--threads", "1", "--stall-iters", "0"]) == 0
+    assert "converged" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["solve", "--task", "pendulum", "-n", "2", "--stall-iters", "-1"])
+    assert "--stall-iters" in capsys.readouterr().err
 
 
 def test_unknown_variant_is_a_clear_error(capsys):

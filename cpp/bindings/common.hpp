@@ -110,7 +110,8 @@ inline int check_threads(int num_threads) {
 
 /// Solver settings from the keyword arguments shared by solve_batch and warm_start (validated).
 SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int num_threads, bool refresh_gains,
-                                  const std::string &dual_init, const std::string &step_acceptance);
+                                  const std::string &dual_init, const std::string &step_acceptance,
+                                  int stall_iters);
 /// Raise ValueError naming the first invalid instance.
 void check_instances(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params);
 /// The arrays of a batch solve, moved into numpy.

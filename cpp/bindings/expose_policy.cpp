@@ -212,12 +212,12 @@ void expose_policy(py::module_ &m) {
       [](const Task &task, const PolicyRunner &runner, const DoubleArray &x0s, const DoubleArray &params,
          int action_steps, std::uint64_t seed, int batch_size, bool solve_from_default, double tol, double mu_init,
          int max_iters, int num_threads, bool refresh_gains, const std::string &dual_init,
-         const std::string &step_acceptance) {
+         const std::string &step_acceptance, int stall_iters) {
         runner.check_task(task);
         const auto [X0, Z] = instances(task, x0s, params);
         const RolloutOptions ro = make_rollout_options(runner, action_steps, seed, batch_size, num_threads);
-        const SolverOptions so =
-            make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init, step_acceptance);
+        const SolverOptions so = make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init,
+                                                     step_acceptance, stall_iters);
         WarmStartResult r;
         {
           py::gil_scoped_release release;
@@ -237,6 +237,7 @@ void expose_policy(py::module_ &m) {
       py::arg("seed") = 0, py::arg("batch_size") = 0, py::arg("solve_from_default") = true, py::arg("tol") = 1e-4,
       py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500, py::arg("num_threads") = 0,
       py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint", py::arg("step_acceptance") = "filter",
+      py::arg("stall_iters") = 0,
       "Rollout + policy cost + refinement (+ the default-guess solve), all in C++ with the GIL released.");
 }
 

@@ -4,7 +4,8 @@
 namespace sobolev_warmstart::bindings {
 
 SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int num_threads, bool refresh_gains,
-                                  const std::string &dual_init, const std::string &step_acceptance) {
+                                  const std::string &dual_init, const std::string &step_acceptance,
+                                  int stall_iters) {
   if (!(tol > 0.0)) throw py::value_error("tol: expected a tolerance > 0, got " + std::to_string(tol));
   if (!(mu_init > 0.0)) throw py::value_error("mu_init: expected a penalty > 0, got " + std::to_string(mu_init));
   if (max_iters < 1) throw py::value_error("max_iters: expected >= 1, got " + std::to_string(max_iters));
@@ -22,6 +23,9 @@ SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int
   if (step_acceptance != "linesearch" && step_acceptance != "filter")
     throw py::value_error("step_acceptance: expected 'linesearch' or 'filter', got '" + step_acceptance + "'");
   options.step_acceptance = step_acceptance == "filter" ? StepAcceptance::Filter : StepAcceptance::Linesearch;
+  if (stall_iters < 0)
+    throw py::value_error("stall_iters: expected an integer >= 0 (0: never switch), got " + std::to_string(stall_iters));
+  options.stall_iters = stall_iters;
   return options;
 }
 
@@ -62,7 +66,7 @@ void expose_solver(py::module_ &m) {
       "solve_batch",
       [](const Task &task, const DoubleArray &x0s, const DoubleArray &params, std::optional<DoubleArray> xs_init,
          std::optional<DoubleArray> us_init, double tol, double mu_init, int max_iters, int num_threads,
-         bool refresh_gains, const std::string &dual_init, const std::string &step_acceptance,
+         bool refresh_gains, const std::string &dual_init, const std::string &step_acceptance, int stall_iters,
          std::optional<DoubleArray> lams_init, std::optional<DoubleArray> vs_init) {
         const TaskDims d = task.dims();
         check_array("x0s", x0s, {-1, d.nx});
@@ -85,8 +89,8 @@ void expose_solver(py::module_ &m) {
           check_magnitude("lams_init", *lams_init, 1e12);
           check_magnitude("vs_init", *vs_init, 1e12);
         }
-        const SolverOptions options =
-            make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init, step_acceptance);
+        const SolverOptions options = make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains,
+                                                          dual_init, step_acceptance, stall_iters);
         const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
         check_instances(task, X0, Z);
         const std::vector<double> xs0 = xs_init ? to_vector(*xs_init) : std::vector<double>();
@@ -103,7 +107,8 @@ void expose_solver(py::module_ &m) {
       py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs_init") = py::none(),
       py::arg("us_init") = py::none(), py::arg("tol") = 1e-4, py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500,
       py::arg("num_threads") = 0, py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint",
-      py::arg("step_acceptance") = "filter", py::arg("lams_init") = py::none(), py::arg("vs_init") = py::none(),
+      py::arg("step_acceptance") = "filter", py::arg("stall_iters") = 0, py::arg("lams_init") = py::none(),
+      py::arg("vs_init") = py::none(),
       "Solve n instances with ProxDDP in OpenMP threads (GIL released). Returns a dict of arrays.");
 
   m.def(

@@ -8,6 +8,8 @@
 #include <omp.h>
 
 #include <chrono>
+#include <limits>
+#include <memory>
 
 namespace sobolev_warmstart {
 namespace {
@@ -91,12 +93,67 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// The stall switch (SolverOptions::stall_iters). ProxDDP's filter can hover just above the dual tolerance at an
+/// optimum for hundreds of iterations (a UR5 reach refined from a rollout within 4% of the optimal cost: dual
+/// infeasibility 1.0-1.5e-4 from iteration ~10 to 684, where the merit linesearch converges in 16). Once the iterate is
+/// primal-feasible (<= tol) and its dual infeasibility has not halved in `window` iterations, the rest of the solve
+/// takes the merit linesearch. At the linesearch's first rejected step (one that raised the regularisation) or first
+/// step that leaves primal feasibility, it goes back to the filter for good: on the pendubot's policy rollouts
+/// (mu_init 0.1) the linesearch would otherwise go on failing until the solve gives up (1 of 256 lost), or wander
+/// (179 -> 500 iterations). Invoked by ProxDDP after every accepted step; `reset` before each solve.
+struct StallSwitch : aligator::CallbackBaseTpl<double> {
+  Solver *solver = nullptr;
+  double tol = 0.0;
+  int window = 0;
+  double reference = std::numeric_limits<double>::infinity();
+  int since = 0;
+  bool switched = false;
+  bool reverted = false;
+
+  void reset() {
+    reference = std::numeric_limits<double>::infinity();
+    since = 0;
+    switched = reverted = false;
+  }
+
+  void call(const Workspace &, const Results &results) override {
+    if (reverted || window <= 0) return;
+    if (switched) {
+      // the regularisation ProxDDP starts an iteration from (initializeRegularization); above it, the step failed
+      const double start = solver->preg_last_ == 0.0
+                               ? std::max(solver->reg_init, solver->reg_min)
+                               : std::max(solver->reg_min, solver->preg_last_ * solver->reg_dec_k_);
+      if (solver->preg_ > start || results.prim_infeas > tol) {
+        solver->sa_strategy_ = aligator::StepAcceptanceStrategy::FILTER;
+        reverted = true;
+      }
+      return;
+    }
+    if (results.dual_infeas < 0.5 * reference) {
+      reference = results.dual_infeas;
+      since = 0;
+      return;
+    }
+    if (++since >= window && results.prim_infeas <= tol) {
+      solver->sa_strategy_ = aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
+      solver->linesearch_.reset();
+      switched = true;
+    }
+  }
+};
+
 /// Everything one thread needs, created once per thread and reused for every instance it solves.
 struct ThreadWorkspace {
   std::unique_ptr<TaskProblem> problem;
   std::unique_ptr<Solver> solver;
+  std::shared_ptr<StallSwitch> stall_switch;
   std::vector<VectorXd> xs, us;
 };
+
+aligator::StepAcceptanceStrategy step_strategy(const SolverOptions &options) {
+  return options.step_acceptance == StepAcceptance::Filter ? aligator::StepAcceptanceStrategy::FILTER
+                                                           : aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
+}
 
 int total_size(const std::vector<VectorXd> &vs) {
   int s = 0;
@@ -121,10 +178,15 @@ void unflatten(const double *in, std::vector<VectorXd> &vs) {
 void make_workspace(const Task &task, const SolverOptions &options, ThreadWorkspace &ws) {
   ws.problem = task.create_problem();
   ws.solver = std::make_unique<Solver>(options.tol, options.mu_init, std::size_t(options.max_iters));
-  ws.solver->sa_strategy_ = options.step_acceptance == StepAcceptance::Filter
-                                ? aligator::StepAcceptanceStrategy::FILTER
-                                : aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
+  // setup() builds the merit linesearch only when it is the strategy; the stall switch may need it mid-solve
+  ws.solver->sa_strategy_ = aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
   ws.solver->setup(ws.problem->problem());
+  ws.solver->sa_strategy_ = step_strategy(options);
+  ws.stall_switch = std::make_shared<StallSwitch>();
+  ws.stall_switch->solver = ws.solver.get();
+  ws.stall_switch->tol = options.tol;
+  ws.stall_switch->window = options.stall_iters;
+  if (options.stall_iters > 0) ws.solver->registerCallback("stall_switch", ws.stall_switch);
 }
 
 } // namespace
@@ -208,6 +270,8 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
                               100.0 * options.tol, options.dual_init == DualInit::Costates);
         for (auto &g : res.gains_) g.setZero();
         solver.preg_ = solver.reg_init;
+        solver.sa_strategy_ = step_strategy(options);  // a stalled filter solve may have switched it
+        ws.stall_switch->reset();
         solver.linesearch_.reset();
         solver.filter_.resetFilter(0.0, solver.ls_params.alpha_min, solver.ls_params.max_num_steps);
         solver.mu_init_ = options.mu_init;

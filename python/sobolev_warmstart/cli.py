@@ -54,7 +54,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     task = make_task(args.task, args.variant)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
     options = SolverOptions(tol=args.tol, max_iters=args.max_iters, mu_init=args.mu_init, num_threads=args.threads,
-                            step_acceptance=args.step_acceptance, dual_init=args.dual_init)
+                            step_acceptance=args.step_acceptance, dual_init=args.dual_init,
+                            stall_iters=args.stall_iters)
     print(task.describe())
     start = time.perf_counter()
     result = solve(task, x0s, params, options=options)
@@ -315,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mu-init", type=_positive_float, default=1e-3, help=_MU_INIT_HELP)
     p.add_argument("--step-acceptance", choices=["filter", "linesearch"], default="filter")
     p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
+    p.add_argument("--stall-iters", type=_non_negative_int, default=SolverOptions.stall_iters,
+                   help="with the filter, switch to the merit linesearch once the iterate is primal-feasible and its "
+                        "dual infeasibility has not halved in this many iterations (0: never; default %(default)s)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("bench-solve", help="C++ benchmark: problems/s vs threads, setup share")

@@ -430,5 +430,6 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
     meta = {"task": task.name, "variant": task.variant, "instances": n, "seeds": list(seeds),
             "action_steps": steps or None, "divergence_bound": float(divergence_bound), "methods": ["to", *runners],
             "options": {k: getattr(options, k) for k in ("tol", "mu_init", "max_iters", "num_threads",
-                                                          "refresh_gains", "dual_init", "step_acceptance")}}
+                                                          "refresh_gains", "dual_init", "step_acceptance",
+                                                          "stall_iters")}}
     return EvaluationResult(per_seed=per_seed, rows=aggregate(per_seed), meta=meta, raw=raw)

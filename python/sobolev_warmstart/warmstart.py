@@ -146,7 +146,8 @@ def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = No
                                batch_size=int(batch_size), solve_from_default=bool(compare_default),
                                tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
                                num_threads=options.num_threads, refresh_gains=options.refresh_gains,
-                               dual_init=options.dual_init, step_acceptance=options.step_acceptance)
+                               dual_init=options.dual_init, step_acceptance=options.step_acceptance,
+                               stall_iters=options.stall_iters)
         return WarmStartResult(
             rollout=RolloutResult(**out["rollout"], backend=f"cpp/{runner.backend}"),
             policy_cost=out["policy_cost"],
