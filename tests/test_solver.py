@@ -91,13 +91,13 @@ def _ur5_reaches_where_the_filter_stalls():
 
 
 def test_the_stall_switch_ends_a_filter_hovering_at_the_optimum():
-    """stall_iters: once the filter's iterate is primal-feasible and its dual infeasibility has not halved in that
-    many iterations, the merit linesearch finishes the solve. Same solutions, never lost, fewer iterations; on
+    """stall_iters (default 10): once the filter's iterate is primal-feasible and its dual infeasibility has not
+    halved in that many iterations, the merit linesearch finishes the solve. Same solutions, never lost, fewer iterations; on
     four seeds of 64 reaches no instance needed more iterations with it (measured), and the stalled ones 67-186
     fewer."""
     task, x0s, params = _ur5_reaches_where_the_filter_stalls()
-    base = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2))
-    switch = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2, stall_iters=10))
+    base = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2, stall_iters=0))
+    switch = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2))  # the default, 10
     assert switch.converged[base.converged].all() and switch.converged.sum() >= base.converged.sum()
     ok = base.converged & switch.converged
     np.testing.assert_allclose(switch.cost[ok], base.cost[ok], rtol=1e-6)
@@ -114,7 +114,7 @@ def test_parallel_equals_serial_equals_one_by_one_with_the_stall_switch():
     fields = ["xs", "us", "feedback_gains", "cost", "iterations", "converged", "lams", "vs"]
     serial = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1, stall_iters=10))
     parallel = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2, stall_iters=10))
-    without = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1))
+    without = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1, stall_iters=0))
     assert (serial.iterations < without.iterations).any()
     for f in fields:
         np.testing.assert_array_equal(getattr(parallel, f), getattr(serial, f), err_msg=f)

@@ -42,7 +42,7 @@ class SolverOptions:
     refresh_gains: bool = True
     dual_init: str = "adjoint"
     step_acceptance: str = "filter"
-    stall_iters: int = 0
+    stall_iters: int = 10
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tol, (int, float)) and self.tol > 0):

@@ -28,10 +28,11 @@ struct SolverOptions {
   bool refresh_gains = true;///< recompute the feedback gains by one backward pass at the solution
   DualInit dual_init = DualInit::Adjoint;
   StepAcceptance step_acceptance = StepAcceptance::Filter;
-  /// With the filter: switch to the merit linesearch for the rest of a solve once its iterate is primal-feasible
-  /// (<= tol) and its dual infeasibility has not halved in this many iterations (the filter can hover just above
-  /// the dual tolerance at the optimum for hundreds of iterations). 0: never switch.
-  int stall_iters = 0;
+  /// With the filter: switch to the merit linesearch once the iterate is primal-feasible (<= tol) and its dual
+  /// infeasibility has not halved in this many iterations (the filter can hover just above the dual tolerance at the
+  /// optimum for hundreds of iterations); back to the filter for good at the linesearch's first rejected or
+  /// infeasible step (batch_solver.cpp, StallSwitch). 0: never switch.
+  int stall_iters = 10;
 };
 
 /// @brief Results of a batch, row-major contiguous arrays (first index: instance).
