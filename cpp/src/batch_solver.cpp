@@ -96,8 +96,10 @@ double seconds_since(Clock::time_point start) {
 /// The stall switch (SolverOptions::stall_iters). ProxDDP's filter can hover just above the dual tolerance at an
 /// optimum for hundreds of iterations (a UR5 reach refined from a rollout within 4% of the optimal cost: dual
 /// infeasibility 1.0-1.5e-4 from iteration ~10 to 684, where the merit linesearch converges in 16). Once the iterate is
-/// primal-feasible (<= tol) and its dual infeasibility has not halved in `window` iterations, the rest of the solve
-/// takes the merit linesearch. At the linesearch's first rejected step (one that raised the regularisation) or first
+/// primal-feasible (<= tol), its dual infeasibility within 10 tol and not halved in `window` iterations, the rest of
+/// the solve takes the merit linesearch. Farther from stationarity the linesearch crawls where the filter jumps (the
+/// lookup's guess for that reach: dual infeasibility 5e-2 decreasing by 1% per iteration, 500 iterations, where the
+/// filter converges in 18). At the linesearch's first rejected step (one that raised the regularisation) or first
 /// step that leaves primal feasibility, it goes back to the filter for good: on the pendubot's policy rollouts
 /// (mu_init 0.1) the linesearch would otherwise go on failing until the solve gives up (1 of 256 lost), or wander
 /// (179 -> 500 iterations). Invoked by ProxDDP after every accepted step; `reset` before each solve.
@@ -134,7 +136,7 @@ struct StallSwitch : aligator::CallbackBaseTpl<double> {
       since = 0;
       return;
     }
-    if (++since >= window && results.prim_infeas <= tol) {
+    if (++since >= window && results.prim_infeas <= tol && results.dual_infeas <= 10.0 * tol) {
       solver->sa_strategy_ = aligator::StepAcceptanceStrategy::LINESEARCH_NONMONOTONE;
       solver->linesearch_.reset();
       switched = true;
