@@ -237,7 +237,7 @@ void expose_policy(py::module_ &m) {
       py::arg("seed") = 0, py::arg("batch_size") = 0, py::arg("solve_from_default") = true, py::arg("tol") = 1e-4,
       py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500, py::arg("num_threads") = 0,
       py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint", py::arg("step_acceptance") = "filter",
-      py::arg("stall_iters") = 10,
+      py::arg("stall_iters") = 0,
       "Rollout + policy cost + refinement (+ the default-guess solve), all in C++ with the GIL released.");
 }
 

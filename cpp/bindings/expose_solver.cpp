@@ -107,7 +107,7 @@ void expose_solver(py::module_ &m) {
       py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs_init") = py::none(),
       py::arg("us_init") = py::none(), py::arg("tol") = 1e-4, py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500,
       py::arg("num_threads") = 0, py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint",
-      py::arg("step_acceptance") = "filter", py::arg("stall_iters") = 10, py::arg("lams_init") = py::none(),
+      py::arg("step_acceptance") = "filter", py::arg("stall_iters") = 0, py::arg("lams_init") = py::none(),
       py::arg("vs_init") = py::none(),
       "Solve n instances with ProxDDP in OpenMP threads (GIL released). Returns a dict of arrays.");
 

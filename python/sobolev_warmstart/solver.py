@@ -28,11 +28,12 @@ class SolverOptions:
     (ProxDDP's default, which stalls on near-optimal guesses). step_acceptance: 'filter' (default: robust from
     near-optimal guesses) or 'linesearch' (Aligator's default nonmonotone merit linesearch, which
     can stall next to the optimum). stall_iters: with the filter, once the iterate is primal-feasible (<= tol) and its
-    dual infeasibility has not halved in this many iterations, the merit linesearch takes over, and hands back to the
-    filter for good at its first rejected step; 0 never switches. The filter can hover just above the dual tolerance
-    at an optimum for hundreds of iterations (a UR5 reach from a rollout within 4% of the optimal cost: 500 iterations
-    without converging; 16 with the switch), where the linesearch converges in a few (docs/results/ablations.md,
-    round 37).
+    dual infeasibility, within 10 tol, has not halved in this many iterations, the merit linesearch takes over, and
+    hands back to the filter for good at its first rejected or infeasible step; 0 (default) never switches. The filter
+    can hover just above the dual tolerance at an optimum for hundreds of iterations (a UR5 reach from a rollout within
+    4% of the optimal cost: 500 iterations without converging; 16 with stall_iters=10). Opt-in: it lowers the UR5
+    refines' iterations and leaves the pendulum and 9 columns as they were, but on the pendubot at mu_init 1e-3 it
+    loses refines (docs/results/ablations.md, round 37).
     """
 
     tol: float = 1e-4
@@ -42,7 +43,7 @@ class SolverOptions:
     refresh_gains: bool = True
     dual_init: str = "adjoint"
     step_acceptance: str = "filter"
-    stall_iters: int = 10
+    stall_iters: int = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tol, (int, float)) and self.tol > 0):

@@ -32,7 +32,7 @@ struct SolverOptions {
   /// infeasibility, within 10 tol, has not halved in this many iterations (the filter can hover just above the dual tolerance at the
   /// optimum for hundreds of iterations); back to the filter for good at the linesearch's first rejected or
   /// infeasible step (batch_solver.cpp, StallSwitch). 0: never switch.
-  int stall_iters = 10;
+  int stall_iters = 0;
 };
 
 /// @brief Results of a batch, row-major contiguous arrays (first index: instance).
