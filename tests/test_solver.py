@@ -92,9 +92,9 @@ def _ur5_reaches_where_the_filter_stalls():
 
 def test_the_stall_switch_ends_a_filter_hovering_at_the_optimum():
     """stall_iters (opt-in): once the filter's iterate is primal-feasible and its dual infeasibility, within 10 tol,
-    has not halved in that many iterations, the merit linesearch finishes the solve. Same solutions, never lost, fewer iterations; on
-    four seeds of 64 reaches no instance needed more iterations with it (measured), and the stalled ones 67-186
-    fewer."""
+    has not halved in that many iterations, the merit linesearch finishes the solve. Same solutions, never lost,
+    fewer iterations; on four seeds of 64 reaches no instance needed more iterations with it (measured), and the
+    stalled ones 54-186 fewer."""
     task, x0s, params = _ur5_reaches_where_the_filter_stalls()
     base = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2))  # the default, 0: the filter alone
     switch = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2, stall_iters=10))

@@ -24,7 +24,8 @@ SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int
     throw py::value_error("step_acceptance: expected 'linesearch' or 'filter', got '" + step_acceptance + "'");
   options.step_acceptance = step_acceptance == "filter" ? StepAcceptance::Filter : StepAcceptance::Linesearch;
   if (stall_iters < 0)
-    throw py::value_error("stall_iters: expected an integer >= 0 (0: never switch), got " + std::to_string(stall_iters));
+    throw py::value_error("stall_iters: expected an integer >= 0 (0: never switch), got " +
+                          std::to_string(stall_iters));
   options.stall_iters = stall_iters;
   return options;
 }

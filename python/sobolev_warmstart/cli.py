@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
     p.add_argument("--stall-iters", type=_non_negative_int, default=SolverOptions.stall_iters,
                    help="with the filter, switch to the merit linesearch once the iterate is primal-feasible and its "
-                        "dual infeasibility has not halved in this many iterations (0: never; default %(default)s)")
+                        "dual infeasibility, within 10 tol, has not halved in this many iterations (0: never; default "
+                        "%(default)s)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("bench-solve", help="C++ benchmark: problems/s vs threads, setup share")

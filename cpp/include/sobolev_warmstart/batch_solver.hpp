@@ -29,9 +29,9 @@ struct SolverOptions {
   DualInit dual_init = DualInit::Adjoint;
   StepAcceptance step_acceptance = StepAcceptance::Filter;
   /// With the filter: switch to the merit linesearch once the iterate is primal-feasible (<= tol) and its dual
-  /// infeasibility, within 10 tol, has not halved in this many iterations (the filter can hover just above the dual tolerance at the
-  /// optimum for hundreds of iterations); back to the filter for good at the linesearch's first rejected or
-  /// infeasible step (batch_solver.cpp, StallSwitch). 0: never switch.
+  /// infeasibility, within 10 tol, has not halved in this many iterations (the filter can hover just above the dual
+  /// tolerance at the optimum for hundreds of iterations); back to the filter for good at the linesearch's first
+  /// rejected or infeasible step (batch_solver.cpp, StallSwitch). 0 (default): never switch.
   int stall_iters = 0;
 };
 
