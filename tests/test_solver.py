@@ -81,41 +81,44 @@ def test_parallel_equals_serial_equals_one_by_one(name, variant):
             np.testing.assert_array_equal(getattr(alone, f)[0], getattr(serial, f)[i], err_msg=f)
 
 
-def _ur5_reaches_where_the_filter_stalls():
-    """64 + 64 fixed-start UR5 reaches (seeds 0 and 2) among which ProxDDP's filter hovers above the dual tolerance
-    at the optimum on a few (measured: instance 54 of seed 0 needs 139 iterations, 19 with the stall switch; instance
-    54 of seed 2 exhausts 500, 314 with it)."""
+@pytest.fixture(scope="module")
+def stall_switch_solves():
+    """192 fixed-start UR5 reaches (seeds 0-2) solved by the filter alone and with the stall switch. ProxDDP's filter
+    hovers above the dual tolerance at the optimum on a few (measured on seeds 0-3: one or two per seed of 64 on
+    seeds 0-2, needing 54-186 fewer iterations with the switch; none on seed 3)."""
     task = sw.make_task("ur5", "fixed_start_random_target")
-    pairs = [task.sample_instances(64, seed=seed) for seed in (0, 2)]
-    return task, np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
-
-
-def test_the_stall_switch_ends_a_filter_hovering_at_the_optimum():
-    """stall_iters (opt-in): once the filter's iterate is primal-feasible and its dual infeasibility, within 10 tol,
-    has not halved in that many iterations, the merit linesearch finishes the solve. Same solutions, never lost,
-    fewer iterations; on four seeds of 64 reaches no instance needed more iterations with it (measured), and the
-    stalled ones 54-186 fewer."""
-    task, x0s, params = _ur5_reaches_where_the_filter_stalls()
+    pairs = [task.sample_instances(64, seed=seed) for seed in (0, 1, 2)]
+    x0s, params = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
     base = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2))  # the default, 0: the filter alone
     switch = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2, stall_iters=10))
+    return task, x0s, params, base, switch
+
+
+def test_the_stall_switch_ends_a_filter_hovering_at_the_optimum(stall_switch_solves):
+    """stall_iters (opt-in): once the filter's iterate is primal-feasible and its dual infeasibility, within 10 tol,
+    has not halved in that many iterations, the merit linesearch finishes the solve. Same solutions, never lost,
+    fewer iterations; on four seeds of 64 reaches no instance needed more iterations with it (measured)."""
+    _, _, _, base, switch = stall_switch_solves
     assert switch.converged[base.converged].all() and switch.converged.sum() >= base.converged.sum()
     ok = base.converged & switch.converged
     np.testing.assert_allclose(switch.cost[ok], base.cost[ok], rtol=1e-6)
     drop = base.iterations - switch.iterations
     assert drop.max() >= 50, drop.max()
     assert drop.min() >= -5, drop.min()
-    assert switch.iterations.mean() <= 0.95 * base.iterations.mean()
+    assert switch.iterations.mean() <= 0.95 * base.iterations.mean()  # measured 0.89
 
 
-def test_parallel_equals_serial_equals_one_by_one_with_the_stall_switch():
-    """A solve that switched to the linesearch leaves nothing behind for the next solve on its thread."""
-    task, x0s, params = _ur5_reaches_where_the_filter_stalls()
-    x0s, params = x0s[52:58], params[52:58]  # instance 54 of seed 0 stalls
+def test_parallel_equals_serial_equals_one_by_one_with_the_stall_switch(stall_switch_solves):
+    """A solve that switched to the linesearch leaves nothing behind for the next solve on its thread: a batch
+    around the reach the switch shortens most, serial, parallel and one by one."""
+    task, x0s, params, base, switch = stall_switch_solves
+    k = int(np.argmax(base.iterations - switch.iterations))
+    window = slice(max(0, k - 2), k + 4)
+    x0s, params = x0s[window], params[window]
     fields = ["xs", "us", "feedback_gains", "cost", "iterations", "converged", "lams", "vs"]
     serial = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1, stall_iters=10))
     parallel = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2, stall_iters=10))
-    without = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=1, stall_iters=0))
-    assert (serial.iterations < without.iterations).any()
+    np.testing.assert_array_equal(serial.iterations, switch.iterations[window])
     for f in fields:
         np.testing.assert_array_equal(getattr(parallel, f), getattr(serial, f), err_msg=f)
     for i in range(len(x0s)):
