@@ -17,8 +17,8 @@ Every row evaluates the scorecard's held-out instances: 256 at full scale since 
 ``--test-instances 32`` reproduces the rows of rounds 1-35.
 
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
-``max_iters``, ``mu_init``, ``collect_batch``, and the chunk's ``horizon`` and ``history``, whose derivative offsets the
-batches hold) starts from the base row's saved TO-alone batches (hard links), so only the
+``max_iters``, ``mu_init``, ``stall_iters``, ``collect_batch``, and the chunk's ``horizon`` and ``history``, whose
+derivative offsets the batches hold) starts from the base row's saved TO-alone batches (hard links), so only the
 consolidation, training and evaluation run again: the same trajectories, 1-2 minutes less per row. A row that changes
 only settings of the training or the evaluation (``TRAINING_ONLY_KEYS``: budget, network, lambda, held-out
 instances...) starts from the base row's whole finished training set, consolidation included (3 minutes less per
@@ -66,8 +66,8 @@ def apply_changes(settings, items, option: str = "--change"):
 
 #: Settings TO alone's training collection depends on: rows that change none of them reuse the base row's batches.
 #: The chunk's horizon and history count: the saved batches hold the chained derivatives over H - h offsets.
-COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "mu_init", "collect_batch", "horizon",
-                             "history"})
+COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "mu_init", "stall_iters", "collect_batch",
+                             "horizon", "history"})
 #: Settings the finished training set (``collect/``: batches, consolidation, chunk dataset) does not depend on: rows
 #: that change only these reuse the base row's. Everything else (the chunk, the consolidation, the collection)
 #: rebuilds it.

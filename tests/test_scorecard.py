@@ -575,3 +575,29 @@ def test_the_variants_measured_to_gain_from_standardised_actions_have_them_at_fu
             assert (full.action_normaliser, full.clip_sample) == ("minmax", True), key
     for key in SMOKE_VARIANTS:
         assert (settings_for(key, "smoke").action_normaliser, settings_for(key, "smoke").clip_sample) == ("minmax", True)
+
+
+def test_the_ur5_variants_solve_with_the_stall_switch_and_old_folders_load_without_it(tmp_path):
+    """``VARIANT_SOLVER_SETTINGS`` turns the stall switch on for every UR5 variant (round 37) and for no other; it
+    reaches every solve of the variant through ``options``; a folder written before the setting existed solved with
+    the filter alone, so it loads so and is not reused for a UR5 variant that now switches."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import DEFAULT_VARIANTS, _check_trained_from, load_settings
+
+    for key in DEFAULT_VARIANTS:
+        for scale in ("smoke", "full"):
+            s = settings_for(key, scale)
+            assert s.options(1).stall_iters == s.stall_iters == (10 if key.startswith("ur5/") else 0), key
+    assert settings_for("double_pendulum/default", "full").options().mu_init == 0.1  # the other entry is untouched
+    with pytest.raises(ValueError, match="stall_iters: expected an integer >= 0"):
+        dataclasses.replace(settings_for("pendulum/default", "smoke"), stall_iters=-1)
+    old = settings_for("ur5/fixed_start_fixed_target", "smoke").to_dict()
+    del old["stall_iters"]
+    source = tmp_path / "ur5" / "fixed_start_fixed_target"
+    source.mkdir(parents=True)
+    (source / "settings.json").write_text(json.dumps(old))
+    (source / "result.json").write_text("{}")
+    assert load_settings(source).stall_iters == 0
+    with pytest.raises(ValueError, match=r"trained with other settings, differing in stall_iters \(saved 0, now 10\)"):
+        _check_trained_from(source, settings_for("ur5/fixed_start_fixed_target", "smoke"))

@@ -132,8 +132,10 @@ class ScorecardSettings:
     the Sobolev term; sobolev_cap_quantile: the quantile above which a sample's Sobolev residual is relative to its
     target (:class:`~sobolev_warmstart.train.TrainConfig`). subset_fractions: the nested subsets of the
     sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances per saved batch.
-    max_iters / mu_init: the solver's budget and initial augmented-Lagrangian penalty, for every solve of the
-    variant (TO alone's collection, consolidation, every method's refinement).
+    max_iters / mu_init / stall_iters: the solver's budget, initial augmented-Lagrangian penalty and stall switch
+    (:class:`~sobolev_warmstart.solver.SolverOptions`; :data:`~sobolev_warmstart.solver.VARIANT_SOLVER_SETTINGS`
+    sets them per variant), for every solve of the variant (TO alone's collection, consolidation, every method's
+    refinement).
     policy_seed: the training seed of the policies (None: ``train_seed``), to repeat a scorecard over training
     runs on the same trajectories (``benchmarks/ablation.py --policy-seeds``). denoiser: ``"unet"`` or ``"mlp"``
     (hidden widths ``mlp_dims``); past_actions: the diffusion policies condition on their executed actions
@@ -176,6 +178,7 @@ class ScorecardSettings:
     collect_batch: int = 8
     max_iters: int = 500
     mu_init: float = 1e-3
+    stall_iters: int = 0
     divergence_bound: float = 1e3
     horizon: int = 8
     history: int = 1
@@ -232,7 +235,7 @@ class ScorecardSettings:
         if w > 0 and make_task(self.task, self.variant).nz == 0:
             raise ValueError(f"parameter_sobolev: {self.key} has no task parameters (nz = 0) to differentiate")
         object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
-        self.options()  # the solver's settings (max_iters, mu_init) checked where SolverOptions checks them
+        self.options()  # the solver's settings (max_iters, mu_init, stall_iters) checked where SolverOptions checks them
         self.train_config("sob_diff", 1, Path("."))  # the training settings (lr, weight_decay...) where TrainConfig does
 
     @property
@@ -247,7 +250,8 @@ class ScorecardSettings:
                          time_to_go=self.time_to_go, relative_actions=self.relative_actions)
 
     def options(self, num_threads: int = 0) -> SolverOptions:
-        return SolverOptions(max_iters=self.max_iters, mu_init=self.mu_init, num_threads=num_threads)
+        return SolverOptions(max_iters=self.max_iters, mu_init=self.mu_init, stall_iters=self.stall_iters,
+                             num_threads=num_threads)
 
     def train_config(self, method: str, num_samples: int, checkpoint_dir: Path) -> TrainConfig:
         per_epoch = math.ceil(num_samples / self.batch_size)
