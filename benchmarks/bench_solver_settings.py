@@ -85,7 +85,7 @@ def main() -> None:
 
     print(f"{s.task}/{s.variant}: {len(x0s)} held-out instances (seed {s.test_seed}); base settings "
           f"mu_init {base.mu_init:g}, tol {base.tol:g}, max_iters {base.max_iters}, dual_init {base.dual_init}, "
-          f"step_acceptance {base.step_acceptance}\n")
+          f"step_acceptance {base.step_acceptance}, stall_iters {base.stall_iters}\n")
     print("| setting | " + " | ".join(f"{m}: iters / ms / conv %" for m in methods) + " |")
     print("|---|" + "---|" * len(methods))
     for change in ["base", *args.changes]:
