@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from .solver import VARIANT_SOLVER_SETTINGS, SolveResult, SolverOptions, solve
+from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
 
 
@@ -107,8 +107,7 @@ def parameter_jacobians(task: Task, xs: np.ndarray, us: np.ndarray, params: np.n
     if ajac.ndim != 5 or ajac.shape[:2] != (n, T) or ajac.shape[3:] != (task.na, task.ndx):
         raise ValueError(f"action_jacobians: expected shape ({n}, {T}, Hj, {task.na}, {task.ndx}), got {ajac.shape}")
     if options is None:
-        options = SolverOptions(**{**VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {}),
-                                   **RESOLVE_SETTINGS})
+        options = SolverOptions.for_task(task, **RESOLVE_SETTINGS)
     elif not isinstance(options, SolverOptions):
         raise TypeError(f"options: expected a SolverOptions or None, got {type(options).__name__}")
     hj = ajac.shape[2]

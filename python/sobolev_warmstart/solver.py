@@ -61,6 +61,15 @@ class SolverOptions:
         if not (isinstance(self.stall_iters, int) and not isinstance(self.stall_iters, bool) and self.stall_iters >= 0):
             raise ValueError(f"stall_iters: expected an integer >= 0 (0: never switch), got {self.stall_iters!r}")
 
+    @classmethod
+    def for_task(cls, task: Task, **overrides) -> SolverOptions:
+        """The settings measured best for ``task``'s variant (:data:`VARIANT_SOLVER_SETTINGS`, what the scorecard
+        solves it with; the defaults elsewhere), with ``overrides`` (any field) on top:
+        ``SolverOptions.for_task(sw.make_task("ur5", "fixed_start_random_target"), num_threads=1)``."""
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected a Task (sw.make_task), got {type(task).__name__}")
+        return cls(**{**VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {}), **overrides})
+
 
 #: Solver settings per task variant (``"task/variant"``) where :class:`SolverOptions`' defaults are not TO alone's
 #: best. On the pendubot ProxDDP's initial penalty 0.1 instead of 1e-3 lets the early iterates leave the dynamics more
