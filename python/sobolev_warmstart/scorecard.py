@@ -235,7 +235,7 @@ class ScorecardSettings:
         if w > 0 and make_task(self.task, self.variant).nz == 0:
             raise ValueError(f"parameter_sobolev: {self.key} has no task parameters (nz = 0) to differentiate")
         object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
-        self.options()  # the solver's settings (max_iters, mu_init, stall_iters) checked where SolverOptions checks them
+        self.options()  # the solver's settings (max_iters, mu_init, stall_iters), checked by SolverOptions
         self.train_config("sob_diff", 1, Path("."))  # the training settings (lr, weight_decay...) where TrainConfig does
 
     @property

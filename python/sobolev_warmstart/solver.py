@@ -79,8 +79,8 @@ class SolverOptions:
 #: (docs/results/ablations.md, round 23). On the UR5s the stall switch (``stall_iters=10``, round 37) ends the
 #: filter's hovering above the dual tolerance: every method's refines 0.1-4.2 mean iterations shorter on the random
 #: starts over three held-out sets of 256, two of ``ur5/fixed_start_random_target``'s Sob+Diff refines 500 -> 16 and
-#: 82 on seed 1e6, and nothing lost; it stays off elsewhere (the pendubot loses refines with it, the pendulum and the
-#: quadrotor do not move). The scorecard (every solve of the variant: collection, consolidation, refines), the
+#: 82 on seed 1e6, and no refine lost to it; it stays off elsewhere (the pendubot loses refines with it, the pendulum
+#: and the quadrotor barely move). The scorecard (every solve of the variant: collection, consolidation, refines), the
 #: pendubot's loop presets and studies take them.
 VARIANT_SOLVER_SETTINGS: dict[str, dict[str, float | int]] = {
     "double_pendulum/default": {"mu_init": 0.1},
