@@ -2,11 +2,12 @@
 tails? (round 38)
 
 Reads a scorecard's per-instance results (``per_instance.npz`` of every variant; no new solve). For each cap C in
-``--caps``: a guess whose refine took more than C iterations (or that diverged) instead costs C iterations and then
-TO alone's solve of the same instance from its default guess, which is deterministic, so its iterations and
-convergence are TO alone's as the scorecard measured them. Times are estimates from the scorecard's single pass: the
-first C iterations at the refine's own mean time per iteration, plus TO alone's solve time. Cells: mean iterations /
-estimated total ms / converged %, over every instance:
+``--caps``: a guess whose refine took more than C iterations instead costs C iterations and then TO alone's solve of
+the same instance from its default guess, which is deterministic, so its iterations and convergence are TO alone's
+as the scorecard measured them. A diverged guess (never refined) is solved from TO alone's guess in every row,
+without the cap, so every row averages over every instance. Times are estimates from the scorecard's single pass:
+the first C iterations at the refine's own mean time per iteration, plus TO alone's solve time. Cells: mean
+iterations / estimated total ms / converged %:
 
     python3 benchmarks/bench_refine_fallback.py runs/scorecard-v23 --caps 100 50
 """
@@ -26,14 +27,17 @@ def with_fallback(d, method: str, cap: int | None) -> tuple[float, float, float]
     """Mean iterations, mean total ms (estimated past the cap) and % converged of ``method`` with the fall-back."""
     it = d[f"{method}_iterations"].astype(float)
     solve = d[f"{method}_solve_time"].astype(float)
-    total = d[f"{method}_rollout_time"] + solve
     conv = d[f"{method}_converged"].astype(bool)
+    spent = np.zeros_like(it)  # iterations of the guess's own refine before TO alone's solve takes over
+    restart = d[f"{method}_diverged"].astype(bool)
     if cap is not None:
-        slow = (it > cap) | d[f"{method}_diverged"].astype(bool)
-        per_iter = np.divide(solve, it, out=np.zeros_like(solve), where=it > 0)
-        total = np.where(slow, d[f"{method}_rollout_time"] + cap * per_iter + d["to_solve_time"], total)
-        it = np.where(slow, cap + d["to_iterations"], it)
-        conv = np.where(slow, d["to_converged"].astype(bool), conv)
+        slow = ~restart & (it > cap)
+        spent[slow] = cap
+        restart = restart | slow
+    per_iter = np.divide(solve, it, out=np.zeros_like(solve), where=it > 0)
+    total = d[f"{method}_rollout_time"] + np.where(restart, spent * per_iter + d["to_solve_time"], solve)
+    it = np.where(restart, spent + d["to_iterations"], it)
+    conv = np.where(restart, d["to_converged"].astype(bool), conv)
     return it.mean(), 1e3 * total.mean(), 100 * conv.mean()
 
 

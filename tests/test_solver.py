@@ -209,7 +209,7 @@ def test_bad_inputs_raise_clear_errors():
         sw._core.solve_batch(task, x0s, params, stall_iters=-1)
     with pytest.raises(TypeError, match="task: expected a sobolev_warmstart Task"):
         sw.solve("pendulum", x0s)
-    with pytest.raises(TypeError, match="task: expected a Task"):
+    with pytest.raises(TypeError, match="task: expected a sobolev_warmstart Task"):
         sw.SolverOptions.for_task("ur5/fixed_start_random_target")
     with pytest.raises(ValueError, match="stall_iters: expected an integer >= 0"):
         sw.SolverOptions.for_task(task, stall_iters=-1)
@@ -228,13 +228,14 @@ def test_options_for_a_task_are_its_variants_measured_settings_under_overrides()
     """SolverOptions.for_task: VARIANT_SOLVER_SETTINGS of the task's variant (the pendubot's penalty, the UR5s' stall
     switch), the defaults elsewhere, any field overridden on top; the scorecard's settings agree."""
     from sobolev_warmstart.scorecard import settings_for
+    from sobolev_warmstart.solver import VARIANT_SOLVER_SETTINGS
 
     ur5 = sw.SolverOptions.for_task(sw.make_task("ur5", "random_start_fixed_target"), num_threads=1)
     assert (ur5.stall_iters, ur5.mu_init, ur5.num_threads) == (10, 1e-3, 1)
     assert sw.SolverOptions.for_task(sw.make_task("double_pendulum", "default")).mu_init == 0.1
     assert sw.SolverOptions.for_task(sw.make_task("double_pendulum", "reference")) == sw.SolverOptions()
     assert sw.SolverOptions.for_task(sw.make_task("ur5", "fixed_start_fixed_target"), stall_iters=0).stall_iters == 0
-    for key in ("ur5/random_start_random_target", "double_pendulum/default", "quadrotor/columns_9"):
+    for key in (*VARIANT_SOLVER_SETTINGS, "quadrotor/columns_9"):  # every entry reaches the scorecard as it is
         s = settings_for(key, "full")
         mine = sw.SolverOptions.for_task(sw.make_task(s.task, s.variant), max_iters=s.max_iters, num_threads=2)
         assert mine == s.options(2), key

@@ -67,7 +67,7 @@ class SolverOptions:
         solves it with; the defaults elsewhere), with ``overrides`` (any field) on top:
         ``SolverOptions.for_task(sw.make_task("ur5", "fixed_start_random_target"), num_threads=1)``."""
         if not isinstance(task, Task):
-            raise TypeError(f"task: expected a Task (sw.make_task), got {type(task).__name__}")
+            raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
         return cls(**{**VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {}), **overrides})
 
 
