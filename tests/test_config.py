@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sobolev_warmstart import ChunkSpec, SolverOptions, TrainConfig
+from sobolev_warmstart import ChunkSpec, SolverOptions, TrainConfig, make_task
 from sobolev_warmstart.config import (
     PRESETS,
     CollectConfig,
@@ -20,6 +20,7 @@ from sobolev_warmstart.config import (
     parse_override,
     to_dict,
 )
+from sobolev_warmstart.solver import VARIANT_SOLVER_SETTINGS
 
 
 def error(**kwargs) -> str:
@@ -44,6 +45,17 @@ def test_every_preset_builds_and_round_trips(name):
     d = to_dict(c)
     assert json.loads(json.dumps(d)) == d
     assert from_dict(LoopConfig, d, "loop") == c
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_solves_with_its_variants_measured_settings(name):
+    # the pendubot's penalty, the UR5s' stall switch: what the scorecard solves the variant with (SolverOptions.for_task)
+    c = load_loop_config(name)
+    task = make_task(c.task, c.variant)
+    measured = SolverOptions.for_task(task, max_iters=c.solver.max_iters, num_threads=c.solver.num_threads)
+    assert c.solver == measured
+    if f"{task.name}/{task.variant}" in ("double_pendulum/default", "ur5/random_start_random_target"):
+        assert VARIANT_SOLVER_SETTINGS[f"{task.name}/{task.variant}"]  # the case this test is for is not empty
 
 
 def test_unknown_keys_are_named_with_the_expected_ones():

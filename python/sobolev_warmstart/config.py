@@ -452,9 +452,13 @@ def diff_configs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str =
 # ---------------------------------------------------------------------------------------------- presets
 _TINY_UNET = {"down_dims": [16, 32], "n_groups": 4, "step_embed_dim": 16}
 _PAST_ACTIONS = {"past_actions": True}
-# The pendubot's solver: its variant's settings (solver.VARIANT_SOLVER_SETTINGS: the initial penalty TO alone does best
-# with, round 23)
-_PENDUBOT_SOLVER = {"max_iters": 500, "num_threads": 0, **VARIANT_SOLVER_SETTINGS["double_pendulum/default"]}
+def _variant_solver(variant: str, max_iters: int = 500) -> dict[str, Any]:
+    """A preset's solver: its variant's measured settings (solver.VARIANT_SOLVER_SETTINGS: the pendubot's initial
+    penalty, round 23; the UR5s' stall switch, rounds 37-39) over the budget."""
+    return {"max_iters": max_iters, "num_threads": 0, **VARIANT_SOLVER_SETTINGS.get(variant, {})}
+
+
+_PENDUBOT_SOLVER = _variant_solver("double_pendulum/default")
 
 #: Named loop configurations (plain dicts, over the dataclass defaults). ``default`` is measured to finish in a
 #: few minutes on two cores; the others take the scorecard's recipe of their variant, their loops measured against
@@ -514,7 +518,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "ur5": {
         "task": "ur5", "variant": "random_start_random_target", "iterations": 4, "instances": 64,
         "collect_batch": 16, "consolidate_neighbours": 8, "symmetry_copies": 3,
-        "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
+        "chunk": {"horizon": 8, "history": 1, "action_steps": 1}, "solver": _variant_solver("ur5/random_start_random_target"),
         "train": {"policy": "sob_diff", "epochs": 10, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.001,
                   "denoiser": "mlp", "mlp": {"hidden_dims": [256, 256]}, "num_threads": 1},
         "eval": {"instances": 64},
@@ -551,7 +555,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task": "ur5", "variant": "reference_random_start_random_target", "iterations": 4, "instances": 64,
         "collect_batch": 16, "symmetry_copies": 7,
         "chunk": {"horizon": 8, "history": 1, "action_steps": 1},
-        "solver": {"max_iters": 1000, "num_threads": 0},
+        "solver": _variant_solver("ur5/reference_random_start_random_target", max_iters=1000),
         "train": {"policy": "sob_diff", "epochs": 3, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.01,
                   "denoiser": "mlp", "num_threads": 1},
         "eval": {"instances": 64},
