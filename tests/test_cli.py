@@ -25,6 +25,20 @@ def test_solve_takes_the_stall_switch(capsys):
     assert "--stall-iters" in capsys.readouterr().err
 
 
+def test_solve_takes_the_variants_measured_settings_unless_given(capsys):
+    # SolverOptions.for_task: the pendubot's penalty 0.1, the UR5s' stall switch; the flags override them
+    assert main(["solve", "--task", "double_pendulum", "-n", "1", "--threads", "1", "--max-iters", "5"]) == 0
+    assert "mu_init 0.1, stall_iters 0," in capsys.readouterr().out
+    assert main(["solve", "--task", "double_pendulum", "-n", "1", "--threads", "1", "--max-iters", "5",
+                 "--mu-init", "0.001"]) == 0
+    assert "mu_init 0.001, stall_iters 0," in capsys.readouterr().out
+    assert main(["solve", "--task", "ur5", "--variant", "fixed_start_random_target", "-n", "1", "--threads", "1"]) == 0
+    assert "mu_init 0.001, stall_iters 10," in capsys.readouterr().out
+    assert main(["solve", "--task", "ur5", "--variant", "fixed_start_random_target", "-n", "1", "--threads", "1",
+                 "--stall-iters", "0"]) == 0
+    assert "mu_init 0.001, stall_iters 0," in capsys.readouterr().out
+
+
 def test_unknown_variant_is_a_clear_error(capsys):
     assert main(["solve", "--task", "ur5", "--variant", "sideways", "-n", "1"]) == 2
     assert "variant: unknown variant 'sideways'" in capsys.readouterr().err

@@ -50,12 +50,20 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variant_options(task, args: argparse.Namespace, **fields) -> SolverOptions:
+    """The variant's measured solver settings (``SolverOptions.for_task``: the pendubot's initial penalty, the UR5s'
+    stall switch), under ``fields`` and the ``--mu-init`` / ``--stall-iters`` flags given."""
+    for flag in ("mu_init", "stall_iters"):
+        if getattr(args, flag, None) is not None:
+            fields[flag] = getattr(args, flag)
+    return SolverOptions.for_task(task, **fields)
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     task = make_task(args.task, args.variant)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
-    options = SolverOptions(tol=args.tol, max_iters=args.max_iters, mu_init=args.mu_init, num_threads=args.threads,
-                            step_acceptance=args.step_acceptance, dual_init=args.dual_init,
-                            stall_iters=args.stall_iters)
+    options = _variant_options(task, args, tol=args.tol, max_iters=args.max_iters, num_threads=args.threads,
+                               step_acceptance=args.step_acceptance, dual_init=args.dual_init)
     print(task.describe())
     start = time.perf_counter()
     result = solve(task, x0s, params, options=options)
@@ -65,6 +73,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     rows = [
         ("task", f"{task.name}/{task.variant}"),
         ("instances", f"{len(result)} (seed {args.seed})"),
+        ("solver", f"mu_init {options.mu_init:g}, stall_iters {options.stall_iters}, max_iters {options.max_iters}, "
+                   f"step_acceptance {options.step_acceptance}"),
         ("converged", f"{conv.sum()}/{len(result)} ({100.0 * conv.mean():.0f}%)"),
         ("iterations", f"median {np.median(it):.0f}, mean {it.mean():.1f}, max {it.max()}"),
         ("cost (converged)", f"median {np.median(result.cost[conv]):.4f}" if conv.any() else "-"),
@@ -187,7 +197,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         policies[method] = path
     task = make_task(args.task, args.variant)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
-    options = SolverOptions(max_iters=args.max_iters, mu_init=args.mu_init, num_threads=args.threads)
+    options = _variant_options(task, args, max_iters=args.max_iters, num_threads=args.threads)
     result = evaluate_methods(task, policies, x0s, params, seeds=args.seeds, action_steps=args.action_steps,
                               options=options)
     print(f"{task.name}/{task.variant}: {args.n} instances (seed {args.seed}), rollout seeds {list(args.seeds)}, "
@@ -313,13 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_non_negative_int, default=0, help="0: all cores")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--max-iters", type=_positive_int, default=500)
-    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help=_MU_INIT_HELP)
+    p.add_argument("--mu-init", type=_positive_float, help=_MU_INIT_VARIANT_HELP)
     p.add_argument("--step-acceptance", choices=["filter", "linesearch"], default="filter")
     p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
-    p.add_argument("--stall-iters", type=_non_negative_int, default=SolverOptions.stall_iters,
+    p.add_argument("--stall-iters", type=_non_negative_int,
                    help="with the filter, switch to the merit linesearch once the iterate is primal-feasible and its "
-                        "dual infeasibility, within 10 tol, has not halved in this many iterations (0: never; default "
-                        "%(default)s)")
+                        "dual infeasibility, within 10 tol, has not halved in this many iterations (0: never; default: "
+                        "the variant's, 10 on the UR5s, else 0)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("bench-solve", help="C++ benchmark: problems/s vs threads, setup share")
@@ -388,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2], help="rollout noise seeds")
     p.add_argument("--action-steps", type=_positive_int, help="executed actions per replan (diffusion)")
     p.add_argument("--max-iters", type=_positive_int, default=500)
-    p.add_argument("--mu-init", type=_positive_float, default=1e-3, help=_MU_INIT_HELP)
+    p.add_argument("--mu-init", type=_positive_float, help=_MU_INIT_VARIANT_HELP)
+    p.add_argument("--stall-iters", type=_non_negative_int,
+                   help="the stall switch (default: the variant's, 10 on the UR5s, else 0; see solve --help)")
     p.add_argument("--threads", type=_non_negative_int, default=0)
     p.add_argument("--json", help="write the evaluation as JSON here")
     p.add_argument("--csv", help="write the table as CSV here")
@@ -460,6 +472,8 @@ def _positive_int(text: str) -> int:
 
 _MU_INIT_HELP = ("ProxDDP's initial augmented-Lagrangian penalty (default 1e-3; the pendubot's loop presets and scorecard "
                  "use 0.1, TO alone's best there: docs/results/ablations.md, round 23)")
+_MU_INIT_VARIANT_HELP = ("ProxDDP's initial augmented-Lagrangian penalty (default: the variant's measured one, "
+                         "SolverOptions.for_task: 0.1 on the pendubot, TO alone's best there, round 23; else 1e-3)")
 
 
 def _positive_float(text: str) -> float:
