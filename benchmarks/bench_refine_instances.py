@@ -59,7 +59,8 @@ def main() -> None:
     if any(ro.errors[i] for i in idx):
         raise SystemExit(f"instances {[int(i) for i in idx if ro.errors[i]]}: the rollout diverged, no guess to refine")
     costs = guess_costs(task, x0, prm, xs, us, bound=1e3, num_threads=1)
-    print(f"{task.name}/{task.variant}: instances {[int(i) for i in idx]} of {args.n} (seed {args.test_seed}); rollout costs "
+    print(f"{task.name}/{task.variant}: instances {[int(i) for i in idx]} of {args.n} (seed {args.test_seed}); "
+          f"rollout costs "
           f"{np.array2string(costs, precision=2)}; base mu_init {base.mu_init:g}, tol {base.tol:g}, max_iters "
           f"{base.max_iters}, step_acceptance {base.step_acceptance}, stall_iters {base.stall_iters}\n")
     print("| setting | iterations | converged | refined cost | primal infeasibility | dual infeasibility |")

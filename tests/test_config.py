@@ -49,7 +49,8 @@ def test_every_preset_builds_and_round_trips(name):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_solves_with_its_variants_measured_settings(name):
-    # the pendubot's penalty, the UR5s' stall switch: what the scorecard solves the variant with (SolverOptions.for_task)
+    # the pendubot's penalty, the UR5s' stall switch: what the scorecard solves the variant with
+    # (SolverOptions.for_task)
     c = load_loop_config(name)
     task = make_task(c.task, c.variant)
     measured = SolverOptions.for_task(task, max_iters=c.solver.max_iters, num_threads=c.solver.num_threads)
