@@ -15,22 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 
 import numpy as np
 
 import sobolev_warmstart as sw
 from sobolev_warmstart.warmstart import guess_costs
 
-
-def _parse(change: str) -> tuple[str, object]:
-    key, sep, value = change.partition("=")
-    if not sep:
-        raise SystemExit(f"--set: expected key=value, got {change!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+from bench_solver_settings import _parse  # benchmarks/bench_solver_settings.py, beside this script
 
 
 def main() -> None:
