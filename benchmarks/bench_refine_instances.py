@@ -2,8 +2,9 @@
 settings: iterations, convergence, refined cost, and the primal and dual infeasibility where each solve stopped
 (the stall switch engages only on a primal-feasible iterate whose dual infeasibility is within 10 tol; round 37).
 
-The policy rolls out on all ``-n`` instances of the held-out seed in one batch (seed 0), as the scorecard's and the
-loop's evaluations do, so the chosen instances get the same guesses they got there; TO alone's refine from the
+The policy rolls out on all ``-n`` instances of the held-out seed in one batch (seed 0), as the scorecard's
+evaluation does, so the chosen instances get the same guesses they got there (a loop evaluates in batches of
+``collect_batch`` with their own seeds: past its first batch the guesses differ slightly); TO alone's refine from the
 default guess is the last row. The base settings are the variant's (``SolverOptions.for_task``), one thread.
 
     python3 benchmarks/bench_refine_instances.py runs/loop39/ur5-switch/final/policy_export.safetensors \\

@@ -20,6 +20,8 @@ def main() -> None:
     ap.add_argument("--method", default="sob_diff", help="the method whose rollouts are counted (default sob_diff)")
     ap.add_argument("--bound", type=float, default=10.0, help="a rollout past this times TO's cost wanders (default 10)")
     args = ap.parse_args()
+    if not args.bound > 0:
+        raise SystemExit(f"--bound: expected a ratio > 0, got {args.bound}")
     m = args.method
     print(f"| folder | {m} policy/TO median | past {args.bound:g}x [%] | diverged [%] | iterations {m} / NN / TO alone "
           f"| converged {m} / NN [%] |")

@@ -454,10 +454,10 @@ _TINY_UNET = {"down_dims": [16, 32], "n_groups": 4, "step_embed_dim": 16}
 _PAST_ACTIONS = {"past_actions": True}
 
 
-def _variant_solver(variant: str, max_iters: int = 500) -> dict[str, Any]:
-    """A preset's solver: its variant's measured settings (solver.VARIANT_SOLVER_SETTINGS: the pendubot's initial
-    penalty, round 23; the UR5s' stall switch, rounds 37-39) over the budget."""
-    return {"max_iters": max_iters, "num_threads": 0, **VARIANT_SOLVER_SETTINGS.get(variant, {})}
+def _variant_solver(key: str, max_iters: int = 500) -> dict[str, Any]:
+    """A preset's solver: the measured settings of variant ``key`` ("task/variant"; solver.VARIANT_SOLVER_SETTINGS: the
+    pendubot's initial penalty, round 23; the UR5s' stall switch, rounds 37-39) over the budget."""
+    return {"max_iters": max_iters, "num_threads": 0, **VARIANT_SOLVER_SETTINGS.get(key, {})}
 
 
 _PENDUBOT_SOLVER = _variant_solver("double_pendulum/default")
