@@ -5,7 +5,8 @@ import torch
 from sobolev_warmstart.data import ChunkSpec, build_dataset
 from sobolev_warmstart.diffusion import DDPMSchedule
 from sobolev_warmstart.losses import (cond_tangent, denoiser_jvp, diffusion_loss, direct_loss, make_cond,
-                                      random_directions, sobolev_cap_weights, sobolev_target_scales)
+                                      random_directions, sobolev_cap_weights, sobolev_entry_weights,
+                                      sobolev_target_scales)
 from sobolev_warmstart.models import MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 from sobolev_warmstart.models.dual import group_norm_dual, mish_dual
 from sobolev_warmstart.synthetic import lqr_double_integrator
@@ -329,3 +330,55 @@ def test_sobolev_cap_weights_leave_the_bulk_and_make_the_tail_relative():
     for bad in (0.0, 1.5, -0.2, True, "0.9"):
         with pytest.raises(ValueError, match="sobolev_cap_quantile: expected a float in"):
             sobolev_cap_weights(s, bad)
+
+
+@pytest.mark.parametrize("make", [_tiny_unet, _tiny_chunk_mlp], ids=["unet", "mlp"])
+def test_sobolev_entry_weights_scale_each_action_entrys_residual(make):
+    """The Sobolev term weighted per action entry is the weighted sum of the terms on each entry alone (one-hot
+    weights, the same directions), which add up to the unweighted term; the regression term does not change. The
+    direct loss alike; a weight of the wrong shape is refused by name."""
+    g = torch.Generator().manual_seed(7)
+    b, h, horizon, na, no, nz, ndx = 5, 1, 8, 3, 4, 1, 4
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    args = [r(b, h, no), r(b, nz), r(b, horizon, na), r(b, horizon, na, ndx), r(b, no, ndx)]
+    net, sched = make(na, h * no + nz, horizon, torch.float64), DDPMSchedule(5)
+    kw = dict(sobolev_weight=0.3, num_directions=2, steps=torch.randint(0, 5, (b,), generator=g),
+              noise=r(b, horizon, na), directions=random_directions(b, 2, ndx, g, torch.float64))
+    w = torch.tensor([0.5, 2.0, 0.0], dtype=torch.float64)
+    with torch.no_grad():
+        plain = diffusion_loss(net, sched, *args, h, **kw)
+        weighted = diffusion_loss(net, sched, *args, h, sobolev_entry_weight=w, **kw)
+        each = [diffusion_loss(net, sched, *args, h, sobolev_entry_weight=e, **kw).sobolev
+                for e in torch.eye(na, dtype=torch.float64)]
+    torch.testing.assert_close(plain.sobolev, sum(each))
+    torch.testing.assert_close(weighted.sobolev, sum(w[d] * each[d] for d in range(na)))
+    torch.testing.assert_close(weighted.mse, plain.mse)
+    mlp = MLP(no + nz, na, MLPConfig((16, 16))).double()
+    dargs = (args[0][:, -1], args[1], args[2][:, h], args[3][:, h], args[4])
+    dirs = random_directions(b, 1, ndx, g, torch.float64)
+    with torch.no_grad():
+        dw = direct_loss(mlp, *dargs, sobolev_weight=1.0, directions=dirs, sobolev_entry_weight=w).sobolev
+        deach = [direct_loss(mlp, *dargs, sobolev_weight=1.0, directions=dirs, sobolev_entry_weight=e).sobolev
+                 for e in torch.eye(na, dtype=torch.float64)]
+    torch.testing.assert_close(dw, sum(w[d] * deach[d] for d in range(na)))
+    for bad in (torch.ones(na + 1, dtype=torch.float64), torch.ones(1, na, dtype=torch.float64), [1.0] * na):
+        with pytest.raises(ValueError, match=r"sobolev_entry_weight: expected a tensor of shape \(3,\)"):
+            diffusion_loss(net, sched, *args, h, sobolev_weight=1.0, sobolev_entry_weight=bad)
+        with pytest.raises(ValueError, match=r"sobolev_entry_weight: expected a tensor of shape \(3,\)"):
+            direct_loss(mlp, *dargs, sobolev_weight=1.0, sobolev_entry_weight=bad)
+
+
+def test_sobolev_entry_weights_cap_the_stiff_entries_at_the_mean():
+    """w_d = min(1, mean(c) / c_d): the entries with larger targets than the mean are scaled down to it, the others
+    (a zero one included) keep weight 1; the weighted targets' largest entry scale is the mean."""
+    jac = torch.zeros(4, 2, 3, 5)  # (B, H', D_a, ndx)
+    jac[..., 0, :] = 1.0  # c_0 = 5 / 5 = 1
+    jac[..., 1, :2] = 6.0  # c_1 = 72 / 5
+    c = torch.tensor([1.0, 72 / 5, 0.0])
+    w = sobolev_entry_weights(jac)
+    torch.testing.assert_close(w, torch.tensor([1.0, float(c.mean() / c[1]), 1.0]))
+    assert float((w * c).max()) <= float(c.mean()) * (1 + 1e-6)
+    torch.testing.assert_close(sobolev_entry_weights(torch.zeros(2, 3, 4)), torch.ones(3))  # no gains: unchanged
+    torch.testing.assert_close(sobolev_entry_weights(torch.ones(2, 3, 4)), torch.ones(3))  # equal entries
+    with pytest.raises(ValueError, match=r"jac: expected \(B, \.\.\., D_a, ndx\), got shape \(3, 4\)"):
+        sobolev_entry_weights(torch.ones(3, 4))

@@ -12,7 +12,7 @@ from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
 from sobolev_warmstart.train import (EMA_MAX_DECAY, TrainConfig, _training_tensors, ema_decay, load_checkpoint,
-                                     sobolev_sample_weights, train)
+                                     sobolev_entry_weights_of, sobolev_sample_weights, train)
 
 TINY_UNET = UNetConfig(down_dims=(16, 32), n_groups=4, step_embed_dim=16)
 TINY_MLP = MLPConfig((32, 32))
@@ -224,6 +224,24 @@ def test_sobolev_cap_quantile_weights_the_tail_only(kind, lqr_dataset):
     capped = train(ds, TrainConfig(**{**base, "epochs": 25}, sobolev_cap_quantile=0.5))
     hist = capped.train_history
     assert hist[-1]["mse"] < 0.1 * hist[0]["mse"] and hist[-1]["sobolev"] < 0.5 * hist[0]["sobolev"], hist
+
+
+def test_sobolev_cap_entries_is_off_by_default_and_the_identity_on_one_action_entry(lqr_dataset):
+    """The double integrator has one action entry, which is its own mean: the entry cap leaves its training
+    bit-identical. The option is refused for policies without the Sobolev term and when not a bool."""
+    ds = lqr_dataset
+    base = dict(policy="sob_diff", epochs=2, batch_size=32, lr=3e-3, unet=TINY_UNET, mlp=TINY_MLP, progress=False,
+                seed=0, num_threads=1)
+    assert sobolev_entry_weights_of(ds, TrainConfig(**base)) is None
+    torch.testing.assert_close(sobolev_entry_weights_of(ds, TrainConfig(**base, sobolev_cap_entries=True)),
+                               torch.ones(1))
+    plain, capped = train(ds, TrainConfig(**base)), train(ds, TrainConfig(**base, sobolev_cap_entries=True))
+    for a, b in zip(plain.net.parameters(), capped.net.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="sobolev_cap_entries: policy 'diff' trains without the Sobolev term"):
+        TrainConfig(**{**base, "policy": "diff"}, sobolev_cap_entries=True)
+    with pytest.raises(ValueError, match="sobolev_cap_entries: expected a bool, got 1"):
+        TrainConfig(**base, sobolev_cap_entries=1)
 
 
 def test_train_rejects_bad_arguments(lqr_dataset):

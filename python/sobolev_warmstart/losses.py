@@ -29,6 +29,12 @@ entries) and ``τ`` a quantile of the training set's scales, so the few samples 
 magnitude larger than the rest (the steps before a stiff terminal cost) are matched in relative rather than
 absolute error and cannot dominate the loss and its clipped gradient.
 
+``sobolev_entry_weight (D_a,)`` (optional) multiplies each action entry's squared Sobolev residual:
+:func:`sobolev_entry_weights` gives ``w_d = min(1, mean(c) / c_d)`` with ``c_d`` entry ``d``'s mean squared target
+``||D_{·,d}||² / ndx`` over the training set: the entries whose gains are stiffer than the average entry's are
+matched as if they were average, so they cannot dominate the term (on `quadrotor/columns_9` the yaw rate, the altitude and two
+attitude entries, at 1.9-6.8x the mean) and the rest is unchanged.
+
 ``sobolev_fraction = f < 1`` computes the Sobolev term on the first ``round(f · B)`` samples of the batch only
 (the batches are random permutations, so they are a uniform subset): the same expectation with more variance.
 The dual pass then carries ``B`` primal rows and ``f · B`` tangent rows (:mod:`.models.dual`), about ``1 + f``
@@ -50,7 +56,7 @@ from .diffusion import DDPMSchedule
 
 __all__ = ["LossOutput", "make_cond", "cond_tangent", "sobolev_tangent_target", "random_directions", "denoiser_jvp",
            "diffusion_loss", "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile",
-           "sobolev_target_scales", "sobolev_cap_weights"]
+           "sobolev_target_scales", "sobolev_cap_weights", "sobolev_entry_weights"]
 
 _JVP_METHODS = ("dual", "autograd")
 
@@ -164,9 +170,33 @@ def sobolev_cap_weights(scales: torch.Tensor, quantile: float) -> torch.Tensor:
     return (tau / scales.clamp_min(torch.finfo(scales.dtype).tiny)).clamp(max=1.0)
 
 
-def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, m: int) -> torch.Tensor:
-    """Mean of the squared residual ``res (m·sb, ...)`` over rows and entries, each row's scaled by its weight."""
-    sq = res.pow(2).reshape(res.shape[0], -1).mean(-1)
+def sobolev_entry_weights(jac: torch.Tensor) -> torch.Tensor:
+    """``w_d = min(1, mean(c) / c_d)`` (``(D_a,)``) for derivative targets ``jac (B, ..., D_a, ndx)`` (the predicted
+    entries only), ``c_d = mean ||jac[..., d, :]||² / ndx`` over everything but the action entry: weighted by ``w``,
+    no entry's mean squared target exceeds the entries' mean ``mean(c)``, and the entries below it keep weight 1."""
+    if jac.dim() < 3:
+        raise ValueError(f"jac: expected (B, ..., D_a, ndx), got shape {tuple(jac.shape)}")
+    c = jac.double().pow(2).sum(-1).reshape(-1, jac.shape[-2]).mean(0) / jac.shape[-1]
+    mean = c.mean()
+    if not bool(mean > 0):
+        return torch.ones(jac.shape[-2], dtype=jac.dtype)
+    return (mean / c.clamp_min(torch.finfo(torch.float64).tiny)).clamp(max=1.0).to(jac.dtype)
+
+
+def _check_entry_weight(weight: torch.Tensor | None, na: int) -> None:
+    if weight is not None and (not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (na,)):
+        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"sobolev_entry_weight: expected a tensor of shape ({na},), got {got}")
+
+
+def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, m: int,
+                       entry_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the squared residual ``res (m·sb, ..., D_a)`` over rows and entries, each row's scaled by its weight
+    and each action entry's (the last axis) by ``entry_weight``."""
+    sq = res.pow(2)
+    if entry_weight is not None:
+        sq = sq * entry_weight
+    sq = sq.reshape(res.shape[0], -1).mean(-1)
     if weight is not None:
         sq = sq * _tangent_rows(weight, sb, m)
     return sq.mean() * m
@@ -210,7 +240,8 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    directions: torch.Tensor | None = None, method: str = "dual",
                    past_actions: bool = True, sobolev_fraction: float = 1.0,
                    sobolev_sample_weight: torch.Tensor | None = None, chunk_param_jac: torch.Tensor | None = None,
-                   obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0) -> LossOutput:
+                   obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0,
+                   sobolev_entry_weight: torch.Tensor | None = None) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (S, m, ndx)`` are drawn
@@ -219,9 +250,11 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     zeros (as :class:`~sobolev_warmstart.diffusion.DDPMSampler` samples). ``sobolev_sample_weight (B,)``: per-sample
     factors of the Sobolev residual (see the module's docstring), all ones if omitted. ``chunk_param_jac (B, H, D_a,
     nz)``, ``obs_param_jac (B, h, D_o, nz)``: the parameter Sobolev targets, both or neither (``directions`` then
-    ``(S, m, ndx + nz)``), their block weighted by ``parameter_weight``."""
+    ``(S, m, ndx + nz)``), their block weighted by ``parameter_weight``. ``sobolev_entry_weight (D_a,)``: per action
+    entry factors of the Sobolev residual (:func:`sobolev_entry_weights`), all ones if omitted."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
+    _check_entry_weight(sobolev_entry_weight, na)
     if steps is None:
         steps = torch.randint(0, schedule.num_steps, (b,), generator=generator)
     if noise is None:
@@ -250,7 +283,8 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                             tangent, method)
     pred = _undo_dual_rows(pred, sb, m)
     mse = (pred - chunks)[:, history:].pow(2).mean()
-    sob = _weighted_residual((jv - target)[:, history:], sobolev_sample_weight, sb, m)  # Σ_j mean over (batch, entries)
+    sob = _weighted_residual((jv - target)[:, history:], sobolev_sample_weight, sb, m,
+                             sobolev_entry_weight)  # Σ_j mean over (batch, entries)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
 
 
@@ -259,12 +293,14 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
                 num_directions: int = 1, generator: torch.Generator | None = None,
                 directions: torch.Tensor | None = None, sobolev_fraction: float = 1.0,
                 sobolev_sample_weight: torch.Tensor | None = None, action_param_jac: torch.Tensor | None = None,
-                obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0) -> LossOutput:
+                obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0,
+                sobolev_entry_weight: torch.Tensor | None = None) -> LossOutput:
     """Direct policy loss: ``obs (B, D_o)`` (current observation), ``params (B, nz)``, ``actions (B, D_a)``,
     ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``; ``sobolev_fraction`` and ``sobolev_sample_weight`` as
     in :func:`diffusion_loss`; ``action_param_jac (B, D_a, nz)`` and ``obs_param_jac (B, D_o, nz)`` (the current
-    observation's) and ``parameter_weight`` as there."""
+    observation's), ``parameter_weight`` and ``sobolev_entry_weight`` as there."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
+    _check_entry_weight(sobolev_entry_weight, actions.shape[-1])
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
         mse = (net(cond) - actions).pow(2).mean()
@@ -286,5 +322,5 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
         parameter_weight)
     pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
     mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
-    sob = _weighted_residual(jv - target, sobolev_sample_weight, sb, m)
+    sob = _weighted_residual(jv - target, sobolev_sample_weight, sb, m, sobolev_entry_weight)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .data import ChunkDataset, atomic_write_bytes, exchangeable_params, shuffle_param_groups
 from .diffusion import DiffusionConfig
 from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
-                     sobolev_cap_weights, sobolev_target_scales)
+                     sobolev_cap_weights, sobolev_entry_weights, sobolev_target_scales)
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
@@ -67,6 +67,10 @@ class TrainConfig:
     ``sobolev_cap_quantile`` (q in (0, 1], or None): samples whose derivative target is larger than the training
     set's q-quantile have their Sobolev residual divided by their target's scale over that quantile
     (:func:`~sobolev_warmstart.losses.sobolev_cap_weights`); None weighs every sample alike.
+    ``sobolev_cap_entries``: the action entries whose derivative targets are larger than the average entry's (mean
+    squared over the training set) have their Sobolev residual scaled down to the average
+    (:func:`~sobolev_warmstart.losses.sobolev_entry_weights`; ``sobolev_cap_quantile`` then acts on the capped
+    targets); False weighs every entry by its targets' size.
     ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
     columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
     so the same trajectory and derivative targets, seen under every ordering of its columns.
@@ -91,6 +95,7 @@ class TrainConfig:
     num_directions: int = 1
     sobolev_fraction: float = 1.0
     sobolev_cap_quantile: float | None = None
+    sobolev_cap_entries: bool = False
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     parameter_sobolev_weight: float = 1.0
@@ -137,6 +142,11 @@ class TrainConfig:
         if not sob and self.sobolev_cap_quantile is not None:
             raise ValueError(f"sobolev_cap_quantile: policy {self.policy!r} trains without the Sobolev term, "
                              f"expected None, got {self.sobolev_cap_quantile!r}")
+        if not isinstance(self.sobolev_cap_entries, bool):
+            raise ValueError(f"sobolev_cap_entries: expected a bool, got {self.sobolev_cap_entries!r}")
+        if not sob and self.sobolev_cap_entries:
+            raise ValueError(f"sobolev_cap_entries: policy {self.policy!r} trains without the Sobolev term, "
+                             f"expected False, got True")
         if not isinstance(self.shuffle_exchangeable_params, bool):
             raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
         if self.ema_power is not None and not (isinstance(self.ema_power, (int, float))
@@ -226,17 +236,36 @@ def _parameter_tensors(dataset: ChunkDataset, config: TrainConfig) -> tuple[torc
     return dataset.chunk_param_jac[:, dataset.spec.history], dataset.obs_param_jac[:, -1]
 
 
-def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
-    """Per-sample factors of the Sobolev residual for ``config.sobolev_cap_quantile`` (None when it is None, as it
-    is for every policy without the Sobolev term): computed once over the whole dataset's predicted entries."""
-    if config.sobolev_cap_quantile is None:
-        return None
+def _sobolev_targets(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor:
+    """The derivative targets the Sobolev term matches, ``(B, ..., D_a, ndx [+ nz])``: the predicted entries, with
+    the parameter block (weighted) where the dataset holds it."""
     h = dataset.spec.history
     jac = dataset.chunk_jac[:, h:] if config.is_diffusion else dataset.chunk_jac[:, h]
     extra = _parameter_tensors(dataset, config)
-    if extra is not None:  # the scale of the whole Jacobian [∂/∂x̃, ∂/∂z̃]
+    if extra is not None:  # the whole Jacobian [∂/∂x̃, ∂/∂z̃]
         pjac = extra[0][:, h:] if config.is_diffusion else extra[0]
         jac = torch.cat([jac, pjac * math.sqrt(config.parameter_sobolev_weight)], dim=-1)
+    return jac
+
+
+def sobolev_entry_weights_of(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
+    """Per action entry factors of the Sobolev residual for ``config.sobolev_cap_entries`` (None when it is
+    off), computed once over the whole dataset's predicted entries."""
+    if not config.sobolev_cap_entries:
+        return None
+    return sobolev_entry_weights(_sobolev_targets(dataset, config))
+
+
+def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
+    """Per-sample factors of the Sobolev residual for ``config.sobolev_cap_quantile`` (None when it is None, as it
+    is for every policy without the Sobolev term): computed once over the whole dataset's predicted entries (as
+    capped by ``sobolev_cap_entries``)."""
+    if config.sobolev_cap_quantile is None:
+        return None
+    jac = _sobolev_targets(dataset, config)
+    entry = sobolev_entry_weights_of(dataset, config)
+    if entry is not None:
+        jac = jac * entry.sqrt()[:, None]
     return sobolev_cap_weights(sobolev_target_scales(jac), config.sobolev_cap_quantile)
 
 
@@ -290,6 +319,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     tensors = _training_tensors(dataset, config)
     param_tensors = _parameter_tensors(dataset, config)
     sample_weights = sobolev_sample_weights(dataset, config)
+    entry_weights = sobolev_entry_weights_of(dataset, config)
     n = len(dataset)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch * config.epochs))
@@ -358,13 +388,15 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                 out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
-                                     sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight, **pkw)
+                                     sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
+                                     sobolev_entry_weight=entry_weights, **pkw)
             else:
                 pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
                                                  "parameter_weight": config.parameter_sobolev_weight}
                 out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
                                   num_directions=config.num_directions, generator=g,
-                                  sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight, **pkw)
+                                  sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
+                                  sobolev_entry_weight=entry_weights, **pkw)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if config.grad_clip is not None:
