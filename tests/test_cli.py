@@ -39,6 +39,25 @@ def test_solve_takes_the_variants_measured_settings_unless_given(capsys):
     assert "mu_init 0.001, stall_iters 0," in capsys.readouterr().out
 
 
+def test_collect_takes_the_variants_measured_settings_unless_configured(tmp_path, capsys):
+    # as solve does: the pendubot's penalty 0.1, the UR5s' stall switch; a flag or a --set overrides them
+    out = tmp_path / "d.npz"
+    assert main(["collect", "-o", str(out), "--task", "double_pendulum", "-n", "8", "--threads", "1", "-q"]) == 0
+    assert "mu_init 0.1, stall_iters 0," in capsys.readouterr().out
+    assert main(["collect", "-o", str(out), "--task", "double_pendulum", "-n", "8", "--threads", "1", "-q",
+                 "--mu-init", "0.001"]) == 0
+    assert "mu_init 0.001, stall_iters 0," in capsys.readouterr().out
+    assert main(["collect", "-o", str(out), "--task", "double_pendulum", "-n", "8", "--threads", "1", "-q",
+                 "--set", "solver.mu_init=0.01"]) == 0
+    assert "mu_init 0.01, stall_iters 0," in capsys.readouterr().out
+    assert main(["collect", "-o", str(out), "--task", "ur5", "--variant", "fixed_start_random_target", "-n", "1",
+                 "--threads", "1", "-q"]) == 0
+    assert "mu_init 0.001, stall_iters 10," in capsys.readouterr().out
+    assert main(["collect", "-o", str(out), "--task", "ur5", "--variant", "fixed_start_random_target", "-n", "1",
+                 "--threads", "1", "-q", "--stall-iters", "0"]) == 0
+    assert "mu_init 0.001, stall_iters 0," in capsys.readouterr().out
+
+
 def test_unknown_variant_is_a_clear_error(capsys):
     assert main(["solve", "--task", "ur5", "--variant", "sideways", "-n", "1"]) == 2
     assert "variant: unknown variant 'sideways'" in capsys.readouterr().err

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _core
 from .config import PRESETS, CollectConfig, apply_overrides, from_dict, load_config_file, load_loop_config, to_dict
-from .solver import SolverOptions, solve
+from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions, solve
 from .tasks import available_tasks, make_task, robots_dir
 from .train import TrainConfig
 
@@ -105,21 +105,40 @@ def _config_data(args: argparse.Namespace, flags: dict) -> dict:
     return apply_overrides(data, [*given, *(args.set or [])], args.command)
 
 
+def _with_variant_solver(data: dict) -> dict:
+    """``data`` (a collect configuration) with its variant's measured solver settings (``VARIANT_SOLVER_SETTINGS``, as
+    ``solve``, ``evaluate``, the scorecard and the loop presets solve it) wherever the configuration does not set
+    them. An unknown task or variant is left to ``CollectConfig``'s own error."""
+    try:
+        task = make_task(data.get("task", CollectConfig.task), data.get("variant", CollectConfig.variant))
+    except (TypeError, ValueError):
+        return data
+    measured = VARIANT_SOLVER_SETTINGS.get(f"{task.name}/{task.variant}", {})
+    solver = data.setdefault("solver", {})
+    if isinstance(solver, dict):
+        for key, value in measured.items():
+            solver.setdefault(key, value)
+    return data
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from .loop import collect_dataset
     flags = {"task": args.task, "variant": args.variant, "instances": args.n, "seed": args.seed,
-             "solver.max_iters": args.max_iters, "solver.mu_init": args.mu_init, "solver.num_threads": args.threads,
+             "solver.max_iters": args.max_iters, "solver.mu_init": args.mu_init,
+             "solver.stall_iters": args.stall_iters, "solver.num_threads": args.threads,
              "chunk.horizon": args.horizon,
              "chunk.history": args.history, "chunk.action_steps": args.action_steps,
              "consolidate_neighbours": args.consolidate, "symmetry_copies": args.symmetry_copies,
              **_backend_flags(args)}
-    config = from_dict(CollectConfig, _config_data(args, flags), "collect")
+    config = from_dict(CollectConfig, _with_variant_solver(_config_data(args, flags)), "collect")
     dataset, m = collect_dataset(config, args.output, progress=not args.quiet)
     d = m["default"]
     print(_summary_table([
         ("task", f"{m['task']}/{m['variant']}"),
         ("instances", f"{m['instances']} (seed {m['seed']})"),
         ("converged (kept)", f"{m['accepted']}/{m['instances']} ({m['rejected']} rejected, budget {m['max_iters']})"),
+        ("solver", f"mu_init {config.solver.mu_init:g}, stall_iters {config.solver.stall_iters}, "
+                   f"step_acceptance {config.solver.step_acceptance}"),
         ("iterations", f"mean {d['iterations_mean']:.1f}, median {d['iterations_median']:.0f}"),
         ("solve time / instance", f"mean {1e3 * d['solve_time_mean']:.1f} ms"),
         ("dataset", f"{args.output}: {dataset.data.num_instances} trajectories, {len(dataset)} chunks "
@@ -326,10 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mu-init", type=_positive_float, help=_MU_INIT_VARIANT_HELP)
     p.add_argument("--step-acceptance", choices=["filter", "linesearch"], default="filter")
     p.add_argument("--dual-init", choices=["adjoint", "costates", "zero"], default="adjoint")
-    p.add_argument("--stall-iters", type=_non_negative_int,
-                   help="with the filter, switch to the merit linesearch once the iterate is primal-feasible and its "
-                        "dual infeasibility, within 10 tol, has not halved in this many iterations (0: never; default: "
-                        "the variant's, 10 on the UR5s, else 0)")
+    p.add_argument("--stall-iters", type=_non_negative_int, help=_STALL_ITERS_HELP)
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("bench-solve", help="C++ benchmark: problems/s vs threads, setup share")
@@ -346,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, help="number of instances (default 64)")
     p.add_argument("--seed", type=_non_negative_int, help="instance seed (default 0)")
     p.add_argument("--max-iters", type=_positive_int, help="solver budget (default 500)")
-    p.add_argument("--mu-init", type=_positive_float, help=_MU_INIT_HELP)
+    p.add_argument("--mu-init", type=_positive_float, help=_MU_INIT_VARIANT_HELP)
+    p.add_argument("--stall-iters", type=_non_negative_int, help=_STALL_ITERS_HELP)
     p.add_argument("--threads", type=_non_negative_int, help="solver threads (0: all cores)")
     p.add_argument("--horizon", type=_positive_int, help="chunk horizon H (default 16)")
     p.add_argument("--history", type=_positive_int, help="chunk history h (default 1)")
@@ -470,8 +487,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-_MU_INIT_HELP = ("ProxDDP's initial augmented-Lagrangian penalty (default 1e-3; the pendubot's loop presets and scorecard "
-                 "use 0.1, TO alone's best there: docs/results/ablations.md, round 23)")
+_STALL_ITERS_HELP = ("with the filter, switch to the merit linesearch once the iterate is primal-feasible and its dual "
+                     "infeasibility, within 10 tol, has not halved in this many iterations (0: never; default: the "
+                     "variant's, 10 on the UR5s, else 0)")
 _MU_INIT_VARIANT_HELP = ("ProxDDP's initial augmented-Lagrangian penalty (default: the variant's measured one, "
                          "SolverOptions.for_task: 0.1 on the pendubot, TO alone's best there, round 23; else 1e-3)")
 
