@@ -63,11 +63,15 @@ def solved(task, s, x0s, params) -> sw.TrajectoryData:
     return data.select(np.asarray(res.converged))
 
 
-def one_step_errors(task, policy, s, data: sw.TrajectoryData) -> list[float]:
-    """Median |v'_policy - v'_solver| at each of STEPS, from the solver's own states of ``data``."""
-    n, nv, T = data.num_instances, task.nv, task.horizon
+def one_step_errors(task, policy, s, data: sw.TrajectoryData, entries: slice | None = None,
+                    steps: tuple[int, ...] = STEPS) -> list[float]:
+    """Median |a'_policy - a'_solver| over the action ``entries`` (default: the last ``nv``, the next velocity) at
+    each of ``steps``, from the solver's own states of ``data`` (zero sampling noise, the solver's previous action
+    as history)."""
+    n, T = data.num_instances, task.horizon
+    entries = slice(-task.nv, None) if entries is None else entries
     out = []
-    for t in STEPS:
+    for t in steps:
         z = data.params
         if s.time_to_go:
             z = np.concatenate([z, np.full((n, 1), time_to_go(t, T))], axis=1)
@@ -77,7 +81,7 @@ def one_step_errors(task, policy, s, data: sw.TrajectoryData) -> list[float]:
             obs = np.concatenate([np.repeat(obs[:, :1], s.history - obs.shape[1], 1), obs], axis=1)
         zero = torch.zeros(policy.num_steps, n, policy.horizon, policy.na)
         a = policy.sample(obs, z, hist, noise=zero).numpy()[:, s.history]
-        out.append(float(np.median(np.linalg.norm(a[:, -nv:] - data.actions[:, t, -nv:], axis=1))))
+        out.append(float(np.median(np.linalg.norm(a[:, entries] - data.actions[:, t, entries], axis=1))))
     return out
 
 
