@@ -12,7 +12,7 @@ from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
 from sobolev_warmstart.train import (EMA_MAX_DECAY, TrainConfig, _training_tensors, ema_decay, load_checkpoint,
-                                     sobolev_entry_weights_of, sobolev_sample_weights, train)
+                                     sobolev_entry_weights_of, sobolev_sample_weights, sobolev_weight_at, train)
 
 TINY_UNET = UNetConfig(down_dims=(16, 32), n_groups=4, step_embed_dim=16)
 TINY_MLP = MLPConfig((32, 32))
@@ -242,6 +242,26 @@ def test_sobolev_cap_entries_is_off_by_default_and_the_identity_on_one_action_en
         TrainConfig(**{**base, "policy": "diff"}, sobolev_cap_entries=True)
     with pytest.raises(ValueError, match="sobolev_cap_entries: expected a bool, got 1"):
         TrainConfig(**base, sobolev_cap_entries=1)
+
+
+def test_a_cosine_sobolev_schedule_decays_lambda_to_zero_and_still_trains(lqr_dataset):
+    """lambda under the cosine schedule: the full weight at the first step, half at mid-training, positive and near
+    zero at the last; constant by default and for policies without the term. Trained with it, the derivatives still
+    fit (the term shapes the early steps; training seeds 0-2: last / first epoch's mse 0.001-0.003, Sobolev term
+    0.06-0.07) and the training differs from the constant schedule's."""
+    base = dict(policy="sob_diff", batch_size=32, lr=3e-3, unet=TINY_UNET, mlp=TINY_MLP, progress=False, seed=0,
+                num_threads=1)
+    cos = TrainConfig(**base, sobolev_weight=0.2, sobolev_schedule="cosine", epochs=25)
+    assert sobolev_weight_at(cos, 0, 100) == 0.2 and sobolev_weight_at(cos, 50, 100) == pytest.approx(0.1)
+    assert 0.0 < sobolev_weight_at(cos, 99, 100) < 1e-4
+    assert sobolev_weight_at(TrainConfig(**base, sobolev_weight=0.2), 99, 100) == 0.2
+    assert sobolev_weight_at(TrainConfig(**{**base, "policy": "diff"}, sobolev_schedule="cosine"), 5, 10) == 0.0
+    hist = train(lqr_dataset, cos).train_history
+    assert hist[-1]["mse"] < 0.1 * hist[0]["mse"] and hist[-1]["sobolev"] < 0.5 * hist[0]["sobolev"], hist
+    const = train(lqr_dataset, TrainConfig(**base, sobolev_weight=0.2, epochs=25)).train_history
+    assert hist[-1]["loss"] != const[-1]["loss"]
+    with pytest.raises(ValueError, match="sobolev_schedule: expected one of"):
+        TrainConfig(**base, sobolev_schedule="linear")
 
 
 def test_train_rejects_bad_arguments(lqr_dataset):

@@ -131,7 +131,7 @@ class ScorecardSettings:
     sobolev_weight: λ of Sob+Diff on normalised quantities; sobolev_fraction: the share of each batch with
     the Sobolev term; sobolev_cap_quantile: the quantile above which a sample's Sobolev residual is relative to its
     target; sobolev_cap_entries: the action entries with stiffer derivative targets than the
-    average entry's are matched as if average
+    average entry's are matched as if average; sobolev_schedule: λ constant or decaying to zero
     (:class:`~sobolev_warmstart.train.TrainConfig`). subset_fractions: the nested subsets of the
     sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances per saved batch.
     max_iters / mu_init / stall_iters: the solver's budget, initial augmented-Lagrangian penalty and stall switch
@@ -196,6 +196,7 @@ class ScorecardSettings:
     sobolev_fraction: float = 1.0
     sobolev_cap_quantile: float | None = None
     sobolev_cap_entries: bool = False
+    sobolev_schedule: str = "constant"
     subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
     policy_seed: int | None = None
     denoiser: str = "mlp"
@@ -265,6 +266,7 @@ class ScorecardSettings:
                            sobolev_fraction=self.sobolev_fraction,
                            sobolev_cap_quantile=self.sobolev_cap_quantile if method == "sob_diff" else None,
                            sobolev_cap_entries=self.sobolev_cap_entries and method == "sob_diff",
+                           sobolev_schedule=self.sobolev_schedule,
                            shuffle_exchangeable_params=self.shuffle_exchangeable_params,
                            ema_power=self.ema_power,
                            # off: the data hold no parameter derivatives; the default keeps older checkpoints' config

@@ -39,9 +39,11 @@ from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusi
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
-__all__ = ["POLICY_KINDS", "TrainConfig", "train", "load_checkpoint", "ema_decay", "CHECKPOINT_NAME"]
+__all__ = ["POLICY_KINDS", "SOBOLEV_SCHEDULES", "TrainConfig", "train", "load_checkpoint", "ema_decay",
+           "sobolev_weight_at", "CHECKPOINT_NAME"]
 
 POLICY_KINDS = ("mlp", "sob_mlp", "diff", "sob_diff")
+SOBOLEV_SCHEDULES = ("constant", "cosine")
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
 EMA_MAX_DECAY = 0.9999
@@ -71,6 +73,9 @@ class TrainConfig:
     squared over the training set) have their Sobolev residual scaled down to the average
     (:func:`~sobolev_warmstart.losses.sobolev_entry_weights`; ``sobolev_cap_quantile`` then acts on the capped
     targets); False weighs every entry by its targets' size.
+    ``sobolev_schedule``: ``"constant"`` (λ throughout) or ``"cosine"`` (λ times ``(1 + cos(π p)) / 2`` at the share
+    ``p`` of the optimiser steps done: the gains shape the policy first, the regression has the last steps to itself;
+    :func:`sobolev_weight_at`).
     ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
     columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
     so the same trajectory and derivative targets, seen under every ordering of its columns.
@@ -96,6 +101,7 @@ class TrainConfig:
     sobolev_fraction: float = 1.0
     sobolev_cap_quantile: float | None = None
     sobolev_cap_entries: bool = False
+    sobolev_schedule: str = "constant"
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     parameter_sobolev_weight: float = 1.0
@@ -147,6 +153,8 @@ class TrainConfig:
         if not sob and self.sobolev_cap_entries:
             raise ValueError(f"sobolev_cap_entries: policy {self.policy!r} trains without the Sobolev term, "
                              f"expected False, got True")
+        if self.sobolev_schedule not in SOBOLEV_SCHEDULES:
+            raise ValueError(f"sobolev_schedule: expected one of {SOBOLEV_SCHEDULES}, got {self.sobolev_schedule!r}")
         if not isinstance(self.shuffle_exchangeable_params, bool):
             raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
         if self.ema_power is not None and not (isinstance(self.ema_power, (int, float))
@@ -203,6 +211,15 @@ def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
         return 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
 
     return f
+
+
+def sobolev_weight_at(config: TrainConfig, step: int, total_steps: int) -> float:
+    """λ at optimiser step ``step`` (from 0) of ``total_steps``: ``config.sobolev_weight`` under
+    ``config.sobolev_schedule`` (``"cosine"``: times ``(1 + cos(π step / total_steps)) / 2``, positive on every
+    step)."""
+    if config.sobolev_schedule == "constant" or config.sobolev_weight == 0.0:
+        return config.sobolev_weight
+    return config.sobolev_weight * 0.5 * (1.0 + math.cos(math.pi * min(step / max(1, total_steps), 1.0)))
 
 
 def ema_decay(step: int, power: float) -> float:
@@ -382,10 +399,11 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                     batch[1], *pbatch = shuffle_param_groups(batch[1], dataset.normalisers.params, *groups,
                                                              generator=g, jacobians=pbatch)
             weight = None if sample_weights is None else sample_weights[idx]
+            weight_now = sobolev_weight_at(config, epoch * steps_per_epoch + s, steps_per_epoch * config.epochs)
             if config.is_diffusion:
                 pkw = {} if pbatch is None else {"chunk_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
                                                  "parameter_weight": config.parameter_sobolev_weight}
-                out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=config.sobolev_weight,
+                out = diffusion_loss(net, policy.sampler.schedule, *batch, h, sobolev_weight=weight_now,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
                                      sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
@@ -393,7 +411,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
             else:
                 pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
                                                  "parameter_weight": config.parameter_sobolev_weight}
-                out = direct_loss(net, *batch, sobolev_weight=config.sobolev_weight,
+                out = direct_loss(net, *batch, sobolev_weight=weight_now,
                                   num_directions=config.num_directions, generator=g,
                                   sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
                                   sobolev_entry_weight=entry_weights, **pkw)
