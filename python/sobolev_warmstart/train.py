@@ -75,7 +75,7 @@ class TrainConfig:
     targets); False weighs every entry by its targets' size.
     ``sobolev_schedule``: ``"constant"`` (λ throughout) or ``"cosine"`` (λ times ``(1 + cos(π p)) / 2`` at the share
     ``p`` of the optimiser steps done: the gains shape the policy first, the regression has the last steps to itself;
-    :func:`sobolev_weight_at`).
+    :func:`sobolev_weight_at`; no effect on a policy without the Sobolev term, whose λ is 0).
     ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
     columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
     so the same trajectory and derivative targets, seen under every ordering of its columns.
