@@ -5,8 +5,8 @@ import torch
 from sobolev_warmstart.data import ChunkSpec, build_dataset
 from sobolev_warmstart.diffusion import DDPMSchedule
 from sobolev_warmstart.losses import (cond_tangent, denoiser_jvp, diffusion_loss, direct_loss, make_cond,
-                                      random_directions, sobolev_cap_weights, sobolev_entry_weights,
-                                      sobolev_target_scales)
+                                      random_directions, sobolev_cap_weights, sobolev_entry_scales,
+                                      sobolev_entry_weights, sobolev_target_scales)
 from sobolev_warmstart.models import MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 from sobolev_warmstart.models.dual import group_norm_dual, mish_dual
 from sobolev_warmstart.synthetic import lqr_double_integrator
@@ -375,6 +375,7 @@ def test_sobolev_entry_weights_cap_the_stiff_entries_at_the_mean():
     jac[..., 0, :] = 1.0  # c_0 = 5 / 5 = 1
     jac[..., 1, :2] = 6.0  # c_1 = 72 / 5
     c = torch.tensor([1.0, 72 / 5, 0.0])
+    torch.testing.assert_close(sobolev_entry_scales(jac), c.double())
     w = sobolev_entry_weights(jac)
     torch.testing.assert_close(w, torch.tensor([1.0, float(c.mean() / c[1]), 1.0]))
     assert float((w * c).max()) <= float(c.mean()) * (1 + 1e-6)

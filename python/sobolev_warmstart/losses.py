@@ -32,8 +32,8 @@ absolute error and cannot dominate the loss and its clipped gradient.
 ``sobolev_entry_weight (D_a,)`` (optional) multiplies each action entry's squared Sobolev residual:
 :func:`sobolev_entry_weights` gives ``w_d = min(1, mean(c) / c_d)`` with ``c_d`` entry ``d``'s mean squared target
 ``||D_{·,d}||² / ndx`` over the training set: the entries whose gains are stiffer than the average entry's are
-matched as if they were average, so they cannot dominate the term (on `quadrotor/columns_9` the yaw rate, the altitude and two
-attitude entries, at 1.9-6.8x the mean) and the rest is unchanged.
+matched as if they were average, so they cannot dominate the term (on `quadrotor/columns_9`'s training set the yaw
+rate at 8.5x the mean, 56% of the term, the altitude at 3.0x and one attitude entry at 1.1x) and the rest is unchanged.
 
 ``sobolev_fraction = f < 1`` computes the Sobolev term on the first ``round(f · B)`` samples of the batch only
 (the batches are random permutations, so they are a uniform subset): the same expectation with more variance.
@@ -56,7 +56,8 @@ from .diffusion import DDPMSchedule
 
 __all__ = ["LossOutput", "make_cond", "cond_tangent", "sobolev_tangent_target", "random_directions", "denoiser_jvp",
            "diffusion_loss", "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile",
-           "sobolev_target_scales", "sobolev_cap_weights", "sobolev_entry_weights"]
+           "sobolev_target_scales", "sobolev_cap_weights", "sobolev_entry_scales",
+           "sobolev_entry_weights"]
 
 _JVP_METHODS = ("dual", "autograd")
 
@@ -170,23 +171,23 @@ def sobolev_cap_weights(scales: torch.Tensor, quantile: float) -> torch.Tensor:
     return (tau / scales.clamp_min(torch.finfo(scales.dtype).tiny)).clamp(max=1.0)
 
 
-def sobolev_entry_weights(jac: torch.Tensor) -> torch.Tensor:
-    """``w_d = min(1, mean(c) / c_d)`` (``(D_a,)``) for derivative targets ``jac (B, ..., D_a, ndx)`` (the predicted
-    entries only), ``c_d = mean ||jac[..., d, :]||² / ndx`` over everything but the action entry: weighted by ``w``,
-    no entry's mean squared target exceeds the entries' mean ``mean(c)``, and the entries below it keep weight 1."""
+def sobolev_entry_scales(jac: torch.Tensor) -> torch.Tensor:
+    """``c_d = mean ||jac[..., d, :]||² / ndx`` (``(D_a,)``, float64) of derivative targets ``jac (B, ..., D_a, ndx)``
+    (the predicted entries only): each action entry's mean squared target, over everything but the entry."""
     if jac.dim() < 3:
         raise ValueError(f"jac: expected (B, ..., D_a, ndx), got shape {tuple(jac.shape)}")
-    c = jac.double().pow(2).sum(-1).reshape(-1, jac.shape[-2]).mean(0) / jac.shape[-1]
+    return jac.double().pow(2).sum(-1).reshape(-1, jac.shape[-2]).mean(0) / jac.shape[-1]
+
+
+def sobolev_entry_weights(jac: torch.Tensor) -> torch.Tensor:
+    """``w_d = min(1, mean(c) / c_d)`` (``(D_a,)``) for derivative targets ``jac (B, ..., D_a, ndx)``, ``c`` their
+    :func:`sobolev_entry_scales`: weighted by ``w``, no entry's mean squared target exceeds the entries' mean
+    ``mean(c)``, and the entries below it keep weight 1."""
+    c = sobolev_entry_scales(jac)
     mean = c.mean()
     if not bool(mean > 0):
         return torch.ones(jac.shape[-2], dtype=jac.dtype)
     return (mean / c.clamp_min(torch.finfo(torch.float64).tiny)).clamp(max=1.0).to(jac.dtype)
-
-
-def _check_entry_weight(weight: torch.Tensor | None, na: int) -> None:
-    if weight is not None and (not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (na,)):
-        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-        raise ValueError(f"sobolev_entry_weight: expected a tensor of shape ({na},), got {got}")
 
 
 def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, m: int,
@@ -202,10 +203,11 @@ def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, 
     return sq.mean() * m
 
 
-def _check_sample_weight(weight: torch.Tensor | None, batch: int) -> None:
-    if weight is not None and (not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (batch,)):
+def _check_weight_vector(name: str, weight: torch.Tensor | None, size: int) -> None:
+    """``weight`` None or a tensor of shape ``(size,)``, else a ``ValueError`` naming ``name``."""
+    if weight is not None and (not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (size,)):
         got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-        raise ValueError(f"sobolev_sample_weight: expected a tensor of shape ({batch},), got {got}")
+        raise ValueError(f"{name}: expected a tensor of shape ({size},), got {got}")
 
 
 def _sobolev_rows(batch: int, sobolev_fraction: float) -> int:
@@ -254,7 +256,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     entry factors of the Sobolev residual (:func:`sobolev_entry_weights`), all ones if omitted."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
-    _check_entry_weight(sobolev_entry_weight, na)
+    _check_weight_vector("sobolev_entry_weight", sobolev_entry_weight, na)
     if steps is None:
         steps = torch.randint(0, schedule.num_steps, (b,), generator=generator)
     if noise is None:
@@ -273,7 +275,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     dim = obs_jac.shape[-1] + (0 if chunk_param_jac is None else chunk_param_jac.shape[-1])
     if directions is None:
         directions = random_directions(sb, m, dim, generator, chunks.dtype)
-    _check_sample_weight(sobolev_sample_weight, b)
+    _check_weight_vector("sobolev_sample_weight", sobolev_sample_weight, b)
     v = directions.transpose(0, 1).reshape(m * sb, dim)  # direction-major: [v_0 of all; v_1 of all; ...]
 
     tangent, target = sobolev_tangent_target(
@@ -300,7 +302,7 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
     in :func:`diffusion_loss`; ``action_param_jac (B, D_a, nz)`` and ``obs_param_jac (B, D_o, nz)`` (the current
     observation's), ``parameter_weight`` and ``sobolev_entry_weight`` as there."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
-    _check_entry_weight(sobolev_entry_weight, actions.shape[-1])
+    _check_weight_vector("sobolev_entry_weight", sobolev_entry_weight, actions.shape[-1])
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
         mse = (net(cond) - actions).pow(2).mean()
@@ -312,7 +314,7 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
     sb = _sobolev_rows(b, sobolev_fraction)
     if directions is None:
         directions = random_directions(sb, m, dim, generator, obs.dtype)
-    _check_sample_weight(sobolev_sample_weight, b)
+    _check_weight_vector("sobolev_sample_weight", sobolev_sample_weight, b)
     v = directions.transpose(0, 1).reshape(m * sb, dim)
 
     obs_param_slots = None if obs_param_jac is None else obs_param_jac[:, None]  # one observation slot
