@@ -368,6 +368,48 @@ def test_sobolev_entry_weights_scale_each_action_entrys_residual(make):
             direct_loss(mlp, *dargs, sobolev_weight=1.0, sobolev_entry_weight=bad)
 
 
+@pytest.mark.parametrize("make", [_tiny_unet, _tiny_chunk_mlp], ids=["unet", "mlp"])
+def test_regression_sample_weights_scale_each_samples_regression_residual(make):
+    """The regression term weighted per sample is the weighted mean of each sample's term alone (one-hot weights
+    times the batch size), with or without the Sobolev term, whose value does not change; ones give the plain term.
+    The direct loss alike; a weight of the wrong shape is refused by name."""
+    g = torch.Generator().manual_seed(11)
+    b, h, horizon, na, no, nz, ndx = 4, 1, 8, 2, 4, 1, 4
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    args = [r(b, h, no), r(b, nz), r(b, horizon, na), r(b, horizon, na, ndx), r(b, no, ndx)]
+    net, sched = make(na, h * no + nz, horizon, torch.float64), DDPMSchedule(5)
+    kw = dict(num_directions=1, steps=torch.randint(0, 5, (b,), generator=g), noise=r(b, horizon, na),
+              directions=random_directions(b, 1, ndx, g, torch.float64))
+    w = torch.tensor([0.5, 3.0, 0.0, 1.0], dtype=torch.float64)
+    mlp = MLP(no + nz, na, MLPConfig((16, 16))).double()
+    dargs = (args[0][:, -1], args[1], args[2][:, h], args[3][:, h], args[4])
+    dirs = kw["directions"]
+    for lam in (0.0, 0.3):
+        with torch.no_grad():
+            plain = diffusion_loss(net, sched, *args, h, sobolev_weight=lam, **kw)
+            ones = diffusion_loss(net, sched, *args, h, sobolev_weight=lam, regression_sample_weight=torch.ones(
+                b, dtype=torch.float64), **kw)
+            weighted = diffusion_loss(net, sched, *args, h, sobolev_weight=lam, regression_sample_weight=w, **kw)
+            each = [diffusion_loss(net, sched, *args, h, sobolev_weight=lam, regression_sample_weight=e * b, **kw).mse
+                    for e in torch.eye(b, dtype=torch.float64)]
+            dplain = direct_loss(mlp, *dargs, sobolev_weight=lam, directions=dirs)
+            dweighted = direct_loss(mlp, *dargs, sobolev_weight=lam, directions=dirs, regression_sample_weight=w)
+            deach = [direct_loss(mlp, *dargs, sobolev_weight=lam, directions=dirs, regression_sample_weight=e * b).mse
+                     for e in torch.eye(b, dtype=torch.float64)]
+        torch.testing.assert_close(ones.mse, plain.mse)
+        torch.testing.assert_close(plain.mse, sum(each) / b)
+        torch.testing.assert_close(weighted.mse, sum(w[i] * each[i] for i in range(b)) / b)
+        torch.testing.assert_close(weighted.sobolev, plain.sobolev)
+        torch.testing.assert_close(weighted.loss, weighted.mse + lam * weighted.sobolev)
+        torch.testing.assert_close(dplain.mse, sum(deach) / b)
+        torch.testing.assert_close(dweighted.mse, sum(w[i] * deach[i] for i in range(b)) / b)
+    for bad in (torch.ones(b + 1, dtype=torch.float64), torch.ones(1, b, dtype=torch.float64), [1.0] * b):
+        with pytest.raises(ValueError, match=r"regression_sample_weight: expected a tensor of shape \(4,\)"):
+            diffusion_loss(net, sched, *args, h, regression_sample_weight=bad)
+        with pytest.raises(ValueError, match=r"regression_sample_weight: expected a tensor of shape \(4,\)"):
+            direct_loss(mlp, *dargs, regression_sample_weight=bad)
+
+
 def test_sobolev_entry_weights_cap_the_stiff_entries_at_the_mean():
     """w_d = min(1, mean(c) / c_d): the entries with larger targets than the mean are scaled down to it, the others
     (a zero one included) keep weight 1; the weighted targets' largest entry scale is the mean."""

@@ -12,7 +12,8 @@ from sobolev_warmstart.models import MLPConfig, UNetConfig
 from sobolev_warmstart.policy import DiffusionPolicy, MLPPolicy, load_policy, save_policy
 from sobolev_warmstart.synthetic import lqr_double_integrator
 from sobolev_warmstart.train import (EMA_MAX_DECAY, TrainConfig, _training_tensors, ema_decay, load_checkpoint,
-                                     sobolev_entry_weights_of, sobolev_sample_weights, sobolev_weight_at, train)
+                                     regression_sample_weights, sobolev_entry_weights_of, sobolev_sample_weights,
+                                     sobolev_weight_at, train)
 
 TINY_UNET = UNetConfig(down_dims=(16, 32), n_groups=4, step_embed_dim=16)
 TINY_MLP = MLPConfig((32, 32))
@@ -262,6 +263,34 @@ def test_a_cosine_sobolev_schedule_decays_lambda_to_zero_and_still_trains(lqr_da
     assert hist[-1]["loss"] != const[-1]["loss"]
     with pytest.raises(ValueError, match="sobolev_schedule: expected one of"):
         TrainConfig(**base, sobolev_schedule="linear")
+
+
+def test_final_steps_weight_the_regression_of_the_last_starts_and_change_the_training(lqr_dataset):
+    """The samples starting in each trajectory's last ``final_steps`` steps get ``final_steps_weight``, the others 1;
+    off (None) by default, with 0 steps or a weight of 1. Diff and Sob+Diff both take it, and it changes what they
+    learn; bad values are refused by name."""
+    ds = lqr_dataset
+    T = ds.task.horizon
+    base = dict(epochs=2, batch_size=32, lr=3e-3, unet=TINY_UNET, mlp=TINY_MLP, progress=False, seed=0,
+                num_threads=1)
+    assert regression_sample_weights(ds, TrainConfig(**base)) is None
+    assert regression_sample_weights(ds, TrainConfig(**base, final_steps=3)) is None
+    assert regression_sample_weights(ds, TrainConfig(**base, final_steps_weight=4.0)) is None
+    w = regression_sample_weights(ds, TrainConfig(**base, final_steps=3, final_steps_weight=4.0))
+    assert w.shape == (len(ds),) and w.dtype == ds.chunks.dtype
+    final = ds.start >= T - 3
+    assert int(final.sum()) == 3 * ds.data.num_instances
+    assert bool((w[final] == 4.0).all()) and bool((w[~final] == 1.0).all())
+    for policy in ("diff", "sob_diff"):
+        plain = train(ds, TrainConfig(**base, policy=policy))
+        weighted = train(ds, TrainConfig(**base, policy=policy, final_steps=3, final_steps_weight=4.0))
+        assert any(not torch.equal(a, b) for a, b in zip(plain.net.parameters(), weighted.net.parameters()))
+    for key, bad, msg in (("final_steps", -1, "final_steps: expected a non-negative integer, got -1"),
+                          ("final_steps", 2.0, "final_steps: expected a non-negative integer, got 2.0"),
+                          ("final_steps_weight", 0.0, "final_steps_weight: expected a positive float, got 0.0"),
+                          ("final_steps_weight", float("nan"), "final_steps_weight: expected a positive float")):
+        with pytest.raises(ValueError, match=msg):
+            TrainConfig(**base, **{key: bad})
 
 
 def test_train_rejects_bad_arguments(lqr_dataset):

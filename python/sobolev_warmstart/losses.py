@@ -203,6 +203,13 @@ def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, 
     return sq.mean() * m
 
 
+def _regression(res: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the squared regression residual ``res (B, ...)``, each sample's scaled by ``weight (B,)`` if given."""
+    if weight is None:
+        return res.pow(2).mean()
+    return (res.pow(2).reshape(res.shape[0], -1).mean(-1) * weight).mean()
+
+
 def _check_weight_vector(name: str, weight: torch.Tensor | None, size: int) -> None:
     """``weight`` None or a tensor of shape ``(size,)``, else a ``ValueError`` naming ``name``."""
     if weight is not None and (not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (size,)):
@@ -243,7 +250,8 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    past_actions: bool = True, sobolev_fraction: float = 1.0,
                    sobolev_sample_weight: torch.Tensor | None = None, chunk_param_jac: torch.Tensor | None = None,
                    obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0,
-                   sobolev_entry_weight: torch.Tensor | None = None) -> LossOutput:
+                   sobolev_entry_weight: torch.Tensor | None = None,
+                   regression_sample_weight: torch.Tensor | None = None) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (S, m, ndx)`` are drawn
@@ -253,10 +261,13 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     factors of the Sobolev residual (see the module's docstring), all ones if omitted. ``chunk_param_jac (B, H, D_a,
     nz)``, ``obs_param_jac (B, h, D_o, nz)``: the parameter Sobolev targets, both or neither (``directions`` then
     ``(S, m, ndx + nz)``), their block weighted by ``parameter_weight``. ``sobolev_entry_weight (D_a,)``: per action
-    entry factors of the Sobolev residual (:func:`sobolev_entry_weights`), all ones if omitted."""
+    entry factors of the Sobolev residual (:func:`sobolev_entry_weights`), all ones if omitted.
+    ``regression_sample_weight (B,)``: per-sample factors of the regression residual (the reported ``mse`` is the
+    weighted one), all ones if omitted."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
     _check_weight_vector("sobolev_entry_weight", sobolev_entry_weight, na)
+    _check_weight_vector("regression_sample_weight", regression_sample_weight, b)
     if steps is None:
         steps = torch.randint(0, schedule.num_steps, (b,), generator=generator)
     if noise is None:
@@ -267,7 +278,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
         pred = net(noisy, steps, cond)
-        mse = (pred - chunks)[:, history:].pow(2).mean()
+        mse = _regression((pred - chunks)[:, history:], regression_sample_weight)
         return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
     if chunk_jac is None or obs_jac is None:
         raise ValueError("chunk_jac, obs_jac: required when sobolev_weight > 0")
@@ -284,7 +295,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     pred, jv = denoiser_jvp(net, _dual_rows(noisy, sb, m), _dual_rows(steps, sb, m), _dual_rows(cond, sb, m),
                             tangent, method)
     pred = _undo_dual_rows(pred, sb, m)
-    mse = (pred - chunks)[:, history:].pow(2).mean()
+    mse = _regression((pred - chunks)[:, history:], regression_sample_weight)
     sob = _weighted_residual((jv - target)[:, history:], sobolev_sample_weight, sb, m,
                              sobolev_entry_weight)  # Σ_j mean over (batch, entries)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
@@ -296,16 +307,18 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
                 directions: torch.Tensor | None = None, sobolev_fraction: float = 1.0,
                 sobolev_sample_weight: torch.Tensor | None = None, action_param_jac: torch.Tensor | None = None,
                 obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0,
-                sobolev_entry_weight: torch.Tensor | None = None) -> LossOutput:
+                sobolev_entry_weight: torch.Tensor | None = None,
+                regression_sample_weight: torch.Tensor | None = None) -> LossOutput:
     """Direct policy loss: ``obs (B, D_o)`` (current observation), ``params (B, nz)``, ``actions (B, D_a)``,
     ``action_jac (B, D_a, ndx)``, ``obs_jac (B, D_o, ndx)``; ``sobolev_fraction`` and ``sobolev_sample_weight`` as
     in :func:`diffusion_loss`; ``action_param_jac (B, D_a, nz)`` and ``obs_param_jac (B, D_o, nz)`` (the current
-    observation's), ``parameter_weight`` and ``sobolev_entry_weight`` as there."""
+    observation's), ``parameter_weight``, ``sobolev_entry_weight`` and ``regression_sample_weight`` as there."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     _check_weight_vector("sobolev_entry_weight", sobolev_entry_weight, actions.shape[-1])
+    _check_weight_vector("regression_sample_weight", regression_sample_weight, obs.shape[0])
     cond = make_cond(obs, params)
     if sobolev_weight == 0.0:
-        mse = (net(cond) - actions).pow(2).mean()
+        mse = _regression(net(cond) - actions, regression_sample_weight)
         return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
     if action_jac is None or obs_jac is None:
         raise ValueError("action_jac, obs_jac: required when sobolev_weight > 0")
@@ -323,6 +336,6 @@ def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions
         _optional_tangent_rows(obs_param_slots, sb, m), _optional_tangent_rows(action_param_jac, sb, m),
         parameter_weight)
     pred, jv = net.forward_dual(_dual_rows(cond, sb, m), tangent)
-    mse = (_undo_dual_rows(pred, sb, m) - actions).pow(2).mean()
+    mse = _regression(_undo_dual_rows(pred, sb, m) - actions, regression_sample_weight)
     sob = _weighted_residual(jv - target, sobolev_sample_weight, sb, m, sobolev_entry_weight)
     return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())

@@ -40,7 +40,7 @@ from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
 __all__ = ["POLICY_KINDS", "SOBOLEV_SCHEDULES", "TrainConfig", "train", "load_checkpoint", "ema_decay",
-           "sobolev_weight_at", "CHECKPOINT_NAME"]
+           "sobolev_weight_at", "regression_sample_weights", "CHECKPOINT_NAME"]
 
 POLICY_KINDS = ("mlp", "sob_mlp", "diff", "sob_diff")
 SOBOLEV_SCHEDULES = ("constant", "cosine")
@@ -76,6 +76,10 @@ class TrainConfig:
     ``sobolev_schedule``: ``"constant"`` (λ throughout) or ``"cosine"`` (λ times ``(1 + cos(π p)) / 2`` at the share
     ``p`` of the optimiser steps done: the gains shape the policy first, the regression has the last steps to itself;
     :func:`sobolev_weight_at`; no effect on a policy without the Sobolev term, whose λ is 0).
+    ``final_steps`` / ``final_steps_weight``: the samples starting in each trajectory's last ``final_steps`` steps
+    (the chunks that execute its final actions, where a stiff terminal cost makes an action's error costliest) have
+    their regression residual multiplied by ``final_steps_weight`` (:func:`regression_sample_weights`); 0 / 1 weigh
+    every sample alike. Every policy, with or without the Sobolev term.
     ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
     columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
     so the same trajectory and derivative targets, seen under every ordering of its columns.
@@ -102,6 +106,8 @@ class TrainConfig:
     sobolev_cap_quantile: float | None = None
     sobolev_cap_entries: bool = False
     sobolev_schedule: str = "constant"
+    final_steps: int = 0
+    final_steps_weight: float = 1.0
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     parameter_sobolev_weight: float = 1.0
@@ -155,6 +161,11 @@ class TrainConfig:
                              f"expected False, got True")
         if self.sobolev_schedule not in SOBOLEV_SCHEDULES:
             raise ValueError(f"sobolev_schedule: expected one of {SOBOLEV_SCHEDULES}, got {self.sobolev_schedule!r}")
+        if not isinstance(self.final_steps, int) or isinstance(self.final_steps, bool) or self.final_steps < 0:
+            raise ValueError(f"final_steps: expected a non-negative integer, got {self.final_steps!r}")
+        w = self.final_steps_weight
+        if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0):
+            raise ValueError(f"final_steps_weight: expected a positive float, got {w!r}")
         if not isinstance(self.shuffle_exchangeable_params, bool):
             raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
         if self.ema_power is not None and not (isinstance(self.ema_power, (int, float))
@@ -286,6 +297,16 @@ def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.
     return sobolev_cap_weights(sobolev_target_scales(jac), config.sobolev_cap_quantile)
 
 
+def regression_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
+    """Per-sample factors of the regression residual for ``config.final_steps`` / ``final_steps_weight``:
+    ``final_steps_weight`` where the sample starts at ``t0 >= T - final_steps``, 1 elsewhere; None when every
+    sample weighs alike."""
+    if config.final_steps == 0 or config.final_steps_weight == 1.0:
+        return None
+    final = dataset.start >= dataset.task.horizon - config.final_steps
+    return torch.where(final, config.final_steps_weight, 1.0).to(dataset.chunks.dtype)
+
+
 def _dataset_signature(dataset: ChunkDataset) -> dict:
     sig = {"task": dataset.task.to_dict(), "spec": dataset.spec.to_dict(), "samples": len(dataset),
            "normalisers": dataset.normalisers.to_dict()}
@@ -337,6 +358,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     param_tensors = _parameter_tensors(dataset, config)
     sample_weights = sobolev_sample_weights(dataset, config)
     entry_weights = sobolev_entry_weights_of(dataset, config)
+    regression_weights = regression_sample_weights(dataset, config)
     n = len(dataset)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch * config.epochs))
@@ -399,6 +421,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                     batch[1], *pbatch = shuffle_param_groups(batch[1], dataset.normalisers.params, *groups,
                                                              generator=g, jacobians=pbatch)
             weight = None if sample_weights is None else sample_weights[idx]
+            rweight = None if regression_weights is None else regression_weights[idx]
             weight_now = sobolev_weight_at(config, epoch * steps_per_epoch + s, steps_per_epoch * config.epochs)
             if config.is_diffusion:
                 pkw = {} if pbatch is None else {"chunk_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
@@ -407,14 +430,14 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
                                      sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
-                                     sobolev_entry_weight=entry_weights, **pkw)
+                                     sobolev_entry_weight=entry_weights, regression_sample_weight=rweight, **pkw)
             else:
                 pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
                                                  "parameter_weight": config.parameter_sobolev_weight}
                 out = direct_loss(net, *batch, sobolev_weight=weight_now,
                                   num_directions=config.num_directions, generator=g,
                                   sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
-                                  sobolev_entry_weight=entry_weights, **pkw)
+                                  sobolev_entry_weight=entry_weights, regression_sample_weight=rweight, **pkw)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if config.grad_clip is not None:
