@@ -14,7 +14,12 @@ With ``--policy-seeds`` every row is trained once per seed on the same trajector
 cells read ``median over seeds [min, max]``.
 
 Every row evaluates the scorecard's held-out instances: 256 at full scale since round 36, 32 before.
-``--test-instances 32`` reproduces the rows of rounds 1-35.
+``--test-instances 32`` reproduces the rows of rounds 1-35. ``--trained-from DONE --test-seed S`` evaluates the
+policies of a finished ablation ``DONE`` (the same rows and policy seeds; hard links, nothing trained again) on
+another held-out set, to check a row on instances it was not chosen on:
+
+    python3 benchmarks/ablation.py --variant quadrotor/columns_9 --change final_steps=0 --policy-seeds 0 1 2 \
+        --trained-from runs/abs41/quad9 --test-seed 11000001 --out runs/abs41/quad9-11e6
 
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
 ``max_iters``, ``mu_init``, ``stall_iters``, ``collect_batch``, and the chunk's ``horizon`` and ``history``, whose
@@ -114,10 +119,17 @@ def main() -> None:
     ap.add_argument("--test-instances", type=int, default=None,
                     help="held-out instances of every row (default: the scorecard's, 256 at full scale since round 36; "
                     "the commands of rounds 1-35 ran with 32)")
+    ap.add_argument("--test-seed", type=int, default=None,
+                    help="seed of every row's held-out instances (default: the scorecard's, 1000000)")
+    ap.add_argument("--trained-from", default=None,
+                    help="a finished ablation's --out: every row evaluates that ablation's policies of the same change "
+                    "and policy seed (only held-out settings may differ), nothing is trained again")
     args = ap.parse_args()
     base = dataclasses.replace(settings_for(args.variant, args.scale), subset_fractions=())
     if args.test_instances is not None:
         base = dataclasses.replace(base, test_instances=args.test_instances)  # the settings check the count
+    if args.test_seed is not None:
+        base = dataclasses.replace(base, test_seed=args.test_seed)  # the settings refuse the training seed
     seeds = args.policy_seeds or [None]
     rows = []
     for change in ["base", *args.change]:
@@ -130,15 +142,20 @@ def main() -> None:
             if seed is not None:
                 folder = folder / f"policy_seed_{seed}"
                 base_folder = base_folder / f"policy_seed_{seed}"
-            if seed is not None and seed != seeds[0]:
+            source = None
+            if args.trained_from is not None:  # the finished row's folder: run_variant checks its settings
+                source = Path(args.trained_from) / change.replace("/", "_")
+                source = source if seed is None else source / f"policy_seed_{seed}"
+            elif seed is not None and seed != seeds[0]:
                 reuse_training_set(Path(args.out) / change.replace("/", "_") / f"policy_seed_{seeds[0]}", folder,
                                    args.variant)
-            if change != "base" and changed <= TRAINING_ONLY_KEYS:
+            if source is None and change != "base" and changed <= TRAINING_ONLY_KEYS:
                 reuse_training_set(base_folder, folder, args.variant)
-            elif change != "base" and not (changed & COLLECTION_KEYS):
+            elif source is None and change != "base" and not (changed & COLLECTION_KEYS):
                 reuse_collection(base_folder, folder, args.variant)
             doc = run_variant(args.variant, folder, args.scale, threads=args.threads,
-                              settings=dataclasses.replace(settings, policy_seed=seed), progress=print)
+                              settings=dataclasses.replace(settings, policy_seed=seed), progress=print,
+                              trained_from=source)
             docs.append({r["method"]: r for r in doc["rows"]})
         rows.append((change, docs))
 
