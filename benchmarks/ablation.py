@@ -18,8 +18,8 @@ Every row evaluates the scorecard's held-out instances: 256 at full scale since 
 policies of a finished ablation ``DONE`` (the same rows and policy seeds; hard links, nothing trained again) on
 another held-out set, to check a row on instances it was not chosen on:
 
-    python3 benchmarks/ablation.py --variant quadrotor/columns_9 --change final_steps=0 --policy-seeds 0 1 2 \
-        --trained-from runs/abs41/quad9 --test-seed 11000001 --out runs/abs41/quad9-11e6
+    python3 benchmarks/ablation.py --variant quadrotor/columns_9 --change sobolev_schedule=cosine \
+        --policy-seeds 0 1 2 --trained-from runs/abs41/quad9 --test-seed 11000001 --out runs/abs41/quad9-11e6
 
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
 ``max_iters``, ``mu_init``, ``stall_iters``, ``collect_batch``, and the chunk's ``horizon`` and ``history``, whose
