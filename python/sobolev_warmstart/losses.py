@@ -204,10 +204,9 @@ def _weighted_residual(res: torch.Tensor, weight: torch.Tensor | None, sb: int, 
 
 
 def _regression(res: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """Mean of the squared regression residual ``res (B, ...)``, each sample's scaled by ``weight (B,)`` if given."""
-    if weight is None:
-        return res.pow(2).mean()
-    return (res.pow(2).reshape(res.shape[0], -1).mean(-1) * weight).mean()
+    """Mean of the squared regression residual ``res (B, ...)``, each sample's scaled by ``weight (B,)`` if given
+    (:func:`_weighted_residual` with every sample a row)."""
+    return res.pow(2).mean() if weight is None else _weighted_residual(res, weight, res.shape[0], 1)
 
 
 def _check_weight_vector(name: str, weight: torch.Tensor | None, size: int) -> None:
