@@ -12,6 +12,7 @@ import sobolev_warmstart as sw
 from sobolev_warmstart import plots
 from sobolev_warmstart.evaluate import EvaluationResult, read_rows_csv
 from sobolev_warmstart.experiments import PRESETS, main, run_experiment, settings_for, write_report
+from sobolev_warmstart.solver import VARIANT_SOLVER_SETTINGS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -173,6 +174,11 @@ def test_ur5_loop_smoke(ur5_loop, out_dir):
     assert loop_summary is not None
     ev = EvaluationResult.from_json(out_dir / "ur5_loop" / "evaluation.json")
     assert ev.methods == ["to", "nn", "nn_feedback", "sob_diff"] and ev.meta["variant"] == "random_start_random_target"
+    # the loop collects and the evaluation refines with the variant's solver settings (the stall switch)
+    measured = VARIANT_SOLVER_SETTINGS["ur5/random_start_random_target"]
+    loop_config = json.loads((out_dir / "ur5_loop" / "loop" / "config.json").read_text())
+    for key, value in measured.items():
+        assert ev.meta["options"][key] == value and loop_config["solver"][key] == value
     # running it again in the same folder starts afresh (run_loop would resume the finished run in no time)
     again = run_experiment("ur5_loop", out_dir, "smoke")
     assert read_rows_csv(out_dir / "ur5_loop" / "collection.csv") == collection  # seeded: the same data
@@ -198,6 +204,17 @@ def test_report_gathers_every_preset(sample_efficiency, action_length, ur5_loop,
             assert f"({summary['name']}/{rel})" in text
     total = sum(s["run_time_s"] for s in summaries)
     assert f"| total | | {total:.1f} |" in text
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("scale", ["smoke", "full"])
+def test_every_study_solves_with_its_variants_solver_settings(name, scale):
+    from sobolev_warmstart.experiments import _options
+    s = settings_for(name, scale)
+    key = f"{s.task}/{s.variant or sw.make_task(s.task).variant}"
+    options = _options(s)
+    for field, value in VARIANT_SOLVER_SETTINGS.get(key, {}).items():
+        assert getattr(options, field) == value, (name, scale, field)
 
 
 def test_bad_experiment_input(tmp_path):

@@ -70,8 +70,10 @@ class ExperimentSettings:
     instances per iteration, instances per saved batch, and training epochs per policy (the rest of the loop's
     recipe is the ``ur5`` loop preset's). denoiser, past_actions, sobolev_cap_quantile, shuffle_exchangeable_params:
     the diffusion policies' recipe (the scorecard's of the task, :func:`sobolev_warmstart.scorecard.settings_for`,
-    where the study takes it; the comment above ``_SETTINGS`` says where). max_iters / mu_init: the solver's budget
-    and initial penalty for every solve.
+    where the study takes it; the comment above ``_SETTINGS`` says where). final_steps / final_steps_weight: the
+    regression's weight on the samples starting in each trajectory's last steps (``TrainConfig``'s; 0 / 1: none).
+    max_iters / mu_init / stall_iters: the solver's budget, initial penalty and stall switch for every solve
+    (``SolverOptions``'; each study takes its variant's ``VARIANT_SOLVER_SETTINGS``).
     """
 
     task: str
@@ -93,6 +95,7 @@ class ExperimentSettings:
     action_steps: int = 8
     max_iters: int = 500
     mu_init: float = 1e-3
+    stall_iters: int = 0
     epoch_points: tuple[float, ...] = ()
     action_steps_sweep: tuple[int, ...] = ()
     loop_iterations: int = 0
@@ -104,6 +107,8 @@ class ExperimentSettings:
     past_actions: bool = False
     sobolev_cap_quantile: float | None = None
     shuffle_exchangeable_params: bool = False
+    final_steps: int = 0
+    final_steps_weight: float = 1.0
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -119,6 +124,9 @@ _SMOKE = dict(train_sizes=(3,), test_instances=3, seeds=(0, 1), train_steps=2, b
 # made Sob+Diff worse on 64 trajectories, 80% -> 64% converged (ablations round 22). The pendubot's solves take its
 # variant's solver settings (solver.VARIANT_SOLVER_SETTINGS: the initial penalty TO alone does best with, round 23).
 _PENDUBOT_SOLVER = VARIANT_SOLVER_SETTINGS["double_pendulum/default"]
+# The UR5 loop study's every solve (the loop's collection, as the `ur5` preset's, and the held-out evaluation) takes
+# its variant's stall switch (round 37); until round 42 the evaluation solved without it.
+_UR5_SOLVER = VARIANT_SOLVER_SETTINGS["ur5/random_start_random_target"]
 _SETTINGS: dict[str, dict[str, ExperimentSettings]] = {
     "sample_efficiency": {
         "smoke": ExperimentSettings(task="double_pendulum",
@@ -139,11 +147,11 @@ _SETTINGS: dict[str, dict[str, ExperimentSettings]] = {
         "smoke": ExperimentSettings(task="ur5", variant="random_start_random_target", methods=("sob_diff",),
                                     **{**_SMOKE, "train_sizes": (), "action_steps": 1}, loop_iterations=2,
                                     loop_instances=3, loop_batch=3, loop_epochs=1, sobolev_weight=0.001,
-                                    denoiser="mlp"),
+                                    denoiser="mlp", **_UR5_SOLVER),
         "full": ExperimentSettings(task="ur5", variant="random_start_random_target", methods=("sob_diff",),
                                    train_sizes=(), loop_iterations=3, loop_instances=32, loop_batch=16,
                                    loop_epochs=10, sobolev_weight=0.001, batch_size=64, horizon=8, action_steps=1,
-                                   mlp_dims=(256, 256), denoiser="mlp"),
+                                   mlp_dims=(256, 256), denoiser="mlp", **_UR5_SOLVER),
     },
     "quadrotor_columns": {
         "smoke": ExperimentSettings(task="quadrotor", variant="columns_9", methods=("diff", "sob_diff"),
@@ -168,7 +176,7 @@ def settings_for(name: str, scale: str) -> ExperimentSettings:
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _options(s: ExperimentSettings) -> SolverOptions:
-    return SolverOptions(max_iters=s.max_iters, mu_init=s.mu_init)
+    return SolverOptions(max_iters=s.max_iters, mu_init=s.mu_init, stall_iters=s.stall_iters)
 
 
 def _spec(s: ExperimentSettings) -> ChunkSpec:
@@ -189,6 +197,7 @@ def _train_config(s: ExperimentSettings, method: str, num_samples: int, checkpoi
                        sobolev_weight=s.sobolev_weight if sobolev else None,
                        sobolev_cap_quantile=s.sobolev_cap_quantile if sobolev else None,
                        shuffle_exchangeable_params=s.shuffle_exchangeable_params, denoiser=s.denoiser,
+                       final_steps=s.final_steps, final_steps_weight=s.final_steps_weight,
                        diffusion=DiffusionConfig(past_actions=s.past_actions),
                        unet=UNetConfig(down_dims=s.unet_dims, n_groups=n_groups, step_embed_dim=max(8, s.unet_dims[0])),
                        mlp=MLPConfig(s.mlp_dims),
@@ -382,6 +391,7 @@ def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
     config = load_loop_config("ur5", run_dir=str(run_dir), overrides=[
         f"variant={s.variant}", f"iterations={s.loop_iterations}", f"instances={s.loop_instances}",
         f"seed={s.train_seed}", f"collect_batch={s.loop_batch}", f"solver.max_iters={s.max_iters}",
+        f"solver.mu_init={s.mu_init}", f"solver.stall_iters={s.stall_iters}",
         f"chunk.horizon={s.horizon}", f"chunk.history={s.history}", f"chunk.action_steps={s.action_steps}",
         f"train.policy={method}", f"train.epochs={s.loop_epochs}", f"train.batch_size={s.batch_size}",
         f"train.sobolev_weight={s.sobolev_weight}", f"train.denoiser={s.denoiser}",
