@@ -29,6 +29,9 @@ def main() -> None:
     ap.add_argument("--tau", type=float, nargs="+", default=[1.0, 0.5, 0.0])
     ap.add_argument("--seed", type=int, default=None, help="instance seed of the held-out set (default: the folder's)")
     ap.add_argument("--noise-seed", type=int, default=0)
+    ap.add_argument("--posterior-only", action="store_true",
+                    help="scale only the posterior noise (the draws after the initial one), as a sampler's "
+                         "sampling_temperature does (round 42); default: every draw")
     args = ap.parse_args()
     folder = Path(args.folder)
     s = load_settings(folder)
@@ -48,7 +51,10 @@ def main() -> None:
         R = num_replans(task.horizon, s.action_steps)
         base = rollout_noise(args.noise_seed, len(x0s), R, runner.num_steps, runner.horizon, task.na)
         for tau in args.tau:
-            ro = sw.rollout(task, x0s, params, runner, noise=np.float32(tau) * base, num_threads=1)
+            noise = np.float32(tau) * base
+            if args.posterior_only:
+                noise[:, :, 0] = base[:, :, 0]
+            ro = sw.rollout(task, x0s, params, runner, noise=noise, num_threads=1)
             cost = guess_costs(task, x0s, params, ro.xs, ro.us, s.divergence_bound, num_threads=1)
             ratio = cost[ok] / to.cost[ok]
             warm = sw.solve(task, x0s, params, ro.xs, ro.us, options=options)

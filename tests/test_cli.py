@@ -120,9 +120,23 @@ def test_export_samples_in_fewer_steps(tmp_path, capsys):
     assert "DDPM on steps [4, 3, 2, 1, 0]" in capsys.readouterr().out
     assert main(["export", str(saved), str(out), "--sampling-steps", "3,0"]) == 2
     assert capsys.readouterr().err.startswith("error: sampling_steps: expected a strictly descending sequence")
+    # the DDPM posterior's noise scaled: carried by the file; DDIM takes none, in either order of the flags' effects
+    assert main(["export", str(saved), str(out), "--sampling-temperature", "0.5"]) == 0
+    assert "DDPM on steps [4, 3, 2, 1, 0], temperature 0.5" in capsys.readouterr().out
+    assert load_native(out)[1]["sampling_temperature"] == 0.5
+    save_policy(load_policy(saved).set_sampling_temperature(0.5), saved)
+    assert main(["export", str(saved), str(out), "--sampling-steps", "4,0", "--sampling-temperature", "1"]) == 0
+    assert load_native(out)[1]["sampling_steps"] == [4, 0]
+    capsys.readouterr()
+    assert main(["export", str(saved), str(out), "--sampling-steps", "4,0"]) == 2
+    assert capsys.readouterr().err.startswith("error: sampling_temperature: DDIM")
+    assert main(["export", str(saved), str(out), "--sampling-temperature", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: sampling_temperature: expected a finite number >= 0")
     save_policy(MLPPolicy(ds.task, ds.spec, ds.normalisers, MLPConfig((8,))), saved)
     assert main(["export", str(saved), str(out), "--sampling-steps", "4,0"]) == 2
     assert "error: --sampling-steps: " in capsys.readouterr().err
+    assert main(["export", str(saved), str(out), "--sampling-temperature", "0.5"]) == 2
+    assert "error: --sampling-temperature: " in capsys.readouterr().err
 
 
 def test_collect_consolidates_and_keeps_to_alones_normalisers(tmp_path, capfd):

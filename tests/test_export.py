@@ -248,6 +248,53 @@ def test_ddim_sampling_exports_equal_eager(tmp_path, denoiser, past_actions):
         policy.set_sampling_steps((3, 0))
 
 
+@pytest.mark.parametrize("denoiser", ["unet", "mlp"])
+def test_sampling_temperature_exports_equal_eager_and_scales_only_the_posterior_noise(tmp_path, denoiser):
+    """sampling_temperature tau: the native and TorchScript exports equal eager; tau = 1 is the trained sampler to the
+    bit; a policy at tau equals the trained sampler given the posterior draws scaled by tau and the initial draw as is;
+    tau = 0 leaves only the initial draw random; it is saved, and DDIM refuses it."""
+    ds = _dataset(1)
+    policy = _perturbed(DiffusionPolicy(ds.task, ds.spec, ds.normalisers, denoiser=denoiser, mlp=MLPConfig((32, 24))))
+    o, z, a, noise = _diffusion_inputs(policy, 4, seed=5)
+    scaled = torch.cat([noise[:1], 0.5 * noise[1:]])
+    with torch.no_grad():
+        trained, trained_scaled = policy(o, z, a, noise).numpy(), policy(o, z, a, scaled).numpy()
+        assert policy.set_sampling_temperature(1.0) is policy
+        np.testing.assert_array_equal(policy(o, z, a, noise).numpy(), trained)
+        policy.set_sampling_temperature(0.5)
+        ref = policy(o, z, a, noise).numpy()
+    assert np.abs(ref - trained).max() > 1e-3
+    torch.testing.assert_close(ref, trained_scaled, rtol=1e-5, atol=1e-5)
+    runner = load_policy_runner(export_native(policy, tmp_path / "p.safetensors"))
+    module, meta = load_torchscript(export_torchscript(policy, tmp_path / "p.pt"))
+    assert meta["sampling_temperature"] == 0.5 == load_native(tmp_path / "p.safetensors")[1]["sampling_temperature"]
+    _close(runner.sample_chunks(o.numpy(), z.numpy(), a.numpy(), noise.numpy()), ref)
+    with torch.no_grad():
+        torch.testing.assert_close(module(o, z, a, noise).numpy(), ref)
+    save_policy(policy, tmp_path / "saved.pt")
+    loaded = load_policy(tmp_path / "saved.pt")
+    assert loaded.diffusion_config.sampling_temperature == 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(o, z, a, noise).numpy(), ref)
+        policy.set_sampling_temperature(0)
+        cold = policy(o, z, a, noise).numpy()
+        other = torch.cat([noise[:1], torch.randn_like(noise[1:])])
+        np.testing.assert_array_equal(policy(o, z, a, other).numpy(), cold)
+    _close(load_policy_runner(export_native(policy, tmp_path / "cold.safetensors")).sample_chunks(
+        o.numpy(), z.numpy(), a.numpy(), other.numpy()), cold)
+    with pytest.raises(ValueError, match="sampling_temperature: DDIM"):
+        policy.set_sampling_steps((4, 0))
+    for bad in (-0.1, float("nan"), float("inf"), True, "0.5"):
+        with pytest.raises(ValueError, match="sampling_temperature: expected a finite number >= 0"):
+            policy.set_sampling_temperature(bad)
+    assert policy.diffusion_config.sampling_temperature == 0.0  # a refused value changes nothing
+    policy.set_sampling_temperature(1).set_sampling_steps((4, 0))
+    with pytest.raises(ValueError, match="sampling_temperature: DDIM"):
+        policy.set_sampling_temperature(0.5)
+    with pytest.raises(ValueError, match="sampling_temperature: DDIM"):
+        DiffusionConfig(sampling_steps=(4, 0), sampling_temperature=0.5)
+
+
 def test_native_files_exported_before_the_sampling_tables_run_ddpm(tmp_path):
     """A file without ``sampling_steps`` and the per-call tables (exported before they existed) samples with the
     schedule's DDPM coefficients, as it did."""

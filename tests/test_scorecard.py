@@ -376,6 +376,26 @@ def test_sampling_steps_reach_both_diffusion_policies_and_old_folders_load_as_dd
     assert load_settings(tmp_path).sampling_steps is None
 
 
+def test_sampling_temperature_reaches_both_diffusion_policies_and_old_folders_load_at_one(tmp_path):
+    """The DDPM posterior's noise scale reaches Diff and Sob+Diff alike; DDIM or a negative scale are refused by
+    name; a folder written before it existed sampled as trained and loads so."""
+    import dataclasses
+
+    from sobolev_warmstart.scorecard import load_settings
+
+    s = dataclasses.replace(settings_for("pendulum/default", "smoke"), sampling_temperature=0.5)
+    for method in ("diff", "sob_diff"):
+        assert s.train_config(method, 100, tmp_path).diffusion.sampling_temperature == 0.5
+    with pytest.raises(ValueError, match="sampling_temperature: DDIM"):
+        dataclasses.replace(s, sampling_steps=(4, 0))
+    with pytest.raises(ValueError, match="sampling_temperature: expected a finite number >= 0"):
+        dataclasses.replace(s, sampling_temperature=-1.0)
+    old = settings_for("pendulum/default", "full").to_dict()
+    del old["sampling_temperature"]
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    assert load_settings(tmp_path).sampling_temperature == 1.0
+
+
 def test_action_normaliser_and_clip_sample_reach_the_dataset_and_the_diffusion_policies(tmp_path):
     """``action_normaliser`` picks the action normaliser the collection fits, ``clip_sample`` the diffusion
     policies' sampler (Diff and Sob+Diff alike); a bad normaliser names the setting; older folders load with the

@@ -185,10 +185,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .policy import load_policy
     backend = export_backend(args.output, "output")  # before loading the policy
     policy = load_policy(args.policy)
+    for flag, value in (("--sampling-steps", args.sampling_steps), ("--sampling-temperature", args.sampling_temperature)):
+        if value is not None and policy.kind != "diffusion":
+            raise ValueError(f"{flag}: {args.policy} holds an {policy.kind} policy, which does not sample")
+    changes = []
     if args.sampling_steps is not None:
-        if policy.kind != "diffusion":
-            raise ValueError(f"--sampling-steps: {args.policy} holds an {policy.kind} policy, which does not sample")
-        policy.set_sampling_steps(None if args.sampling_steps == "ddpm" else args.sampling_steps)
+        changes.append(lambda: policy.set_sampling_steps(None if args.sampling_steps == "ddpm" else args.sampling_steps))
+    if args.sampling_temperature is not None:
+        temperature = lambda: policy.set_sampling_temperature(args.sampling_temperature)  # noqa: E731
+        # DDIM takes no temperature but 1: set the temperature before switching to DDIM, after switching to DDPM
+        changes.insert(0 if args.sampling_steps not in (None, "ddpm") else len(changes), temperature)
+    for change in changes:
+        change()
     start = time.perf_counter()
     if backend == "aoti":
         print("compiling with AOTInductor (about a minute)...", file=sys.stderr, flush=True)
@@ -196,7 +204,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     names = {"native": "native", "torchscript": "TorchScript", "aoti": "AOTInductor"}
     sampling = ""
     if policy.kind == "diffusion":
-        sampling = f", {policy.metadata()['sampler'].upper()} on steps {policy.metadata()['sampling_steps']}"
+        meta = policy.metadata()
+        sampling = f", {meta['sampler'].upper()} on steps {meta['sampling_steps']}"
+        if meta["sampling_temperature"] != 1:
+            sampling += f", temperature {meta['sampling_temperature']:g}"
     print(f"exported {policy.kind} policy for {policy.task.name} to {args.output} "
           f"({names[backend]}{sampling}, {time.perf_counter() - start:.1f} s)")
     return 0
@@ -402,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling-steps", metavar="K-1,...", help="diffusion policies: sample deterministically (DDIM) "
                    "on these of the trained steps, e.g. 4,0 (two network calls instead of K = 5); 'ddpm': the DDPM "
                    "posterior on all K steps (default: the policy's own setting)")
+    p.add_argument("--sampling-temperature", type=float, metavar="TAU",
+                   help="diffusion policies sampled with DDPM: scale the posterior noise by TAU >= 0 (1: as trained; "
+                        "default: the policy's own setting)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="TO alone vs warm starts from exported policies, over rollout seeds")

@@ -24,6 +24,11 @@ posterior on ``k = K-1-i`` (the coefficients above), or DDIM with ``σ_i = 0``. 
 (``call_c0``, ``call_c1``, ``call_sigma``, the steps in ``steps``) are what every path runs: eager, TorchScript,
 torch.export and the native C++ forward.
 
+A sampling temperature ``τ`` (``sampling_temperature``, docs/results/ablations.md round 42) scales the DDPM
+posterior's noise, ``σ_k -> τ σ_k``, and leaves the initial draw as it is: 1 is the sampler as trained, 0 keeps
+only the initial draw's randomness. It is folded into the per-call ``call_sigma`` table, so every path samples
+with it. DDIM adds no posterior noise, so a temperature other than 1 with ``sampling_steps`` is refused.
+
 The sampler takes all its randomness as one tensor ``noise (K, B, H, D)``: ``noise[0]`` is the initial sample
 ``a_{K-1}`` and ``noise[i]`` (``i >= 1``) the posterior noise of the step from ``k = K - i`` (DDIM uses
 ``noise[0]`` only; the shape stays the trained K's, so the seeded draws are the same whichever sampler runs). The
@@ -48,7 +53,7 @@ import torch
 from torch import nn
 
 __all__ = ["DiffusionConfig", "squaredcos_betas", "DDPMSchedule", "DDPMSampler", "check_sampling_steps",
-           "sampling_plan"]
+           "check_sampling_temperature", "sampling_plan"]
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,16 @@ class DiffusionConfig:
     on all K steps (as trained), or a descending subsequence of ``K-1, ..., 0`` starting at ``K-1`` to sample
     deterministically (DDIM) in that many network calls, e.g. ``(4, 0)``: two calls instead of five. It does not
     change training; :meth:`~sobolev_warmstart.policy.DiffusionPolicy.set_sampling_steps` changes it on a trained
-    policy."""
+    policy. ``sampling_temperature``: ``τ >= 0`` scaling the DDPM posterior's noise (1: as trained; see the module
+    docstring); it does not change training either, and
+    :meth:`~sobolev_warmstart.policy.DiffusionPolicy.set_sampling_temperature` changes it on a trained policy."""
 
     num_steps: int = 5
     clip_sample: bool = True
     clip_sample_range: float = 1.0
     past_actions: bool = False
     sampling_steps: tuple[int, ...] | None = None
+    sampling_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_steps, int) or isinstance(self.num_steps, bool) or self.num_steps < 1:
@@ -79,6 +87,21 @@ class DiffusionConfig:
             raise ValueError(f"past_actions: expected a bool, got {self.past_actions!r}")
         if self.sampling_steps is not None:
             object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.num_steps))
+        object.__setattr__(self, "sampling_temperature",
+                           check_sampling_temperature(self.sampling_temperature, self.sampling_steps))
+
+
+def check_sampling_temperature(temperature, sampling_steps=None) -> float:
+    """``temperature`` as a float; a ValueError naming ``sampling_temperature`` unless it is a finite number >= 0,
+    and unless it is 1 where DDIM samples (``sampling_steps`` set: no posterior noise to scale)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:
+        raise ValueError(f"sampling_temperature: expected a finite number >= 0 (1: the DDPM sampler as trained), "
+                         f"got {temperature!r}")
+    if sampling_steps is not None and temperature != 1:
+        raise ValueError(f"sampling_temperature: DDIM (sampling_steps {tuple(sampling_steps)}) adds no posterior "
+                         f"noise to scale; expected 1 with sampling_steps set, got {temperature!r}")
+    return float(temperature)
 
 
 def check_sampling_steps(steps, num_steps: int) -> tuple[int, ...] | None:
@@ -157,15 +180,18 @@ class DDPMSchedule(nn.Module):
         return mean
 
 
-def sampling_plan(num_steps: int, steps: tuple[int, ...] | None) -> dict[str, torch.Tensor | list]:
+def sampling_plan(num_steps: int, steps: tuple[int, ...] | None,
+                  temperature: float = 1.0) -> dict[str, torch.Tensor | list]:
     """The per-call tables of a sampler: ``steps`` (the denoiser's step of each call), ``noisy`` (whether the call
     adds posterior noise) and the float64 coefficients ``c0``, ``c1``, ``sigma`` of ``a' = c0 x̂0 + c1 a + σ ε``.
-    ``steps`` None: the DDPM posterior on ``K-1, ..., 0``; a checked subsequence: DDIM (η = 0) on it."""
+    ``steps`` None: the DDPM posterior on ``K-1, ..., 0``, its ``σ`` scaled by ``temperature``; a checked
+    subsequence: DDIM (η = 0) on it."""
     coef = _schedule_coefficients(num_steps)
+    temperature = check_sampling_temperature(temperature, steps)
     if steps is None:
         order = list(range(num_steps - 1, -1, -1))
         return {"steps": order, "noisy": [k > 0 for k in order],
-                **{name: coef[name][order] for name in ("c0", "c1", "sigma")}}
+                **{name: coef[name][order] for name in ("c0", "c1")}, "sigma": temperature * coef["sigma"][order]}
     steps = check_sampling_steps(steps, num_steps)
     abar, c0, c1 = coef["alphas_cumprod"], [], []
     for i, k in enumerate(steps):
@@ -182,13 +208,14 @@ class DDPMSampler(nn.Module):
     ``forward(cond (B, D_c), history (B, h, D), noise (K, B, H, D)) -> (B, H, D)``. ``denoiser(sample, step,
     cond)`` predicts the clean chunk. With ``past_actions=False`` the history entries are zeros (``history``
     only gives their shape). ``sampling_steps``: None for the DDPM posterior on the K trained steps, or DDIM's
-    steps (:class:`DiffusionConfig`); :meth:`set_sampling_steps` changes it. TorchScript- and
-    torch.export-compatible.
+    steps (:class:`DiffusionConfig`); :meth:`set_sampling_steps` changes it. ``sampling_temperature``: the DDPM
+    posterior's noise scale (:class:`DiffusionConfig`); :meth:`set_sampling_temperature` changes it. TorchScript-
+    and torch.export-compatible.
     """
 
     def __init__(self, denoiser: nn.Module, num_steps: int, history: int, clip_sample: bool = True,
                  clip_sample_range: float = 1.0, past_actions: bool = True,
-                 sampling_steps: tuple[int, ...] | None = None):
+                 sampling_steps: tuple[int, ...] | None = None, sampling_temperature: float = 1.0):
         super().__init__()
         self.denoiser = denoiser
         self.schedule = DDPMSchedule(num_steps)
@@ -197,17 +224,23 @@ class DDPMSampler(nn.Module):
         self.clip_sample = clip_sample
         self.clip_sample_range = float(clip_sample_range)
         self.past_actions = past_actions
+        self.sampling_temperature = check_sampling_temperature(sampling_temperature, sampling_steps)
         self.set_sampling_steps(sampling_steps)
 
     def set_sampling_steps(self, sampling_steps: tuple[int, ...] | None) -> None:
         """Sample with the DDPM posterior (None) or DDIM on ``sampling_steps``: sets the per-call tables, which are
-        not part of the state dict (they follow from K and the steps)."""
-        plan = sampling_plan(self.num_steps, sampling_steps)
+        not part of the state dict (they follow from K, the steps and the temperature)."""
+        plan = sampling_plan(self.num_steps, sampling_steps, self.sampling_temperature)
         self.sampling_steps = None if sampling_steps is None else tuple(plan["steps"])
         self.steps: List[int] = plan["steps"]
         self.noisy: List[bool] = plan["noisy"]
         for name in ("c0", "c1", "sigma"):
             self.register_buffer(f"call_{name}", plan[name].float(), persistent=False)
+
+    def set_sampling_temperature(self, temperature: float) -> None:
+        """Scale the DDPM posterior's noise by ``temperature`` (1: as trained): resets the per-call tables."""
+        self.sampling_temperature = check_sampling_temperature(temperature, self.sampling_steps)
+        self.set_sampling_steps(self.sampling_steps)
 
     def inpaint(self, sample: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         if not self.past_actions:

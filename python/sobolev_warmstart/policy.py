@@ -93,7 +93,7 @@ class DiffusionPolicy(_Normalising):
                                         self.unet_config.step_embed_dim)
         d = self.diffusion_config
         self.sampler = DDPMSampler(self.net, d.num_steps, spec.history, d.clip_sample, d.clip_sample_range,
-                                   d.past_actions, d.sampling_steps)
+                                   d.past_actions, d.sampling_steps, d.sampling_temperature)
         self.num_steps, self.horizon, self.history_steps = d.num_steps, spec.horizon, spec.history
         self.relative_actions = bool(spec.relative_actions)
         self.na, self.no, self.nz = task.na, task.no, task.nz
@@ -144,12 +144,22 @@ class DiffusionPolicy(_Normalising):
         self.sampler.set_sampling_steps(steps)
         return self
 
+    def set_sampling_temperature(self, temperature: float) -> "DiffusionPolicy":
+        """Scale the DDPM posterior's noise by ``temperature`` (1: as trained, 0: only the initial draw is random;
+        :class:`~sobolev_warmstart.diffusion.DiffusionConfig`). Changes this policy (and what it saves and exports);
+        returns it."""
+        self.diffusion_config = dataclasses.replace(self.diffusion_config, sampling_temperature=temperature)
+        self.sampler.set_sampling_temperature(self.diffusion_config.sampling_temperature)
+        return self
+
     def metadata(self) -> dict[str, Any]:
-        """``sampler``: ``"ddpm"`` or ``"ddim"``; ``sampling_steps``: the denoiser's step at each network call."""
+        """``sampler``: ``"ddpm"`` or ``"ddim"``; ``sampling_steps``: the denoiser's step at each network call;
+        ``sampling_temperature``: the DDPM posterior's noise scale (already in the sampler's tables)."""
         return {"kind": self.kind, "task": self.task.to_dict(), "horizon": self.horizon, "history": self.history_steps,
                 "action_steps": self.spec.action_steps, "num_steps": self.num_steps,
                 "sampler": "ddpm" if self.sampler.sampling_steps is None else "ddim",
-                "sampling_steps": list(self.sampler.steps), "na": self.na, "no": self.no,
+                "sampling_steps": list(self.sampler.steps),
+                "sampling_temperature": self.sampler.sampling_temperature, "na": self.na, "no": self.no,
                 "nz": self.nz, "time_to_go": bool(self.spec.time_to_go),
                 "relative_actions": self.relative_actions, "schema_version": SCHEMA_VERSION,
                 "format_version": POLICY_FORMAT_VERSION}
