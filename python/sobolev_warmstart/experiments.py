@@ -72,6 +72,7 @@ class ExperimentSettings:
     the diffusion policies' recipe (the scorecard's of the task, :func:`sobolev_warmstart.scorecard.settings_for`,
     where the study takes it; the comment above ``_SETTINGS`` says where). final_steps / final_steps_weight: the
     regression's weight on the samples starting in each trajectory's last steps (``TrainConfig``'s; 0 / 1: none).
+    sampling_temperature: the diffusion policies' DDPM posterior noise scale (``DiffusionConfig``'s; 1: as trained).
     max_iters / mu_init / stall_iters: the solver's budget, initial penalty and stall switch for every solve
     (``SolverOptions``'; each study takes its variant's ``VARIANT_SOLVER_SETTINGS``).
     """
@@ -109,6 +110,7 @@ class ExperimentSettings:
     shuffle_exchangeable_params: bool = False
     final_steps: int = 0
     final_steps_weight: float = 1.0
+    sampling_temperature: float = 1.0
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -198,7 +200,8 @@ def _train_config(s: ExperimentSettings, method: str, num_samples: int, checkpoi
                        sobolev_cap_quantile=s.sobolev_cap_quantile if sobolev else None,
                        shuffle_exchangeable_params=s.shuffle_exchangeable_params, denoiser=s.denoiser,
                        final_steps=s.final_steps, final_steps_weight=s.final_steps_weight,
-                       diffusion=DiffusionConfig(past_actions=s.past_actions),
+                       diffusion=DiffusionConfig(past_actions=s.past_actions,
+                                                 sampling_temperature=s.sampling_temperature),
                        unet=UNetConfig(down_dims=s.unet_dims, n_groups=n_groups, step_embed_dim=max(8, s.unet_dims[0])),
                        mlp=MLPConfig(s.mlp_dims),
                        checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
