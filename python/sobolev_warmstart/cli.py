@@ -188,15 +188,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     for flag, value in (("--sampling-steps", args.sampling_steps), ("--sampling-temperature", args.sampling_temperature)):
         if value is not None and policy.kind != "diffusion":
             raise ValueError(f"{flag}: {args.policy} holds an {policy.kind} policy, which does not sample")
-    changes = []
+    # DDIM takes no temperature but 1: set the temperature before switching to DDIM, after switching to DDPM
+    temperature_first = args.sampling_steps not in (None, "ddpm")
+    if args.sampling_temperature is not None and temperature_first:
+        policy.set_sampling_temperature(args.sampling_temperature)
     if args.sampling_steps is not None:
-        changes.append(lambda: policy.set_sampling_steps(None if args.sampling_steps == "ddpm" else args.sampling_steps))
-    if args.sampling_temperature is not None:
-        temperature = lambda: policy.set_sampling_temperature(args.sampling_temperature)  # noqa: E731
-        # DDIM takes no temperature but 1: set the temperature before switching to DDIM, after switching to DDPM
-        changes.insert(0 if args.sampling_steps not in (None, "ddpm") else len(changes), temperature)
-    for change in changes:
-        change()
+        policy.set_sampling_steps(None if args.sampling_steps == "ddpm" else args.sampling_steps)
+    if args.sampling_temperature is not None and not temperature_first:
+        policy.set_sampling_temperature(args.sampling_temperature)
     start = time.perf_counter()
     if backend == "aoti":
         print("compiling with AOTInductor (about a minute)...", file=sys.stderr, flush=True)
