@@ -386,8 +386,8 @@ _FULL_VARIANT: dict[str, dict[str, Any]] = {
     # 1.046 / 1.055 / 1.056 TO's cost over three training seeds on 1e6, the same refine iterations; weights 5 and 10
     # help too, 30 ruins the policy, the last eight starts at 5 hurt)
     # ... with the DDPM posterior's noise at half its scale (round 42: Sob+Diff 1.046 / 1.055 / 1.056 -> 1.035 /
-    # 1.043 / 1.045 over three training seeds on 1e6; a quarter 1.032 / 1.039 / 1.039 but two seeds' refines 5-9
-    # iterations longer, where half costs them 2-5)
+    # 1.043 / 1.045 over three training seeds on 1e6, 1.035-1.050 on all three sets; a quarter 1.032 / 1.039 / 1.039
+    # on 1e6 but two seeds' refines 5-9 iterations longer, where half costs them 2-5)
     "quadrotor/columns_9": {"sobolev_cap_quantile": 0.9, "shuffle_exchangeable_params": True, "action_steps": 2,
                             "sampling_steps": None, "final_steps": 2, "final_steps_weight": 3.0,
                             "sampling_temperature": 0.5},
