@@ -1,7 +1,8 @@
 """One of the REPORT's studies at full scale with some of its settings changed, to measure a recipe before a study
 takes it (round 42). Each ``--set key=value`` replaces a field of the study's ``ExperimentSettings`` (values read as
-JSON, else as strings); the study runs as ``python3 -m sobolev_warmstart.experiments NAME --scale full`` would, into
-``--out``, and its methods table is printed:
+JSON, else as strings); the study runs as ``python3 -m sobolev_warmstart.experiments NAME --scale full`` would
+(``run_experiment(..., settings=...)``, which records them in its summary.json), into ``--out``, and its tables are
+printed:
 
     python3 benchmarks/bench_study_settings.py quadrotor_columns --out runs/abs42/qs_base
     python3 benchmarks/bench_study_settings.py quadrotor_columns --out runs/abs42/qs_new \\
@@ -38,10 +39,9 @@ def main() -> None:
         if not sep or key not in fields:
             ap.error(f"--set: expected KEY=VALUE with KEY an ExperimentSettings field, got {item!r}")
         changes[key] = parse_value(value)
-    base = experiments.settings_for(args.name, "full")
-    experiments._SETTINGS[args.name]["full"] = dataclasses.replace(base, **changes)
+    settings = dataclasses.replace(experiments.settings_for(args.name, "full"), **changes)
     start = time.perf_counter()
-    summary = experiments.run_experiment(args.name, args.out, "full")
+    summary = experiments.run_experiment(args.name, args.out, "full", settings=settings)
     print(f"{args.name}, full scale, {changes or 'as preset'}: {time.perf_counter() - start:.0f} s")
     for title, table in summary["tables"].items():
         print(f"\n{title}\n\n{table}")

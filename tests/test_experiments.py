@@ -206,6 +206,24 @@ def test_report_gathers_every_preset(sample_efficiency, action_length, ur5_loop,
     assert f"| total | | {total:.1f} |" in text
 
 
+def test_a_study_runs_with_changed_settings_and_refuses_another_studys(tmp_path):
+    """run_experiment(settings=...): the study runs with them (its evaluation, its exported policies) and records
+    them in its summary; settings of another task are refused before anything runs."""
+    import dataclasses
+
+    from sobolev_warmstart.export import load_native
+    s = dataclasses.replace(settings_for("quadrotor_columns", "smoke"), test_instances=2, sampling_temperature=0.5)
+    summary = run_experiment("quadrotor_columns", tmp_path, "smoke", settings=s)
+    assert summary["settings"]["test_instances"] == 2 and summary["settings"]["sampling_temperature"] == 0.5
+    folder = tmp_path / "quadrotor_columns"
+    assert EvaluationResult.from_json(folder / "evaluation.json").meta["instances"] == 2
+    for method in ("diff", "sob_diff"):
+        assert load_native(folder / method / "policy.safetensors")[1]["sampling_temperature"] == 0.5
+    with pytest.raises(ValueError, match="settings: quadrotor_columns runs on quadrotor/columns_9, got settings for ur5"):
+        run_experiment("quadrotor_columns", tmp_path / "other", "smoke", settings=settings_for("ur5_loop", "smoke"))
+    assert not (tmp_path / "other").exists()
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("scale", ["smoke", "full"])
 def test_every_study_solves_with_its_variants_solver_settings(name, scale):

@@ -279,11 +279,12 @@ def _headline(row: dict, to: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ presets
-def sample_efficiency(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
+def sample_efficiency(out_dir: str | os.PathLike, scale: str = "smoke",
+                      settings: ExperimentSettings | None = None) -> dict:
     """Cost vs number of training trajectories per method (one loop iteration: TO collection, training,
     evaluation on held-out instances), and cost vs epochs on the largest dataset."""
     from .plots import plot_cost_vs_dataset_size, plot_cost_vs_epochs
-    s = settings_for("sample_efficiency", scale)
+    s = settings_for("sample_efficiency", scale) if settings is None else settings
     out = Path(out_dir)
     task, options = make_task(s.task, s.variant), _options(s)
     x_tr, p_tr = task.sample_instances(max(s.train_sizes), seed=s.train_seed)
@@ -344,10 +345,11 @@ def sample_efficiency(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
                       "the whole run), read from its checkpoints."]}
 
 
-def action_length(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
+def action_length(out_dir: str | os.PathLike, scale: str = "smoke",
+                  settings: ExperimentSettings | None = None) -> dict:
     """One sob_diff policy (trained with A = action_steps) evaluated with each A of the sweep."""
     from .plots import action_length_table, plot_action_length
-    s = settings_for("action_length", scale)
+    s = settings_for("action_length", scale) if settings is None else settings
     out = Path(out_dir)
     task, options = make_task(s.task, s.variant), _options(s)
     x_tr, p_tr = task.sample_instances(s.train_sizes[-1], seed=s.train_seed)
@@ -377,14 +379,15 @@ def action_length(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
                                         "is valid at inference."]}
 
 
-def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
+def ur5_loop(out_dir: str | os.PathLike, scale: str = "smoke",
+             settings: ExperimentSettings | None = None) -> dict:
     """The interplay loop (:func:`~sobolev_warmstart.loop.run_loop`) on the UR5 with random starts and targets:
     iteration 1 collects with TO alone, each later one trains a fresh sob_diff policy on all accepted data and
     collects new instances with the dual solve; the final policy is then evaluated on held-out instances."""
     from .config import load_loop_config
     from .loop import run_loop
     from .plots import plot_metric_curves
-    s = settings_for("ur5_loop", scale)
+    s = settings_for("ur5_loop", scale) if settings is None else settings
     out = Path(out_dir)
     run_dir = out / "loop"
     if run_dir.exists():
@@ -458,10 +461,11 @@ def _solved_trajectories(train: dict | None) -> int:
     return int(train["symmetry"]["solved"]) if "symmetry" in train else int(train["trajectories"])
 
 
-def quadrotor_columns(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
+def quadrotor_columns(out_dir: str | os.PathLike, scale: str = "smoke",
+                      settings: ExperimentSettings | None = None) -> dict:
     """TO alone vs diff vs sob_diff on the quadrotor among 9 columns: solving time."""
     from .plots import plot_time_breakdown
-    s = settings_for("quadrotor_columns", scale)
+    s = settings_for("quadrotor_columns", scale) if settings is None else settings
     out = Path(out_dir)
     task, options = make_task(s.task, s.variant), _options(s)
     x_tr, p_tr = task.sample_instances(s.train_sizes[-1], seed=s.train_seed)
@@ -484,7 +488,7 @@ def quadrotor_columns(out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
                          if m in ev.methods}}
 
 
-PRESETS: dict[str, Callable[[str | os.PathLike, str], dict]] = {
+PRESETS: dict[str, Callable[[str | os.PathLike, str, ExperimentSettings | None], dict]] = {
     "sample_efficiency": sample_efficiency,
     "action_length": action_length,
     "ur5_loop": ur5_loop,
@@ -497,14 +501,23 @@ def _command(names: list[str], out_dir, scale: str) -> str:
     return f"python3 -m sobolev_warmstart.experiments {' '.join(names)} --out {out_dir} --scale {scale}"
 
 
-def run_experiment(name: str, out_dir: str | os.PathLike, scale: str = "smoke") -> dict:
+def run_experiment(name: str, out_dir: str | os.PathLike, scale: str = "smoke",
+                   settings: ExperimentSettings | None = None) -> dict:
     """Run preset ``name`` at ``scale``, writing under ``out_dir/name/``; returns its summary (also written as
-    ``summary.json`` there) with the measured run time ``run_time_s``."""
-    settings_for(name, scale)  # validates both
+    ``summary.json`` there, with the settings it ran with) with the measured run time ``run_time_s``. ``settings``:
+    the preset's settings at that scale with some fields changed (``dataclasses.replace(settings_for(name, scale),
+    ...)``, to measure a recipe before a study takes it; ``benchmarks/bench_study_settings.py``); None: the preset's."""
+    preset = settings_for(name, scale)  # validates both
+    if settings is not None:
+        if not isinstance(settings, ExperimentSettings):
+            raise TypeError(f"settings: expected ExperimentSettings or None, got {type(settings).__name__}")
+        if (settings.task, settings.variant) != (preset.task, preset.variant):
+            raise ValueError(f"settings: {name} runs on {preset.task}/{preset.variant or 'default'}, got settings "
+                             f"for {settings.task}/{settings.variant or 'default'}")
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    summary = PRESETS[name](folder, scale)
+    summary = PRESETS[name](folder, scale, settings)
     run_time = time.perf_counter() - t0
     summary = {"name": name, "scale": scale, "run_time_s": run_time, "command": _command([name], out_dir, scale),
                **summary, "plots": {k: str(Path(p).relative_to(folder)) for k, p in summary["plots"].items()}}

@@ -79,7 +79,7 @@ from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryDat
                    check_normaliser_mode, link_tree, load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
 from .export import export_native
-from .diffusion import DiffusionConfig, check_sampling_steps, check_sampling_temperature
+from .diffusion import DiffusionConfig, check_sampling_steps
 from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
@@ -149,8 +149,9 @@ class ScorecardSettings:
     descending subsequence of K-1..0 starting at K-1 to sample them deterministically (DDIM) in that many network
     calls per replan, e.g. ``(4, 0)`` (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; Diff and Sob+Diff
     alike, training unchanged); sampling_temperature: the DDPM posterior's noise scale (1: as trained; Diff and
-    Sob+Diff alike, training unchanged); time_to_go: the policies condition on the time to go; relative_actions: the diffusion
-    policies learn each chunk relative to the last known action (both :class:`~sobolev_warmstart.data.ChunkSpec`).
+    Sob+Diff alike, training unchanged); time_to_go: the policies condition on the time to go; relative_actions: the
+    diffusion policies learn each chunk relative to the last known action (both
+    :class:`~sobolev_warmstart.data.ChunkSpec`).
     action_normaliser: ``"minmax"`` (Diffusion Policy's: the actions' range onto [-1, 1]) or ``"standard"`` (mean and
     standard deviation; :meth:`~sobolev_warmstart.data.Normalisers.fit`); clip_sample: the diffusion policies clip
     their clean estimate to [-1, 1] while sampling (:class:`~sobolev_warmstart.diffusion.DiffusionConfig`; turn it off
@@ -245,10 +246,8 @@ class ScorecardSettings:
         if w > 0 and make_task(self.task, self.variant).nz == 0:
             raise ValueError(f"parameter_sobolev: {self.key} has no task parameters (nz = 0) to differentiate")
         object.__setattr__(self, "sampling_steps", check_sampling_steps(self.sampling_steps, self.diffusion_steps))
-        object.__setattr__(self, "sampling_temperature",
-                           check_sampling_temperature(self.sampling_temperature, self.sampling_steps))
         self.options()  # the solver's settings (max_iters, mu_init, stall_iters), checked by SolverOptions
-        self.train_config("sob_diff", 1, Path("."))  # the training settings (lr, weight_decay...) where TrainConfig does
+        self.train_config("sob_diff", 1, Path("."))  # what TrainConfig checks (lr, sampling_temperature...)
 
     @property
     def key(self) -> str:
