@@ -19,7 +19,9 @@ policies of a finished ablation ``DONE`` (the same rows and policy seeds; hard l
 another held-out set, to check a row on instances it was not chosen on:
 
     python3 benchmarks/ablation.py --variant quadrotor/columns_9 --change sobolev_schedule=cosine \
-        --policy-seeds 0 1 2 --trained-from runs/abs41/quad9 --test-seed 11000001 --out runs/abs41/quad9-11e6
+        --policy-seeds 0 1 2 --out runs/abl/quad9                        # trains and evaluates on 1e6
+    python3 benchmarks/ablation.py --variant quadrotor/columns_9 --change sobolev_schedule=cosine \
+        --policy-seeds 0 1 2 --trained-from runs/abl/quad9 --test-seed 11000001 --out runs/abl/quad9-11e6
 
 A row that changes none of the settings TO alone's collection depends on (``train_instances``, ``train_seed``,
 ``max_iters``, ``mu_init``, ``stall_iters``, ``collect_batch``, and the chunk's ``horizon`` and ``history``, whose
