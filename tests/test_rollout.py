@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -13,6 +14,7 @@ import sobolev_warmstart as sw
 from sobolev_warmstart import _core
 from sobolev_warmstart.data import ChunkSpec, build_dataset
 from sobolev_warmstart.models import UNetConfig
+from sobolev_warmstart.warmstart import default_guesses
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                     reason="AOTInductor needs a C++ compiler")
@@ -235,6 +237,45 @@ def test_trajectory_costs_equal_the_solver_cost_at_its_solution(solved):
         task, x0s, params, res = solved(name, variant)
         costs = _core.trajectory_costs(task, x0s, params, res.xs, res.us)
         np.testing.assert_allclose(costs, res.cost, rtol=1e-9)
+
+
+def _quadrotor_violations(task, xs, us, params):
+    """The quadrotor's largest constraint violation computed without Aligator, from the bounds its description
+    states: thrust box, height band and keep-out radius on every stage's (x_t, u_t), t < T (no terminal
+    constraint); the columns' constraint in the task's units, keep-out^2 - (squared horizontal distance)."""
+    text = task.describe()
+    floor, ceiling = map(float, re.search(r"path constraints: ([\d.]+) <= z <= ([\d.]+) m", text).groups())
+    keep_out = float(re.search(r"column centre >= ([\d.]+) m", text).group(1))
+    T = task.horizon
+    centres = params[:, 3:].reshape(len(params), -1, 2)
+    nearest = ((xs[:, :T, None, :2] - centres[:, None]) ** 2).sum(-1).min(-1)
+    height = np.maximum(floor - xs[:, :T, 2], xs[:, :T, 2] - ceiling)
+    thrust = np.maximum(us - task.u_upper, task.u_lower - us).max(-1)
+    return np.maximum.reduce([keep_out**2 - nearest, height, thrust, np.zeros_like(height)]).max(-1)
+
+
+def test_constraint_violations_match_an_independent_computation_and_vanish_at_the_solutions(solved):
+    task, x0s, params, res = solved("quadrotor", "columns_3")
+    at_solution = _core.constraint_violations(task, x0s, params, res.xs, res.us)
+    conv = res.converged
+    assert conv.any() and np.all(at_solution[conv] <= res.primal_infeasibility[conv] * (1 + 1e-9) + 1e-12)
+    # the default guess flies through the columns; the heights and thrusts perturbed out of their bands
+    xs, us = default_guesses(task, x0s, params)
+    rng = np.random.default_rng(0)
+    for scale_z, scale_u in [(0.0, 0.0), (1.0, 0.0), (0.0, 3.0), (1.0, 3.0)]:
+        xs_p, us_p = xs.copy(), us + rng.normal(0.0, scale_u, us.shape)
+        xs_p[:, :, 2] += rng.normal(0.0, scale_z, xs.shape[:2])
+        np.testing.assert_allclose(_core.constraint_violations(task, x0s, params, xs_p, us_p),
+                                   _quadrotor_violations(task, xs_p, us_p, params), rtol=1e-12, atol=1e-12)
+    assert np.sum(_quadrotor_violations(task, xs, us, params) > 0.01) >= 3  # straight lines enter columns
+    # a torque box: the violation is how far the largest control leaves it
+    task, x0s, params, res = solved("pendulum", "default")
+    us = np.clip(res.us, task.u_lower, task.u_upper)
+    us[:, 7] = task.u_upper + np.arange(len(us))[:, None] * 0.01
+    np.testing.assert_allclose(_core.constraint_violations(task, x0s, params, res.xs, us),
+                               np.arange(len(us)) * 0.01, atol=1e-12)
+    with pytest.raises(ValueError, match="us: expected shape"):
+        _core.constraint_violations(task, x0s, params, res.xs, us[:, :-1])
 
 
 def test_a_policy_that_outputs_nan_is_held_the_same_way_in_cpp_and_python(policies, tmp_path):

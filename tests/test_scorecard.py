@@ -19,7 +19,8 @@ from conftest import check_missing_setting_reads_as_default
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALWAYS_FINITE = ("policy_cost_ratio_median", "policy_cost_ratio_mean", "diverged", "iterations_mean",
-                 "iterations_median", "total_time_mean", "solve_time_mean", "rollout_time_mean", "converged")
+                 "iterations_median", "total_time_mean", "solve_time_mean", "rollout_time_mean", "converged",
+                 "infeasible", "violation_median")
 
 
 def _stage_files(out: Path) -> dict[str, int]:
@@ -47,7 +48,8 @@ def test_smoke_scale_writes_markdown_csv_and_figure_for_every_variant_and_method
         where = f"{r['task']}/{r['variant']} {r['method']}"
         for key in ALWAYS_FINITE:
             assert isinstance(r[key], (int, float)) and math.isfinite(r[key]), (where, key, r[key])
-        assert 0 <= r["diverged"] <= 1 and 0 <= r["converged"] <= 1, where
+        assert 0 <= r["diverged"] <= 1 and 0 <= r["converged"] <= 1 and 0 <= r["infeasible"] <= 1, where
+        assert r["violation_median"] >= 0, where
         assert r["policy_cost_ratio_median"] > 0, where
         if r["converged"] > 0:
             assert math.isfinite(r["refined_cost_mean"]) and math.isfinite(r["refined_cost_ratio_median"]), where
@@ -122,6 +124,15 @@ def test_variant_rows_ratio_divergence_and_iteration_conventions():
     assert sob["iterations_mean"] == pytest.approx(530 / 3) and sob["iterations_median"] == 20.0  # diverged left out
     assert rows["to"]["iterations_mean"] == pytest.approx(560 / 4) and rows["to"]["diverged"] == 0.0
     assert sob["refined_cost_mean"] == 2.0 and sob["refined_cost_ratio_median"] == 1.0
+    # folders evaluated before the constraint violation was recorded: unknown, not feasible
+    assert math.isnan(sob["infeasible"]) and math.isnan(sob["violation_median"])
+    # a guess is infeasible above the tolerance; the diverged one (index 3) is left out
+    for m in SCORECARD_METHODS:
+        per[f"{m}_violation"] = np.array([0.0, 2e-4, 5e-5, 1e3])
+    rows = {r["method"]: r for r in variant_rows(per, tol=1e-4)}
+    assert rows["sob_diff"]["infeasible"] == pytest.approx(1 / 3) and rows["sob_diff"]["violation_median"] == 5e-5
+    assert rows["to"]["infeasible"] == 0.5  # TO alone's guess never diverges: all four count
+    assert variant_rows(per, tol=1e-3)[SCORECARD_METHODS.index("sob_diff")]["infeasible"] == 0.0
 
 
 def test_bad_arguments_name_the_argument(tmp_path, capsys):

@@ -117,28 +117,34 @@ void expose_solver(py::module_ &m) {
       [](const Task &task) { return multiplier_sizes(task); }, py::arg("task"),
       "(n_lams, n_vs): the sizes of one instance's multipliers in solve_batch's lams and vs.");
 
-  m.def(
-      "trajectory_costs",
-      [](const Task &task, const DoubleArray &x0s, const DoubleArray &params, const DoubleArray &xs,
-         const DoubleArray &us, int num_threads) {
-        const TaskDims d = task.dims();
-        check_array("x0s", x0s, {-1, d.nx});
-        const py::ssize_t n = x0s.shape(0);
-        check_array("params", params, {n, d.nz});
-        check_array("xs", xs, {n, d.horizon + 1, d.nx});
-        check_array("us", us, {n, d.horizon, d.nu});
-        const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
-        check_instances(task, X0, Z);
-        const std::vector<double> xv = to_vector(xs), uv = to_vector(us);
-        std::vector<double> costs;
-        {
-          py::gil_scoped_release release;
-          costs = trajectory_costs(task, X0, Z, xv, uv, check_threads(num_threads));
-        }
-        return to_numpy(std::move(costs), {n});
-      },
-      py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("xs"), py::arg("us"), py::arg("num_threads") = 0,
-      "Objective (stage + terminal costs, no constraints) of each instance at (xs, us): (n,).");
+  // trajectory_costs and constraint_violations: one instance's problem evaluated at a given trajectory
+  const auto per_trajectory = [](auto evaluate) {
+    return [evaluate](const Task &task, const DoubleArray &x0s, const DoubleArray &params, const DoubleArray &xs,
+                      const DoubleArray &us, int num_threads) {
+      const TaskDims d = task.dims();
+      check_array("x0s", x0s, {-1, d.nx});
+      const py::ssize_t n = x0s.shape(0);
+      check_array("params", params, {n, d.nz});
+      check_array("xs", xs, {n, d.horizon + 1, d.nx});
+      check_array("us", us, {n, d.horizon, d.nu});
+      const RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
+      check_instances(task, X0, Z);
+      const std::vector<double> xv = to_vector(xs), uv = to_vector(us);
+      std::vector<double> values;
+      {
+        py::gil_scoped_release release;
+        values = evaluate(task, X0, Z, xv, uv, check_threads(num_threads));
+      }
+      return to_numpy(std::move(values), {n});
+    };
+  };
+  m.def("trajectory_costs", per_trajectory(&trajectory_costs), py::arg("task"), py::arg("x0s"), py::arg("params"),
+        py::arg("xs"), py::arg("us"), py::arg("num_threads") = 0,
+        "Objective (stage + terminal costs, no constraints) of each instance at (xs, us): (n,).");
+  m.def("constraint_violations", per_trajectory(&constraint_violations), py::arg("task"), py::arg("x0s"),
+        py::arg("params"), py::arg("xs"), py::arg("us"), py::arg("num_threads") = 0,
+        "Largest path- or terminal-constraint violation of each instance at (xs, us), in the constraints' units, "
+        "as the solver measures primal infeasibility (inf-norm of c - proj_C(c); not the dynamics): (n,).");
 }
 
 } // namespace sobolev_warmstart::bindings

@@ -328,12 +328,17 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
   return out;
 }
 
-std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
-                                     const std::vector<double> &xs, const std::vector<double> &us,
-                                     int num_threads) {
+namespace {
+
+/// Evaluates the problem of every instance at its trajectory (xs, us) in OpenMP threads and returns
+/// measure(problem, data) per instance; `what` names the caller in errors.
+template <typename Measure>
+std::vector<double> evaluate_trajectories(const char *what, const Task &task, const RowMatrixXd &x0s,
+                                          const RowMatrixXd &params, const std::vector<double> &xs,
+                                          const std::vector<double> &us, int num_threads, const Measure &measure) {
   const TaskDims d = task.dims();
   const int n = int(x0s.rows()), T = d.horizon;
-  std::vector<double> costs(n, 0.0);
+  std::vector<double> values(n, 0.0);
   std::vector<std::string> errors(n);
   const int threads = std::max(1, std::min(num_threads > 0 ? num_threads : omp_get_max_threads(), std::max(n, 1)));
 #pragma omp parallel num_threads(threads)
@@ -354,7 +359,8 @@ std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, c
           xv[t] = Eigen::Map<const VectorXd>(&xs[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx);
         for (int t = 0; t < T; ++t)
           uv[t] = Eigen::Map<const VectorXd>(&us[(std::size_t(i) * T + t) * d.nu], d.nu);
-        costs[i] = problem->problem().evaluate(xv, uv, *data);
+        const double cost = problem->problem().evaluate(xv, uv, *data);
+        values[i] = measure(cost, problem->problem(), *data);
       } catch (const std::exception &e) {
         errors[i] = e.what();
       } catch (...) {
@@ -363,8 +369,46 @@ std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, c
     }
   }
   for (const auto &e : errors)
-    if (!e.empty()) throw std::runtime_error("trajectory_costs: " + e);
-  return costs;
+    if (!e.empty()) throw std::runtime_error(std::string(what) + ": " + e);
+  return values;
+}
+
+/// Infinity norm of c - proj_C(c) over the constraints of one stack, at values already evaluated in `data`.
+double stack_violation(const aligator::ConstraintStackTpl<double> &stack,
+                       const std::vector<std::shared_ptr<aligator::StageFunctionDataTpl<double>>> &data) {
+  double worst = 0.0;
+  VectorXd projected;
+  for (std::size_t j = 0; j < stack.size(); ++j) {
+    const VectorXd &c = data[j]->value_;
+    projected.resize(c.size());
+    stack.sets[j]->projection(c, projected);
+    if (c.size() > 0) worst = std::max(worst, (c - projected).lpNorm<Eigen::Infinity>());
+  }
+  return worst;
+}
+
+} // namespace
+
+std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
+                                     const std::vector<double> &xs, const std::vector<double> &us,
+                                     int num_threads) {
+  return evaluate_trajectories("trajectory_costs", task, x0s, params, xs, us, num_threads,
+                               [](double cost, const TrajOptProblem &, const aligator::TrajOptDataTpl<double> &) {
+                                 return cost;
+                               });
+}
+
+std::vector<double> constraint_violations(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
+                                          const std::vector<double> &xs, const std::vector<double> &us,
+                                          int num_threads) {
+  return evaluate_trajectories(
+      "constraint_violations", task, x0s, params, xs, us, num_threads,
+      [](double, const TrajOptProblem &problem, const aligator::TrajOptDataTpl<double> &data) {
+        double worst = stack_violation(problem.term_cstrs_, data.term_cstr_data);
+        for (std::size_t t = 0; t < problem.stages_.size(); ++t)
+          worst = std::max(worst, stack_violation(problem.stages_[t]->constraints_, data.stage_data[t]->constraint_data));
+        return worst;
+      });
 }
 
 } // namespace sobolev_warmstart

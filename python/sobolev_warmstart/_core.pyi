@@ -132,6 +132,10 @@ class PolicyRunner:
 def trajectory_costs(task: Task, x0s: Array, params: Array, xs: Array, us: Array, num_threads: int = 0) -> Array:
     """Objective of each instance at (xs, us), constraints not included: (n,)."""
 
+def constraint_violations(task: Task, x0s: Array, params: Array, xs: Array, us: Array, num_threads: int = 0) -> Array:
+    """Largest path- or terminal-constraint violation of each instance at (xs, us), as the solver measures primal
+    infeasibility (inf-norm of c - proj_C(c), in the constraints' units; the dynamics not included): (n,)."""
+
 def rollout_noise(seed: int, instances: list[int], num_replans: int, count: int) -> Array:
     """float32 (n, num_replans, count): the draws of a seeded rollout, count = K*H*na."""
 

@@ -29,6 +29,13 @@ Metrics per variant and method (:func:`variant_rows`), from the per-instance res
                                       to the divergence bound (large and finite, as in the evaluation)
 ``diverged``                          fraction of guesses whose state left the bound (1e3) or turned non-finite;
                                       they are not refined and count as not converged
+``infeasible``                        fraction of the guesses that did not diverge whose largest path- or
+                                      terminal-constraint violation (:func:`~sobolev_warmstart.warmstart.
+                                      guess_violations`, as the solver measures primal infeasibility) exceeds the
+                                      solver's tolerance: among the quadrotor's columns, a guess that flies through
+                                      a column. The objective (``policy_cost``) has no constraint term, so a cheap
+                                      guess may be an infeasible one; NaN for folders evaluated before it existed
+``violation_median``                  the median of that largest violation over the same guesses
 ``iterations_mean/_median``           solver iterations of the refined instances (a failed solve counts its
                                       whole budget); diverged guesses are left out, as in ``evaluate_methods``
 ``total_time_mean``                   rollout (or lookup) + solve time per refined instance [s]
@@ -87,7 +94,7 @@ from .sensitivities import RESOLVE_SETTINGS, with_parameter_jacobians
 from .symmetry import augment_dataset
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
-from .warmstart import default_guesses, diverged_rollouts, guess_costs
+from .warmstart import default_guesses, diverged_rollouts, guess_costs, guess_violations
 
 __all__ = ["SCALES", "DEFAULT_VARIANTS", "SMOKE_VARIANTS", "SCORECARD_METHODS", "FULL_ESTIMATES_S",
            "ScorecardSettings", "settings_for", "load_settings", "parse_variants", "scorecard", "run_variant",
@@ -654,7 +661,8 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
     return export
 
 
-_FIELDS = ("policy_cost", "cost", "converged", "iterations", "rollout_time", "solve_time", "diverged", "seed")
+_FIELDS = ("policy_cost", "violation", "cost", "converged", "iterations", "rollout_time", "solve_time", "diverged",
+           "seed")
 
 
 def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryData, exports: dict[str, Path],
@@ -673,19 +681,24 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
                           options=s.options(1), divergence_bound=s.divergence_bound)
     # the objective along TO alone's starting guess, scored as every other guess is
-    guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
+    to_guess = default_guesses(task, x_te, p_te)
+    guess_cost = guess_costs(task, x_te, p_te, *to_guess, s.divergence_bound, threads)
+    guess_violation = guess_violations(task, x_te, p_te, *to_guess, s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
     for method in SCORECARD_METHODS:
         for seed in s.seeds:
             res = ev.raw[(method, seed)]
             if method == "to":
                 solved, rollout_time = res, np.zeros(len(res))
-                policy_cost, diverged = guess_cost, np.zeros(len(res), bool)
+                policy_cost, violation, diverged = guess_cost, guess_violation, np.zeros(len(res), bool)
             else:
                 solved, rollout_time = res.warm, np.asarray(res.rollout.time, dtype=np.float64)
                 policy_cost = np.asarray(res.policy_cost, dtype=np.float64)
+                violation = guess_violations(task, x_te, p_te, res.rollout.xs, res.rollout.us, s.divergence_bound,
+                                             threads)
                 diverged = diverged_rollouts(res.rollout.xs, s.divergence_bound)
-            values = {"policy_cost": policy_cost, "cost": np.asarray(solved.cost, dtype=np.float64),
+            values = {"policy_cost": policy_cost, "violation": violation,
+                      "cost": np.asarray(solved.cost, dtype=np.float64),
                       "converged": np.asarray(solved.converged, bool) & ~diverged,
                       "iterations": np.asarray(solved.iterations, dtype=np.float64), "rollout_time": rollout_time,
                       "solve_time": np.asarray(solved.solve_time, dtype=np.float64), "diverged": diverged,
@@ -775,15 +788,19 @@ def _sample_efficiency(task: Task, s: ScorecardSettings, folder: Path, data: Tra
     return out
 
 
-def variant_rows(per: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def variant_rows(per: dict[str, np.ndarray], tol: float = SolverOptions.tol) -> list[dict[str, Any]]:
     """One row per method of :data:`SCORECARD_METHODS` from the per-instance arrays of one variant (module
-    docstring for the metrics)."""
+    docstring for the metrics); ``tol``: the violation above which a guess counts as infeasible (the solver's
+    primal tolerance)."""
     rows = []
     to_cost, to_conv = per["to_cost"], per["to_converged"].astype(bool)
     for method in SCORECARD_METHODS:
-        g = {k: per[f"{method}_{k}"] for k in _FIELDS}
+        size = len(per[f"{method}_converged"])
+        g = {k: per.get(f"{method}_{k}", np.full(size, np.nan)) for k in _FIELDS}  # older folders: no violation
         conv, div = g["converged"].astype(bool), g["diverged"].astype(bool)
         ok = ~div
+        violation = np.asarray(g["violation"], dtype=np.float64)[ok]
+        infeasible = float(np.mean(violation > tol)) if violation.size and np.isfinite(violation).all() else float("nan")
         ratios = _ratios(g["policy_cost"], to_cost, to_conv)
         both = conv & to_conv
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -792,6 +809,7 @@ def variant_rows(per: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         rows.append({"method": method, "label": METHOD_LABELS[method], "instances": int(len(conv)),
                      "policy_cost_ratio_median": _median(ratios), "policy_cost_ratio_mean": _mean(ratios),
                      "diverged": float(div.mean()) if div.size else float("nan"),
+                     "infeasible": infeasible, "violation_median": _median(violation),
                      "iterations_mean": _mean(g["iterations"][ok]), "iterations_median": _median(g["iterations"][ok]),
                      "total_time_mean": _mean(total), "rollout_time_mean": _mean(g["rollout_time"][ok]),
                      "solve_time_mean": _mean(g["solve_time"][ok]),
@@ -831,7 +849,7 @@ def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, t
     exports = {m: _train(data, m, s, folder / m, say, normalisers) for m in _LEARNED}
     per = _evaluate(task, s, folder, data, exports, threads, say)
     efficiency = _sample_efficiency(task, s, folder / "subsets", data, per, threads, say, normalisers)
-    rows = variant_rows(per)
+    rows = variant_rows(per, s.options(1).tol)
     times = {"collect_s": _read_json(folder / "collect" / "collect.json")["time_s"],
              **{f"train_{m}_s": _read_json(folder / m / "train.json")["time_s"] for m in _LEARNED},
              "evaluate_s": float(per["eval_time_s"]),
@@ -886,12 +904,13 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
     machine = machine if machine is not None else describe_machine()
     rows = _csv_rows(docs)
     write_rows_csv(rows, out / "scorecard.csv")
-    head = ["variant", "method", "policy/TO median", "policy/TO mean", "diverged [%]", "iters mean",
+    head = ["variant", "method", "policy/TO median", "policy/TO mean", "diverged [%]", "infeasible [%]", "iters mean",
             "iters median", "total [ms]", "converged [%]", "refined cost", "refined/TO median"]
     body = []
     for r in rows:
         body.append([f"{r['task']}/{r['variant']}", r["label"], _fmt(r["policy_cost_ratio_median"]),
                      _fmt(r["policy_cost_ratio_mean"]), _fmt(r["diverged"], 100, ".0f"),
+                     _fmt(r.get("infeasible", float("nan")), 100, ".0f"),
                      _fmt(r["iterations_mean"], 1, ".1f"),
                      _fmt(r["iterations_median"], 1, ".1f"), _fmt(r["total_time_mean"], 1e3, ".1f"),
                      _fmt(r["converged"], 100, ".0f"), _fmt(r["refined_cost_mean"], 1, ".4g"),
@@ -932,7 +951,9 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
              "- policy/TO: per instance, the objective along the method's guess over TO alone's converged cost "
              "(TO alone's row: the task's default guess), median and mean over the instances where TO alone "
              "converged; a diverged guess is scored with its states clipped to 1e3.",
-             "- diverged: guesses that left the bound (not refined, counted as not converged). iters, total "
+             "- diverged: guesses that left the bound (not refined, counted as not converged). infeasible: guesses "
+             "that did not diverge but break a path or terminal constraint by more than the solver's tolerance (among "
+             "the quadrotor's columns: fly through one), which the objective does not see. iters, total "
              "(rollout + solve, per instance): over the refined instances; a failed solve counts its whole budget. "
              "refined cost: mean over the converged instances; refined/TO: per instance where both converged.", "",
              _aligned(head, body, "markdown"), "",

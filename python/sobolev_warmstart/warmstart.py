@@ -22,7 +22,7 @@ from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
 
 __all__ = ["WarmStartResult", "DualSolve", "warm_start", "select_dual", "refine_rollouts", "refine_guesses",
-           "guess_costs", "default_guesses", "diverged_rollouts", "perturbed_solution_guess", "closed_loop_rollout", "state_difference"]
+           "guess_costs", "guess_violations", "default_guesses", "diverged_rollouts", "perturbed_solution_guess", "closed_loop_rollout", "state_difference"]
 
 
 @dataclass
@@ -354,14 +354,32 @@ def default_guesses(task: Task, x0s: np.ndarray, params: np.ndarray) -> tuple[np
     return np.stack([g[0] for g in guesses]), np.stack([g[1] for g in guesses])
 
 
+def _held_guesses(xs: np.ndarray, us: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """Guesses as a diverged one is scored: states clipped to ``bound`` (non-finite ones to the bound too),
+    non-finite controls as zero, the control a diverged rollout is held with: large, finite, comparable."""
+    xs = np.clip(np.nan_to_num(xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
+    us = np.nan_to_num(us, nan=0.0, posinf=0.0, neginf=0.0)
+    return xs, us
+
+
 def guess_costs(task: Task, x0s: np.ndarray, params: np.ndarray, xs: np.ndarray, us: np.ndarray, bound: float,
                 num_threads: int = 0) -> np.ndarray:
     """The objective along guesses ``(xs (N, T+1, nx), us (N, T, nu))``; a diverged guess is scored with its states
     clipped to ``bound`` (non-finite ones to the bound too) and its non-finite controls as zero, the control a
     diverged rollout is held with: large, finite, comparable."""
-    xs = np.clip(np.nan_to_num(xs, nan=bound, posinf=bound, neginf=-bound), -bound, bound)
-    us = np.nan_to_num(us, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.asarray(_core.trajectory_costs(task, x0s, params, xs, us, num_threads), dtype=np.float64)
+    return np.asarray(_core.trajectory_costs(task, x0s, params, *_held_guesses(xs, us, bound), num_threads),
+                      dtype=np.float64)
+
+
+def guess_violations(task: Task, x0s: np.ndarray, params: np.ndarray, xs: np.ndarray, us: np.ndarray, bound: float,
+                     num_threads: int = 0) -> np.ndarray:
+    """The largest path- or terminal-constraint violation along guesses ``(xs (N, T+1, nx), us (N, T, nu))``, as the
+    solver measures primal infeasibility (``_core.constraint_violations``: the infinity norm of ``c - proj_C(c)`` in
+    the constraints' own units, the dynamics left out): among the quadrotor's columns, the keep-out radius squared
+    minus the squared horizontal distance to the nearest column it enters, or how far it leaves the height band.
+    0 on a guess that keeps every constraint; a diverged guess is held as in :func:`guess_costs`."""
+    return np.asarray(_core.constraint_violations(task, x0s, params, *_held_guesses(xs, us, bound), num_threads),
+                      dtype=np.float64)
 
 
 def refine_guesses(task: Task, x0s: np.ndarray, params: np.ndarray, ro: RolloutResult, options: SolverOptions,

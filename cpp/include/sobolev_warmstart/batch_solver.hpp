@@ -79,4 +79,13 @@ std::vector<double> trajectory_costs(const Task &task, const RowMatrixXd &x0s, c
                                      const std::vector<double> &xs, const std::vector<double> &us,
                                      int num_threads);
 
+/// @brief The largest path- or terminal-constraint violation of each instance at a given trajectory (e.g. a
+/// policy's rollout), in the constraints' own units, as the solver measures primal infeasibility: the infinity
+/// norm of c - proj_C(c) over every stage's constraints c(x_t, u_t) in C and the terminal ones c(x_T). The
+/// dynamics and the initial condition are not included (a rollout satisfies them by construction).
+/// @param xs (n, T+1, nx), @param us (n, T, nu) flattened. @pre sizes checked by the caller.
+std::vector<double> constraint_violations(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
+                                          const std::vector<double> &xs, const std::vector<double> &us,
+                                          int num_threads);
+
 } // namespace sobolev_warmstart
