@@ -4,8 +4,8 @@ training instances, held-out instances, seeds and network, and a table of what e
 Each row is the scorecard of ``--variant`` (its ``--scale`` settings, ``sobolev_warmstart.scorecard.settings_for``)
 with one ``--change key=value`` applied (``base`` = no change), run (or resumed) under ``--out/<change>/``; the
 sample-efficiency subsets are skipped. Columns: Diff's and Sob+Diff's median policy cost / TO alone's cost
-(per instance), their divergence rates, Sob+Diff's mean iterations and total time against TO alone's and the
-nearest-neighbour lookup's.
+(per instance), their divergence rates, the share of Sob+Diff's rollouts that break a path constraint (fly through a
+column), Sob+Diff's mean iterations and total time against TO alone's and the nearest-neighbour lookup's.
 
     python3 benchmarks/ablation.py --variant double_pendulum/default --change train_steps=4000 sobolev_weight=0.1
     python3 benchmarks/ablation.py --variant double_pendulum/default --change train_steps=4000 --policy-seeds 0 1 2
@@ -80,7 +80,7 @@ COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "mu_i
 #: rebuilds it.
 TRAINING_ONLY_KEYS = frozenset({
     "train_steps", "batch_size", "lr", "weight_decay", "sobolev_weight", "sobolev_fraction", "sobolev_cap_quantile",
-    "sobolev_cap_entries", "sobolev_schedule", "final_steps", "final_steps_weight",
+    "sobolev_cap_entries", "sobolev_schedule", "final_steps", "final_steps_weight", "clearance_weight",
     "denoiser", "mlp_dims", "unet_dims", "n_groups", "step_embed_dim", "past_actions", "diffusion_steps", "sampling_steps",
     "sampling_temperature",
     "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions",
@@ -163,7 +163,7 @@ def main() -> None:
         rows.append((change, docs))
 
     def cell(docs, method, metric, scale=1.0, fmt=".3g"):
-        v = np.array([d[method][metric] for d in docs], dtype=float) * scale
+        v = np.array([d[method].get(metric, np.nan) for d in docs], dtype=float) * scale  # older rows: no infeasible
         if v.size == 1:
             return f"{v[0]:{fmt}}"
         return f"{np.median(v):{fmt}} [{v.min():{fmt}}, {v.max():{fmt}}]"
@@ -171,12 +171,13 @@ def main() -> None:
     seeds_text = "" if seeds == [None] else f", policy seeds {seeds} (median [min, max])"
     print(f"\n{args.variant}, scale {args.scale} (one change per row; same data, seeds and budget otherwise{seeds_text})\n")
     print("| change | Diff policy/TO median | Diff diverged [%] | Sob+Diff policy/TO median | Sob+Diff diverged [%] | "
-          "Sob+Diff iters mean | Sob+Diff total ms | TO alone iters / ms | NN iters / ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "Sob+Diff infeasible [%] | Sob+Diff iters mean | Sob+Diff total ms | TO alone iters / ms | NN iters / ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for change, docs in rows:
         print(f"| {change} | {cell(docs, 'diff', 'policy_cost_ratio_median')} | "
               f"{cell(docs, 'diff', 'diverged', 100, '.0f')} | {cell(docs, 'sob_diff', 'policy_cost_ratio_median')} | "
-              f"{cell(docs, 'sob_diff', 'diverged', 100, '.0f')} | {cell(docs, 'sob_diff', 'iterations_mean', 1, '.1f')} | "
+              f"{cell(docs, 'sob_diff', 'diverged', 100, '.0f')} | {cell(docs, 'sob_diff', 'infeasible', 100, '.0f')} | "
+              f"{cell(docs, 'sob_diff', 'iterations_mean', 1, '.1f')} | "
               f"{cell(docs, 'sob_diff', 'total_time_mean', 1e3, '.1f')} | "
               f"{cell(docs, 'to', 'iterations_mean', 1, '.1f')} / {cell(docs, 'to', 'total_time_mean', 1e3, '.1f')} | "
               f"{cell(docs, 'nn', 'iterations_mean', 1, '.1f')} / {cell(docs, 'nn', 'total_time_mean', 1e3, '.1f')} |")

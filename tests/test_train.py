@@ -430,3 +430,48 @@ def test_sobolev_diffusion_on_solved_pendulum_swingups(pendulum_data):
     assert s1 < s0, m  # the derivative fit improves (by 7-21% over seeds 0-4: ratio <= 0.93)
     err, scale = m["sample_error"]
     assert err < 0.25 * scale, (err, scale)
+
+
+def test_column_clearance_follows_the_executed_positions_and_penalises_only_entering_a_column(solved, lqr_dataset):
+    """The penalty's positions are those the chunk's velocities fly through (the solved trajectory's, within the
+    float32 integration); the solved chunks, which keep out of the columns, cost next to nothing, and the same chunks
+    moved onto a column cost; the keep-out radius is the task's; training takes the term, and it is refused by name
+    where it cannot apply."""
+    import re
+
+    import sobolev_warmstart as sw
+    from sobolev_warmstart.data import COLUMN_KEEP_OUT
+    from sobolev_warmstart.train import column_clearance_of
+
+    task, x0s, params, r = solved("quadrotor", "columns_3")
+    keep_out = float(re.search(r"column centre >= ([\d.]+) m", task.describe()).group(1))
+    assert COLUMN_KEEP_OUT["quadrotor"] == keep_out
+    spec = ChunkSpec(horizon=8, history=1, action_steps=2)
+    data = TrajectoryData.from_solve(task, r, sw.chained_derivatives(task, r, horizon=spec.horizon))
+    ds = build_dataset(data.select(r.converged), spec)
+    base = dict(epochs=1, batch_size=64, denoiser="mlp", mlp=TINY_MLP, progress=False, seed=0, num_threads=1)
+    penalty = column_clearance_of(ds, TrainConfig(policy="diff", clearance_weight=1.0, **base))
+    pos = penalty.positions(ds.chunks, ds.obs).numpy()
+    xs = r.xs[r.converged]
+    errors = [np.abs(pos[i, j] - xs[int(ds.instance[i]), int(ds.start[i]) + j + 1, :3]).max()
+              for i in range(len(ds)) for j in range(pos.shape[1]) if int(ds.start[i]) + j + 1 <= task.horizon]
+    assert np.median(errors) < 0.01 and np.max(errors) < 0.1
+    on_data = float(penalty(ds.chunks, ds.obs, ds.params))
+    assert 0 <= on_data < 0.01
+    # every column moved onto the first predicted position: each sample's chunk starts inside all of them
+    moved = ds.normalisers.params.unnormalise(ds.params.numpy())
+    moved[:, 3:] = np.tile(pos[:, 0, :2], (task.nz - 3) // 2)
+    moved = torch.as_tensor(ds.normalisers.params.normalise(moved), dtype=ds.params.dtype)
+    assert float(penalty(ds.chunks, ds.obs, moved)) > 1.0
+    assert float(column_clearance_of(ds, TrainConfig(policy="diff", clearance_weight=3.0, **base))(
+        ds.chunks, ds.obs, moved)) == pytest.approx(3 * float(penalty(ds.chunks, ds.obs, moved)), rel=1e-6)
+    assert column_clearance_of(ds, TrainConfig(policy="diff", **base)) is None
+    plain = train(ds, TrainConfig(policy="sob_diff", **base))
+    kept_out = train(ds, TrainConfig(policy="sob_diff", clearance_weight=1.0, **base))
+    assert any(not torch.equal(a, b) for a, b in zip(plain.net.parameters(), kept_out.net.parameters()))
+    with pytest.raises(ValueError, match="clearance_weight: task 'lqr_double_integrator.* has no columns"):
+        train(lqr_dataset, TrainConfig(policy="diff", clearance_weight=1.0, **base))
+    with pytest.raises(ValueError, match="clearance_weight: the column penalty is on a diffusion policy's"):
+        TrainConfig(policy="mlp", clearance_weight=1.0)
+    with pytest.raises(ValueError, match="clearance_weight: expected a non-negative float, got -1"):
+        TrainConfig(policy="diff", clearance_weight=-1)
