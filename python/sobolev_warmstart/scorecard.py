@@ -212,6 +212,7 @@ class ScorecardSettings:
     final_steps: int = 0
     final_steps_weight: float = 1.0
     clearance_weight: float = 0.0
+    clearance_columns: str = "own"
     subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
     policy_seed: int | None = None
     denoiser: str = "mlp"
@@ -284,7 +285,7 @@ class ScorecardSettings:
                            sobolev_cap_entries=self.sobolev_cap_entries and method == "sob_diff",
                            sobolev_schedule=self.sobolev_schedule,
                            final_steps=self.final_steps, final_steps_weight=self.final_steps_weight,
-                           clearance_weight=self.clearance_weight,
+                           clearance_weight=self.clearance_weight, clearance_columns=self.clearance_columns,
                            shuffle_exchangeable_params=self.shuffle_exchangeable_params,
                            ema_power=self.ema_power,
                            # off: the data hold no parameter derivatives; the default keeps older checkpoints' config

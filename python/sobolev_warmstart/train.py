@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .data import COLUMN_KEEP_OUT, ChunkDataset, atomic_write_bytes, exchangeable_params, shuffle_param_groups
 from .diffusion import DiffusionConfig
-from .losses import (ColumnClearance, check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
+from .losses import (ColumnClearance, make_cond, check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
                      sobolev_cap_weights, sobolev_entry_weights, sobolev_target_scales)
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
@@ -112,6 +112,7 @@ class TrainConfig:
     final_steps: int = 0
     final_steps_weight: float = 1.0
     clearance_weight: float = 0.0
+    clearance_columns: str = "own"
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     parameter_sobolev_weight: float = 1.0
@@ -176,6 +177,8 @@ class TrainConfig:
         if w > 0 and not self.is_diffusion:
             raise ValueError(f"clearance_weight: the column penalty is on a diffusion policy's predicted chunk; policy "
                              f"{self.policy!r} predicts one action (expected 0, got {w!r})")
+        if self.clearance_columns not in ("own", "other", "both"):
+            raise ValueError(f"clearance_columns: expected 'own', 'other' or 'both', got {self.clearance_columns!r}")
         if not isinstance(self.shuffle_exchangeable_params, bool):
             raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
         if self.ema_power is not None and not (isinstance(self.ema_power, (int, float))
@@ -315,6 +318,21 @@ def regression_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> tor
         return None
     final = dataset.start >= dataset.task.horizon - config.final_steps
     return torch.where(final, config.final_steps_weight, 1.0).to(dataset.chunks.dtype)
+
+
+def other_columns_penalty(net, schedule, obs, params, chunks, history: int, clearance: ColumnClearance,
+                          generator: torch.Generator, past_actions: bool) -> torch.Tensor:
+    """The column penalty of the denoiser's prediction at each sample's state with the columns of another sample of
+    the batch (the next one; the goal kept): no regression target there, only ``clearance`` (what the solver would
+    keep out of), so the states the data visit teach the policy to keep out of columns it was not shown there."""
+    b = chunks.shape[0]
+    other = params.clone()
+    other[:, clearance.columns] = params.roll(1, dims=0)[:, clearance.columns]
+    steps = torch.randint(0, schedule.num_steps, (b,), generator=generator)
+    noisy = schedule.add_noise(chunks, torch.randn(chunks.shape, generator=generator, dtype=chunks.dtype), steps)
+    known = chunks[:, :history] if past_actions else torch.zeros_like(chunks[:, :history])
+    noisy = torch.cat([known, noisy[:, history:]], dim=1)
+    return clearance(net(noisy, steps, make_cond(obs, other)), obs, other)
 
 
 def column_clearance_of(dataset: ChunkDataset, config: TrainConfig) -> ColumnClearance | None:
@@ -460,7 +478,10 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                                      past_actions=config.diffusion.past_actions,
                                      sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
                                      sobolev_entry_weight=entry_weights, regression_sample_weight=rweight,
-                                     chunk_penalty=clearance, **pkw)
+                                     chunk_penalty=clearance if config.clearance_columns != "other" else None, **pkw)
+                if clearance is not None and config.clearance_columns != "own":
+                    out.loss = out.loss + other_columns_penalty(net, policy.sampler.schedule, *batch[:3], h, clearance,
+                                                                g, config.diffusion.past_actions)
             else:
                 pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
                                                  "parameter_weight": config.parameter_sobolev_weight}
