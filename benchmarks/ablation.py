@@ -80,7 +80,7 @@ COLLECTION_KEYS = frozenset({"train_instances", "train_seed", "max_iters", "mu_i
 #: rebuilds it.
 TRAINING_ONLY_KEYS = frozenset({
     "train_steps", "batch_size", "lr", "weight_decay", "sobolev_weight", "sobolev_fraction", "sobolev_cap_quantile",
-    "sobolev_cap_entries", "sobolev_schedule", "final_steps", "final_steps_weight", "clearance_weight", "clearance_columns",
+    "sobolev_cap_entries", "sobolev_schedule", "final_steps", "final_steps_weight",
     "denoiser", "mlp_dims", "unet_dims", "n_groups", "step_embed_dim", "past_actions", "diffusion_steps", "sampling_steps",
     "sampling_temperature",
     "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions",

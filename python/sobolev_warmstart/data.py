@@ -322,9 +322,6 @@ def concatenate_trajectories(parts: Sequence[TrajectoryData]) -> TrajectoryData:
 #: Tasks whose parameters end in interchangeable groups: name -> (first index, group size). The quadrotor's
 #: z = (goal x, y, z, column 1 x, y, ..., column K x, y): the same problem whatever the columns' order.
 EXCHANGEABLE_PARAMS = {"quadrotor": (3, 2)}
-#: The keep-out radius about each column's centre (column radius + rotor span), as ``cpp/src/task_quadrotor.cpp``'s
-#: settings and ``task.describe()`` state it; checked against the solver's constraint in the tests.
-COLUMN_KEEP_OUT = {"quadrotor": 0.4}
 
 
 def exchangeable_params(task: TaskInfo) -> tuple[int, int] | None:

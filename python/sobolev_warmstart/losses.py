@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -58,7 +57,7 @@ from .diffusion import DDPMSchedule
 __all__ = ["LossOutput", "make_cond", "cond_tangent", "sobolev_tangent_target", "random_directions", "denoiser_jvp",
            "diffusion_loss", "direct_loss", "check_sobolev_fraction", "check_sobolev_cap_quantile",
            "sobolev_target_scales", "sobolev_cap_weights", "sobolev_entry_scales",
-           "sobolev_entry_weights", "ColumnClearance"]
+           "sobolev_entry_weights"]
 
 _JVP_METHODS = ("dual", "autograd")
 
@@ -251,9 +250,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
                    sobolev_sample_weight: torch.Tensor | None = None, chunk_param_jac: torch.Tensor | None = None,
                    obs_param_jac: torch.Tensor | None = None, parameter_weight: float = 1.0,
                    sobolev_entry_weight: torch.Tensor | None = None,
-                   regression_sample_weight: torch.Tensor | None = None,
-                   chunk_penalty: "Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None" = None
-                   ) -> LossOutput:
+                   regression_sample_weight: torch.Tensor | None = None) -> LossOutput:
     """Loss of one batch (normalised tensors as in :class:`~sobolev_warmstart.data.ChunkDataset`):
     ``obs (B, h, D_o)``, ``params (B, nz)``, ``chunks (B, H, D_a)``, ``chunk_jac (B, H, D_a, ndx)``,
     ``obs_jac (B, D_o, ndx)``. ``steps (B,)``, ``noise (B, H, D_a)`` and ``directions (S, m, ndx)`` are drawn
@@ -265,8 +262,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     ``(S, m, ndx + nz)``), their block weighted by ``parameter_weight``. ``sobolev_entry_weight (D_a,)``: per action
     entry factors of the Sobolev residual (:func:`sobolev_entry_weights`), all ones if omitted.
     ``regression_sample_weight (B,)``: per-sample factors of the regression residual (the reported ``mse`` is the
-    weighted one), all ones if omitted. ``chunk_penalty(pred, obs, params)``: a scalar added to the loss, of the
-    predicted clean chunk ``pred (B, H, D_a)`` (e.g. :class:`ColumnClearance`), not to the reported terms."""
+    weighted one), all ones if omitted."""
     _check_weight(sobolev_weight, num_directions, sobolev_fraction)
     b, horizon, na = chunks.shape
     _check_weight_vector("sobolev_entry_weight", sobolev_entry_weight, na)
@@ -282,8 +278,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     if sobolev_weight == 0.0:
         pred = net(noisy, steps, cond)
         mse = _regression((pred - chunks)[:, history:], regression_sample_weight)
-        extra = chunk_penalty(pred, obs, params) if chunk_penalty is not None else 0.0
-        return LossOutput(mse + extra, mse.detach(), torch.zeros((), dtype=mse.dtype))
+        return LossOutput(mse, mse.detach(), torch.zeros((), dtype=mse.dtype))
     if chunk_jac is None or obs_jac is None:
         raise ValueError("chunk_jac, obs_jac: required when sobolev_weight > 0")
     m, sb = num_directions, _sobolev_rows(b, sobolev_fraction)
@@ -302,51 +297,7 @@ def diffusion_loss(net: nn.Module, schedule: DDPMSchedule, obs: torch.Tensor, pa
     mse = _regression((pred - chunks)[:, history:], regression_sample_weight)
     sob = _weighted_residual((jv - target)[:, history:], sobolev_sample_weight, sb, m,
                              sobolev_entry_weight)  # Σ_j mean over (batch, entries)
-    extra = chunk_penalty(pred, obs, params) if chunk_penalty is not None else 0.0
-    return LossOutput(mse + sobolev_weight * sob + extra, mse.detach(), sob.detach())
-
-
-class ColumnClearance:
-    """``weight`` times the mean over the batch and the predicted steps of ``Σ_j relu(r² - |p_xy - c_j|²) / r²``:
-    how far the positions a predicted chunk flies through enter the keep-out radius ``r`` of the columns ``c_j``
-    (the quadrotor's path constraint, in its units over ``r²``). The positions are those the chunk's actions are
-    executed through: from the current observation's position, ``p_{j+1} = p_j + dt R_j v_j`` with ``v_j`` the
-    action's body-frame linear velocity and ``R_j`` the previous orientation (the observation's, then each action's
-    ``(R e_x, R e_y)``). The solved trajectories graze the radius (the constraint is active), so the term also
-    pushes slightly outward where the regression is right. Raw units from the dataset's normalisers; the columns
-    are ``z[column_start:]`` in (x, y) pairs."""
-
-    def __init__(self, weight: float, normalisers, dt: float, keep_out: float, history: int, column_start: int,
-                 num_columns: int):
-        f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        self.weight, self.dt, self.r2, self.history = float(weight), float(dt), float(keep_out) ** 2, history
-        self.a_scale, self.a_offset = f(normalisers.action.scale), f(normalisers.action.offset)
-        self.o_scale, self.o_offset = f(normalisers.observation.scale), f(normalisers.observation.offset)
-        self.z_scale, self.z_offset = f(normalisers.params.scale), f(normalisers.params.offset)
-        self.columns = slice(column_start, column_start + 2 * num_columns)
-
-    @staticmethod
-    def _rotation(features: torch.Tensor) -> torch.Tensor:
-        ex, ey = features[..., 0:3], features[..., 3:6]
-        return torch.stack([ex, ey, torch.linalg.cross(ex, ey)], dim=-1)  # columns R e_x, R e_y, R e_z
-
-    def positions(self, pred: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """``(B, H - h, 3)``: the positions the predicted chunk's actions lead to, from the current observation."""
-        a = pred * self.a_scale.to(pred.dtype) + self.a_offset.to(pred.dtype)
-        o = obs[:, -1] * self.o_scale.to(obs.dtype) + self.o_offset.to(obs.dtype)
-        p, rot, out = o[:, 0:3], self._rotation(o[:, 3:9]), []
-        for j in range(self.history, a.shape[1]):
-            p = p + self.dt * (rot @ a[:, j, 9:12, None])[..., 0]
-            out.append(p)
-            rot = self._rotation(a[:, j, 3:9])
-        return torch.stack(out, dim=1)
-
-    def __call__(self, pred: torch.Tensor, obs: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        nz = len(self.z_scale)  # a time-to-go column after the task parameters is not read
-        z = params[:, :nz] * self.z_scale.to(params.dtype) + self.z_offset.to(params.dtype)
-        centres = z[:, self.columns].reshape(len(z), 1, -1, 2)
-        d2 = ((self.positions(pred, obs)[:, :, None, :2] - centres) ** 2).sum(-1)
-        return self.weight * torch.relu(self.r2 - d2).sum(-1).mean() / self.r2
+    return LossOutput(mse + sobolev_weight * sob, mse.detach(), sob.detach())
 
 
 def direct_loss(net: nn.Module, obs: torch.Tensor, params: torch.Tensor, actions: torch.Tensor,

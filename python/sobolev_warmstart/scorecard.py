@@ -140,8 +140,7 @@ class ScorecardSettings:
     target; sobolev_cap_entries: the action entries with stiffer derivative targets than the
     average entry's are matched as if average; sobolev_schedule: λ constant or decaying to zero; final_steps /
     final_steps_weight: the regression residual of the samples starting in the last final_steps steps weighs
-    final_steps_weight, for Diff and Sob+Diff (:class:`~sobolev_warmstart.train.TrainConfig`); clearance_weight: the
-    column penalty on the predicted chunks, for Diff and Sob+Diff (the quadrotor among columns). subset_fractions:
+    final_steps_weight, for Diff and Sob+Diff (:class:`~sobolev_warmstart.train.TrainConfig`). subset_fractions:
     the nested subsets of the sample-efficiency step (the full set is the main Sob+Diff). collect_batch: instances
     per saved batch.
     max_iters / mu_init / stall_iters: the solver's budget, initial augmented-Lagrangian penalty and stall switch
@@ -211,8 +210,6 @@ class ScorecardSettings:
     sobolev_schedule: str = "constant"
     final_steps: int = 0
     final_steps_weight: float = 1.0
-    clearance_weight: float = 0.0
-    clearance_columns: str = "own"
     subset_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
     policy_seed: int | None = None
     denoiser: str = "mlp"
@@ -285,7 +282,6 @@ class ScorecardSettings:
                            sobolev_cap_entries=self.sobolev_cap_entries and method == "sob_diff",
                            sobolev_schedule=self.sobolev_schedule,
                            final_steps=self.final_steps, final_steps_weight=self.final_steps_weight,
-                           clearance_weight=self.clearance_weight, clearance_columns=self.clearance_columns,
                            shuffle_exchangeable_params=self.shuffle_exchangeable_params,
                            ema_power=self.ema_power,
                            # off: the data hold no parameter derivatives; the default keeps older checkpoints' config

@@ -32,9 +32,9 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from .data import COLUMN_KEEP_OUT, ChunkDataset, atomic_write_bytes, exchangeable_params, shuffle_param_groups
+from .data import ChunkDataset, atomic_write_bytes, exchangeable_params, shuffle_param_groups
 from .diffusion import DiffusionConfig
-from .losses import (ColumnClearance, make_cond, check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
+from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
                      sobolev_cap_weights, sobolev_entry_weights, sobolev_target_scales)
 from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
@@ -80,9 +80,6 @@ class TrainConfig:
     (the chunks that execute its final actions, where a stiff terminal cost makes an action's error costliest) have
     their regression residual multiplied by ``final_steps_weight`` (:func:`regression_sample_weights`); 0 / 1 weigh
     every sample alike. Every policy, with or without the Sobolev term.
-    ``clearance_weight``: adds that weight times how far the positions of the predicted chunk enter the columns'
-    keep-out radius (:class:`~sobolev_warmstart.losses.ColumnClearance`; the quadrotor among columns, diffusion
-    policies; 0: off). The regression alone does not keep the rollouts out of the columns (round 43).
     ``shuffle_exchangeable_params``: every batch sees the task parameters' interchangeable groups (the quadrotor's
     columns, :func:`~sobolev_warmstart.data.exchangeable_params`) in a random order per sample: the same problem,
     so the same trajectory and derivative targets, seen under every ordering of its columns.
@@ -111,8 +108,6 @@ class TrainConfig:
     sobolev_schedule: str = "constant"
     final_steps: int = 0
     final_steps_weight: float = 1.0
-    clearance_weight: float = 0.0
-    clearance_columns: str = "own"
     shuffle_exchangeable_params: bool = False
     ema_power: float | None = None
     parameter_sobolev_weight: float = 1.0
@@ -171,14 +166,6 @@ class TrainConfig:
         w = self.final_steps_weight
         if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0):
             raise ValueError(f"final_steps_weight: expected a positive float, got {w!r}")
-        w = self.clearance_weight
-        if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
-            raise ValueError(f"clearance_weight: expected a non-negative float, got {w!r}")
-        if w > 0 and not self.is_diffusion:
-            raise ValueError(f"clearance_weight: the column penalty is on a diffusion policy's predicted chunk; policy "
-                             f"{self.policy!r} predicts one action (expected 0, got {w!r})")
-        if self.clearance_columns not in ("own", "other", "both"):
-            raise ValueError(f"clearance_columns: expected 'own', 'other' or 'both', got {self.clearance_columns!r}")
         if not isinstance(self.shuffle_exchangeable_params, bool):
             raise ValueError(f"shuffle_exchangeable_params: expected a bool, got {self.shuffle_exchangeable_params!r}")
         if self.ema_power is not None and not (isinstance(self.ema_power, (int, float))
@@ -320,39 +307,6 @@ def regression_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> tor
     return torch.where(final, config.final_steps_weight, 1.0).to(dataset.chunks.dtype)
 
 
-def other_columns_penalty(net, schedule, obs, params, chunks, history: int, clearance: ColumnClearance,
-                          generator: torch.Generator, past_actions: bool) -> torch.Tensor:
-    """The column penalty of the denoiser's prediction at each sample's state with the columns of another sample of
-    the batch (the next one; the goal kept): no regression target there, only ``clearance`` (what the solver would
-    keep out of), so the states the data visit teach the policy to keep out of columns it was not shown there."""
-    b = chunks.shape[0]
-    other = params.clone()
-    other[:, clearance.columns] = params.roll(1, dims=0)[:, clearance.columns]
-    steps = torch.randint(0, schedule.num_steps, (b,), generator=generator)
-    noisy = schedule.add_noise(chunks, torch.randn(chunks.shape, generator=generator, dtype=chunks.dtype), steps)
-    known = chunks[:, :history] if past_actions else torch.zeros_like(chunks[:, :history])
-    noisy = torch.cat([known, noisy[:, history:]], dim=1)
-    return clearance(net(noisy, steps, make_cond(obs, other)), obs, other)
-
-
-def column_clearance_of(dataset: ChunkDataset, config: TrainConfig) -> ColumnClearance | None:
-    """The column penalty of ``config.clearance_weight`` on ``dataset`` (:class:`~sobolev_warmstart.losses.
-    ColumnClearance`); None at weight 0. Refused for a task without columns or without the state action."""
-    if config.clearance_weight == 0:
-        return None
-    task, groups = dataset.task, exchangeable_params(dataset.task)
-    keep_out = COLUMN_KEEP_OUT.get(task.name)
-    if keep_out is None or task.nz <= 3:
-        raise ValueError(f"clearance_weight: task {task.name!r} (nz = {task.nz}) has no columns to keep out of "
-                         f"(only the quadrotor among columns); expected 0, got {config.clearance_weight!r}")
-    if task.action_space != "state":
-        raise ValueError(f"clearance_weight: needs the state action (positions to keep out), task {task.name!r} acts "
-                         f"through {task.action_space!r}")
-    start = 3 if groups is None else groups[0]
-    return ColumnClearance(config.clearance_weight, dataset.normalisers, task.dt, keep_out, dataset.spec.history,
-                           start, (task.nz - start) // 2)
-
-
 def _dataset_signature(dataset: ChunkDataset) -> dict:
     sig = {"task": dataset.task.to_dict(), "spec": dataset.spec.to_dict(), "samples": len(dataset),
            "normalisers": dataset.normalisers.to_dict()}
@@ -405,7 +359,6 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     sample_weights = sobolev_sample_weights(dataset, config)
     entry_weights = sobolev_entry_weights_of(dataset, config)
     regression_weights = regression_sample_weights(dataset, config)
-    clearance = column_clearance_of(dataset, config)
     n = len(dataset)
     steps_per_epoch = math.ceil(n / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch * config.epochs))
@@ -477,11 +430,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
                                      num_directions=config.num_directions, generator=g,
                                      past_actions=config.diffusion.past_actions,
                                      sobolev_fraction=config.sobolev_fraction, sobolev_sample_weight=weight,
-                                     sobolev_entry_weight=entry_weights, regression_sample_weight=rweight,
-                                     chunk_penalty=clearance if config.clearance_columns != "other" else None, **pkw)
-                if clearance is not None and config.clearance_columns != "own":
-                    out.loss = out.loss + other_columns_penalty(net, policy.sampler.schedule, *batch[:3], h, clearance,
-                                                                g, config.diffusion.past_actions)
+                                     sobolev_entry_weight=entry_weights, regression_sample_weight=rweight, **pkw)
             else:
                 pkw = {} if pbatch is None else {"action_param_jac": pbatch[0], "obs_param_jac": pbatch[1],
                                                  "parameter_weight": config.parameter_sobolev_weight}
