@@ -9,6 +9,7 @@ at all when they are reordered; a policy blind to them moves it by its sampling 
 (docs/results/ablations.md):
 
     python3 benchmarks/bench_column_blindness.py runs/scorecard-v27/quadrotor/columns_9 --instances 256
+    python3 benchmarks/bench_column_blindness.py runs/scorecard-v27/quadrotor/columns_9 --training-instances
 """
 
 from __future__ import annotations
@@ -31,12 +32,18 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=256)
     ap.add_argument("--test-seed", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0, help="rollout noise seed and the shuffles' seed")
+    ap.add_argument("--training-instances", action="store_true",
+                    help="roll out from the training instances (collect/trajectories.npz) instead of held-out ones")
     args = ap.parse_args()
     s = load_settings(args.folder)
     task = sw.make_task(s.task, s.variant)
     if task.name != "quadrotor" or task.nz <= 3:
         raise SystemExit(f"folder: expected a quadrotor variant among columns, got {s.task}/{s.variant}")
-    x0s, params = task.sample_instances(args.instances, seed=args.test_seed)
+    if args.training_instances:
+        data = np.load(args.folder / "collect" / "trajectories.npz")
+        x0s, params = data["xs"][:, 0], data["params"]
+    else:
+        x0s, params = task.sample_instances(args.instances, seed=args.test_seed)
     k = (task.nz - 3) // 2
     rng = np.random.default_rng(args.seed)
     other = params.copy()
@@ -44,7 +51,9 @@ def main() -> None:
     reordered = params.copy()
     reordered[:, 3:] = params[:, 3:].reshape(len(params), k, 2)[:, rng.permutation(k)].reshape(len(params), 2 * k)
     tol = s.options().tol
-    print(f"{s.task}/{s.variant}, {args.instances} held-out instances (seed {args.test_seed}), rollout seed {args.seed}")
+    where = (f"its {len(x0s)} training instances" if args.training_instances
+             else f"{args.instances} held-out instances (seed {args.test_seed})")
+    print(f"{s.task}/{s.variant}, {where}, rollout seed {args.seed}")
     print("| method | path moves, other columns [m] | path moves, reordered [m] | infeasible, own / other columns [%] |")
     print("|---|---|---|---|")
     for method in ["to", *args.methods]:
