@@ -285,6 +285,9 @@ def test_final_steps_weight_the_regression_of_the_last_starts_and_change_the_tra
         plain = train(ds, TrainConfig(**base, policy=policy))
         weighted = train(ds, TrainConfig(**base, policy=policy, final_steps=3, final_steps_weight=4.0))
         assert any(not torch.equal(a, b) for a, b in zip(plain.net.parameters(), weighted.net.parameters()))
+    with pytest.raises(ValueError, match=f"final_steps: expected at most the task's horizon T = {T} .*, got {T + 1}"):
+        train(ds, TrainConfig(**base, final_steps=T + 1, final_steps_weight=4.0))
+    assert bool((regression_sample_weights(ds, TrainConfig(**base, final_steps=T, final_steps_weight=4.0)) == 4.0).all())
     for key, bad, msg in (("final_steps", -1, "final_steps: expected a non-negative integer, got -1"),
                           ("final_steps", 2.0, "final_steps: expected a non-negative integer, got 2.0"),
                           ("final_steps_weight", 0.0, "final_steps_weight: expected a positive float, got 0.0"),

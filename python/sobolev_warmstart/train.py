@@ -300,7 +300,11 @@ def sobolev_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.
 def regression_sample_weights(dataset: ChunkDataset, config: TrainConfig) -> torch.Tensor | None:
     """Per-sample factors of the regression residual for ``config.final_steps`` / ``final_steps_weight``:
     ``final_steps_weight`` where the sample starts at ``t0 >= T - final_steps``, 1 elsewhere; None when every
-    sample weighs alike."""
+    sample weighs alike. ``final_steps`` beyond the horizon T is refused (it would weigh every sample: a rescaled
+    loss, not the final steps)."""
+    if config.final_steps > dataset.task.horizon:
+        raise ValueError(f"final_steps: expected at most the task's horizon T = {dataset.task.horizon} (the last steps "
+                         f"of each trajectory), got {config.final_steps}")
     if config.final_steps == 0 or config.final_steps_weight == 1.0:
         return None
     final = dataset.start >= dataset.task.horizon - config.final_steps
