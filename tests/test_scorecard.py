@@ -13,6 +13,7 @@ import pytest
 from sobolev_warmstart.cli import main as cli_main
 from sobolev_warmstart.evaluate import METHOD_LABELS, read_rows_csv
 from sobolev_warmstart.scorecard import (SCORECARD_METHODS, SMOKE_VARIANTS, load_settings, parse_variants, run_variant,
+                                         write_scorecard,
                                          scorecard, settings_for, variant_rows)
 
 from conftest import check_missing_setting_reads_as_default
@@ -224,6 +225,12 @@ def test_trained_from_reuses_the_training_set_and_policies_and_evaluates_other_h
     md = files["markdown"].read_text()
     assert "--test-instances 5" in md and f"--trained-from {out}" in md and "held-out instances (seed 4243," in md
     assert "reused from" in md and f"{s.train_instances} / 5" in md
+    assert "Training sets and policies reused from" in md and "only the held-out evaluation ran here" in md
+    # a report mixing a reused variant with one trained there names the reused one
+    trained_here = json.loads((out / "ur5" / "fixed_start_fixed_target" / "result.json").read_text())
+    mixed = write_scorecard(tmp_path / "mixed", [doc, trained_here], "cmd", machine="m")["markdown"].read_text()
+    assert "Training sets and policies of pendulum/default reused from" in mixed
+    assert "only their held-out evaluation ran here" in mixed
 
     # refusals, each before anything is written
     bad = tmp_path / "bad"

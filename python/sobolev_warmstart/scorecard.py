@@ -938,8 +938,11 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
                      f"{'every variant' if len(consolidated) == len(docs) else ', '.join(consolidated)}; the collect "
                      "time includes it." if consolidated else "")
     sources = sorted({str(Path(d["trained_from"]).parent.parent) for d in docs if d.get("trained_from")})
-    reused = (f" Training sets and policies reused from {', '.join(f'`{p}`' for p in sources)} (its collect and "
-              "train times are those of its run); only the held-out evaluation ran here." if sources else "")
+    from_elsewhere = [f"{d['task']}/{d['variant']}" for d in docs if d.get("trained_from")]
+    which = ("" if len(from_elsewhere) == len(docs) else f" of {', '.join(from_elsewhere)}")
+    reused = (f" Training sets and policies{which} reused from {', '.join(f'`{p}`' for p in sources)} (its collect "
+              f"and train times are those of its run); only {'their' if which else 'the'} held-out evaluation ran here."
+              if sources else "")
     lines = ["# sobolev_warmstart scorecard", "",
              f"Command: `{command}` (scale {', '.join(scales)}; rerunning it skips finished variants).{reused}", "",
              f"Machine: {machine}", "",
