@@ -224,3 +224,32 @@ def test_diverged_rollouts_are_not_refined(pendulum_policies):
     assert math.isnan(r["iterations"]) and math.isnan(r["total_time"]) and math.isfinite(r["policy_cost"])
     with pytest.raises(ValueError, match="divergence_bound"):
         evaluate_methods(task, {"diff": paths["diff"]}, x0s, params, divergence_bound=0)
+
+
+def test_infeasible_is_the_share_of_guesses_that_break_a_constraint(solved, tmp_path):
+    """Among the quadrotor's columns TO alone's straight line and other instances' solutions (the lookup) fly through
+    columns, which their objective does not show: each row's ``infeasible`` is the share of its guesses whose
+    ``guess_violations`` exceed the solver's tolerance; files written before the metric still print."""
+    from sobolev_warmstart.baselines import NearestNeighbourLookup
+    from sobolev_warmstart.solver import SolverOptions
+    from sobolev_warmstart.warmstart import default_guesses, guess_violations
+
+    task, x0s, params, res = solved("quadrotor", "columns_3")
+    ok = res.converged
+    lookup = NearestNeighbourLookup(task, x0s[ok], params[ok], res.xs[ok], res.us[ok], res.feedback_gains[ok])
+    x_te, p_te = task.sample_instances(6, seed=77)
+    ev = evaluate_methods(task, {"nn": lookup}, x_te, p_te, seeds=(0,), warmup=False)
+    tol = SolverOptions().tol
+    straight = guess_violations(task, x_te, p_te, *default_guesses(task, x_te, p_te), 1e3)
+    assert ev.row("to")["infeasible"] == np.mean(straight > tol) > 0
+    nn = ev.raw[("nn", 0)]
+    assert ev.row("nn")["infeasible"] == np.mean(guess_violations(task, x_te, p_te, nn.rollout.xs, nn.rollout.us,
+                                                                  1e3) > tol)
+    assert "infeasible [%]" in ev.table()
+    path = tmp_path / "old.json"
+    ev.to_json(path)
+    doc = json.loads(path.read_text())
+    for r in doc["rows"] + doc["per_seed"]:
+        r.pop("infeasible", None), r.pop("infeasible_ci95", None)
+    path.write_text(json.dumps(doc))
+    assert "infeasible [%]" in EvaluationResult.from_json(path).table()

@@ -20,6 +20,10 @@ Metrics per (method, seed), each a mean over the ``N`` instances:
 ``iterations``      solver iterations, refined instances (a failed solve counts its whole budget)
 ``converged``       convergence rate of the refinement, over all instances (a diverged rollout counts as failed)
 ``diverged``        fraction of rollouts that diverged (0 for ``"to"``), see below
+``infeasible``      fraction of the guesses that did not diverge (for ``"to"``: the task's default guess) whose
+                    largest path- or terminal-constraint violation exceeds the solver's tolerance
+                    (:func:`~sobolev_warmstart.warmstart.guess_violations`): the objective (``policy_cost``) has no
+                    constraint term, so among the quadrotor's columns a guess that flies through one looks cheap
 ``rollout_time``    policy rollout per instance [s] (0 for ``"to"``; the lookups: lookup + feedback rollout)
 ``solve_time``      solver time per refined instance [s]
 ``total_time``      rollout + solve per refined instance [s]
@@ -57,7 +61,7 @@ from .policy import DiffusionPolicy, MLPPolicy
 from .rollout import PolicyRunner, _check_action_steps, _instances, load_policy_runner, rollout
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task
-from .warmstart import WarmStartResult, refine_guesses, refine_rollouts
+from .warmstart import WarmStartResult, default_guesses, guess_violations, refine_guesses, refine_rollouts
 
 __all__ = ["METHODS", "METHOD_LABELS", "METRICS", "EvaluationResult", "evaluate_methods", "mean_ci", "t_quantile_975",
            "read_rows_csv"]
@@ -68,7 +72,7 @@ METHODS = ("to", "nn", "nn_feedback", "mlp", "sob_mlp", "diff", "sob_diff")
 METHOD_LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "mlp": "MLP", "sob_mlp": "Sob+MLP",
                  "diff": "Diff", "sob_diff": "Sob+Diff"}
 #: Metrics per (method, seed); see the module docstring.
-METRICS = ("policy_cost", "cost", "iterations", "converged", "diverged", "rollout_time", "solve_time",
+METRICS = ("policy_cost", "cost", "iterations", "converged", "diverged", "infeasible", "rollout_time", "solve_time",
            "total_time")
 _DIFFUSION = ("diff", "sob_diff")
 _FORMAT = "sobolev_warmstart.evaluation"
@@ -143,13 +147,14 @@ class EvaluationResult:
         if fmt not in ("markdown", "text"):
             raise ValueError(f"fmt: expected 'markdown' or 'text', got {fmt!r}")
         header = ["method", "policy cost", "refined cost", "iterations", "converged [%]", "diverged [%]",
-                  "rollout [ms]", "solve [ms]", "total [ms]"]
-        scale = {"converged": 100.0, "diverged": 100.0, "rollout_time": 1e3, "solve_time": 1e3, "total_time": 1e3}
+                  "infeasible [%]", "rollout [ms]", "solve [ms]", "total [ms]"]
+        scale = {"converged": 100.0, "diverged": 100.0, "infeasible": 100.0, "rollout_time": 1e3, "solve_time": 1e3,
+                 "total_time": 1e3}
         body = []
         for r in self.rows:
             cells = [r["label"] if not r.get("action_steps") else f"{r['label']} (A={r['action_steps']})"]
-            for m in METRICS:
-                cells.append(_format_ci(r[m], r[f"{m}_ci95"], scale.get(m, 1.0)))
+            for m in METRICS:  # files written before a metric existed: NaN
+                cells.append(_format_ci(r.get(m, math.nan), r.get(f"{m}_ci95", math.nan), scale.get(m, 1.0)))
             body.append(cells)
         return _aligned(header, body, fmt)
 
@@ -339,6 +344,7 @@ def metrics_from_solve(result: SolveResult, refined: np.ndarray | None = None) -
             "iterations": float(np.mean(result.iterations[ok])) if ok.any() else float("nan"),
             "converged": float(conv.mean()),
             "diverged": float(np.mean(~ok)),
+            "infeasible": float("nan"),  # from the guesses: evaluate_methods fills it in
             "rollout_time": 0.0,
             "solve_time": float(np.mean(result.solve_time[ok])) if ok.any() else float("nan"),
             "total_time": float(np.mean(result.solve_time[ok])) if ok.any() else float("nan")}
@@ -366,7 +372,7 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"method": method, "label": METHOD_LABELS[method], "seeds": len(mine),
                                "instances": mine[0]["instances"], "action_steps": mine[0]["action_steps"]}
         for m in METRICS:
-            row[m], row[f"{m}_ci95"], _ = mean_ci([r[m] for r in mine])
+            row[m], row[f"{m}_ci95"], _ = mean_ci([r.get(m, math.nan) for r in mine])
         rows.append(row)
     return rows
 
@@ -407,11 +413,17 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
             rollout(task, x0s, params, policy, action_steps=(steps or None) if method in _DIFFUSION else None,
                     seed=seeds[0], num_threads=options.num_threads)
 
+    def infeasible(xs, us, ok) -> float:
+        v = guess_violations(task, x0s, params, xs, us, divergence_bound, options.num_threads)[ok]
+        return float(np.mean(v > options.tol)) if v.size else float("nan")
+
     per_seed: list[dict[str, Any]] = []
     raw: dict[tuple[str, int], Any] = {}
+    to_infeasible = infeasible(*default_guesses(task, x0s, params), np.ones(n, bool))
     for seed in seeds:
         result = solve(task, x0s, params, options=options)
-        per_seed.append({"method": "to", "seed": seed, "instances": n, "action_steps": 0, **metrics_from_solve(result)})
+        per_seed.append({"method": "to", "seed": seed, "instances": n, "action_steps": 0, **metrics_from_solve(result),
+                         "infeasible": to_infeasible})
         if keep_raw:
             raw[("to", seed)] = result
         for method, policy in runners.items():
@@ -424,7 +436,8 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
                                                divergence_bound)
             used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
             per_seed.append({"method": method, "seed": seed, "instances": n, "action_steps": used,
-                             **metrics_from_warm_start(ws, diverged)})
+                             **metrics_from_warm_start(ws, diverged),
+                             "infeasible": infeasible(ws.rollout.xs, ws.rollout.us, ~np.asarray(diverged, bool))})
             if keep_raw:
                 raw[(method, seed)] = ws
     meta = {"task": task.name, "variant": task.variant, "instances": n, "seeds": list(seeds),
