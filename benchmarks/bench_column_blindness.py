@@ -58,12 +58,12 @@ def main() -> None:
     print("|---|---|---|---|")
     for method in ["to", *args.methods]:
         paths = {}
+        runner = None if method == "to" else load_policy_runner(args.folder / method / "policy_export.safetensors")
         for name, z in (("own", params), ("other", other), ("reordered", reordered)):
             if method == "to":  # the solver's own paths (its converged solves), for scale
                 res = sw.solve(task, x0s, z, options=s.options())
                 xs, us, ok = res.xs, res.us, res.converged
             else:
-                runner = load_policy_runner(args.folder / method / "policy_export.safetensors")
                 ro = rollout(task, x0s, z, runner, action_steps=s.action_steps, seed=args.seed)
                 xs, us, ok = ro.xs, ro.us, np.ones(len(x0s), bool)
             paths[name] = (xs, guess_violations(task, x0s, z, xs, us, s.divergence_bound), ok)

@@ -243,8 +243,11 @@ def test_infeasible_is_the_share_of_guesses_that_break_a_constraint(solved, tmp_
     straight = guess_violations(task, x_te, p_te, *default_guesses(task, x_te, p_te), 1e3)
     assert ev.row("to")["infeasible"] == np.mean(straight > tol) > 0
     nn = ev.raw[("nn", 0)]
-    assert ev.row("nn")["infeasible"] == np.mean(guess_violations(task, x_te, p_te, nn.rollout.xs, nn.rollout.us,
-                                                                  1e3) > tol)
+    nn_violation = guess_violations(task, x_te, p_te, nn.rollout.xs, nn.rollout.us, 1e3)
+    assert ev.row("nn")["infeasible"] == np.mean(nn_violation > tol)
+    np.testing.assert_array_equal(ev.violations[("to", 0)], straight)  # per instance, kept with raw
+    np.testing.assert_array_equal(ev.violations[("nn", 0)], nn_violation)
+    assert evaluate_methods(task, {"nn": lookup}, x_te, p_te, seeds=(0,), warmup=False, keep_raw=False).violations == {}
     assert "infeasible [%]" in ev.table()
     path = tmp_path / "old.json"
     ev.to_json(path)

@@ -123,13 +123,16 @@ class EvaluationResult:
     direct policies: one action per step), and the :data:`METRICS`. rows: one dict per method: ``method``,
     ``label``, ``seeds`` (count), ``instances``, ``action_steps``, and per metric ``<metric>`` (mean over seeds)
     and ``<metric>_ci95`` (half-width). raw: ``{(method, seed): WarmStartResult or SolveResult}``, the full
-    per-instance results (not saved). meta: task, variant, seeds, solver options.
+    per-instance results (not saved). violations: ``{(method, seed): (N,)}``, each guess's largest constraint
+    violation (:func:`~sobolev_warmstart.warmstart.guess_violations`; TO alone's: its default guess), kept with
+    ``raw``. meta: task, variant, seeds, solver options.
     """
 
     per_seed: list[dict[str, Any]]
     rows: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
     raw: dict[tuple[str, int], WarmStartResult | SolveResult] = field(default_factory=dict, repr=False)
+    violations: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def methods(self) -> list[str]:
@@ -413,19 +416,20 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
             rollout(task, x0s, params, policy, action_steps=(steps or None) if method in _DIFFUSION else None,
                     seed=seeds[0], num_threads=options.num_threads)
 
-    def infeasible(xs, us, ok) -> float:
-        v = guess_violations(task, x0s, params, xs, us, divergence_bound, options.num_threads)[ok]
-        return float(np.mean(v > options.tol)) if v.size else float("nan")
+    def infeasible(violation: np.ndarray, ok: np.ndarray) -> float:
+        return float(np.mean(violation[ok] > options.tol)) if ok.any() else float("nan")
 
     per_seed: list[dict[str, Any]] = []
     raw: dict[tuple[str, int], Any] = {}
-    to_infeasible = infeasible(*default_guesses(task, x0s, params), np.ones(n, bool))
+    violations: dict[tuple[str, int], np.ndarray] = {}
+    to_violation = guess_violations(task, x0s, params, *default_guesses(task, x0s, params), divergence_bound,
+                                    options.num_threads)
     for seed in seeds:
         result = solve(task, x0s, params, options=options)
         per_seed.append({"method": "to", "seed": seed, "instances": n, "action_steps": 0, **metrics_from_solve(result),
-                         "infeasible": to_infeasible})
+                         "infeasible": infeasible(to_violation, np.ones(n, bool))})
         if keep_raw:
-            raw[("to", seed)] = result
+            raw[("to", seed)], violations[("to", seed)] = result, to_violation
         for method, policy in runners.items():
             a = steps if method in _DIFFUSION else None
             if method in BASELINES:
@@ -435,14 +439,17 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
                 ws, diverged = refine_rollouts(task, x0s, params, policy, a or None, seed, options,
                                                divergence_bound)
             used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
+            violation = guess_violations(task, x0s, params, ws.rollout.xs, ws.rollout.us, divergence_bound,
+                                         options.num_threads)
             per_seed.append({"method": method, "seed": seed, "instances": n, "action_steps": used,
                              **metrics_from_warm_start(ws, diverged),
-                             "infeasible": infeasible(ws.rollout.xs, ws.rollout.us, ~np.asarray(diverged, bool))})
+                             "infeasible": infeasible(violation, ~np.asarray(diverged, bool))})
             if keep_raw:
-                raw[(method, seed)] = ws
+                raw[(method, seed)], violations[(method, seed)] = ws, violation
     meta = {"task": task.name, "variant": task.variant, "instances": n, "seeds": list(seeds),
             "action_steps": steps or None, "divergence_bound": float(divergence_bound), "methods": ["to", *runners],
             "options": {k: getattr(options, k) for k in ("tol", "mu_init", "max_iters", "num_threads",
                                                           "refresh_gains", "dual_init", "step_acceptance",
                                                           "stall_iters")}}
-    return EvaluationResult(per_seed=per_seed, rows=aggregate(per_seed), meta=meta, raw=raw)
+    return EvaluationResult(per_seed=per_seed, rows=aggregate(per_seed), meta=meta, raw=raw,
+                            violations=violations)

@@ -94,7 +94,7 @@ from .sensitivities import RESOLVE_SETTINGS, with_parameter_jacobians
 from .symmetry import augment_dataset
 from .tasks import Task, available_tasks, make_task
 from .train import TrainConfig, load_checkpoint, train
-from .warmstart import default_guesses, diverged_rollouts, guess_costs, guess_violations
+from .warmstart import default_guesses, diverged_rollouts, guess_costs
 
 __all__ = ["SCALES", "DEFAULT_VARIANTS", "SMOKE_VARIANTS", "SCORECARD_METHODS", "FULL_ESTIMATES_S",
            "ScorecardSettings", "settings_for", "load_settings", "parse_variants", "scorecard", "run_variant",
@@ -681,23 +681,19 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
                           options=s.options(1), divergence_bound=s.divergence_bound)
     # the objective along TO alone's starting guess, scored as every other guess is
-    to_guess = default_guesses(task, x_te, p_te)
-    guess_cost = guess_costs(task, x_te, p_te, *to_guess, s.divergence_bound, threads)
-    guess_violation = guess_violations(task, x_te, p_te, *to_guess, s.divergence_bound, threads)
+    guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
     for method in SCORECARD_METHODS:
         for seed in s.seeds:
             res = ev.raw[(method, seed)]
             if method == "to":
                 solved, rollout_time = res, np.zeros(len(res))
-                policy_cost, violation, diverged = guess_cost, guess_violation, np.zeros(len(res), bool)
+                policy_cost, diverged = guess_cost, np.zeros(len(res), bool)
             else:
                 solved, rollout_time = res.warm, np.asarray(res.rollout.time, dtype=np.float64)
                 policy_cost = np.asarray(res.policy_cost, dtype=np.float64)
-                violation = guess_violations(task, x_te, p_te, res.rollout.xs, res.rollout.us, s.divergence_bound,
-                                             threads)
                 diverged = diverged_rollouts(res.rollout.xs, s.divergence_bound)
-            values = {"policy_cost": policy_cost, "violation": violation,
+            values = {"policy_cost": policy_cost, "violation": ev.violations[(method, seed)],
                       "cost": np.asarray(solved.cost, dtype=np.float64),
                       "converged": np.asarray(solved.converged, bool) & ~diverged,
                       "iterations": np.asarray(solved.iterations, dtype=np.float64), "rollout_time": rollout_time,
