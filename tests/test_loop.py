@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -74,6 +75,13 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
         assert len(ev["per_instance"][f"{method}_iterations"]) == 6
         assert ev["baselines"][method]["converged"] == int(np.sum(ev["per_instance"][f"{method}_converged"]))
         assert ev["baselines"][method]["rollout_time_mean"] > 0
+    # every guess's constraint violation is kept; the pendubot's only constraint is its torque box, which the
+    # rollouts and the lookups clamp and the default guess (zero torque) keeps: the infeasible column reads 0%
+    assert ev["tol"] == cfg.solver.tol
+    for key in ("policy_violation", "default_violation", "nn_policy_violation", "nn_feedback_policy_violation"):
+        assert len(ev["per_instance"][key]) == 6 and max(ev["per_instance"][key]) <= cfg.solver.tol, key
+    head = re.split(r"\s{2,}", lines[1])
+    assert head[3] == "infeasible" and [re.split(r"\s{2,}", line)[3] for line in lines[2:6]] == ["0%"] * 4
     assert sw.load_policy(run / "iter_002/policy.pt").kind == "diffusion"
     csv_lines = (run / "summary.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in csv_lines] == ["stage", "1", "2", "eval"]
@@ -280,8 +288,14 @@ def test_comparison_table_counts_a_diverged_guess_as_the_default_solve_that_repl
            "source": arr("policy", "default", "policy")}
     table = comparison_table({"instances": 3, "per_instance": per})
     warm = next(line for line in table.splitlines() if line.startswith("warm start")).split()
-    # converged 3/3 (the diverged instance's default solve converged), 1 diverged, mean iterations (10 + 60 + 20) / 3
-    assert warm[2:6] == ["3/3", "(100%)", "1", "30.0"]
+    # converged 3/3 (the diverged instance's default solve converged), 1 diverged, infeasible unknown (an evaluation
+    # written before the violations were kept), mean iterations (10 + 60 + 20) / 3
+    assert warm[2:7] == ["3/3", "(100%)", "1", "-", "30.0"]
     assert "solved from the default guess" in table
     to = next(line for line in table.splitlines() if line.startswith("TO alone")).split()
-    assert to[2:6] == ["2/3", "(67%)", "-", "200.0"]
+    assert to[2:7] == ["2/3", "(67%)", "-", "-", "200.0"]
+    # with the violations: the share of the guesses that did not diverge and break a constraint beyond the tolerance
+    per = {**per, "policy_violation": arr(0.0, 5.0, 2e-4), "default_violation": arr(0.3, 0.0, 5e-5)}
+    table = comparison_table({"instances": 3, "tol": 1e-4, "per_instance": per})
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:4]}
+    assert rows["warm"][5] == "50%" and rows["TO"][5] == "33%"  # two-word names: "warm start", "TO alone"

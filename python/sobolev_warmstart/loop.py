@@ -61,7 +61,8 @@ from .sensitivities import chained_derivatives
 from .solver import SolveResult, SolverOptions, solve
 from .tasks import Task, make_task
 from .train import train
-from .warmstart import diverged_rollouts, refine_guesses, refine_rollouts, select_dual
+from .warmstart import (default_guesses, diverged_rollouts, guess_violations, refine_guesses, refine_rollouts,
+                        select_dual)
 
 __all__ = ["LoopResult", "run_loop", "final_training_set", "collect_dataset", "iteration_dir", "rollout_seed", "take_rows", "load_instances",
            "load_trajectories", "diverged_rollouts", "comparison_table", "collect_metrics", "evaluate_baselines",
@@ -164,7 +165,11 @@ def _collect_batch(task: Task, x0s: np.ndarray, params: np.ndarray, options: Sol
         dual = select_dual(default, warm)
         chosen, accepted, source = dual.result, np.asarray(dual.accepted, bool), np.asarray(dual.source)
         out.update(rollout_seed=np.asarray(seed), rollout_time=np.asarray(ro.time), policy_cost=policy_cost,
-                   diverged=diverged)
+                   diverged=diverged,
+                   policy_violation=guess_violations(task, x0s, params, ro.xs, ro.us, divergence_bound,
+                                                     options.num_threads),
+                   default_violation=guess_violations(task, x0s, params, *default_guesses(task, x0s, params),
+                                                      divergence_bound, options.num_threads))
     for name, res in (("default", default), ("warm", warm)):
         if res is None:
             continue
@@ -243,7 +248,8 @@ def _collect(task: Task, x0s: np.ndarray, params: np.ndarray, folder: Path, batc
 
 _PER_INSTANCE = ("x0s", "params", "accepted", "source", "selected_cost", "selected_iterations", "default_iterations",
                  "default_converged", "default_cost", "default_solve_time", "warm_iterations", "warm_converged",
-                 "warm_cost", "warm_solve_time", "rollout_time", "policy_cost", "diverged", "instance")
+                 "warm_cost", "warm_solve_time", "rollout_time", "policy_cost", "diverged", "instance",
+                 "policy_violation", "default_violation")
 
 
 def _merge(batches: list[dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -550,19 +556,23 @@ def comparison_table(evaluation: dict) -> str:
     n = evaluation["instances"]
     dconv, wconv = per["default_converged"].astype(bool), per["warm_converged"].astype(bool)
     both = dconv & wconv
-    head = ["method", "converged", "diverged", "iters", "median", "iters*", "solve ms", "rollout ms", "total ms",
-            "cost*"]
+    head = ["method", "converged", "diverged", "infeasible", "iters", "median", "iters*", "solve ms", "rollout ms",
+            "total ms", "cost*"]
     rows = []
-    methods = [("TO alone", "default", None, None)]
-    methods += [(label, m, per[f"{m}_rollout_time"], per.get(f"{m}_diverged")) for m, label in
-                zip(BASELINES, ("NN", "NN+feedback")) if f"{m}_converged" in per]
-    methods.append(("warm start", "warm", per["rollout_time"], per.get("diverged")))
-    for name, key, roll, div in methods:
+    tol = evaluation.get("tol")
+    methods = [("TO alone", "default", None, None, per.get("default_violation"))]
+    methods += [(label, m, per[f"{m}_rollout_time"], per.get(f"{m}_diverged"), per.get(f"{m}_policy_violation"))
+                for m, label in zip(BASELINES, ("NN", "NN+feedback")) if f"{m}_converged" in per]
+    methods.append(("warm start", "warm", per["rollout_time"], per.get("diverged"), per.get("policy_violation")))
+    for name, key, roll, div, violation in methods:
         div = None if div is None else div.astype(bool)
         conv, iters, solve_t, cost = _as_run(per, key, div)
         total = solve_t + (roll if roll is not None else 0.0)
+        held = np.ones(n, bool) if div is None else ~div
+        infeasible = "-" if violation is None or tol is None or not held.any() else \
+            f"{100 * np.mean(np.asarray(violation)[held] > tol):.0f}%"
         rows.append([name, f"{conv.sum()}/{n} ({100 * conv.mean():.0f}%)", "-" if div is None else str(int(div.sum())),
-                     _fmt(_mean(iters), ".1f"),
+                     infeasible, _fmt(_mean(iters), ".1f"),
                      _fmt(float(np.median(iters)) if len(iters) else None, ".1f"), _fmt(_mean(iters[both & conv]), ".1f"), _fmt(_mean(solve_t), ".1f", 1e3),
                      _fmt(None if roll is None else _mean(roll), ".2f", 1e3), _fmt(_mean(total), ".1f", 1e3),
                      _fmt(_mean(cost[both & conv]), ".4f")])
@@ -583,7 +593,9 @@ def comparison_table(evaluation: dict) -> str:
                  f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
                  f"from the default. diverged: guesses that left the divergence bound; as sw.warm_start does, those "
                  f"instances are solved from the default guess, and their row counts that solve (and the guess's "
-                 f"time). iters: mean over all instances (a failed solve counts its whole budget), median: "
+                 f"time). infeasible: the share of the guesses (TO alone's: its default guess) that did not diverge and break a "
+                 f"path constraint by more than the solver's tolerance (e.g. fly through a column; the objective, "
+                 f"cost, does not see it). iters: mean over all instances (a failed solve counts its whole budget), median: "
                  f"their median. Times: means per instance.")
     return "\n".join(lines)
 
@@ -604,7 +616,9 @@ def evaluate_baselines(task: Task, lookup: NearestNeighbourLookup, x0s: np.ndarr
         per.update({f"{method}_iterations": np.asarray(w.iterations), f"{method}_converged": np.asarray(w.converged),
                     f"{method}_cost": np.asarray(w.cost), f"{method}_solve_time": np.asarray(w.solve_time),
                     f"{method}_rollout_time": np.asarray(ro.time), f"{method}_policy_cost": ws.policy_cost,
-                    f"{method}_diverged": diverged})
+                    f"{method}_diverged": diverged,
+                    f"{method}_policy_violation": guess_violations(task, x0s, params, ro.xs, ro.us, divergence_bound,
+                                                                   options.num_threads)})
         conv = np.asarray(w.converged, bool)
         summary[method] = {"converged": int(conv.sum()), "convergence_rate": float(conv.mean()),
                            "iterations_mean": _mean(w.iterations), "iterations_median": float(np.median(w.iterations)),
@@ -704,7 +718,8 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             collect_time = time.perf_counter() - t0
             baselines, per_nn = evaluate_baselines(task, NearestNeighbourLookup.from_data(data), x0s, params,
                                                    config.solver, config.divergence_bound)
-            evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "instance_seed": config.eval.seed,
+            evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "tol": config.solver.tol,
+                          "instance_seed": config.eval.seed,
                           **collect_metrics(per), "train": train_meta, "collect_time_s": collect_time,
                           "baselines": baselines,
                           "per_instance": {**{k: v for k, v in per.items() if k not in ("x0s", "params")}, **per_nn}}
