@@ -10,6 +10,11 @@ at all when they are reordered; a policy blind to them moves it by its sampling 
 
     python3 benchmarks/bench_column_blindness.py runs/scorecard-v27/quadrotor/columns_9 --instances 256
     python3 benchmarks/bench_column_blindness.py runs/scorecard-v27/quadrotor/columns_9 --training-instances
+
+``--teacher-forced`` looks at one step instead of a flight (round 44): at the training solutions' own states (every
+second step), each policy's first executed action, sampled with the same noise given the instance's columns and
+another instance's. It prints the mean distance of the predicted velocity (body x, y) from the solver's, how far it
+moves with the other columns, and the solver's own velocity change over that step, for scale.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import sobolev_warmstart as sw
 from sobolev_warmstart.rollout import load_policy_runner, rollout
@@ -34,6 +40,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="rollout noise seed and the shuffles' seed")
     ap.add_argument("--training-instances", action="store_true",
                     help="roll out from the training instances (collect/trajectories.npz) instead of held-out ones")
+    ap.add_argument("--teacher-forced", action="store_true",
+                    help="also: one step from the training solutions' states (see the module's docstring)")
     args = ap.parse_args()
     s = load_settings(args.folder)
     task = sw.make_task(s.task, s.variant)
@@ -58,7 +66,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for method in ["to", *args.methods]:
         paths = {}
-        runner = None if method == "to" else load_policy_runner(args.folder / method / "policy_export.safetensors")
+        runner = None if method == "to" else load_policy_runner(next((args.folder / method).glob("policy_export.*")))
         for name, z in (("own", params), ("other", other), ("reordered", reordered)):
             if method == "to":  # the solver's own paths (its converged solves), for scale
                 res = sw.solve(task, x0s, z, options=s.options())
@@ -78,6 +86,41 @@ def main() -> None:
         label = "TO alone (converged solves)" if method == "to" else method
         print(f"| {label} | {moved('other'):.3f} | {moved('reordered'):.3f} | "
               f"{infeasible('own'):.0f} / {infeasible('other'):.0f} |")
+    if args.teacher_forced:
+        teacher_forced(args.folder, args.methods, args.seed)
+
+
+def teacher_forced(folder: Path, methods, seed: int) -> None:
+    """One step from the solver's own training states: see the module's docstring."""
+    data = np.load(folder / "collect" / "trajectories.npz")
+    obs, actions, params = data["observations"], data["actions"], data["params"]
+    n, steps = len(params), np.arange(0, actions.shape[1] - 2, 2)
+    other = params.copy()
+    other[:, 3:] = params[np.roll(np.arange(n), 1), 3:]
+    velocity = slice(9, 11)  # the action's (and observation's) linear velocity, body x and y
+    change = np.linalg.norm(actions[:, steps, velocity] - obs[:, steps, velocity], axis=-1).mean()
+    print(f"\nteacher-forced, {n} training solutions, every second step: the solver's velocity change over a step "
+          f"{change:.3f} m/s")
+    print("| method | predicted velocity's distance from the solver's [m/s] | moves with other columns [m/s] |")
+    print("|---|---|---|")
+    for method in methods:
+        policy = sw.load_policy(folder / method / "checkpoint" / "checkpoint.pt")
+        h = policy.history_steps
+        if h != 1:
+            raise SystemExit(f"--teacher-forced: expected policies with one observation of history, got {h}")
+        o = torch.as_tensor(obs[:, steps], dtype=torch.float32).reshape(-1, 1, obs.shape[-1])
+        prev = np.where(steps[None, :, None] > 0, actions[:, np.maximum(steps - 1, 0)], data["initial_actions"][:, None])
+        hist = torch.as_tensor(prev, dtype=torch.float32).reshape(-1, 1, actions.shape[-1])
+        noise = torch.randn(policy.num_steps, len(o), policy.horizon, policy.na,
+                            generator=torch.Generator().manual_seed(seed))
+
+        def first(z):
+            zz = torch.as_tensor(np.repeat(z, len(steps), axis=0), dtype=torch.float32)
+            with torch.no_grad():
+                return policy(o, zz, hist, noise)[:, h, velocity].numpy()
+        own, moved = first(params), first(other)
+        error = np.linalg.norm(own - actions[:, steps, velocity].reshape(-1, 2), axis=-1).mean()
+        print(f"| {method} | {error:.3f} | {np.linalg.norm(moved - own, axis=-1).mean():.3f} |")
 
 
 if __name__ == "__main__":

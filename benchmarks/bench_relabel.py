@@ -32,7 +32,8 @@ from sobolev_warmstart.scorecard import _EXPORT, _evaluate, _train, load_setting
 
 def row_line(label: str, row: dict) -> str:
     return (f"| {label} | {row['label']} | {row['policy_cost_ratio_median']:.3g} | {100 * row['diverged']:.0f} | "
-            f"{row['iterations_mean']:.1f} | {1e3 * row['total_time_mean']:.1f} | {100 * row['converged']:.0f} |")
+            f"{100 * row['infeasible']:.0f} | {row['iterations_mean']:.1f} | {1e3 * row['total_time_mean']:.1f} | "
+            f"{100 * row['converged']:.0f} |")
 
 
 def evaluate(task, s, folder: Path, data, exports, label: str, methods: list[str]) -> None:
@@ -51,8 +52,9 @@ def open_folder(folder: Path, test_seed: int | None, what: str):
     collected = load_dataset(folder / "collect" / "trajectories.npz")
     print(f"{s.key}: {collected.data.num_instances} training trajectories, {s.train_steps} steps, policy seed "
           f"{s.policy_seed}, held-out seed {s.test_seed}; {what}")
-    print("| training data | method | policy/TO median | diverged [%] | iters mean | total [ms] | converged [%] |")
-    print("|---|---|---|---|---|---|---|")
+    print("| training data | method | policy/TO median | diverged [%] | infeasible [%] | iters mean | total [ms] | "
+          "converged [%] |")
+    print("|---|---|---|---|---|---|---|---|")
     return s, sw.make_task(s.task, s.variant), collected, {m: folder / m / _EXPORT for m in ("diff", "sob_diff")}
 
 
