@@ -83,7 +83,7 @@ TRAINING_ONLY_KEYS = frozenset({
     "sobolev_cap_entries", "sobolev_schedule", "final_steps", "final_steps_weight",
     "denoiser", "mlp_dims", "unet_dims", "n_groups", "step_embed_dim", "past_actions", "diffusion_steps", "sampling_steps",
     "sampling_temperature",
-    "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions", "set_encoder_dims",
+    "ema_power", "shuffle_exchangeable_params", "clip_sample", "policy_seed", "subset_fractions",
     "divergence_bound"}) | EVALUATION_KEYS
 
 

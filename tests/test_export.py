@@ -405,38 +405,3 @@ def test_unclipped_sampling_exports_equal_eager(tmp_path, steps):
     _close(runner.sample_chunks(*[a.numpy() for a in args]), ref)
     with torch.no_grad():
         torch.testing.assert_close(module(*args).numpy(), ref)
-
-
-def test_set_encoder_policy_saves_scripts_and_is_refused_by_the_native_export(tmp_path):
-    """A policy that encodes the quadrotor's columns relative to itself (round 44's prototype) reloads and scripts to
-    the same outputs, and its columns are read whatever their order; the native export names what it lacks."""
-    from sobolev_warmstart.data import Normaliser, Normalisers, TaskInfo, set_encoder_layout
-    from sobolev_warmstart.models import SetEncoderConfig
-    task = TaskInfo(name="quadrotor", nx=13, ndx=12, nu=4, na=15, no=15, nz=21, dt=0.05, horizon=60,
-                    action_space="state")
-    rng = np.random.default_rng(0)
-
-    def nrm(d):
-        return Normaliser(rng.normal(size=d), rng.uniform(0.5, 2.0, size=d))
-    normalisers = Normalisers(nrm(15), nrm(15), Normaliser(np.zeros(21), np.full(21, 2.0)), nrm(12))
-    spec = ChunkSpec(8, 1, 2)
-    policy = _perturbed(DiffusionPolicy(task, spec, normalisers, denoiser="mlp", mlp=MLPConfig((32, 32)),
-                                        set_encoder=SetEncoderConfig((16,), 8)))
-    g = torch.Generator().manual_seed(1)
-    args = (torch.randn(3, 1, 15, generator=g), torch.randn(3, 21, generator=g), torch.randn(3, 1, 15, generator=g),
-            torch.randn(5, 3, 8, 15, generator=g))
-    with torch.no_grad():
-        ref = policy(*args)
-        swapped = args[1].clone()
-        swapped[:, 3:] = args[1][:, 3:].reshape(3, 9, 2).flip(1).reshape(3, 18)
-        # the raw columns enter the denoiser as well, so the output moves; the encoder's features do not
-        feats = policy.net.encoder(torch.cat([args[0].reshape(3, 15), args[1]], 1))
-        torch.testing.assert_close(policy.net.encoder(torch.cat([args[0].reshape(3, 15), swapped], 1)), feats)
-    save_policy(policy, tmp_path / "p.pt")
-    torch.testing.assert_close(load_policy(tmp_path / "p.pt")(*args), ref, rtol=0, atol=0)
-    module, _ = load_torchscript(export_torchscript(policy, tmp_path / "p_script.pt"))
-    torch.testing.assert_close(module(*args), ref, rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match="set encoder"):
-        export_native(policy, tmp_path / "p.safetensors")
-    with pytest.raises(ValueError, match="set_encoder: task 'pendulum'"):
-        set_encoder_layout(dataclasses.replace(task, name="pendulum", nz=0), spec, normalisers)

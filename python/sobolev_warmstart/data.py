@@ -335,38 +335,6 @@ def exchangeable_params(task: TaskInfo) -> tuple[int, int] | None:
     return spec if groups >= 2 and rest == 0 else None
 
 
-#: Tasks whose interchangeable parameter groups are points the robot moves among: name -> (the observation entries of
-#: the robot's position, the parameter entries of the goal), both in the groups' coordinates. The quadrotor's columns
-#: are horizontal centres: the robot's x, y (observation 0, 1) and the goal's x, y (z 0, 1).
-SET_POINTS = {"quadrotor": ((0, 1), (0, 1))}
-
-
-def set_encoder_layout(task: TaskInfo, spec: "ChunkSpec", normalisers: "Normalisers"):
-    """The :class:`~sobolev_warmstart.models.SetLayout` of a policy's conditioning ``[o_{t0-h+1..t0}, z(, time to
-    go)]``: the robot's position in the current (last) observation slot, the goal and the members (the
-    :func:`exchangeable_params` groups) in ``z``, and each entry's affine map to physical units. ValueError for a
-    task without such a set."""
-    from .models import SetLayout
-
-    groups = exchangeable_params(task)
-    if groups is None or task.name not in SET_POINTS:
-        raise ValueError(f"set_encoder: task {task.name!r} (nz = {task.nz}) has no set of interchangeable points to "
-                         f"encode; only {sorted(SET_POINTS)} among two or more of them")
-    (anchor, context), (start, size) = SET_POINTS[task.name], groups
-    if len(anchor) != size or len(context) != size:
-        raise ValueError(f"set_encoder: points of {size} coordinates expected, got {anchor} and {context}")
-    base = (spec.history - 1) * task.no
-    zbase = spec.history * task.no
-    offset = list(np.tile(normalisers.observation.offset, spec.history)) + list(normalisers.params.offset)
-    scale = list(np.tile(normalisers.observation.scale, spec.history)) + list(normalisers.params.scale)
-    if spec.time_to_go:
-        offset.append(TIME_TO_GO_NORMALISER[0])
-        scale.append(TIME_TO_GO_NORMALISER[1])
-    members = tuple(tuple(zbase + start + g * size + i for i in range(size)) for g in range((task.nz - start) // size))
-    return SetLayout(tuple(base + i for i in anchor), tuple(zbase + i for i in context), members,
-                     tuple(float(v) for v in offset), tuple(float(v) for v in scale))
-
-
 def shuffle_param_groups(params: torch.Tensor, normaliser: Normaliser, start: int, size: int,
                          generator: torch.Generator, jacobians: Sequence[torch.Tensor] | None = None):
     """A copy of normalised ``params (B, >= nz)`` whose groups ``z[start:nz]`` of ``size`` entries are put in a

@@ -142,9 +142,6 @@ def native_architecture(policy: DiffusionPolicy | MLPPolicy) -> dict:
     """What the native C++ forward needs beyond the tensors: the network, its sizes and the sampler settings."""
     if policy.kind == "mlp":
         return {"network": "mlp", "hidden_dims": list(policy.mlp_config.hidden_dims)}
-    if policy.set_encoder_config is not None:
-        raise ValueError("policy: the native forward does not implement the set encoder; export it as TorchScript "
-                         "(.pt) or AOTInductor (.pt2)")
     d = policy.diffusion_config
     arch = {"step_embed_dim": policy.unet_config.step_embed_dim, "clip_sample": d.clip_sample,
             "clip_sample_range": float(d.clip_sample_range), "past_actions": d.past_actions}

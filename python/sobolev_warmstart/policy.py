@@ -29,11 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import (SCHEMA_VERSION, TIME_TO_GO_NORMALISER, ChunkSpec, Normalisers, TaskInfo, atomic_write_bytes,
-                   set_encoder_layout)
+from .data import SCHEMA_VERSION, TIME_TO_GO_NORMALISER, ChunkSpec, Normalisers, TaskInfo, atomic_write_bytes
 from .diffusion import DDPMSampler, DiffusionConfig, check_sampling_steps
-from .models import (DENOISERS, MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, RelativeSetEncoder,
-                     SetConditionedDenoiser, SetEncoderConfig, UNetConfig)
+from .models import DENOISERS, MLP, ChunkMLPDenoiser, ConditionalUNet1D, MLPConfig, UNetConfig
 
 __all__ = ["DiffusionPolicy", "MLPPolicy", "save_policy", "load_policy", "POLICY_FORMAT_VERSION"]
 
@@ -77,30 +75,22 @@ class DiffusionPolicy(_Normalising):
     ``unet.step_embed_dim`` its step embedding)."""
 
     def __init__(self, task: TaskInfo, spec: ChunkSpec, normalisers: Normalisers, unet: UNetConfig | None = None,
-                 diffusion: DiffusionConfig | None = None, denoiser: str = "unet", mlp: MLPConfig | None = None,
-                 set_encoder: SetEncoderConfig | None = None):
+                 diffusion: DiffusionConfig | None = None, denoiser: str = "unet", mlp: MLPConfig | None = None):
         super().__init__()
         if denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {denoiser!r}")
         self.task, self.spec = task, spec
         self.unet_config = UNetConfig() if unet is None else unet
         self.mlp_config = MLPConfig() if mlp is None else mlp
-        self.set_encoder_config = set_encoder
         self.denoiser = denoiser
         self.diffusion_config = DiffusionConfig() if diffusion is None else diffusion
         self._set_normalisers(normalisers, spec)
         cond_dim = spec.history * task.no + self.param_dim
-        encoder = None
-        if set_encoder is not None:
-            encoder = RelativeSetEncoder(set_encoder_layout(task, spec, normalisers), set_encoder)
-        inner_cond = cond_dim + (0 if encoder is None else encoder.width)
         if denoiser == "unet":
-            self.net = ConditionalUNet1D(task.na, inner_cond, spec.horizon, self.unet_config)
+            self.net = ConditionalUNet1D(task.na, cond_dim, spec.horizon, self.unet_config)
         else:
-            self.net = ChunkMLPDenoiser(task.na, inner_cond, spec.horizon, self.mlp_config,
+            self.net = ChunkMLPDenoiser(task.na, cond_dim, spec.horizon, self.mlp_config,
                                         self.unet_config.step_embed_dim)
-        if encoder is not None:
-            self.net = SetConditionedDenoiser(self.net, encoder)
         d = self.diffusion_config
         self.sampler = DDPMSampler(self.net, d.num_steps, spec.history, d.clip_sample, d.clip_sample_range,
                                    d.past_actions, d.sampling_steps, d.sampling_temperature)
@@ -175,11 +165,8 @@ class DiffusionPolicy(_Normalising):
                 "format_version": POLICY_FORMAT_VERSION}
 
     def build_config(self) -> dict[str, Any]:
-        build = {"unet": _asdict(self.unet_config), "diffusion": _asdict(self.diffusion_config),
-                 "denoiser": self.denoiser, "mlp": _asdict(self.mlp_config)}
-        if self.set_encoder_config is not None:
-            build["set_encoder"] = _asdict(self.set_encoder_config)
-        return build
+        return {"unet": _asdict(self.unet_config), "diffusion": _asdict(self.diffusion_config),
+                "denoiser": self.denoiser, "mlp": _asdict(self.mlp_config)}
 
 
 class MLPPolicy(_Normalising):
@@ -256,8 +243,7 @@ def policy_from_state(state: dict, source: str = "state") -> DiffusionPolicy | M
         # files written before the MLP denoiser existed hold a U-Net
         diffusion = {"past_actions": True, **build["diffusion"]}  # files before the setting conditioned on them
         policy = DiffusionPolicy(task, spec, nrm, UNetConfig(**build["unet"]), DiffusionConfig(**diffusion),
-                                 build.get("denoiser", "unet"), MLPConfig(**build.get("mlp", {})),
-                                 SetEncoderConfig(**build["set_encoder"]) if "set_encoder" in build else None)
+                                 build.get("denoiser", "unet"), MLPConfig(**build.get("mlp", {})))
     elif state["kind"] == "mlp":
         policy = MLPPolicy(task, spec, nrm, MLPConfig(**build["mlp"]))
     else:

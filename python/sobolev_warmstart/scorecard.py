@@ -85,9 +85,9 @@ from .consolidate import consolidate_dataset
 from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
                    check_normaliser_mode, link_tree, load_dataset, save_dataset)
 from .evaluate import METHOD_LABELS, evaluate_methods, write_rows_csv
-from .export import export_policy
+from .export import export_native
 from .diffusion import DiffusionConfig, check_sampling_steps
-from .models import MLPConfig, SetEncoderConfig, UNetConfig
+from .models import MLPConfig, UNetConfig
 from .rollout import load_policy_runner, rollout
 from .solver import VARIANT_SOLVER_SETTINGS, SolverOptions
 from .sensitivities import RESOLVE_SETTINGS, with_parameter_jacobians
@@ -177,10 +177,7 @@ class ScorecardSettings:
     the derivatives of the solutions with respect to the task parameters (target, columns) at a fixed state, their
     block weighted by w against the state's (``TrainConfig.parameter_sobolev_weight``), computed by re-solving each
     training trajectory at perturbed parameters (:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`; only
-    variants with parameters; Diff and the lookups do not use them). set_encoder_dims: empty (off), or φ's hidden
-    widths then its output width: Diff and Sob+Diff also condition on a permutation-invariant encoding of the
-    quadrotor's columns relative to the robot (:class:`~sobolev_warmstart.models.RelativeSetEncoder`), e.g. ``(64,
-    64, 32)``.
+    variants with parameters; Diff and the lookups do not use them).
     """
 
     task: str
@@ -232,7 +229,6 @@ class ScorecardSettings:
     consolidate_rounds: int = 2
     symmetry_copies: int = 0
     parameter_sobolev: float = 0.0
-    set_encoder_dims: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("train_seed", self.train_seed, 0)
@@ -293,8 +289,6 @@ class ScorecardSettings:
                            unet=UNetConfig(down_dims=self.unet_dims, n_groups=self.n_groups,
                                            step_embed_dim=self.step_embed_dim),
                            denoiser=self.denoiser, mlp=MLPConfig(hidden_dims=tuple(self.mlp_dims)),
-                           set_encoder=None if not self.set_encoder_dims else SetEncoderConfig(
-                               hidden_dims=tuple(self.set_encoder_dims[:-1]), width=self.set_encoder_dims[-1]),
                            diffusion=DiffusionConfig(num_steps=self.diffusion_steps, past_actions=self.past_actions,
                                                      sampling_steps=self.sampling_steps, clip_sample=self.clip_sample,
                                                      sampling_temperature=self.sampling_temperature),
@@ -641,14 +635,13 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
     """Train ``method`` on ``data`` (resumable from ``folder/checkpoint``) and export it to
     ``folder/policy_export.safetensors``; the meta data in ``folder/train.json`` (written last). ``normalisers``:
     the collection's (consolidated data), or None to fit them on ``data``."""
-    # the native forward does not implement the set encoder (a prototype, round 44): its policies go through TorchScript
-    export = folder / ("policy_export.pt" if s.set_encoder_dims else _EXPORT)
+    export = folder / _EXPORT
     meta_path = folder / "train.json"
     if meta_path.exists() and export.exists():
         return export
     if meta_path.exists() and (folder / "checkpoint").exists():  # trained before the native export existed
         policy, _, _ = load_checkpoint(folder / "checkpoint")
-        export_policy(policy, export)
+        export_native(policy, export)
         return export
     dataset = build_dataset(data, s.chunk(), normalisers=normalisers, action_mode=s.action_normaliser,
                             observation_mode=s.observation_normaliser)
@@ -658,7 +651,7 @@ def _train(data: TrajectoryData, method: str, s: ScorecardSettings, folder: Path
     t0 = time.perf_counter()
     policy = train(dataset, config)
     train_time = time.perf_counter() - t0
-    export_policy(policy, export)
+    export_native(policy, export)
     last = policy.train_history[-1] if policy.train_history else {}
     _write_json(meta_path, {"method": method, "trajectories": int(data.num_instances), "samples": len(dataset),
                             "epochs": config.epochs, "steps": config.epochs * math.ceil(len(dataset) / s.batch_size),

@@ -36,7 +36,7 @@ from .data import ChunkDataset, atomic_write_bytes, exchangeable_params, shuffle
 from .diffusion import DiffusionConfig
 from .losses import (check_sobolev_cap_quantile, check_sobolev_fraction, diffusion_loss, direct_loss,
                      sobolev_cap_weights, sobolev_entry_weights, sobolev_target_scales)
-from .models import DENOISERS, MLPConfig, SetEncoderConfig, UNetConfig, validate_horizon
+from .models import DENOISERS, MLPConfig, UNetConfig, validate_horizon
 from .policy import DiffusionPolicy, MLPPolicy, policy_from_state, policy_state
 
 __all__ = ["POLICY_KINDS", "SOBOLEV_SCHEDULES", "TrainConfig", "train", "load_checkpoint", "ema_decay",
@@ -64,9 +64,6 @@ class TrainConfig:
     ``lr_schedule``: ``"cosine"`` (to zero over all epochs, after ``warmup_steps``) or ``"constant"``.
     ``denoiser`` (diffusion policies): ``"unet"`` (architecture in ``unet``) or ``"mlp"`` (hidden widths in
     ``mlp``, the step embedding's width in ``unet.step_embed_dim``). ``mlp`` is also the direct policies' network.
-    ``set_encoder`` (diffusion policies; None: off): the denoiser's conditioning also gets a permutation-invariant
-    encoding of the task's interchangeable points relative to the robot (the quadrotor's columns,
-    :class:`~sobolev_warmstart.models.RelativeSetEncoder`).
     ``sobolev_fraction``: the share of each batch that gets the Sobolev term (:func:`~sobolev_warmstart.losses.
     diffusion_loss`); a step costs about ``1 + sobolev_fraction`` plain steps.
     ``sobolev_cap_quantile`` (q in (0, 1], or None): samples whose derivative target is larger than the training
@@ -118,7 +115,6 @@ class TrainConfig:
     denoiser: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
-    set_encoder: SetEncoderConfig | None = None
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
@@ -189,14 +185,6 @@ class TrainConfig:
             self.mlp = MLPConfig(**self.mlp)
         if isinstance(self.diffusion, dict):
             self.diffusion = DiffusionConfig(**self.diffusion)
-        if isinstance(self.set_encoder, dict):
-            self.set_encoder = SetEncoderConfig(**self.set_encoder)
-        if self.set_encoder is not None and not isinstance(self.set_encoder, SetEncoderConfig):
-            raise TypeError(f"set_encoder: expected a SetEncoderConfig, a dict or None, got "
-                            f"{type(self.set_encoder).__name__}")
-        if self.set_encoder is not None and not self.is_diffusion:
-            raise ValueError(f"set_encoder: only diffusion policies (diff, sob_diff) take a set encoder, got policy "
-                             f"{self.policy!r}")
         for key, cls in (("unet", UNetConfig), ("mlp", MLPConfig), ("diffusion", DiffusionConfig)):
             if not isinstance(getattr(self, key), cls):
                 raise TypeError(f"{key}: expected a {cls.__name__} or a dict, got {type(getattr(self, key)).__name__}")
@@ -364,7 +352,7 @@ def train(dataset: ChunkDataset, config: TrainConfig | None = None, *,
     torch.manual_seed(config.seed)
     if config.is_diffusion:
         policy = DiffusionPolicy(dataset.task, dataset.spec, dataset.normalisers, config.unet, config.diffusion,
-                                 config.denoiser, config.mlp, config.set_encoder)
+                                 config.denoiser, config.mlp)
     else:
         policy = MLPPolicy(dataset.task, dataset.spec, dataset.normalisers, config.mlp)
     net = policy.net

@@ -3,10 +3,8 @@
 from .mlp import MLP, MLPConfig
 from .unet import ConditionalUNet1D, UNetConfig, validate_horizon
 from .chunk_mlp import ChunkMLPDenoiser
-from .set_encoder import RelativeSetEncoder, SetConditionedDenoiser, SetEncoderConfig, SetLayout
 
 #: Denoisers of a diffusion policy: the reference's 1-D U-Net, or an MLP over the flattened chunk.
 DENOISERS = ("unet", "mlp")
 
-__all__ = ["ConditionalUNet1D", "UNetConfig", "validate_horizon", "MLP", "MLPConfig", "ChunkMLPDenoiser", "DENOISERS",
-           "RelativeSetEncoder", "SetConditionedDenoiser", "SetEncoderConfig", "SetLayout"]
+__all__ = ["ConditionalUNet1D", "UNetConfig", "validate_horizon", "MLP", "MLPConfig", "ChunkMLPDenoiser", "DENOISERS"]
