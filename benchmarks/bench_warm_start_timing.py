@@ -28,8 +28,9 @@ from sobolev_warmstart.warmstart import default_guesses, refine_guesses
 
 from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
 
-METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
-LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "diff": "Diff", "sob_diff": "Sob+Diff"}
+METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff", "sob_diff_nn")
+LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "diff": "Diff", "sob_diff": "Sob+Diff",
+          "sob_diff_nn": "Sob+Diff, NN fallback"}
 
 
 def main() -> None:
@@ -41,7 +42,13 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=None,
                     help="held-out instances (default: the folder's 32 or so; refine iterations are heavy-tailed, and "
                     "more instances settle differences of 10-20%% in the mean, round 35)")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                    help="the methods to time (default: all; sob_diff_nn is Sob+Diff with the lookup fallback, "
+                         "sw.LookupFallback at its default cost ratio)")
     args = ap.parse_args()
+    methods = tuple(m for m in METHODS if m in args.methods)
+    if args.reference not in methods:
+        raise SystemExit(f"--reference: {args.reference} is not among --methods {list(methods)}")
     if args.rounds < 1:
         raise SystemExit(f"--rounds: expected at least 1, got {args.rounds}")
     print(f"| variant | method | iters mean | total [ms], median of {args.rounds} rounds [min, max] | guess [ms] | "
@@ -64,15 +71,20 @@ def main() -> None:
                 return xs, us, (time.perf_counter() - t0) / len(x0s)
             if method in ("nn", "nn_feedback"):
                 return lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
-            return sw.rollout(task, x0s, params, runners[method], action_steps=s.action_steps, seed=0, num_threads=1)
+            policy = runners["sob_diff" if method == "sob_diff_nn" else method]
+            ro = sw.rollout(task, x0s, params, policy, action_steps=s.action_steps, seed=0, num_threads=1)
+            if method == "sob_diff_nn":  # the same rollouts, those above their bound replaced by the lookup's guess
+                ro = fallback.apply(task, x0s, params, ro, s.divergence_bound, 1)[0]
+            return ro
 
-        for m in ("diff", "sob_diff"):
-            guess(m)  # warm-up, untimed
-        totals = {m: [] for m in METHODS}
-        guesses = {m: [] for m in METHODS}
+        fallback = sw.LookupFallback(lookup)
+        for m in ("diff", "sob_diff", "sob_diff_nn"):
+            guess(m)  # warm-up, untimed (the fallback's lookup also scores its training solutions once)
+        totals = {m: [] for m in methods}
+        guesses = {m: [] for m in methods}
         results = {}
         for r in range(args.rounds):
-            order = METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)]
+            order = methods[r % len(methods):] + methods[:r % len(methods)]
             for m in order:
                 made = guess(m)
                 if m == "to":
@@ -90,7 +102,7 @@ def main() -> None:
                 guesses[m].append(float(np.mean(per_guess[refined])))
                 results[m] = (np.asarray(iters, float)[refined].mean(), (np.asarray(conv, bool) & refined).mean())
         ref = np.asarray(totals[args.reference])
-        for m in METHODS:
+        for m in methods:
             t = np.asarray(totals[m])
             ratio = t / ref
             print(f"| {key} | {LABELS[m]} | {results[m][0]:.1f} | {1e3 * np.median(t):.1f} [{1e3 * t.min():.1f}, "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sobolev_warmstart as sw
+from sobolev_warmstart.baselines import LookupFallback, NearestNeighbourLookup
 from sobolev_warmstart.evaluate import (METHODS, METRICS, EvaluationResult, evaluate_methods, mean_ci,
                                         read_rows_csv, t_quantile_975)
 from sobolev_warmstart.models import MLPConfig, UNetConfig
@@ -256,3 +257,55 @@ def test_infeasible_is_the_share_of_guesses_that_break_a_constraint(solved, tmp_
         r.pop("infeasible", None), r.pop("infeasible_ci95", None)
     path.write_text(json.dumps(doc))
     assert "infeasible [%]" in EvaluationResult.from_json(path).table()
+
+
+def test_the_lookup_fallback_replaces_the_rollouts_above_their_bound_alike_on_every_path(pendulum_policies):
+    """Sob+Diff's NN fallback (``sob_diff_nn``): a rollout costing more than ``cost_ratio`` times its nearest training
+    solution is replaced by that solution (first state the new x0) before the refine, the others are refined as
+    they are; evaluate_methods, warm_start's C++ path and its eager path agree instance by instance."""
+    task, paths, eager, x0s, params = pendulum_policies
+    train_x, train_p = task.sample_instances(6, seed=0)
+    solved = sw.solve(task, train_x, train_p)
+    lookup = NearestNeighbourLookup.from_solve(task, solved)
+    np.testing.assert_allclose(lookup.solution_costs(task), solved.cost[solved.converged], rtol=1e-9)
+    plain = sw.warm_start(task, x0s, params, paths["diff"], seed=0, compare_default=False)
+    ratio = plain.policy_cost / lookup.solution_costs(task)[lookup.nearest(x0s, params)]
+    cost_ratio = max(1.0, float(np.median(ratio)))  # the policy trained for one epoch: about half its rollouts above
+    want = ratio > cost_ratio
+    assert want.any()
+    fallback = LookupFallback(lookup, cost_ratio)
+    w = sw.warm_start(task, x0s, params, paths["diff"], seed=0, compare_default=False, fallback=fallback)
+    np.testing.assert_array_equal(w.replaced, want)
+    np.testing.assert_allclose(w.policy_cost, plain.policy_cost, rtol=1e-12)  # the policy's own rollouts' cost
+    np.testing.assert_array_equal(w.warm.iterations[~want], plain.warm.iterations[~want])
+    xs_nn, us_nn = lookup.guess(task, x0s, params)
+    np.testing.assert_array_equal(w.rollout.xs[want], xs_nn[want])
+    np.testing.assert_array_equal(w.rollout.xs[~want], plain.rollout.xs[~want])
+    from_lookup = sw.solve(task, x0s[want], params[want], xs_nn[want], us_nn[want])
+    np.testing.assert_array_equal(w.warm.iterations[want], from_lookup.iterations)
+    assert all(e == "" for e in np.asarray(w.rollout.errors, dtype=object)[want])
+    e = sw.warm_start(task, x0s, params, eager["diff"], seed=0, compare_default=False, fallback=fallback)
+    np.testing.assert_array_equal(e.replaced, want)
+    np.testing.assert_array_equal(e.warm.iterations, w.warm.iterations)
+    ev = evaluate_methods(task, {"sob_diff_nn": paths["diff"]}, x0s, params, seeds=(0,), warmup=False,
+                          fallback=fallback)
+    mine = ev.raw[("sob_diff_nn", 0)]
+    np.testing.assert_array_equal(mine.replaced, want)
+    np.testing.assert_array_equal(mine.warm.iterations, w.warm.iterations)
+    assert ev.row("sob_diff_nn")["label"] == "Sob+Diff, NN fallback"
+    # bad input
+    with pytest.raises(ValueError, match="fallback: the methods \\['sob_diff_nn'\\] need a LookupFallback"):
+        evaluate_methods(task, {"sob_diff_nn": paths["diff"]}, x0s, params)
+    with pytest.raises(TypeError, match="fallback"):
+        sw.warm_start(task, x0s, params, paths["diff"], fallback=lookup)
+    for bad in (0.5, float("inf"), True):
+        with pytest.raises(ValueError, match="cost_ratio"):
+            LookupFallback(lookup, bad)
+    with pytest.raises(TypeError, match="lookup"):
+        LookupFallback(solved)
+    runner = sw.load_policy_runner(paths["diff"])
+    with pytest.raises(ValueError, match="give all three"):
+        sw._core.warm_start(task, runner, x0s, params, fallback_xs=xs_nn)
+    with pytest.raises(ValueError, match="fallback_us"):
+        sw._core.warm_start(task, runner, x0s, params, fallback_xs=xs_nn, fallback_us=us_nn[:, :-1],
+                            fallback_cost_bound=np.ones(len(x0s)))

@@ -69,7 +69,8 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
     # the nearest-neighbour baselines, looked up in the loop's own accepted trajectories, have their rows
     lines = res.table.splitlines()
     assert lines[1].startswith("method")
-    assert [line.split("  ")[0].strip() for line in lines[2:6]] == ["TO alone", "NN", "NN+feedback", "warm start"]
+    assert [line.split("  ")[0].strip() for line in lines[2:7]] == ["TO alone", "NN", "NN+feedback", "warm start",
+                                                                     "warm start, NN fallback"]
     assert ev["baselines"]["training_instances"] == m2["total_accepted"]
     for method in ("nn", "nn_feedback"):
         assert len(ev["per_instance"][f"{method}_iterations"]) == 6
@@ -81,7 +82,12 @@ def test_tiny_end_to_end_loop_writes_its_files_and_metrics(tmp_path):
     for key in ("policy_violation", "default_violation", "nn_policy_violation", "nn_feedback_policy_violation"):
         assert len(ev["per_instance"][key]) == 6 and max(ev["per_instance"][key]) <= cfg.solver.tol, key
     head = re.split(r"\s{2,}", lines[1])
-    assert head[3] == "infeasible" and [re.split(r"\s{2,}", line)[3] for line in lines[2:6]] == ["0%"] * 4
+    assert head[3] == "infeasible" and [re.split(r"\s{2,}", line)[3] for line in lines[2:7]] == ["0%"] * 5
+    # the fallback row: the same rollouts as the warm start's, those above 30x their neighbour's cost replaced by it
+    per = {k: np.asarray(v) for k, v in ev["per_instance"].items()}
+    kept = ~per["fallback_replaced"].astype(bool) & ~per["diverged"].astype(bool)
+    assert len(per["fallback_replaced"]) == 6 and ev["baselines"]["fallback"]["cost_ratio"] == 30.0
+    np.testing.assert_array_equal(per["fallback_iterations"][kept], per["warm_iterations"][kept])
     assert sw.load_policy(run / "iter_002/policy.pt").kind == "diffusion"
     csv_lines = (run / "summary.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in csv_lines] == ["stage", "1", "2", "eval"]

@@ -1,4 +1,5 @@
 #include "common.hpp"
+#include <cmath>
 #include "sobolev_warmstart/warm_start.hpp"
 
 namespace sobolev_warmstart::bindings {
@@ -212,20 +213,43 @@ void expose_policy(py::module_ &m) {
       [](const Task &task, const PolicyRunner &runner, const DoubleArray &x0s, const DoubleArray &params,
          int action_steps, std::uint64_t seed, int batch_size, bool solve_from_default, double tol, double mu_init,
          int max_iters, int num_threads, bool refresh_gains, const std::string &dual_init,
-         const std::string &step_acceptance, int stall_iters) {
+         const std::string &step_acceptance, int stall_iters, const std::optional<DoubleArray> &fallback_xs,
+         const std::optional<DoubleArray> &fallback_us, const std::optional<DoubleArray> &fallback_cost_bound) {
         runner.check_task(task);
         const auto [X0, Z] = instances(task, x0s, params);
         const RolloutOptions ro = make_rollout_options(runner, action_steps, seed, batch_size, num_threads);
         const SolverOptions so = make_solver_options(tol, mu_init, max_iters, num_threads, refresh_gains, dual_init,
                                                      step_acceptance, stall_iters);
+        const TaskDims d = task.dims();
+        const py::ssize_t n = X0.rows();
+        FallbackGuesses fb;
+        if (fallback_xs || fallback_us || fallback_cost_bound) {
+          if (!(fallback_xs && fallback_us && fallback_cost_bound))
+            throw py::value_error("fallback_xs, fallback_us, fallback_cost_bound: give all three or none");
+          check_array("fallback_xs", *fallback_xs, {n, d.horizon + 1, d.nx});
+          check_array("fallback_us", *fallback_us, {n, d.horizon, d.nu});
+          check_array("fallback_cost_bound", *fallback_cost_bound, {n});
+          fb.xs.assign(fallback_xs->data(), fallback_xs->data() + fallback_xs->size());
+          fb.us.assign(fallback_us->data(), fallback_us->data() + fallback_us->size());
+          fb.cost_bound.assign(fallback_cost_bound->data(), fallback_cost_bound->data() + n);
+          for (double v : fb.xs)
+            if (!std::isfinite(v)) throw py::value_error("fallback_xs: expected finite values");
+          for (double v : fb.us)
+            if (!std::isfinite(v)) throw py::value_error("fallback_us: expected finite values");
+        }
         WarmStartResult r;
         {
           py::gil_scoped_release release;
-          r = warm_start(task, runner, X0, Z, ro, so, solve_from_default);
+          r = warm_start(task, runner, X0, Z, ro, so, solve_from_default, fb);
         }
         py::dict out;
         out["rollout"] = rollout_to_dict(std::move(r.rollout), task.dims());
         out["policy_cost"] = to_numpy(std::move(r.policy_cost), {py::ssize_t(X0.rows())});
+        {
+          py::array_t<bool> replaced(n);
+          for (py::ssize_t i = 0; i < n; ++i) replaced.mutable_at(i) = r.replaced[i] != 0;
+          out["replaced"] = replaced;
+        }
         out["warm"] = solve_result_to_dict(std::move(r.warm));
         out["default"] = solve_from_default ? py::object(solve_result_to_dict(std::move(r.from_default))) : py::none();
         out["rollout_wall_time"] = r.rollout_wall_time;
@@ -237,8 +261,11 @@ void expose_policy(py::module_ &m) {
       py::arg("seed") = 0, py::arg("batch_size") = 0, py::arg("solve_from_default") = true, py::arg("tol") = 1e-4,
       py::arg("mu_init") = 1e-3, py::arg("max_iters") = 500, py::arg("num_threads") = 0,
       py::arg("refresh_gains") = true, py::arg("dual_init") = "adjoint", py::arg("step_acceptance") = "filter",
-      py::arg("stall_iters") = 0,
-      "Rollout + policy cost + refinement (+ the default-guess solve), all in C++ with the GIL released.");
+      py::arg("stall_iters") = 0, py::arg("fallback_xs") = py::none(), py::arg("fallback_us") = py::none(),
+      py::arg("fallback_cost_bound") = py::none(),
+      "Rollout + policy cost + refinement (+ the default-guess solve), all in C++ with the GIL released. "
+      "fallback_xs (n, T+1, nx), fallback_us (n, T, nu), fallback_cost_bound (n,): where a rollout diverged or its "
+      "objective exceeds the bound, the refinement starts from the fallback guess (replaced (n,) says where).");
 }
 
 } // namespace sobolev_warmstart::bindings

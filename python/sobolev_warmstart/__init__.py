@@ -32,7 +32,7 @@ from .export import (export_aoti, export_native, export_policy, export_torchscri
                      load_torchscript)
 from .rollout import PolicyRunner, RolloutResult, load_policy_runner, rollout, rollout_noise
 from .warmstart import DualSolve, WarmStartResult, perturbed_solution_guess, select_dual, warm_start
-from .baselines import NearestNeighbourLookup
+from .baselines import LookupFallback, NearestNeighbourLookup
 from .evaluate import EvaluationResult, evaluate_methods
 from .consolidate import ConsolidationReport, consolidate_data, consolidate_dataset
 from .symmetry import SymmetryReport, augment_by_symmetry, augment_dataset, has_symmetry
@@ -42,7 +42,7 @@ from .scorecard import scorecard
 __all__ = [
     "ChainedDerivatives", "ChunkDataset", "ConsolidationReport", "consolidate_data", "consolidate_dataset",
     "SymmetryReport", "augment_by_symmetry", "augment_dataset", "has_symmetry", "DualSolve", "EvaluationResult", "PolicyRunner", "RolloutResult", "WarmStartResult", "ChunkSpec", "DiffusionConfig", "DiffusionPolicy", "MLPConfig",
-    "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
+    "LookupFallback", "MLPPolicy", "NearestNeighbourLookup", "Normaliser", "Normalisers", "SolveResult", "SolverOptions", "Task", "TaskInfo", "TrainConfig",
     "TrajectoryData", "UNetConfig", "available_tasks", "build_dataset", "chained_derivatives", "evaluate_methods", "export_aoti",
     "export_native", "export_policy", "export_torchscript", "inverse_dynamics", "load_aoti", "load_checkpoint", "load_dataset", "load_native", "load_policy",
     "load_torchscript", "make_task", "multiplier_sizes", "robots_dir", "save_dataset", "save_policy", "solve", "train",

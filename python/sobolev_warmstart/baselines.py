@@ -34,10 +34,11 @@ import numpy as np
 from .data import ChunkDataset, TaskInfo, TrajectoryData, load_dataset
 from .rollout import RolloutResult, _instances
 from .solver import SolveResult
+from . import _core
 from .tasks import Task
-from .warmstart import closed_loop_rollout
+from .warmstart import _with_fallback_guesses, closed_loop_rollout, diverged_rollouts, guess_costs
 
-__all__ = ["NearestNeighbourLookup", "BASELINES", "neighbour_order"]
+__all__ = ["NearestNeighbourLookup", "LookupFallback", "BASELINES", "neighbour_order"]
 
 #: The lookup's methods: the neighbour's trajectory, and its feedback law closed around the dynamics.
 BASELINES = ("nn", "nn_feedback")
@@ -108,6 +109,7 @@ class NearestNeighbourLookup:
         self.feedback_gains = None if feedback_gains is None else _array(
             "feedback_gains", feedback_gains, (n, T, task.nu, task.ndx))
         self._train, self.offset, self.scale = _normalised_features(self.x0s, self.params, float(std_floor))
+        self._solution_costs: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------ constructors
     @classmethod
@@ -245,3 +247,70 @@ class NearestNeighbourLookup:
                              policy_time=np.full(n, wall / max(n, 1)), errors=errors, num_replans=1,
                              action_steps=0, wall_time=wall, policy_calls=1, policy_call_time=wall,
                              backend="nn_feedback" if feedback else "nn")
+
+    def solution_costs(self, task: Task) -> np.ndarray:
+        """``(N_train,)``: each training instance's objective along its own solution (computed once per lookup)."""
+        self.check_task(task)
+        if self._solution_costs is None:
+            self._solution_costs = np.asarray(_core.trajectory_costs(task, self.x0s, self.params, self.xs, self.us, 0),
+                                              dtype=np.float64)
+        return self._solution_costs
+
+
+class LookupFallback:
+    """Where a policy's rollout is no plausible guess, the solver starts from the lookup's (``"nn"``) instead.
+
+    A rollout is replaced when it diverged (beyond the divergence bound, or non-finite) or when its objective exceeds
+    ``cost_ratio`` times the cost of the nearest training instance's solution: what an instance near this one cost
+    to fly. A policy can wander on a few instances (the pendubot's Sob+Diff: 7-12% of its rollouts cost hundreds of
+    times the solver's, and their refines take about 200 iterations, some the whole budget); the lookup's guess is
+    free, since the neighbour is found anyway to set the bound. ``cost_ratio`` is generous (30 by default) so that a
+    policy that is merely imprecise keeps its guesses (the random-start UR5s' rollouts cost 6-12x TO's and still
+    warm-start better than the lookup); docs/results/ablations.md, round 45.
+
+    :func:`~sobolev_warmstart.warmstart.warm_start` and :func:`~sobolev_warmstart.warmstart.refine_rollouts` take it as
+    ``fallback``; :func:`~sobolev_warmstart.evaluate.evaluate_methods` evaluates it as the method ``"sob_diff_nn"``.
+    """
+
+    def __init__(self, lookup: NearestNeighbourLookup, cost_ratio: float = 30.0):
+        if not isinstance(lookup, NearestNeighbourLookup):
+            raise TypeError(f"lookup: expected a NearestNeighbourLookup, got {type(lookup).__name__}")
+        self.lookup, self.cost_ratio = lookup, self.check_cost_ratio(cost_ratio)
+
+    @staticmethod
+    def check_cost_ratio(cost_ratio, name: str = "cost_ratio") -> float:
+        """``cost_ratio`` as a float; ValueError naming ``name`` unless it is a finite number >= 1."""
+        if isinstance(cost_ratio, bool) or not isinstance(cost_ratio, (int, float)) or not (
+                np.isfinite(cost_ratio) and cost_ratio >= 1):
+            raise ValueError(f"{name}: expected a finite number >= 1 (a rollout costing more than this many times "
+                             f"its nearest training solution is replaced), got {cost_ratio!r}")
+        return float(cost_ratio)
+
+    def __repr__(self) -> str:
+        return f"LookupFallback({self.lookup!r}, cost_ratio={self.cost_ratio:g})"
+
+    def plan(self, task: Task, x0s, params) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(xs (N, T+1, nx), us (N, T, nu), cost_bound (N,), seconds)``: each instance's fallback guess, the
+        objective above which its rollout is replaced, and the lookup's wall time."""
+        t0 = time.perf_counter()
+        x0s, params = self.lookup._query(task, x0s, params)
+        idx = self.lookup.nearest(x0s, params)
+        xs = self.lookup.xs[idx].copy()
+        xs[:, 0] = x0s
+        bound = self.cost_ratio * self.lookup.solution_costs(task)[idx]
+        return xs, self.lookup.us[idx].copy(), bound, time.perf_counter() - t0
+
+    def apply(self, task: Task, x0s, params, ro: RolloutResult, divergence_bound: float,
+              num_threads: int = 0) -> tuple[RolloutResult, np.ndarray, np.ndarray]:
+        """``(guesses, replaced (N,), rollout_cost (N,))``: ``ro`` with the replaced instances' guesses swapped
+        for the lookup's (their ``errors`` cleared), the wall time of the lookup and of scoring the rollouts shared
+        among every instance's ``time``;
+        ``rollout_cost`` is the objective along the policy's own rollouts (a diverged one held as
+        :func:`~sobolev_warmstart.warmstart.guess_costs` holds it)."""
+        t0 = time.perf_counter()
+        xs, us, bound, _ = self.plan(task, x0s, params)
+        x0s, params = self.lookup._query(task, x0s, params)
+        cost = guess_costs(task, x0s, params, ro.xs, ro.us, divergence_bound, num_threads)
+        replaced = diverged_rollouts(ro.xs, divergence_bound) | ~(cost <= bound)
+        seconds = time.perf_counter() - t0  # the lookup and the rollouts' costs: what the fallback adds to a guess
+        return _with_fallback_guesses(task, ro, (xs, us, bound, seconds), replaced), replaced, cost

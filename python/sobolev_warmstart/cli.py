@@ -227,8 +227,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = make_task(args.task, args.variant)
     x0s, params = task.sample_instances(args.n, seed=args.seed)
     options = _variant_options(task, args, max_iters=args.max_iters, num_threads=args.threads)
+    fallback = None
+    if args.fallback:
+        from .baselines import LookupFallback, NearestNeighbourLookup
+        fallback = LookupFallback(NearestNeighbourLookup.load(args.fallback), args.fallback_cost_ratio)
     result = evaluate_methods(task, policies, x0s, params, seeds=args.seeds, action_steps=args.action_steps,
-                              options=options)
+                              options=options, fallback=fallback)
     print(f"{task.name}/{task.variant}: {args.n} instances (seed {args.seed}), rollout seeds {list(args.seeds)}, "
           f"budget {args.max_iters} iterations; mean ± 95% t interval over seeds")
     print(result.table("text"))
@@ -419,8 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="TO alone vs warm starts from exported policies, over rollout seeds")
     p.add_argument("--policy", action="append", required=True, metavar="METHOD=PATH",
-                   help="an exported policy and its method (mlp, sob_mlp, diff, sob_diff), or the training set's "
-                        "dataset .npz for the nearest-neighbour baselines (nn, nn_feedback); repeatable")
+                   help="an exported policy and its method (mlp, sob_mlp, diff, sob_diff, sob_diff_nn: Sob+Diff with "
+                        "the lookup fallback, needs --fallback), or the training set's dataset .npz for the "
+                        "nearest-neighbour baselines (nn, nn_feedback); repeatable")
+    p.add_argument("--fallback", metavar="DATASET",
+                   help="the training set's dataset .npz: sob_diff_nn replaces a rollout that diverged or costs more "
+                        "than --fallback-cost-ratio times its nearest training solution by that solution")
+    p.add_argument("--fallback-cost-ratio", type=_positive_float, default=30.0,
+                   help="sob_diff_nn's bound on a rollout's cost, in multiples of its nearest training solution's "
+                        "(default 30)")
     p.add_argument("--task", default="pendulum", choices=sorted(available_tasks()))
     p.add_argument("--variant", default="")
     p.add_argument("-n", type=_positive_int, default=32, help="number of held-out instances")

@@ -67,14 +67,16 @@ __all__ = ["METHODS", "METHOD_LABELS", "METRICS", "EvaluationResult", "evaluate_
            "read_rows_csv"]
 
 #: Methods in report order; "to" is the solver alone, "nn"/"nn_feedback" the nearest-neighbour baselines.
-METHODS = ("to", "nn", "nn_feedback", "mlp", "sob_mlp", "diff", "sob_diff")
+METHODS = ("to", "nn", "nn_feedback", "mlp", "sob_mlp", "diff", "sob_diff", "sob_diff_nn")
 #: Names used in tables and plots (after the reference).
 METHOD_LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "mlp": "MLP", "sob_mlp": "Sob+MLP",
-                 "diff": "Diff", "sob_diff": "Sob+Diff"}
+                 "diff": "Diff", "sob_diff": "Sob+Diff", "sob_diff_nn": "Sob+Diff, NN fallback"}
 #: Metrics per (method, seed); see the module docstring.
 METRICS = ("policy_cost", "cost", "iterations", "converged", "diverged", "infeasible", "rollout_time", "solve_time",
            "total_time")
-_DIFFUSION = ("diff", "sob_diff")
+_DIFFUSION = ("diff", "sob_diff", "sob_diff_nn")
+#: Methods that take the lookup fallback (evaluate_methods' ``fallback``) beside their policy.
+_WITH_FALLBACK = ("sob_diff_nn",)
 _FORMAT = "sobolev_warmstart.evaluation"
 _FORMAT_VERSION = 1
 
@@ -383,7 +385,7 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds: Sequence[int] = (0, 1, 2),
                      action_steps: int | None = None, options: SolverOptions | None = None,
                      warmup: bool = True, keep_raw: bool = True,
-                     divergence_bound: float = 1e3) -> EvaluationResult:
+                     divergence_bound: float = 1e3, fallback=None) -> EvaluationResult:
     """Evaluate TO alone and the learned methods in ``policies`` on instances ``(x0s (N, nx), params (N, nz))``.
 
     policies: ``{method: policy}`` with methods among ``"nn"``, ``"nn_feedback"``, ``"mlp"``, ``"sob_mlp"``,
@@ -392,8 +394,11 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
     :class:`~sobolev_warmstart.baselines.NearestNeighbourLookup` of the training set (or a dataset file). seeds: rollout noise seeds; TO alone is solved once per seed too (its timings vary).
     action_steps: A for the diffusion methods (None: each policy's own); direct policies act every step.
     options: solver settings for every solve. warmup: roll each policy out once, untimed, before the measured
-    runs (TorchScript optimises on its first calls). keep_raw: keep the per-instance results in ``.raw``.
+    runs (TorchScript optimises on its first calls), and have the fallback's lookup score its training solutions. keep_raw: keep the per-instance results in ``.raw``.
     divergence_bound: rollouts with a state coordinate beyond it (or non-finite) are not refined (module docstring).
+    fallback: a :class:`~sobolev_warmstart.baselines.LookupFallback`, required by the method ``"sob_diff_nn"``
+    (Sob+Diff's policy, whose rollouts that diverged or cost more than the fallback's bound are replaced by the
+    lookup's guess before the refine).
     """
     if not isinstance(task, Task):
         raise TypeError(f"task: expected a sobolev_warmstart Task (make_task), got {type(task).__name__}")
@@ -408,8 +413,15 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
     if x0s.shape[0] < 1:
         raise ValueError(f"x0s: expected at least one instance, got shape {x0s.shape}")
     runners = _check_policies(task, policies)
+    if any(m in runners for m in _WITH_FALLBACK):
+        if not callable(getattr(fallback, "apply", None)):
+            raise ValueError(f"fallback: the methods {[m for m in _WITH_FALLBACK if m in runners]} need a "
+                             f"LookupFallback, got {type(fallback).__name__}")
+        fallback.lookup.check_task(task)
     n = int(x0s.shape[0])
     if warmup:
+        if fallback is not None and any(m in runners for m in _WITH_FALLBACK):
+            fallback.plan(task, x0s[:1], params[:1])  # the training solutions' costs, computed once per lookup
         for method, policy in runners.items():
             if method in BASELINES:
                 continue
@@ -437,7 +449,7 @@ def evaluate_methods(task: Task, policies: Mapping[str, Any], x0s, params, seeds
                 ws, diverged = refine_guesses(task, x0s, params, ro, options, divergence_bound)
             else:
                 ws, diverged = refine_rollouts(task, x0s, params, policy, a or None, seed, options,
-                                               divergence_bound)
+                                               divergence_bound, fallback if method in _WITH_FALLBACK else None)
             used = int(ws.rollout.action_steps) if method in _DIFFUSION else 0
             violation = guess_violations(task, x0s, params, ws.rollout.xs, ws.rollout.us, divergence_bound,
                                          options.num_threads)

@@ -50,7 +50,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .config import ABSENT, BackendConfig, CollectConfig, ConfigError, LoopConfig, diff_configs, from_dict, to_dict
-from .baselines import BASELINES, NearestNeighbourLookup
+from .baselines import BASELINES, LookupFallback, NearestNeighbourLookup
 from .data import (ChunkDataset, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset, load_dataset,
                    save_dataset)
 from .distributed import BatchJob, run_batches_on_ray
@@ -564,6 +564,9 @@ def comparison_table(evaluation: dict) -> str:
     methods += [(label, m, per[f"{m}_rollout_time"], per.get(f"{m}_diverged"), per.get(f"{m}_policy_violation"))
                 for m, label in zip(BASELINES, ("NN", "NN+feedback")) if f"{m}_converged" in per]
     methods.append(("warm start", "warm", per["rollout_time"], per.get("diverged"), per.get("policy_violation")))
+    if "fallback_converged" in per:  # evaluations written before the row existed do not have it
+        methods.append(("warm start, NN fallback", "fallback", per["fallback_rollout_time"], None,
+                        per.get("fallback_policy_violation")))
     for name, key, roll, div, violation in methods:
         div = None if div is None else div.astype(bool)
         conv, iters, solve_t, cost = _as_run(per, key, div)
@@ -587,7 +590,9 @@ def comparison_table(evaluation: dict) -> str:
         " NN / NN+feedback: the nearest training trajectory (nearest in normalised (x0, z) among the "
         f"{evaluation.get('baselines', {}).get('training_instances', '?')} accepted training trajectories) / its "
         "feedback law from the new x0, refined by the solver; their iters* and cost* over the same instances "
-        "(where TO alone and the warm start converged) when they converged too.")
+        "(where TO alone and the warm start converged) when they converged too. warm start, NN fallback: the same "
+        "rollouts, those that diverged or cost more than 30 times their nearest training solution replaced by the NN "
+        "guess (LookupFallback; the lookup's time in its rollout ms).")
     lines.append(f"* over the {int(both.sum())} instances where both solves converged. Policy rollout alone: cost* "
                  f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}.{baselines} Best of both: {int(per['accepted'].sum())}/{n} "
                  f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
@@ -625,6 +630,37 @@ def evaluate_baselines(task: Task, lookup: NearestNeighbourLookup, x0s: np.ndarr
                            "solve_time_mean": _mean(w.solve_time), "rollout_time_mean": _mean(ro.time),
                            "cost_mean_converged": _mean(w.cost[conv]), "policy_cost_mean": _mean(ws.policy_cost),
                            "diverged": int(diverged.sum()), "wall_time_s": time.perf_counter() - t0}
+    return summary, per
+
+
+def evaluate_fallback(task: Task, fallback: LookupFallback, export_path: Path, x0s: np.ndarray, params: np.ndarray,
+                      batch: int, seed_of: Callable[[int], int], action_steps: int | None, options: SolverOptions,
+                      divergence_bound: float) -> tuple[dict, dict[str, np.ndarray]]:
+    """The warm start with the lookup fallback (:class:`~sobolev_warmstart.baselines.LookupFallback`) on the held-out
+    instances: the final policy rolled out in the evaluation's batches with their noise seeds (the same rollouts as
+    the warm start's row), the rollouts above their bound replaced by the lookup's guess, then refined. ``(summary,
+    per-instance arrays)`` with keys ``fallback_{iterations, converged, cost, solve_time, rollout_time, replaced,
+    policy_violation}``."""
+    t0 = time.perf_counter()
+    runner = load_policy_runner(export_path)
+    parts = []
+    for b, start in enumerate(range(0, len(x0s), batch)):
+        rows = slice(start, start + batch)
+        ws, _ = refine_rollouts(task, x0s[rows], params[rows], runner, action_steps, seed_of(b), options,
+                                divergence_bound, fallback)
+        w = ws.warm
+        parts.append({"fallback_iterations": np.asarray(w.iterations), "fallback_converged": np.asarray(w.converged),
+                      "fallback_cost": np.asarray(w.cost), "fallback_solve_time": np.asarray(w.solve_time),
+                      "fallback_rollout_time": np.asarray(ws.rollout.time), "fallback_replaced": ws.replaced,
+                      "fallback_policy_violation": guess_violations(task, x0s[rows], params[rows], ws.rollout.xs,
+                                                                    ws.rollout.us, divergence_bound,
+                                                                    options.num_threads)})
+    per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    conv = per["fallback_converged"].astype(bool)
+    summary = {"cost_ratio": fallback.cost_ratio, "replaced": int(per["fallback_replaced"].sum()),
+               "converged": int(conv.sum()), "iterations_mean": _mean(per["fallback_iterations"]),
+               "total_time_mean": _mean(per["fallback_rollout_time"] + per["fallback_solve_time"]),
+               "wall_time_s": time.perf_counter() - t0}
     return summary, per
 
 
@@ -716,8 +752,12 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
                                config.backend)
             per, _ = _merge(batches)
             collect_time = time.perf_counter() - t0
-            baselines, per_nn = evaluate_baselines(task, NearestNeighbourLookup.from_data(data), x0s, params,
-                                                   config.solver, config.divergence_bound)
+            lookup = NearestNeighbourLookup.from_data(data)
+            baselines, per_nn = evaluate_baselines(task, lookup, x0s, params, config.solver, config.divergence_bound)
+            baselines["fallback"], per_fb = evaluate_fallback(
+                task, LookupFallback(lookup), export_path, x0s, params, config.collect_batch,
+                lambda b: rollout_seed(config, 0, b), config.action_steps, config.solver, config.divergence_bound)
+            per_nn.update(per_fb)
             evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "tol": config.solver.tol,
                           "instance_seed": config.eval.seed,
                           **collect_metrics(per), "train": train_meta, "collect_time_s": collect_time,

@@ -38,8 +38,9 @@ METRIC_NAMES = {"policy_cost": "policy rollout cost", "cost": "refined cost (con
                 "rollout_time": "rollout time per instance [s]", "solve_time": "solve time per instance [s]",
                 "total_time": "total time per instance [s]"}
 _COLORS = {"to": "0.35", "nn": "tab:green", "nn_feedback": "tab:olive", "mlp": "tab:blue", "sob_mlp": "tab:cyan",
-           "diff": "tab:orange", "sob_diff": "tab:red"}
-_STYLES = {"to": "--", "nn": ":", "nn_feedback": ":", "mlp": "-", "sob_mlp": "-", "diff": "-", "sob_diff": "-"}
+           "diff": "tab:orange", "sob_diff": "tab:red", "sob_diff_nn": "tab:purple"}
+_STYLES = {"to": "--", "nn": ":", "nn_feedback": ":", "mlp": "-", "sob_mlp": "-", "diff": "-", "sob_diff": "-",
+           "sob_diff_nn": "-."}
 
 
 def _save(fig, path: str | os.PathLike) -> Path:

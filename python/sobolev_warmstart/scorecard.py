@@ -79,7 +79,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .baselines import BASELINES, NearestNeighbourLookup
+from .baselines import BASELINES, LookupFallback, NearestNeighbourLookup
 from .config import _check_int, _check_symmetry
 from .consolidate import consolidate_dataset
 from .data import (ChunkDataset, ChunkSpec, Normalisers, TaskInfo, TrajectoryData, atomic_write_bytes, build_dataset,
@@ -112,14 +112,14 @@ DEFAULT_VARIANTS = (
 #: The variants of a smoke scorecard (cheap solves).
 SMOKE_VARIANTS = ("pendulum/default", "ur5/fixed_start_fixed_target")
 #: Methods of the scorecard, in report order.
-SCORECARD_METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
+SCORECARD_METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff", "sob_diff_nn")
 _LEARNED = ("diff", "sob_diff")
 _EXPORT = "policy_export.safetensors"  # the native C++ forward (export.export_native)
 _FORMAT = "sobolev_warmstart.scorecard"
 _FORMAT_VERSION = 1
 #: Settings only the held-out evaluation reads (stages 3 and 4's rollouts): a scorecard that differs from another in
 #: nothing else reuses its training set and policies (``trained_from``).
-EVALUATION_KEYS = frozenset({"test_instances", "test_seed", "seeds"})
+EVALUATION_KEYS = frozenset({"test_instances", "test_seed", "seeds", "fallback_cost_ratio"})
 
 Progress = Callable[[str], None]
 
@@ -177,7 +177,9 @@ class ScorecardSettings:
     the derivatives of the solutions with respect to the task parameters (target, columns) at a fixed state, their
     block weighted by w against the state's (``TrainConfig.parameter_sobolev_weight``), computed by re-solving each
     training trajectory at perturbed parameters (:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`; only
-    variants with parameters; Diff and the lookups do not use them).
+    variants with parameters; Diff and the lookups do not use them). fallback_cost_ratio: the method
+    ``sob_diff_nn`` (Sob+Diff with the lookup fallback, :class:`~sobolev_warmstart.baselines.LookupFallback`) replaces
+    a rollout costing more than this many times its nearest training solution by the lookup's guess (evaluation only).
     """
 
     task: str
@@ -229,6 +231,7 @@ class ScorecardSettings:
     consolidate_rounds: int = 2
     symmetry_copies: int = 0
     parameter_sobolev: float = 0.0
+    fallback_cost_ratio: float = 30.0
 
     def __post_init__(self) -> None:
         _check_int("train_seed", self.train_seed, 0)
@@ -239,6 +242,7 @@ class ScorecardSettings:
                              f"{self.train_seed}), got {self.test_seed!r}")
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
+        LookupFallback.check_cost_ratio(self.fallback_cost_ratio, "fallback_cost_ratio")
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
         check_normaliser_mode("action_normaliser", self.action_normaliser)
         check_normaliser_mode("observation_normaliser", self.observation_normaliser)
@@ -675,11 +679,13 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
         return _load_npz(path)
     x_te, p_te = task.sample_instances(s.test_instances, seed=s.test_seed)
     lookup = NearestNeighbourLookup.from_data(data)
-    policies = {**{m: lookup for m in BASELINES}, **{m: str(exports[m]) for m in _LEARNED}}
+    policies = {**{m: lookup for m in BASELINES}, **{m: str(exports[m]) for m in _LEARNED},
+                "sob_diff_nn": str(exports["sob_diff"])}
     say(f"  evaluate on {s.test_instances} held-out instances (seed {s.test_seed}), rollout seeds {list(s.seeds)}")
     t0 = time.perf_counter()
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
-                          options=s.options(1), divergence_bound=s.divergence_bound)
+                          options=s.options(1), divergence_bound=s.divergence_bound,
+                          fallback=LookupFallback(lookup, s.fallback_cost_ratio))
     # the objective along TO alone's starting guess, scored as every other guess is
     guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
@@ -699,6 +705,8 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
                       "iterations": np.asarray(solved.iterations, dtype=np.float64), "rollout_time": rollout_time,
                       "solve_time": np.asarray(solved.solve_time, dtype=np.float64), "diverged": diverged,
                       "seed": np.full(len(res), seed)}
+            if getattr(res, "replaced", None) is not None:
+                values["replaced"] = np.asarray(res.replaced, bool)
             for k, v in values.items():
                 per.setdefault(f"{method}_{k}", []).append(v)
     arrays = {k: np.concatenate(v) for k, v in per.items()}
@@ -791,6 +799,8 @@ def variant_rows(per: dict[str, np.ndarray], tol: float = SolverOptions.tol) -> 
     rows = []
     to_cost, to_conv = per["to_cost"], per["to_converged"].astype(bool)
     for method in SCORECARD_METHODS:
+        if f"{method}_converged" not in per:  # evaluated before the method existed (Sob+Diff's NN fallback)
+            continue
         size = len(per[f"{method}_converged"])
         g = {k: per.get(f"{method}_{k}", np.full(size, np.nan)) for k in _FIELDS}  # older folders: no violation
         conv, div = g["converged"].astype(bool), g["diverged"].astype(bool)

@@ -77,7 +77,10 @@ class WarmStartResult:
     rollout: the policy's rollouts (with their times); policy_cost (N,): the task objective along each rollout
     (constraints not included); warm: the solve from the rollout; default: the solve from the default guess
     ("TO alone"), or None when not requested; wall times of the three stages [s]. Instances whose rollout
-    diverged (``rollout.errors``) are solved from the default guess in ``warm``.
+    diverged (``rollout.errors``) are solved from the default guess in ``warm``. replaced (N,) bool, with a
+    ``fallback`` (:class:`~sobolev_warmstart.baselines.LookupFallback`) only: the instances whose solve started from
+    the lookup's guess instead of the rollout; ``rollout`` then holds the guesses the solver started from (the
+    lookup's time shared into ``rollout.time``) and ``policy_cost`` still the policy's own rollouts' objective.
     """
 
     rollout: RolloutResult
@@ -87,6 +90,7 @@ class WarmStartResult:
     rollout_wall_time: float
     warm_wall_time: float
     default_wall_time: float
+    replaced: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.warm)
@@ -126,7 +130,7 @@ class WarmStartResult:
 
 def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = None, seed: int = 0,
                options: SolverOptions | None = None, batch_size: int = 0,
-               compare_default: bool = True) -> WarmStartResult:
+               compare_default: bool = True, fallback=None) -> WarmStartResult:
     """Warm-start the solver with ``policy``'s rollouts on instances ``(x0s (N, nx), params (N, nz))``.
 
     policy: an exported ``.pt``/``.pt2`` file or :class:`~sobolev_warmstart.rollout.PolicyRunner` (the whole path
@@ -134,6 +138,9 @@ def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = No
     (None: the policy's own). seed: rollout noise seed. options: solver settings (their ``num_threads`` also
     sets the rollout threads). batch_size: lockstep group size (0: split evenly over threads).
     compare_default: also solve from the default guess ("TO alone") for comparison and :meth:`dual`.
+    fallback: a :class:`~sobolev_warmstart.baselines.LookupFallback`: where a rollout diverged or costs more than its
+    bound, the solve starts from the lookup's guess (``result.replaced``); the lookup runs before the C++ path
+    (milliseconds) and its time is shared into ``rollout.time``. None: diverged rollouts start from the default guess.
     """
     options = options or SolverOptions()
     if not isinstance(options, SolverOptions):
@@ -141,37 +148,68 @@ def warm_start(task: Task, x0s, params, policy, *, action_steps: int | None = No
     x0s, params = _instances(task, x0s, params)
     steps = _check_action_steps(action_steps)
     runner = as_runner(policy)
+    if fallback is not None and not callable(getattr(fallback, "plan", None)):
+        raise TypeError(f"fallback: expected a LookupFallback or None, got {type(fallback).__name__}")
+    plan = None if fallback is None else fallback.plan(task, x0s, params)
     if runner is not None:
+        extra = {} if plan is None else {"fallback_xs": plan[0], "fallback_us": plan[1],
+                                         "fallback_cost_bound": plan[2]}
         out = _core.warm_start(task, runner, x0s, params, action_steps=steps, seed=int(seed),
                                batch_size=int(batch_size), solve_from_default=bool(compare_default),
                                tol=float(options.tol), mu_init=float(options.mu_init), max_iters=options.max_iters,
                                num_threads=options.num_threads, refresh_gains=options.refresh_gains,
                                dual_init=options.dual_init, step_acceptance=options.step_acceptance,
-                               stall_iters=options.stall_iters)
+                               stall_iters=options.stall_iters, **extra)
+        ro = RolloutResult(**out["rollout"], backend=f"cpp/{runner.backend}")
+        replaced = None
+        if plan is not None:
+            replaced = np.asarray(out["replaced"], bool)
+            ro = _with_fallback_guesses(task, ro, plan, replaced)
         return WarmStartResult(
-            rollout=RolloutResult(**out["rollout"], backend=f"cpp/{runner.backend}"),
-            policy_cost=out["policy_cost"],
+            rollout=ro, policy_cost=out["policy_cost"],
             warm=SolveResult(params=params.copy(), **out["warm"]),
             default=None if out["default"] is None else SolveResult(params=params.copy(), **out["default"]),
             rollout_wall_time=out["rollout_wall_time"], warm_wall_time=out["warm_wall_time"],
-            default_wall_time=out["default_wall_time"])
+            default_wall_time=out["default_wall_time"], replaced=replaced)
     ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, batch_size=batch_size,
                  num_threads=options.num_threads)
     policy_cost = _core.trajectory_costs(task, x0s, params, np.nan_to_num(ro.xs, posinf=1e300, neginf=-1e300),
                                          np.nan_to_num(ro.us, posinf=1e300, neginf=-1e300), options.num_threads)
-    # as in C++: a diverged rollout is no guess; those instances start from the default guess
+    # as in C++: a diverged rollout is no guess; those instances start from the fallback guess, or the default one
     xs_init, us_init = ro.xs.copy(), ro.us.copy()
+    replaced = None
+    if plan is not None:
+        replaced = np.array([bool(e) or not (c <= b) for e, c, b in zip(ro.errors, policy_cost, plan[2])])
     for i, err in enumerate(ro.errors):
-        if err:
+        if replaced is not None and replaced[i]:
+            xs_init[i], us_init[i] = plan[0][i], plan[1][i]
+        elif err:
             xs_init[i], us_init[i] = task.default_initial_guess(x0s[i], params[i])
     t0 = time.perf_counter()
     warm = solve(task, x0s, params, xs_init, us_init, options)
     t1 = time.perf_counter()
     default = solve(task, x0s, params, options=options) if compare_default else None
     t2 = time.perf_counter()
+    if replaced is not None:
+        ro = _with_fallback_guesses(task, ro, plan, replaced)
     return WarmStartResult(rollout=ro, policy_cost=policy_cost, warm=warm, default=default,
                            rollout_wall_time=ro.wall_time, warm_wall_time=t1 - t0,
-                           default_wall_time=t2 - t1 if compare_default else 0.0)
+                           default_wall_time=t2 - t1 if compare_default else 0.0, replaced=replaced)
+
+
+def _with_fallback_guesses(task: Task, ro: RolloutResult, plan, replaced: np.ndarray) -> RolloutResult:
+    """``ro`` with the replaced instances' guesses swapped for the fallback's (``plan = (xs, us, bound, seconds)``
+    of :meth:`~sobolev_warmstart.baselines.LookupFallback.plan`), their errors cleared, the lookup's time shared
+    among every instance."""
+    xs, us, actions = ro.xs.copy(), ro.us.copy(), ro.actions.copy()
+    xs[replaced], us[replaced] = plan[0][replaced], plan[1][replaced]
+    for i in np.flatnonzero(replaced):
+        actions[i] = us[i] if task.action_space == "torque" else [
+            task.action(us[i, t], xs[i, t + 1]) for t in range(task.horizon)]
+    share = plan[3] / max(len(xs), 1)
+    return dataclasses.replace(ro, xs=xs, us=us, actions=actions, time=ro.time + share,
+                               errors=["" if r else e for r, e in zip(replaced, ro.errors)],
+                               wall_time=ro.wall_time + plan[3])
 
 
 def state_difference(task: Task, xs: np.ndarray, xs_ref: np.ndarray) -> np.ndarray:
@@ -335,7 +373,8 @@ def _expand(part: SolveResult, ok: np.ndarray, xs: np.ndarray, us: np.ndarray, p
 
 
 def refine_rollouts(task: Task, x0s: np.ndarray, params: np.ndarray, policy, action_steps: int | None,
-                    seed: int, options: SolverOptions, bound: float) -> tuple[WarmStartResult, np.ndarray]:
+                    seed: int, options: SolverOptions, bound: float,
+                    fallback=None) -> tuple[WarmStartResult, np.ndarray]:
     """Roll out, score, and refine the rollouts that stayed within ``bound``: ``(result, diverged (N,))``.
 
     Unlike :func:`warm_start` (which solves a diverged instance from the default guess), a diverged instance
@@ -343,9 +382,17 @@ def refine_rollouts(task: Task, x0s: np.ndarray, params: np.ndarray, policy, act
     values zeroed) as solution. The loop's dual solve and the evaluation of the methods use it, with a bound
     (1e3 by default) below the C++ rollout's own 1e6: a diverged guess is worthless, and guesses with huge
     coordinates have been seen to abort the solver. Without divergence, ``result.warm`` is
-    ``warm_start(...).warm`` (same noise streams, same solver, same results)."""
+    ``warm_start(...).warm`` (same noise streams, same solver, same results). With a ``fallback``
+    (:class:`~sobolev_warmstart.baselines.LookupFallback`) the rollouts that diverged or cost more than their bound
+    are replaced by the lookup's guesses before anything is refined (so none is left diverged), as
+    ``warm_start(..., fallback=...)`` does; ``result.replaced`` says where, ``result.policy_cost`` is the policy's own
+    rollouts' objective."""
     ro = rollout(task, x0s, params, policy, action_steps=action_steps, seed=seed, num_threads=options.num_threads)
-    return refine_guesses(task, x0s, params, ro, options, bound)
+    if fallback is None:
+        return refine_guesses(task, x0s, params, ro, options, bound)
+    guesses, replaced, cost = fallback.apply(task, x0s, params, ro, bound, options.num_threads)
+    result, diverged = refine_guesses(task, x0s, params, guesses, options, bound)
+    return dataclasses.replace(result, policy_cost=cost, replaced=replaced), diverged
 
 
 def default_guesses(task: Task, x0s: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
