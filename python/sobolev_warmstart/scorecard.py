@@ -955,7 +955,11 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
              "Per variant: TO alone collects the training trajectories (converged solves only); Diff and Sob+Diff are "
              "trained on the same trajectories with the same budget (network, epochs, seed); every method is "
              f"evaluated on held-out instances (seed {test_seeds}, never used for training), its guess refined by the same "
-             "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start."
+             "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start. "
+             "Sob+Diff, NN fallback (where evaluated): Sob+Diff's rollouts, those that diverged or cost more than "
+             "fallback_cost_ratio (30) "
+             "times their nearest training solution replaced by the NN guess before the refine (sw.LookupFallback; "
+             "its policy/TO is the policy's own rollouts', its total includes the lookup)."
              + consolidation, "",
              "- policy/TO: per instance, the objective along the method's guess over TO alone's converged cost "
              "(TO alone's row: the task's default guess), median and mean over the instances where TO alone "
