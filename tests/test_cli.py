@@ -170,8 +170,11 @@ def test_command_errors_are_one_line_with_status_2(tmp_path, capsys):
         (["export", str(tmp_path / "p.pt"), str(tmp_path / "p.onnx")],
          "error: output: expected a .safetensors (native), .pt (TorchScript) or .pt2 (AOTInductor) file name"),
         (["evaluate", "--policy", str(tmp_path / "p.pt")], "error: --policy"),
+        (["evaluate", "--policy", f"sob_diff_nn={tmp_path / 'exists.pt'}", "--fallback", str(tmp_path / "none.npz")],
+         "error: path: no dataset file at"),
         (["experiment", "everything"], "error: name: unknown experiment 'everything'"),
     ]
+    (tmp_path / "exists.pt").write_bytes(b"")
     bad = tmp_path / "bad.toml"
     bad.write_text("iterations = [\n")
     cases.append((["loop", "--config", str(bad)], f"error: {bad}: invalid TOML"))
