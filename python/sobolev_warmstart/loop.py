@@ -643,6 +643,7 @@ def evaluate_fallback(task: Task, fallback: LookupFallback, export_path: Path, x
     policy_violation}``."""
     t0 = time.perf_counter()
     runner = load_policy_runner(export_path)
+    fallback.lookup.solution_costs(task)  # once per training set, as the lookup's normalisation: not a query's time
     parts = []
     for b, start in enumerate(range(0, len(x0s), batch)):
         rows = slice(start, start + batch)
