@@ -91,7 +91,9 @@ def main() -> None:
 
 
 def teacher_forced(folder: Path, methods, seed: int) -> None:
-    """One step from the solver's own training states: see the module's docstring."""
+    """One step from the solver's own training states: see the module's docstring. The network is called directly
+    (the eager policy, as the C++ runner's ``sample_chunks`` would): a rollout refuses a state that another
+    instance's column covers, and those states are part of what is asked."""
     data = np.load(folder / "collect" / "trajectories.npz")
     obs, actions, params = data["observations"], data["actions"], data["params"]
     n, steps = len(params), np.arange(0, actions.shape[1] - 2, 2)

@@ -285,8 +285,10 @@ def test_the_lookup_fallback_replaces_the_rollouts_above_their_bound_alike_on_ev
     np.testing.assert_array_equal(w.warm.iterations[want], from_lookup.iterations)
     assert all(e == "" for e in np.asarray(w.rollout.errors, dtype=object)[want])
     e = sw.warm_start(task, x0s, params, eager["diff"], seed=0, compare_default=False, fallback=fallback)
-    np.testing.assert_array_equal(e.replaced, want)
-    np.testing.assert_array_equal(e.warm.iterations, w.warm.iterations)
+    np.testing.assert_array_equal(e.replaced, want)  # the ratios (here 196-249) are far from the median split
+    # the replaced instances start from the same lookup guesses; the kept ones from rollouts equal to float rounding
+    np.testing.assert_array_equal(e.warm.iterations[want], w.warm.iterations[want])
+    np.testing.assert_allclose(e.rollout.xs, w.rollout.xs, atol=1e-5)
     ev = evaluate_methods(task, {"sob_diff_nn": paths["diff"]}, x0s, params, seeds=(0,), warmup=False,
                           fallback=fallback)
     mine = ev.raw[("sob_diff_nn", 0)]

@@ -294,11 +294,14 @@ class LookupFallback:
         objective above which its rollout is replaced, and the lookup's wall time."""
         t0 = time.perf_counter()
         x0s, params = self.lookup._query(task, x0s, params)
+        return (*self._plan(task, x0s, params), time.perf_counter() - t0)
+
+    def _plan(self, task: Task, x0s: np.ndarray, params: np.ndarray):
+        """:meth:`plan` without the timing, on instances already checked."""
         idx = self.lookup.nearest(x0s, params)
         xs = self.lookup.xs[idx].copy()
         xs[:, 0] = x0s
-        bound = self.cost_ratio * self.lookup.solution_costs(task)[idx]
-        return xs, self.lookup.us[idx].copy(), bound, time.perf_counter() - t0
+        return xs, self.lookup.us[idx].copy(), self.cost_ratio * self.lookup.solution_costs(task)[idx]
 
     def apply(self, task: Task, x0s, params, ro: RolloutResult, divergence_bound: float,
               num_threads: int = 0) -> tuple[RolloutResult, np.ndarray, np.ndarray]:
@@ -308,8 +311,8 @@ class LookupFallback:
         ``rollout_cost`` is the objective along the policy's own rollouts (a diverged one held as
         :func:`~sobolev_warmstart.warmstart.guess_costs` holds it)."""
         t0 = time.perf_counter()
-        xs, us, bound, _ = self.plan(task, x0s, params)
         x0s, params = self.lookup._query(task, x0s, params)
+        xs, us, bound = self._plan(task, x0s, params)
         cost = guess_costs(task, x0s, params, ro.xs, ro.us, divergence_bound, num_threads)
         replaced = diverged_rollouts(ro.xs, divergence_bound) | ~(cost <= bound)
         seconds = time.perf_counter() - t0  # the lookup and the rollouts' costs: what the fallback adds to a guess
