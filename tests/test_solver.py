@@ -6,6 +6,7 @@ import pinocchio as pin
 import pytest
 
 import sobolev_warmstart as sw
+from sobolev_warmstart.warmstart import guess_costs
 
 from conftest import TASK_CASES, pinocchio_model, tangent_difference
 
@@ -75,10 +76,34 @@ def test_parallel_equals_serial_equals_one_by_one(name, variant):
     parallel = sw.solve(task, x0s, params, options=sw.SolverOptions(num_threads=2))
     for f in fields:
         np.testing.assert_array_equal(getattr(parallel, f), getattr(serial, f), err_msg=f)
-    for i in [0, 3, 5]:  # a fresh solver per call: no state carried from other instances
+    for i in [0, 3, 5]:  # one by one: no state carried from other instances
         alone = sw.solve(task, x0s[i : i + 1], params[i : i + 1], options=sw.SolverOptions(num_threads=1))
         for f in fields:
             np.testing.assert_array_equal(getattr(alone, f)[0], getattr(serial, f)[i], err_msg=f)
+
+
+@pytest.mark.parametrize("name,variant,options", [
+    ("pendulum", "default", sw.SolverOptions(num_threads=1)),
+    ("ur5", "random_start_random_target", sw.SolverOptions(num_threads=2, stall_iters=10)),
+    ("quadrotor", "columns_3", sw.SolverOptions(num_threads=2, mu_init=0.1))])
+def test_a_solve_does_not_depend_on_what_the_task_solved_before(name, variant, options):
+    """A task keeps its threads' problems and solver workspaces between calls (ReusablePool, round 46). The same
+    instances solved by a fresh task, and by one that first solved other instances, with these options and others,
+    and evaluated trajectories, give the same bits."""
+    fresh = sw.make_task(name, variant)
+    x0s, params = fresh.sample_instances(4, seed=21)
+    expected = sw.solve(fresh, x0s, params, options=options)
+    expected_costs = guess_costs(fresh, x0s, params, expected.xs, expected.us, 1e3)
+
+    used = sw.make_task(name, variant)
+    other_x0s, other_params = used.sample_instances(5, seed=22)
+    for other in (options, sw.SolverOptions(num_threads=1, tol=1e-6, mu_init=1.0, max_iters=7), options):
+        done = sw.solve(used, other_x0s, other_params, options=other)
+        guess_costs(used, other_x0s, other_params, done.xs, done.us, 1e3)
+    again = sw.solve(used, x0s, params, options=options)
+    for f in ["xs", "us", "feedback_gains", "cost", "iterations", "converged", "primal_infeasibility", "lams", "vs"]:
+        np.testing.assert_array_equal(getattr(again, f), getattr(expected, f), err_msg=f)
+    np.testing.assert_array_equal(guess_costs(used, x0s, params, again.xs, again.us, 1e3), expected_costs)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdio>
 #include <limits>
 #include <memory>
 
@@ -144,8 +145,9 @@ struct StallSwitch : aligator::CallbackBaseTpl<double> {
   }
 };
 
-/// Everything one thread needs, created once per thread and reused for every instance it solves.
-struct ThreadWorkspace {
+/// Everything one thread needs, reused for every instance it solves, and kept in the task's pool for later calls with
+/// the same options (workspace_key): each solve starts from the same solver state whatever it solved before (below).
+struct ThreadWorkspace : ReusablePool::Entry {
   std::unique_ptr<TaskProblem> problem;
   std::unique_ptr<Solver> solver;
   std::shared_ptr<StallSwitch> stall_switch;
@@ -177,6 +179,14 @@ void unflatten(const double *in, std::vector<VectorXd> &vs) {
   }
 }
 
+/// What a workspace is built for: every option its construction reads, exactly (hexadecimal floats).
+std::string workspace_key(const SolverOptions &o) {
+  char key[160];
+  std::snprintf(key, sizeof key, "proxddp tol=%a mu=%a iters=%d sa=%d stall=%d", o.tol, o.mu_init, o.max_iters,
+                int(o.step_acceptance), o.stall_iters);
+  return key;
+}
+
 void make_workspace(const Task &task, const SolverOptions &options, ThreadWorkspace &ws) {
   ws.problem = task.create_problem();
   ws.solver = std::make_unique<Solver>(options.tol, options.mu_init, std::size_t(options.max_iters));
@@ -194,9 +204,16 @@ void make_workspace(const Task &task, const SolverOptions &options, ThreadWorksp
 } // namespace
 
 std::pair<int, int> multiplier_sizes(const Task &task) {
-  ThreadWorkspace ws;
-  make_workspace(task, SolverOptions(), ws);
-  return {total_size(ws.solver->results_.lams), total_size(ws.solver->results_.vs)};
+  const SolverOptions options;
+  const std::string key = workspace_key(options);
+  std::unique_ptr<ThreadWorkspace> ws(static_cast<ThreadWorkspace *>(task.reusable().take(key).release()));
+  if (!ws) {
+    ws = std::make_unique<ThreadWorkspace>();
+    make_workspace(task, options, *ws);
+  }
+  const std::pair<int, int> sizes{total_size(ws->solver->results_.lams), total_size(ws->solver->results_.vs)};
+  task.reusable().put(key, std::move(ws));
+  return sizes;
 }
 
 BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params,
@@ -221,11 +238,29 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
   out.errors.assign(n, std::string());
 
   const int num_threads = std::max(1, std::min(options.num_threads > 0 ? options.num_threads : omp_get_max_threads(), n));
-  std::vector<ThreadWorkspace> workspaces(num_threads);
-  // thread 0's workspace, built here, tells the multipliers' sizes (the same problem for every instance)
-  make_workspace(task, options, workspaces[0]);
-  out.n_lams = total_size(workspaces[0].solver->results_.lams);
-  out.n_vs = total_size(workspaces[0].solver->results_.vs);
+  const std::string key = workspace_key(options);
+  ReusablePool &pool = task.reusable();
+  // each thread's workspace, from the task's pool or built on first use; all go back to the pool at the end
+  std::vector<std::unique_ptr<ThreadWorkspace>> workspaces(num_threads);
+  const auto take_workspace = [&](std::unique_ptr<ThreadWorkspace> &ws) {
+    ws.reset(static_cast<ThreadWorkspace *>(pool.take(key).release()));
+    if (!ws) {
+      ws = std::make_unique<ThreadWorkspace>();
+      make_workspace(task, options, *ws);
+    }
+  };
+  struct GiveBack {  // also when an exception leaves this function
+    ReusablePool &pool;
+    const std::string &key;
+    std::vector<std::unique_ptr<ThreadWorkspace>> &workspaces;
+    ~GiveBack() {
+      for (auto &ws : workspaces) pool.put(key, std::move(ws));
+    }
+  } give_back{pool, key, workspaces};
+  // thread 0's workspace, taken here, tells the multipliers' sizes (the same problem for every instance)
+  take_workspace(workspaces[0]);
+  out.n_lams = total_size(workspaces[0]->solver->results_.lams);
+  out.n_vs = total_size(workspaces[0]->solver->results_.vs);
   const bool given_duals = !lams_init.empty() || !vs_init.empty();
   if (given_duals && (lams_init.size() != std::size_t(n) * out.n_lams || vs_init.size() != std::size_t(n) * out.n_vs))
     throw std::invalid_argument("lams_init, vs_init: expected (" + std::to_string(n) + ", " +
@@ -238,12 +273,13 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
 #pragma omp parallel num_threads(num_threads)
   {
     Eigen::setNbThreads(1);
-    ThreadWorkspace &ws = workspaces[omp_get_thread_num()];
+    std::unique_ptr<ThreadWorkspace> &mine = workspaces[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
     for (int i = 0; i < n; ++i) {
       try {
         const auto setup_start = Clock::now();
-        if (!ws.problem) make_workspace(task, options, ws);
+        if (!mine) take_workspace(mine);
+        ThreadWorkspace &ws = *mine;
         ws.problem->set_instance(x0s.row(i).transpose(), params.row(i).transpose());
         if (xs_init.empty()) {
           task.default_initial_guess(x0s.row(i).transpose(), params.row(i).transpose(), ws.xs, ws.us);
@@ -330,6 +366,12 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
 
 namespace {
 
+/// A thread's problem and its data for evaluating trajectories, kept in the task's pool between calls.
+struct EvaluationWorkspace : ReusablePool::Entry {
+  std::unique_ptr<TaskProblem> problem;
+  std::unique_ptr<aligator::TrajOptDataTpl<double>> data;
+};
+
 /// Evaluates the problem of every instance at its trajectory (xs, us) in OpenMP threads and returns
 /// measure(problem, data) per instance; `what` names the caller in errors.
 template <typename Measure>
@@ -341,19 +383,26 @@ std::vector<double> evaluate_trajectories(const char *what, const Task &task, co
   std::vector<double> values(n, 0.0);
   std::vector<std::string> errors(n);
   const int threads = std::max(1, std::min(num_threads > 0 ? num_threads : omp_get_max_threads(), std::max(n, 1)));
+  static const std::string key = "evaluation";
+  ReusablePool &pool = task.reusable();
 #pragma omp parallel num_threads(threads)
   {
     Eigen::setNbThreads(1);
-    std::unique_ptr<TaskProblem> problem;
-    std::unique_ptr<aligator::TrajOptDataTpl<double>> data;
+    std::unique_ptr<EvaluationWorkspace> ws;
     std::vector<VectorXd> xv(T + 1), uv(T);
 #pragma omp for schedule(dynamic, 4)
     for (int i = 0; i < n; ++i) {
       try {
-        if (!problem) {
-          problem = task.create_problem();
-          data = std::make_unique<aligator::TrajOptDataTpl<double>>(problem->problem());
+        if (!ws) {
+          ws.reset(static_cast<EvaluationWorkspace *>(pool.take(key).release()));
+          if (!ws) {
+            ws = std::make_unique<EvaluationWorkspace>();
+            ws->problem = task.create_problem();
+            ws->data = std::make_unique<aligator::TrajOptDataTpl<double>>(ws->problem->problem());
+          }
         }
+        auto &problem = ws->problem;
+        auto &data = ws->data;
         problem->set_instance(x0s.row(i).transpose(), params.row(i).transpose());
         for (int t = 0; t <= T; ++t)
           xv[t] = Eigen::Map<const VectorXd>(&xs[(std::size_t(i) * (T + 1) + t) * d.nx], d.nx);
@@ -367,6 +416,7 @@ std::vector<double> evaluate_trajectories(const char *what, const Task &task, co
         errors[i] = "unknown exception";
       }
     }
+    pool.put(key, std::move(ws));
   }
   for (const auto &e : errors)
     if (!e.empty()) throw std::runtime_error(std::string(what) + ": " + e);

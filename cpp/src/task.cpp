@@ -6,6 +6,7 @@
 #include <pinocchio/algorithm/joint-configuration.hpp>
 #include <pinocchio/algorithm/rnea.hpp>
 
+#include <iterator>
 #include <sstream>
 
 namespace sobolev_warmstart {
@@ -67,6 +68,29 @@ void Task::finalize(int horizon, double dt, int nz, int na, int no) {
   Space space(model_);
   FreeFwd ode(space, actuation_);
   dynamics_ = std::make_shared<const SemiImplicitEulerDynamics>(ode, dt);
+}
+
+std::unique_ptr<ReusablePool::Entry> ReusablePool::take(const std::string &key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = idle_.rbegin(); it != idle_.rend(); ++it)  // the most recently put back first
+    if (it->first == key) {
+      std::unique_ptr<Entry> entry = std::move(it->second);
+      idle_.erase(std::next(it).base());
+      return entry;
+    }
+  return nullptr;
+}
+
+void ReusablePool::put(const std::string &key, std::unique_ptr<Entry> entry) {
+  if (!entry) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (idle_.size() >= kMaxIdle) idle_.erase(idle_.begin());
+  idle_.emplace_back(key, std::move(entry));
+}
+
+std::size_t ReusablePool::idle() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return idle_.size();
 }
 
 std::shared_ptr<ExplicitDynamicsData> Task::create_dynamics_data() const {

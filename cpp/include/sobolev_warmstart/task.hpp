@@ -13,7 +13,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sobolev_warmstart {
@@ -59,6 +61,30 @@ protected:
   std::unique_ptr<TrajOptProblem> problem_;
 };
 
+/// @brief Objects that take milliseconds to build and can serve later calls on the same task: a thread's Aligator
+/// problem (with its data), a thread's solver workspace. Building them on every call cost a one-instance pendubot solve
+/// about 8 ms around its 1 ms of iterations (round 46). A Task keeps the idle ones for its lifetime, by key (what they
+/// were built for); a call takes one or builds it, and puts it back when done. Thread-safe. At most kMaxIdle idle
+/// objects are kept: beyond that the oldest are dropped.
+class ReusablePool {
+public:
+  struct Entry {
+    virtual ~Entry() = default;
+  };
+  static constexpr std::size_t kMaxIdle = 64;
+
+  /// @brief An idle entry built for `key`, or nullptr when there is none (the caller builds one).
+  std::unique_ptr<Entry> take(const std::string &key);
+  /// @brief Keep `entry` (built for `key`) for a later take; nullptr is ignored.
+  void put(const std::string &key, std::unique_ptr<Entry> entry);
+  /// @brief Idle entries kept now (for the tests).
+  std::size_t idle() const;
+
+private:
+  mutable std::mutex mutex_;
+  std::vector<std::pair<std::string, std::unique_ptr<Entry>>> idle_;  // oldest first
+};
+
 /// @brief A family of optimal control problems over one robot model.
 class Task {
 public:
@@ -88,6 +114,8 @@ public:
 
   /// @brief Create a per-thread problem (call once per thread, reuse for every instance).
   virtual std::unique_ptr<TaskProblem> create_problem() const = 0;
+  /// @brief The task's pool of reusable per-thread objects (problems, solver workspaces), shared by every call.
+  ReusablePool &reusable() const { return reusable_; }
 
   /// @brief The default ("TO alone") initial guess of an instance. See describe().
   virtual void default_initial_guess(const VectorXd &x0, const VectorXd &params,
@@ -131,6 +159,9 @@ protected:
   MatrixXd actuation_;
   VectorXd u_lower_, u_upper_;
   std::shared_ptr<const SemiImplicitEulerDynamics> dynamics_;
+
+private:
+  mutable ReusablePool reusable_;
 };
 
 /// @brief Names of the tasks make_task accepts, with their variants.
