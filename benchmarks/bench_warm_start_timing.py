@@ -29,6 +29,7 @@ from sobolev_warmstart.warmstart import default_guesses, refine_guesses
 from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
 
 METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff", "sob_diff_nn")
+POLICY_METHODS = ("diff", "sob_diff", "sob_diff_nn")
 LABELS = {"to": "TO alone", "nn": "NN", "nn_feedback": "NN+feedback", "diff": "Diff", "sob_diff": "Sob+Diff",
           "sob_diff_nn": "Sob+Diff, NN fallback"}
 
@@ -45,26 +46,35 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                     help="the methods to time (default: all; sob_diff_nn is Sob+Diff with the lookup fallback, "
                          "sw.LookupFallback at its default cost ratio)")
+    ap.add_argument("--action-steps", type=int, nargs="+", default=None,
+                    help="the policies' executed actions per replan (A) to time, each a row per policy method "
+                         "(default: the folder's own A; a larger A calls the network A times less often, round 46)")
     args = ap.parse_args()
-    methods = tuple(m for m in METHODS if m in args.methods)
-    if args.reference not in methods:
+    picked = tuple(m for m in METHODS if m in args.methods)
+    if args.reference not in picked:
         raise SystemExit(f"--reference: {args.reference} is not among --methods {list(methods)}")
     if args.rounds < 1:
         raise SystemExit(f"--rounds: expected at least 1, got {args.rounds}")
+    if args.action_steps is not None and min(args.action_steps) < 1:
+        raise SystemExit(f"--action-steps: expected positive integers, got {args.action_steps}")
     print(f"| variant | method | iters mean | total [ms], median of {args.rounds} rounds [min, max] | guess [ms] | "
           f"total / {LABELS[args.reference]} [min, max] | converged [%] |")
     print("|---|---|---|---|---|---|---|")
     for folder in map(Path, args.folders):
         s, task, x0s, params = held_out(folder, args.test_seed, args.instances)
-        key = f"{s.task}/{s.variant}"
+        steps = args.action_steps or [s.action_steps]
+        # a method with its A: (name, A), A = 0 for TO alone and the lookups
+        methods = tuple((m, a) for m in picked for a in (steps if m in POLICY_METHODS else [0]))
+        reference = next(k for k in methods if k[0] == args.reference)
+        name = f"{s.task}/{s.variant}"
         options = s.options(1)
         lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
         runners = {m: sw.load_policy_runner(str(folder / m / "policy_export.safetensors"))
                    for m in ("diff", "sob_diff")}
 
-        def guess(method: str):
+        def guess(method: str, action_steps: int):
             """TO alone's default guesses ``(xs, us, seconds per instance)``, or a lookup's or a policy's
-            RolloutResult (its ``time`` per instance)."""
+            RolloutResult (its ``time`` per instance; the policy executes ``action_steps`` actions per replan)."""
             if method == "to":
                 t0 = time.perf_counter()
                 xs, us = default_guesses(task, x0s, params)
@@ -72,21 +82,23 @@ def main() -> None:
             if method in ("nn", "nn_feedback"):
                 return lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")
             policy = runners["sob_diff" if method == "sob_diff_nn" else method]
-            ro = sw.rollout(task, x0s, params, policy, action_steps=s.action_steps, seed=0, num_threads=1)
+            ro = sw.rollout(task, x0s, params, policy, action_steps=action_steps, seed=0, num_threads=1)
             if method == "sob_diff_nn":  # the same rollouts, those above their bound replaced by the lookup's guess
                 ro = fallback.apply(task, x0s, params, ro, s.divergence_bound, 1)[0]
             return ro
 
         fallback = sw.LookupFallback(lookup)
-        for m in ("diff", "sob_diff", "sob_diff_nn"):
-            guess(m)  # warm-up, untimed (the fallback's lookup also scores its training solutions once)
+        for m, a in methods:
+            if m in POLICY_METHODS:
+                guess(m, a)  # warm-up, untimed (the fallback's lookup also scores its training solutions once)
         totals = {m: [] for m in methods}
         guesses = {m: [] for m in methods}
         results = {}
         for r in range(args.rounds):
             order = methods[r % len(methods):] + methods[:r % len(methods)]
-            for m in order:
-                made = guess(m)
+            for key in order:
+                m = key[0]
+                made = guess(*key)
                 if m == "to":
                     xs, us, g = made
                     res = sw.solve(task, x0s, params, xs, us, options=options)
@@ -98,14 +110,15 @@ def main() -> None:
                     refined = ~diverged
                     iters, solve_time, conv = ws.warm.iterations, ws.warm.solve_time, ws.warm.converged
                     per_guess = np.asarray(ws.rollout.time, float)
-                totals[m].append(float(np.mean((per_guess + np.asarray(solve_time, float))[refined])))
-                guesses[m].append(float(np.mean(per_guess[refined])))
-                results[m] = (np.asarray(iters, float)[refined].mean(), (np.asarray(conv, bool) & refined).mean())
-        ref = np.asarray(totals[args.reference])
+                totals[key].append(float(np.mean((per_guess + np.asarray(solve_time, float))[refined])))
+                guesses[key].append(float(np.mean(per_guess[refined])))
+                results[key] = (np.asarray(iters, float)[refined].mean(), (np.asarray(conv, bool) & refined).mean())
+        ref = np.asarray(totals[reference])
         for m in methods:
             t = np.asarray(totals[m])
             ratio = t / ref
-            print(f"| {key} | {LABELS[m]} | {results[m][0]:.1f} | {1e3 * np.median(t):.1f} [{1e3 * t.min():.1f}, "
+            label = LABELS[m[0]] + (f" (A={m[1]})" if m[1] and len(steps) > 1 else "")
+            print(f"| {name} | {label} | {results[m][0]:.1f} | {1e3 * np.median(t):.1f} [{1e3 * t.min():.1f}, "
                   f"{1e3 * t.max():.1f}] | {1e3 * np.median(guesses[m]):.2f} | {np.median(ratio):.2f} "
                   f"[{ratio.min():.2f}, {ratio.max():.2f}] | {100 * results[m][1]:.0f} |", flush=True)
 
