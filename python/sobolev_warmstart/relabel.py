@@ -77,6 +77,58 @@ def _valid_instances(task: Task, x0s: np.ndarray, params: np.ndarray) -> np.ndar
     return ok
 
 
+def _solve_tails(task: Task, source: TrajectoryData, ro_xs: np.ndarray, ro_us: np.ndarray, inside: np.ndarray,
+                 steps: tuple[int, ...], options: SolverOptions, offsets: int):
+    """Solves, for each step ``t`` of ``steps``, the tail problems from the states ``ro_xs[:, t]`` of the rows
+    ``inside`` that are valid instances there, from the training solution's tail (its first state replaced) and from
+    ``ro_xs, ro_us``'s own tail, keeping the cheaper converged one (module docstring). Returns ``(parts, attempted,
+    kept, iterations, from_data)``: the kept tails as whole trajectories (``ro``'s steps before ``t``, then the
+    solver's; ``label_start = t``) and :class:`RelabelReport`'s counts."""
+    T, params = source.task.horizon, source.params
+    parts, attempted, kept, iterations, from_data = [], [], [], [], 0
+    for t in steps:
+        tail_task = make_task(task.name, task.variant, horizon=T - t)
+        idx = np.flatnonzero(inside)
+        idx = idx[_valid_instances(tail_task, ro_xs[idx, t], params[idx])]
+        attempted.append(len(idx))
+        if not len(idx):
+            kept.append(0)
+            iterations.append(float("nan"))
+            continue
+        start, p = ro_xs[idx, t], params[idx]
+        expert_xs = source.xs[idx, t:].copy()
+        expert_xs[:, 0] = start
+        from_expert = solve(tail_task, start, p, expert_xs, source.us[idx, t:], options=options)
+        from_policy = solve(tail_task, start, p, ro_xs[idx, t:], ro_us[idx, t:], options=options)
+        cost_e = np.where(from_expert.converged, from_expert.cost, np.inf)
+        cost_p = np.where(from_policy.converged, from_policy.cost, np.inf)
+        use_expert = cost_e <= cost_p
+        ok = np.isfinite(np.minimum(cost_e, cost_p))
+        kept.append(int(ok.sum()))
+        from_data += int((use_expert & ok).sum())
+        if not ok.any():
+            iterations.append(float("nan"))
+            continue
+
+        def kept_tails(name: str) -> np.ndarray:
+            """The kept tails' ``name`` array, from whichever of the two solves was kept."""
+            a, b = np.asarray(getattr(from_expert, name)), np.asarray(getattr(from_policy, name))
+            return np.where(use_expert.reshape(-1, *[1] * (a.ndim - 1)), a, b)[ok]
+
+        iterations.append(float(np.mean(kept_tails("iterations"))))
+        rows = idx[ok]
+        gains = kept_tails("feedback_gains")
+        composite = SimpleNamespace(  # the steps before t (no gains: they are never targets), then the solver's
+            xs=np.concatenate([ro_xs[rows, :t], kept_tails("xs")], axis=1),
+            us=np.concatenate([ro_us[rows, :t], kept_tails("us")], axis=1),
+            feedback_gains=np.concatenate([np.zeros((len(rows), t, *gains.shape[2:])), gains], axis=1),
+            params=params[rows], cost=kept_tails("cost"), converged=np.ones(len(rows), bool))
+        derivs = chained_derivatives(task, composite, offsets, num_threads=options.num_threads)
+        part = TrajectoryData.from_solve(task, composite, derivs)
+        parts.append(dataclasses.replace(part, label_start=np.full(len(rows), t)))
+    return parts, attempted, kept, iterations, from_data
+
+
 def relabel_rollouts(task: Task, data: TrajectoryData, policy, times: Sequence[int], *, seed: int = 0,
                      action_steps: int | None = None, divergence_bound: float = 1e3,
                      options: SolverOptions | None = None) -> tuple[TrajectoryData, RelabelReport]:
@@ -113,48 +165,9 @@ def relabel_rollouts(task: Task, data: TrajectoryData, policy, times: Sequence[i
     rollout_time = time.perf_counter() - t0
     ro_xs, ro_us = np.asarray(ro.xs, dtype=np.float64), np.asarray(ro.us, dtype=np.float64)
     inside = ~diverged_rollouts(ro_xs, divergence_bound)
-    parts, attempted, kept, iterations, from_data = [], [], [], [], 0
     t1 = time.perf_counter()
-    for t in steps:
-        tail_task = make_task(task.name, task.variant, horizon=T - t)
-        idx = np.flatnonzero(inside)
-        idx = idx[_valid_instances(tail_task, ro_xs[idx, t], params[idx])]
-        attempted.append(len(idx))
-        if not len(idx):
-            kept.append(0)
-            iterations.append(float("nan"))
-            continue
-        start, p = ro_xs[idx, t], params[idx]
-        expert_xs = source.xs[idx, t:].copy()
-        expert_xs[:, 0] = start
-        from_expert = solve(tail_task, start, p, expert_xs, source.us[idx, t:], options=options)
-        from_policy = solve(tail_task, start, p, ro_xs[idx, t:], ro_us[idx, t:], options=options)
-        cost_e = np.where(from_expert.converged, from_expert.cost, np.inf)
-        cost_p = np.where(from_policy.converged, from_policy.cost, np.inf)
-        use_expert = cost_e <= cost_p
-        ok = np.isfinite(np.minimum(cost_e, cost_p))
-        kept.append(int(ok.sum()))
-        from_data += int((use_expert & ok).sum())
-        if not ok.any():
-            iterations.append(float("nan"))
-            continue
-
-        def kept_tails(name: str) -> np.ndarray:
-            """The kept tails' ``name`` array, from whichever of the two solves was kept."""
-            a, b = np.asarray(getattr(from_expert, name)), np.asarray(getattr(from_policy, name))
-            return np.where(use_expert.reshape(-1, *[1] * (a.ndim - 1)), a, b)[ok]
-
-        iterations.append(float(np.mean(kept_tails("iterations"))))
-        rows = idx[ok]
-        gains = kept_tails("feedback_gains")
-        composite = SimpleNamespace(  # the policy's steps (no gains: they are never targets), then the solver's
-            xs=np.concatenate([ro_xs[rows, :t], kept_tails("xs")], axis=1),
-            us=np.concatenate([ro_us[rows, :t], kept_tails("us")], axis=1),
-            feedback_gains=np.concatenate([np.zeros((len(rows), t, *gains.shape[2:])), gains], axis=1),
-            params=params[rows], cost=kept_tails("cost"), converged=np.ones(len(rows), bool))
-        derivs = chained_derivatives(task, composite, offsets, num_threads=options.num_threads)
-        part = TrajectoryData.from_solve(task, composite, derivs)
-        parts.append(dataclasses.replace(part, label_start=np.full(len(rows), t)))
+    parts, attempted, kept, iterations, from_data = _solve_tails(task, source, ro_xs, ro_us, inside, steps, options,
+                                                                 offsets)
     report = RelabelReport(times=steps, rolled_out=len(x0s), attempted=attempted, kept=kept, iterations=iterations,
                            from_data=from_data, rollout_time_s=rollout_time,
                            solve_time_s=time.perf_counter() - t1)
