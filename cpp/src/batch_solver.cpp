@@ -208,8 +208,9 @@ std::pair<int, int> multiplier_sizes(const Task &task) {
   const std::string key = workspace_key(options);
   std::unique_ptr<ThreadWorkspace> ws(static_cast<ThreadWorkspace *>(task.reusable().take(key).release()));
   if (!ws) {
-    ws = std::make_unique<ThreadWorkspace>();
-    make_workspace(task, options, *ws);
+    auto built = std::make_unique<ThreadWorkspace>();
+    make_workspace(task, options, *built);
+    ws = std::move(built);
   }
   const std::pair<int, int> sizes{total_size(ws->solver->results_.lams), total_size(ws->solver->results_.vs)};
   task.reusable().put(key, std::move(ws));
@@ -243,11 +244,12 @@ BatchSolveResult solve_batch(const Task &task, const RowMatrixXd &x0s, const Row
   // each thread's workspace, from the task's pool or built on first use; all go back to the pool at the end
   std::vector<std::unique_ptr<ThreadWorkspace>> workspaces(num_threads);
   const auto take_workspace = [&](std::unique_ptr<ThreadWorkspace> &ws) {
-    ws.reset(static_cast<ThreadWorkspace *>(pool.take(key).release()));
-    if (!ws) {
-      ws = std::make_unique<ThreadWorkspace>();
-      make_workspace(task, options, *ws);
+    std::unique_ptr<ThreadWorkspace> taken(static_cast<ThreadWorkspace *>(pool.take(key).release()));
+    if (!taken) {  // built whole or not at all: a build that throws leaves `ws` empty, to be tried again
+      taken = std::make_unique<ThreadWorkspace>();
+      make_workspace(task, options, *taken);
     }
+    ws = std::move(taken);
   };
   struct GiveBack {  // also when an exception leaves this function
     ReusablePool &pool;
@@ -394,12 +396,13 @@ std::vector<double> evaluate_trajectories(const char *what, const Task &task, co
     for (int i = 0; i < n; ++i) {
       try {
         if (!ws) {
-          ws.reset(static_cast<EvaluationWorkspace *>(pool.take(key).release()));
-          if (!ws) {
-            ws = std::make_unique<EvaluationWorkspace>();
-            ws->problem = task.create_problem();
-            ws->data = std::make_unique<aligator::TrajOptDataTpl<double>>(ws->problem->problem());
+          std::unique_ptr<EvaluationWorkspace> taken(static_cast<EvaluationWorkspace *>(pool.take(key).release()));
+          if (!taken) {  // built whole or not at all, as solve_batch's workspaces
+            taken = std::make_unique<EvaluationWorkspace>();
+            taken->problem = task.create_problem();
+            taken->data = std::make_unique<aligator::TrajOptDataTpl<double>>(taken->problem->problem());
           }
+          ws = std::move(taken);
         }
         auto &problem = ws->problem;
         auto &data = ws->data;

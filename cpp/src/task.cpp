@@ -6,8 +6,10 @@
 #include <pinocchio/algorithm/joint-configuration.hpp>
 #include <pinocchio/algorithm/rnea.hpp>
 
+#include <algorithm>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 namespace sobolev_warmstart {
 
@@ -81,16 +83,16 @@ std::unique_ptr<ReusablePool::Entry> ReusablePool::take(const std::string &key) 
   return nullptr;
 }
 
+std::size_t ReusablePool::max_idle() {
+  static const std::size_t n = 4 * std::max<std::size_t>(16, std::thread::hardware_concurrency());
+  return n;
+}
+
 void ReusablePool::put(const std::string &key, std::unique_ptr<Entry> entry) {
   if (!entry) return;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (idle_.size() >= kMaxIdle) idle_.erase(idle_.begin());
+  if (idle_.size() >= max_idle()) idle_.erase(idle_.begin());
   idle_.emplace_back(key, std::move(entry));
-}
-
-std::size_t ReusablePool::idle() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return idle_.size();
 }
 
 std::shared_ptr<ExplicitDynamicsData> Task::create_dynamics_data() const {

@@ -530,13 +530,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Among 9 columns, trained with the columns in every order (shuffle_exchangeable_params); two actions per replan
     # (round 24: the final policies of its two loops, run at A = 1, need 54.0 and 55.5 refine iterations at A = 2
-    # against 56.0 and 58.1 at A = 1 on the held-out set).
+    # against 56.0 and 58.1 at A = 1 on the held-out set). The scorecard's rounds 41-42: the final replan's chunk
+    # weighted 3x (final_steps) and half the DDPM posterior's noise (sampling_temperature); in this loop (round 46) the
+    # final policy's own rollout costs 1.05x TO alone's instead of 1.15x (median), its warm start needing 28.5 median
+    # refine iterations instead of 36.0 (mean 59.5 against 55.1, one refine more failing; docs/loop.md).
     "quadrotor": {
         "task": "quadrotor", "variant": "columns_9", "iterations": 4, "instances": 64, "collect_batch": 16,
         "consolidate_neighbours": 8,
         "chunk": {"horizon": 8, "history": 1, "action_steps": 2},
         "train": {"policy": "sob_diff", "epochs": 20, "batch_size": 64, "lr": 3e-3, "sobolev_weight": 0.1,
                   "sobolev_cap_quantile": 0.9, "shuffle_exchangeable_params": True, "denoiser": "mlp",
+                  "final_steps": 2, "final_steps_weight": 3.0, "diffusion": {"sampling_temperature": 0.5},
                   "num_threads": 1},
         "eval": {"instances": 64},
     },

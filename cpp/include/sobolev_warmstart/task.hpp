@@ -63,25 +63,24 @@ protected:
 
 /// @brief Objects that take milliseconds to build and can serve later calls on the same task: a thread's Aligator
 /// problem (with its data), a thread's solver workspace. Building them on every call cost a one-instance pendubot solve
-/// about 8 ms around its 1 ms of iterations (round 46). A Task keeps the idle ones for its lifetime, by key (what they
-/// were built for); a call takes one or builds it, and puts it back when done. Thread-safe. At most kMaxIdle idle
-/// objects are kept: beyond that the oldest are dropped.
+/// about 12 ms around its iterations, 1 ms once kept (round 46, benchmarks/bench_call_overhead.py). A Task keeps the idle ones for its lifetime, by key (what they
+/// were built for); a call takes one or builds it, and puts it back when done. Thread-safe. At most max_idle() idle
+/// objects are kept (four per hardware thread, at least 64: a solver's and an evaluation's per thread, for two sets of
+/// options): beyond that the oldest are dropped.
 class ReusablePool {
 public:
   struct Entry {
     virtual ~Entry() = default;
   };
-  static constexpr std::size_t kMaxIdle = 64;
+  static std::size_t max_idle();
 
   /// @brief An idle entry built for `key`, or nullptr when there is none (the caller builds one).
   std::unique_ptr<Entry> take(const std::string &key);
   /// @brief Keep `entry` (built for `key`) for a later take; nullptr is ignored.
   void put(const std::string &key, std::unique_ptr<Entry> entry);
-  /// @brief Idle entries kept now (for the tests).
-  std::size_t idle() const;
 
 private:
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::vector<std::pair<std::string, std::unique_ptr<Entry>>> idle_;  // oldest first
 };
 
