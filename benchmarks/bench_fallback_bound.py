@@ -5,7 +5,9 @@ by that solution. The refine from either guess is deterministic and both are in 
 (Sob+Diff's and NN's refine iterations), so any bound's mean refine iterations follow without a new solve: per held-out
 instance, NN's iterations where the rollout's cost is above the bound, Sob+Diff's elsewhere. The neighbour's solution
 cost is recomputed from the folder's training set. Per folder: the scorecard's own fallback row and NN's, then each
-bound's mean iterations and the share of rollouts it replaces.
+bound's mean iterations and the share of rollouts it replaces, and last another selection: the cheaper of two
+dynamically feasible guesses, Sob+Diff's rollout and the neighbour's feedback law closed from the new start
+(NN+feedback), by their own objective (the share where NN+feedback's is taken in brackets).
 
     python3 benchmarks/bench_fallback_bound.py runs/scorecard-v28/double_pendulum/default --ratios 1.1 1.5 3 30
 """
@@ -31,8 +33,9 @@ def main() -> None:
     args = ap.parse_args()
     if min(args.ratios) <= 0:
         raise SystemExit(f"--ratios: expected positive numbers, got {args.ratios}")
-    print("| folder | NN | the scorecard's fallback | " + " | ".join(f"x{r:g}: iters (replaced)" for r in args.ratios) + " |")
-    print("|---|---|---|" + "---|" * len(args.ratios))
+    print("| folder | NN | the scorecard's fallback | " + " | ".join(f"x{r:g}: iters (replaced)" for r in args.ratios)
+          + " | the cheaper of Sob+Diff and NN+feedback |")
+    print("|---|---|---|" + "---|" * (len(args.ratios) + 1))
     for folder in map(Path, args.folders):
         z = np.load(folder / "per_instance.npz")
         s, task, x0s, params = held_out(folder, None, len(z["nn_iterations"]))
@@ -43,6 +46,9 @@ def main() -> None:
         for r in args.ratios:
             replaced = ~(cost <= r * neighbour_cost)
             cells.append(f"{np.where(replaced, nn_iters, policy_iters).mean():.1f} ({100 * replaced.mean():.0f}%)")
+        feedback_cheaper = z["nn_feedback_policy_cost"] < cost
+        cells.append(f"{np.where(feedback_cheaper, z['nn_feedback_iterations'], policy_iters).mean():.1f} "
+                     f"({100 * feedback_cheaper.mean():.0f}%)")
         print(f"| {folder} | {nn_iters.mean():.1f} | {z['sob_diff_nn_iterations'].mean():.1f} | " + " | ".join(cells)
               + " |", flush=True)
 
