@@ -107,6 +107,10 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=None,
                     help="gradient steps of the retrained policies (default: the folder's)")
     args = ap.parse_args()
+    if args.perturb_xy is not None and not args.perturb_xy > 0:
+        raise SystemExit(f"--perturb-xy: expected a positive standard deviation [m], got {args.perturb_xy}")
+    if args.copies < 1:
+        raise SystemExit(f"--copies: expected at least 1, got {args.copies}")
     src, out = Path(args.folder), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     what = (f"solutions perturbed by {args.perturb_xy} m at {args.times}, {args.copies} draws"
