@@ -43,27 +43,39 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 /// Eigen's blocked GEMM packs both operands on every call, which costs as much as the arithmetic when N is a
 /// handful of columns (batch-1 rollouts); this kernel reads the weight column by column instead, 16 output
 /// rows x 4 columns of accumulators, without packing (blocks of 32 x 4 and 16 x 8 measured slower). Rows
-/// beyond a multiple of 16 go to a plain loop, the last N % 4 columns to Eigen's matrix-vector product.
-void small_gemm(float *Y, const Mat &w, const float *x, Eigen::Index x_stride, Eigen::Index N) {
-  typedef float v16 __attribute__((vector_size(64), aligned(4)));  // 16 floats: one AVX-512 register
-  const Eigen::Index out = w.rows(), K = w.cols(), full = out / 16 * 16, blocked = N / 4 * 4;
-  const float *W = w.data();
-  for (Eigen::Index r = 0; r < full; r += 16)
-    for (Eigen::Index n = 0; n < blocked; n += 4) {
-      const float *x0 = x + n * x_stride, *x1 = x0 + x_stride, *x2 = x1 + x_stride, *x3 = x2 + x_stride;
-      v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      for (Eigen::Index k = 0; k < K; ++k) {
-        const v16 wk = *reinterpret_cast<const v16 *>(W + k * out + r);
-        a0 += wk * x0[k];
-        a1 += wk * x1[k];
-        a2 += wk * x2[k];
-        a3 += wk * x3[k];
-      }
-      *reinterpret_cast<v16 *>(Y + n * out + r) = a0;
-      *reinterpret_cast<v16 *>(Y + (n + 1) * out + r) = a1;
-      *reinterpret_cast<v16 *>(Y + (n + 2) * out + r) = a2;
-      *reinterpret_cast<v16 *>(Y + (n + 3) * out + r) = a3;
+/// beyond a multiple of 16 go to blocks of 8 rows (half a register: networks narrower than 16 channels, or 24,
+/// 40..., round 46), the last 1-7 rows to a plain loop, the last N % 4 columns to Eigen's matrix-vector product.
+/// The weight's and the output's rows are not aligned to a register: loads and stores go through memcpy (an
+/// unaligned move; an alignment attribute on the vector type would be dropped as a template argument).
+template <typename V>
+void gemm_row_block(float *Y, const float *W, Eigen::Index out, Eigen::Index K, const float *x, Eigen::Index x_stride,
+                    Eigen::Index r, Eigen::Index blocked) {
+  for (Eigen::Index n = 0; n < blocked; n += 4) {
+    const float *x0 = x + n * x_stride, *x1 = x0 + x_stride, *x2 = x1 + x_stride, *x3 = x2 + x_stride;
+    V a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (Eigen::Index k = 0; k < K; ++k) {
+      V wk;
+      std::memcpy(&wk, W + k * out + r, sizeof(V));
+      a0 += wk * x0[k];
+      a1 += wk * x1[k];
+      a2 += wk * x2[k];
+      a3 += wk * x3[k];
     }
+    std::memcpy(Y + n * out + r, &a0, sizeof(V));
+    std::memcpy(Y + (n + 1) * out + r, &a1, sizeof(V));
+    std::memcpy(Y + (n + 2) * out + r, &a2, sizeof(V));
+    std::memcpy(Y + (n + 3) * out + r, &a3, sizeof(V));
+  }
+}
+
+void small_gemm(float *Y, const Mat &w, const float *x, Eigen::Index x_stride, Eigen::Index N) {
+  typedef float v16 __attribute__((vector_size(64)));  // 16 floats: one AVX-512 register
+  typedef float v8 __attribute__((vector_size(32)));   // 8 floats
+  const Eigen::Index out = w.rows(), K = w.cols(), full16 = out / 16 * 16, blocked = N / 4 * 4;
+  const Eigen::Index full = full16 + (out - full16) / 8 * 8;
+  const float *W = w.data();
+  for (Eigen::Index r = 0; r < full16; r += 16) gemm_row_block<v16>(Y, W, out, K, x, x_stride, r, blocked);
+  for (Eigen::Index r = full16; r < full; r += 8) gemm_row_block<v8>(Y, W, out, K, x, x_stride, r, blocked);
   if (blocked < N) {  // the last 1-3 columns: Eigen's matrix-vector kernel streams down the weight's columns
     using Cols = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
     Eigen::Map<Mat>(Y + blocked * out, out, N - blocked).noalias() =
