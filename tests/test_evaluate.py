@@ -311,3 +311,6 @@ def test_the_lookup_fallback_replaces_the_rollouts_above_their_bound_alike_on_ev
     with pytest.raises(ValueError, match="fallback_us"):
         sw._core.warm_start(task, runner, x0s, params, fallback_xs=xs_nn, fallback_us=us_nn[:, :-1],
                             fallback_cost_bound=np.ones(len(x0s)))
+    with pytest.raises(ValueError, match="fallback_xs: expected finite"):
+        sw._core.warm_start(task, runner, x0s, params, fallback_xs=np.where(np.arange(xs_nn.size).reshape(
+            xs_nn.shape) == 3, np.nan, xs_nn), fallback_us=us_nn, fallback_cost_bound=np.ones(len(x0s)))

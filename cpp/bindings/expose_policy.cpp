@@ -1,5 +1,4 @@
 #include "common.hpp"
-#include <cmath>
 #include "sobolev_warmstart/warm_start.hpp"
 
 namespace sobolev_warmstart::bindings {
@@ -229,13 +228,9 @@ void expose_policy(py::module_ &m) {
           check_array("fallback_xs", *fallback_xs, {n, d.horizon + 1, d.nx});
           check_array("fallback_us", *fallback_us, {n, d.horizon, d.nu});
           check_array("fallback_cost_bound", *fallback_cost_bound, {n});
-          fb.xs.assign(fallback_xs->data(), fallback_xs->data() + fallback_xs->size());
-          fb.us.assign(fallback_us->data(), fallback_us->data() + fallback_us->size());
-          fb.cost_bound.assign(fallback_cost_bound->data(), fallback_cost_bound->data() + n);
-          for (double v : fb.xs)
-            if (!std::isfinite(v)) throw py::value_error("fallback_xs: expected finite values");
-          for (double v : fb.us)
-            if (!std::isfinite(v)) throw py::value_error("fallback_us: expected finite values");
+          fb.xs = to_vector(*fallback_xs);  // check_array has refused non-finite entries
+          fb.us = to_vector(*fallback_us);
+          fb.cost_bound = to_vector(*fallback_cost_bound);
         }
         WarmStartResult r;
         {

@@ -590,9 +590,12 @@ def comparison_table(evaluation: dict) -> str:
         " NN / NN+feedback: the nearest training trajectory (nearest in normalised (x0, z) among the "
         f"{evaluation.get('baselines', {}).get('training_instances', '?')} accepted training trajectories) / its "
         "feedback law from the new x0, refined by the solver; their iters* and cost* over the same instances "
-        "(where TO alone and the warm start converged) when they converged too. warm start, NN fallback: the same "
-        "rollouts, those that diverged or cost more than 30 times their nearest training solution replaced by the NN "
-        "guess (LookupFallback; the lookup's time in its rollout ms).")
+        "(where TO alone and the warm start converged) when they converged too.")
+    ratio = evaluation.get("baselines", {}).get("fallback", {}).get("cost_ratio")
+    if "fallback_converged" in per and ratio is not None:
+        baselines += (f" warm start, NN fallback: the same rollouts, those that diverged or cost more than {ratio:g} "
+                      "times their nearest training solution replaced by the NN guess (LookupFallback; the lookup's "
+                      "time in its rollout ms).")
     lines.append(f"* over the {int(both.sum())} instances where both solves converged. Policy rollout alone: cost* "
                  f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}.{baselines} Best of both: {int(per['accepted'].sum())}/{n} "
                  f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
