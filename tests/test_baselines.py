@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -126,6 +127,74 @@ def test_lookup_from_a_saved_dataset_equals_the_one_from_the_solve(pendubot, tmp
     x_new, p_new = task.sample_instances(4, seed=5)
     for a, b in zip(loaded.feedback_guess(task, x_new, p_new), lookup.feedback_guess(task, x_new, p_new)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_exported_lookup_answers_in_cpp_as_in_python(pendubot, tmp_path):
+    """NearestNeighbourLookup.export -> _core.Lookup (what the C++ warm-start path and sw_bench_warm_start read):
+    the same nearest instances, guesses and fallback bounds, to the bit, on instances of another seed and on the
+    training instances themselves (each its own nearest)."""
+    task, result, lookup = pendubot
+    path = lookup.export(tmp_path / "lookup.safetensors", task)
+    native = sw._core.Lookup(str(path))
+    assert native.size == len(lookup) and (native.task_name, native.task_variant) == ("double_pendulum", "default")
+    x_new, p_new = task.sample_instances(64, seed=11)
+    np.testing.assert_array_equal(native.nearest(task, x_new, p_new), lookup.nearest(x_new, p_new))
+    np.testing.assert_array_equal(native.nearest(task, lookup.x0s, lookup.params), np.arange(len(lookup)))
+    xs, us, bound = native.fallback(task, x_new, p_new, 7.5)
+    want = sw.LookupFallback(lookup, 7.5).plan(task, x_new, p_new)
+    for got, ref in zip((xs, us, bound), want[:3]):
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(xs[:, 0], x_new)  # the guess starts from the new instance
+
+
+def test_an_exported_lookup_refuses_bad_files_and_queries(pendubot, tmp_path):
+    task, result, lookup = pendubot
+    with pytest.raises(ValueError, match="path: expected a .safetensors file name"):
+        lookup.export(tmp_path / "lookup.npz", task)
+    with pytest.raises(ValueError, match="task: the lookup was built for name = 'double_pendulum'"):
+        lookup.export(tmp_path / "lookup.safetensors", sw.make_task("pendulum"))
+    path = lookup.export(tmp_path / "lookup.safetensors", task)
+    native = sw._core.Lookup(str(path))
+    pendulum = sw.make_task("pendulum")
+    with pytest.raises(ValueError, match="task: the lookup was built for name = 'double_pendulum', task "
+                                         "pendulum/default has 'pendulum'"):
+        native.nearest(pendulum, np.zeros((1, 2)), np.zeros((1, 0)))
+    with pytest.raises(ValueError, match=r"x0s: expected shape \(N, 4\), got \(2, 3\)"):
+        native.nearest(task, np.zeros((2, 3)), np.zeros((2, 0)))
+    with pytest.raises(ValueError, match="cost_ratio: expected a finite number >= 1"):
+        native.fallback(task, lookup.x0s[:2], lookup.params[:2], 0.5)
+    with pytest.raises(ValueError, match="cannot open the file"):
+        sw._core.Lookup(str(tmp_path / "missing.safetensors"))
+    policy_like = tmp_path / "policy.safetensors"  # a safetensors file without the lookup's metadata
+    sw.data.write_safetensors(policy_like, {"w": np.zeros(3, np.float32)}, {"sobolev_warmstart": "{}"})
+    with pytest.raises(ValueError, match="without sobolev_warmstart lookup metadata"):
+        sw._core.Lookup(str(policy_like))
+    tensors, meta = _read_safetensors(path)
+    for key, value, error in [("format", 2, "format 2, this build reads format 1"),
+                              ("size", len(lookup) + 1, "tensor 'features' has shape")]:
+        bad = tmp_path / f"bad_{key}.safetensors"
+        sw.data.write_safetensors(bad, tensors, {"sobolev_warmstart_lookup": json.dumps({**meta, key: value})})
+        with pytest.raises(ValueError, match=error):
+            sw._core.Lookup(str(bad))
+    costs = dict(tensors, solution_costs=tensors["solution_costs"].astype(np.float32))
+    sw.data.write_safetensors(tmp_path / "f32.safetensors", costs, {"sobolev_warmstart_lookup": json.dumps(meta)})
+    with pytest.raises(ValueError, match="tensor 'solution_costs' has dtype F32, expected F64"):
+        sw._core.Lookup(str(tmp_path / "f32.safetensors"))
+    (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:-64])
+    with pytest.raises(ValueError, match="do not hold .* float64 values"):
+        sw._core.Lookup(str(tmp_path / "cut.safetensors"))
+
+
+def _read_safetensors(path):
+    """(tensors, lookup metadata) of a lookup file, read with numpy."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header.pop("__metadata__")["sobolev_warmstart_lookup"])
+    dtypes = {"F32": "<f4", "F64": "<f8"}
+    tensors = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]],
+                                dtype=dtypes[v["dtype"]]).reshape(v["shape"]) for k, v in header.items()}
+    return tensors, meta
 
 
 def test_free_flyer_difference_matches_pinocchio():

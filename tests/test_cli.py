@@ -99,6 +99,12 @@ def test_collect_train_export_evaluate_bench(tmp_path, capfd):
     assert main(["bench", str(exported), "-n", "2", "--threads", "1"]) == 0
     out = capfd.readouterr().out
     assert "TO alone" in out and "warm start" in out and "rollouts/s" in out
+    # with the training set's lookup: its guess (NN) and the warm start with the NN fallback, in C++
+    assert main(["bench", str(exported), "-n", "3", "--threads", "1", "--lookup", str(data)]) == 0
+    out = capfd.readouterr().out
+    assert "NN fallback" in out and "training instances of pendulum/default" in out and "of 3 rollouts replaced" in out
+    assert main(["bench", str(exported), "-n", "2", "--lookup", str(tmp_path / "none.npz")]) == 2
+    assert "--lookup: no such file" in capfd.readouterr().err
 
 
 def test_export_samples_in_fewer_steps(tmp_path, capsys):

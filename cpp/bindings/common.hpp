@@ -21,6 +21,7 @@ void expose_tasks(py::module_ &m);
 void expose_solver(py::module_ &m);
 void expose_sensitivities(py::module_ &m);
 void expose_policy(py::module_ &m);
+void expose_lookup(py::module_ &m);
 
 /// "(a, b, c)"; axis 0 shown as `first` when given, and axis `named_axis` as `name`.
 inline std::string shape_string(const std::vector<py::ssize_t> &shape, const char *first = nullptr,
@@ -114,6 +115,8 @@ SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int
                                   int stall_iters);
 /// Raise ValueError naming the first invalid instance.
 void check_instances(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params);
+/// Validated (x0s (n, nx), params (n, nz)) as matrices: shapes, finiteness and the task's own instance checks.
+std::pair<RowMatrixXd, RowMatrixXd> instances(const Task &task, const DoubleArray &x0s, const DoubleArray &params);
 /// The arrays of a batch solve, moved into numpy.
 py::dict solve_result_to_dict(BatchSolveResult &&r);
 

@@ -44,17 +44,6 @@ py::dict rollout_to_dict(RolloutResult &&r, const TaskDims &d) {
   return out;
 }
 
-/// Validated (x0s, params) as matrices.
-std::pair<RowMatrixXd, RowMatrixXd> instances(const Task &task, const DoubleArray &x0s, const DoubleArray &params) {
-  const TaskDims d = task.dims();
-  check_array("x0s", x0s, {-1, d.nx});
-  const py::ssize_t n = x0s.shape(0);
-  check_array("params", params, {n, d.nz});
-  RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
-  check_instances(task, X0, Z);
-  return {std::move(X0), std::move(Z)};
-}
-
 } // namespace
 
 void expose_policy(py::module_ &m) {

@@ -40,6 +40,16 @@ void check_instances(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd
   }
 }
 
+std::pair<RowMatrixXd, RowMatrixXd> instances(const Task &task, const DoubleArray &x0s, const DoubleArray &params) {
+  const TaskDims d = task.dims();
+  check_array("x0s", x0s, {-1, d.nx});
+  const py::ssize_t n = x0s.shape(0);
+  check_array("params", params, {n, d.nz});
+  RowMatrixXd X0 = to_matrix(x0s, n, d.nx), Z = to_matrix(params, n, d.nz);
+  check_instances(task, X0, Z);
+  return {std::move(X0), std::move(Z)};
+}
+
 py::dict solve_result_to_dict(BatchSolveResult &&r) {
   const TaskDims d = r.dims;
   const py::ssize_t n = r.n, T = d.horizon;

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   sobolev_warmstart::bindings::expose_solver(m);
   sobolev_warmstart::bindings::expose_sensitivities(m);
   sobolev_warmstart::bindings::expose_policy(m);
+  sobolev_warmstart::bindings::expose_lookup(m);
 }

@@ -12,6 +12,7 @@
 
 #include "json_reader.hpp"
 #include "native_network.hpp"
+#include "tensor_file.hpp"
 
 // A private copy of Eigen: this unit may be compiled for another instruction set (and so another alignment)
 // than the rest of the library; renaming the namespace keeps every Eigen symbol it instantiates its own.
@@ -24,8 +25,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -105,90 +104,11 @@ float *scratch(std::size_t n) {
   return buffer.data();
 }
 
-struct Tensor {
-  std::vector<std::int64_t> shape;
-  std::vector<float> data;
-};
-
-std::string shape_str(const std::vector<std::int64_t> &shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
+/// The float32 vector `name` of `n` entries.
+Vec vec(const TensorFile &f, const std::string &name, std::int64_t n) {
+  const auto &d = f.f32(name, {n});
+  return Eigen::Map<const Vec>(d.data(), n);
 }
-
-/// The tensors and string metadata of a safetensors file (float32 tensors only).
-class TensorFile {
-public:
-  explicit TensorFile(const std::string &path) : path_(path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw std::invalid_argument(path + ": cannot open the file");
-    const std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    if (bytes.size() < 8) fail("shorter than the 8-byte header length");
-    std::uint64_t n = 0;
-    for (int i = 0; i < 8; ++i) n |= std::uint64_t(std::uint8_t(bytes[i])) << (8 * i);
-    if (n > bytes.size() - 8) fail("header length " + std::to_string(n) + " exceeds the file size");
-    JsonValue root;
-    try {
-      root = parse_json(std::string(bytes.data() + 8, std::size_t(n)));
-    } catch (const std::invalid_argument &e) {
-      fail(e.what());
-    }
-    if (root.kind != JsonValue::Kind::Object) fail("the header is not a JSON object");
-    const std::size_t data0 = 8 + std::size_t(n), size = bytes.size() - data0;
-    for (const auto &[name, v] : root.object) {
-      if (name == "__metadata__") {
-        for (const auto &[key, value] : v.object) metadata_[key] = value.as_string("__metadata__." + key);
-        continue;
-      }
-      const std::string where = "tensor '" + name + "'";
-      const std::string dtype = v.at("dtype", where).as_string(where + " dtype");
-      if (dtype != "F32") fail(where + " has dtype " + dtype + ", expected F32");
-      Tensor t;
-      std::int64_t count = 1;
-      for (const auto &d : v.at("shape", where).array) {
-        t.shape.push_back(d.as_int(where + " shape"));
-        if (t.shape.back() < 0) fail(where + " has a negative size");
-        count *= t.shape.back();
-      }
-      const auto &off = v.at("data_offsets", where).array;
-      if (off.size() != 2) fail(where + ": data_offsets must hold two numbers");
-      const double b = off[0].as_double(where), e = off[1].as_double(where);
-      if (b < 0 || e < b || e > double(size) || e - b != 4.0 * double(count))
-        fail(where + ": data_offsets [" + std::to_string(std::int64_t(b)) + ", " + std::to_string(std::int64_t(e)) +
-             ") do not hold " + std::to_string(count) + " float32 values inside the data");
-      t.data.resize(std::size_t(count));
-      if (count) std::memcpy(t.data.data(), bytes.data() + data0 + std::size_t(b), 4 * std::size_t(count));
-      tensors_[name] = std::move(t);
-    }
-  }
-
-  const std::map<std::string, std::string> &metadata() const { return metadata_; }
-
-  /// The tensor `name`, which must have `shape`; throws naming the file, the tensor and both shapes.
-  const std::vector<float> &get(const std::string &name, const std::vector<std::int64_t> &shape) const {
-    const auto it = tensors_.find(name);
-    if (it == tensors_.end())
-      throw std::invalid_argument(path_ + ": the policy file has no tensor '" + name + "' (expected shape " +
-                                  shape_str(shape) + "); export it with sobolev_warmstart.export_native");
-    if (it->second.shape != shape)
-      throw std::invalid_argument(path_ + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) +
-                                  ", the architecture in the metadata expects " + shape_str(shape));
-    return it->second.data;
-  }
-  Vec vec(const std::string &name, std::int64_t n) const {
-    const auto &d = get(name, {n});
-    return Eigen::Map<const Vec>(d.data(), n);
-  }
-
-  [[noreturn]] void fail(const std::string &why) const {
-    throw std::invalid_argument(path_ + ": not a valid safetensors policy file (" + why + ")");
-  }
-
-private:
-  std::string path_;
-  std::map<std::string, Tensor> tensors_;
-  std::map<std::string, std::string> metadata_;
-};
 
 /// x tanh(softplus(x)) with one (vectorised) exponential: tanh(log(1 + e)) = n / (n + 2), n = e (e + 2).
 void mish(Mat &x) {
@@ -202,8 +122,8 @@ struct Linear {
   Vec b;
   Linear() = default;
   Linear(const TensorFile &f, const std::string &prefix, int in, int out)
-      : w(Eigen::Map<const RowMat>(f.get(prefix + ".weight", {out, in}).data(), out, in)),
-        b(f.vec(prefix + ".bias", out)) {}
+      : w(Eigen::Map<const RowMat>(f.f32(prefix + ".weight", {out, in}).data(), out, in)),
+        b(vec(f, prefix + ".bias", out)) {}
   Mat operator()(const Mat &x) const {
     Mat y;
     matmul(y, w, x);
@@ -245,8 +165,8 @@ struct Conv1d {
   int in = 1, k = 1, stride = 1, pad = 0;
   Conv1d() = default;
   Conv1d(const TensorFile &f, const std::string &prefix, int in_, int out, int k_, int stride_, int pad_)
-      : w(out, in_ * k_), b(f.vec(prefix + ".bias", out)), in(in_), k(k_), stride(stride_), pad(pad_) {
-    const auto &d = f.get(prefix + ".weight", {out, in, k});
+      : w(out, in_ * k_), b(vec(f, prefix + ".bias", out)), in(in_), k(k_), stride(stride_), pad(pad_) {
+    const auto &d = f.f32(prefix + ".weight", {out, in, k});
     for (int o = 0; o < out; ++o)
       for (int c = 0; c < in; ++c)
         for (int j = 0; j < k; ++j) w(o, j * in + c) = d[(std::size_t(o) * in + c) * k + j];
@@ -280,8 +200,8 @@ struct ConvTranspose1d {
   int stride = 2, pad = 1;
   ConvTranspose1d() = default;
   ConvTranspose1d(const TensorFile &f, const std::string &prefix, int in, int out, int k, int stride_, int pad_)
-      : b(f.vec(prefix + ".bias", out)), stride(stride_), pad(pad_) {
-    const auto &d = f.get(prefix + ".weight", {in, out, k});
+      : b(vec(f, prefix + ".bias", out)), stride(stride_), pad(pad_) {
+    const auto &d = f.f32(prefix + ".weight", {in, out, k});
     taps.assign(std::size_t(k), Mat(out, in));
     for (int c = 0; c < in; ++c)
       for (int o = 0; o < out; ++o)
@@ -311,7 +231,7 @@ struct GroupNorm {
   float eps = 1e-5f;
   GroupNorm() = default;
   GroupNorm(const TensorFile &f, const std::string &prefix, int channels, int groups_, float eps_)
-      : w(f.vec(prefix + ".weight", channels)), b(f.vec(prefix + ".bias", channels)), groups(groups_), eps(eps_) {}
+      : w(vec(f, prefix + ".weight", channels)), b(vec(f, prefix + ".bias", channels)), groups(groups_), eps(eps_) {}
   void operator()(Mat &x, int B) const {  // statistics per sequence and group
     const Eigen::Index C = x.rows(), per = C / groups, T = x.cols() / B;
     const float n = float(per * T);
@@ -360,7 +280,7 @@ struct ConvBlock {
 /// The diffusion-step embedding: sinusoids, Linear(E, 4E), Mish, Linear(4E, E).
 Vec step_embedding(const TensorFile &f, const std::string &p, int dim, int k) {
   const int half = dim / 2;
-  const Vec freqs = f.vec(p + ".freqs", half);
+  const Vec freqs = vec(f, p + ".freqs", half);
   Mat s(dim, 1);
   for (int i = 0; i < half; ++i) {
     const float arg = float(k) * freqs(i);
@@ -543,7 +463,7 @@ std::vector<int> int_list(const JsonValue &v, const std::string &what) {
 struct Normaliser {
   Vec offset, scale;
   Normaliser(const TensorFile &f, const std::string &key, int n)
-      : offset(f.vec(key + "_offset", n)), scale(f.vec(key + "_scale", n)) {}
+      : offset(vec(f, key + "_offset", n)), scale(vec(f, key + "_scale", n)) {}
 };
 
 class Network final : public NativeNetwork {
@@ -637,9 +557,9 @@ private:
   void read_sampling_plan(const TensorFile &f, const JsonValue &root, int K) {
     if (!root.has("sampling_steps")) {
       for (int k = K - 1; k >= 0; --k) steps_.push_back(k);
-      c0_ = f.vec("sampler.schedule.c0", K).reverse();
-      c1_ = f.vec("sampler.schedule.c1", K).reverse();
-      sigma_ = f.vec("sampler.schedule.sigma", K).reverse();
+      c0_ = vec(f, "sampler.schedule.c0", K).reverse();
+      c1_ = vec(f, "sampler.schedule.c1", K).reverse();
+      sigma_ = vec(f, "sampler.schedule.sigma", K).reverse();
       return;
     }
     const JsonValue &steps = root.at("sampling_steps", path_);
@@ -652,9 +572,9 @@ private:
                                     std::to_string(K - 1) + "] in the metadata");
     }
     const auto n = std::int64_t(steps_.size());
-    c0_ = f.vec("sampler.call_c0", n);
-    c1_ = f.vec("sampler.call_c1", n);
-    sigma_ = f.vec("sampler.call_sigma", n);
+    c0_ = vec(f, "sampler.call_c0", n);
+    c1_ = vec(f, "sampler.call_c1", n);
+    sigma_ = vec(f, "sampler.call_sigma", n);
   }
 
   /// [normalised observations (h*no), normalised params (nz)] per column.
@@ -683,7 +603,7 @@ private:
 
 std::unique_ptr<NativeNetwork> NativeNetwork::load(const std::string &path, std::string &metadata_json,
                                                    const std::function<NativeSizes(const std::string &)> &parse) {
-  const TensorFile file(path);
+  const TensorFile file(path, "policy");
   const auto it = file.metadata().find(kPolicyMetadataKey);
   if (it == file.metadata().end())
     throw std::invalid_argument(path + ": safetensors file without sobolev_warmstart metadata; export it with "

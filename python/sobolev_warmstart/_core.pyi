@@ -96,6 +96,21 @@ def chained_derivatives(
 def inverse_dynamics(task: Task, xs: Array, num_threads: int = 0) -> tuple[Array, Array]:
     """(us (N, T, nu), residuals (N, T))."""
 
+class Lookup:
+    """A nearest-neighbour lookup loaded in C++ from the file NearestNeighbourLookup.export writes."""
+    def __init__(self, path: str) -> None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def task_name(self) -> str: ...
+    @property
+    def task_variant(self) -> str: ...
+    def check_task(self, task: Task) -> None: ...
+    def nearest(self, task: Task, x0s: Array, params: Array) -> Array:
+        """(n,) int64: each instance's nearest training instance."""
+    def fallback(self, task: Task, x0s: Array, params: Array, cost_ratio: float = 30.0) -> tuple[Array, Array, Array]:
+        """(xs (n, T+1, nx), us (n, T, nu), cost_bound (n,)), as LookupFallback.plan gives them."""
+
 class PolicyRunner:
     """An exported policy (.safetensors native, .pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe."""
     def __init__(self, path: str, num_runners: int = 0) -> None: ...

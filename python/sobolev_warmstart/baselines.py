@@ -25,20 +25,26 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data import ChunkDataset, TaskInfo, TrajectoryData, load_dataset
+from .data import ChunkDataset, TaskInfo, TrajectoryData, load_dataset, write_safetensors
 from .rollout import RolloutResult, _instances
 from .solver import SolveResult
 from . import _core
 from .tasks import Task
 from .warmstart import _with_fallback_guesses, closed_loop_rollout, diverged_rollouts, guess_costs
 
-__all__ = ["NearestNeighbourLookup", "LookupFallback", "BASELINES", "neighbour_order"]
+__all__ = ["NearestNeighbourLookup", "LookupFallback", "BASELINES", "neighbour_order", "LOOKUP_METADATA_KEY"]
+
+#: The key of an exported lookup's metadata JSON in its safetensors ``__metadata__`` (cpp/src/lookup.cpp reads it).
+LOOKUP_METADATA_KEY = "sobolev_warmstart_lookup"
+_LOOKUP_FORMAT = 1
 
 #: The lookup's methods: the neighbour's trajectory, and its feedback law closed around the dynamics.
 BASELINES = ("nn", "nn_feedback")
@@ -155,6 +161,26 @@ class NearestNeighbourLookup:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"path: no dataset file at {path}")
         return cls.from_data(load_dataset(path), converged_only=converged_only, std_floor=std_floor)
+
+    def export(self, path: str | os.PathLike, task: Task) -> Path:
+        """Write the lookup for the C++ core (a ``.safetensors`` file, atomically; float64): the training instances'
+        normalised ``(x0, z)`` with the normaliser, their solutions, and the objective along each solution on
+        ``task``, which gives the fallback's bound. ``_core.Lookup(path)``, the C++ ``NearestNeighbourLookup::load``
+        and ``sw_bench_warm_start``'s ``LOOKUP`` argument read it; their nearest instances, guesses and bounds equal
+        :meth:`nearest`, :meth:`guess` and :meth:`LookupFallback.plan`'s. The feedback gains are not written
+        (``nn_feedback`` stays in Python)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a file path, got {type(path).__name__}")
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            raise ValueError(f"path: expected a .safetensors file name, got {str(path)!r}")
+        costs = self.solution_costs(task)  # checks the task
+        meta = {"format": _LOOKUP_FORMAT, "task": task.name, "variant": task.variant, "size": len(self),
+                **{k: int(getattr(task, k)) for k in ("nx", "ndx", "nu", "nz", "horizon")}}
+        write_safetensors(path, {"features": self._train, "offset": self.offset, "scale": self.scale, "xs": self.xs,
+                                 "us": self.us, "solution_costs": costs},
+                          {LOOKUP_METADATA_KEY: json.dumps(meta)})
+        return path
 
     # ---------------------------------------------------------------------------------------------- queries
     def __len__(self) -> int:

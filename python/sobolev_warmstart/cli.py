@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -275,9 +276,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not Path(args.policy).is_file():
         raise ValueError(f"policy: no such file {args.policy!r} (an exported .safetensors, .pt or .pt2 policy)")
     threads = args.threads or os.cpu_count() or 1
+    task = make_task(args.task, args.variant)
+    options = SolverOptions.for_task(task)  # the variant's measured settings, as solve and evaluate use them
     cmd = [str(exe), str(robots_dir()), str(args.policy), args.task, args.variant, str(args.n), str(threads),
-           str(args.action_steps), str(args.seed)]
-    return subprocess.call(cmd)
+           str(args.action_steps), str(args.seed), f"--mu-init={options.mu_init!r}",
+           f"--stall-iters={options.stall_iters}", f"--max-iters={options.max_iters}"]
+    if args.lookup is None:
+        return subprocess.call(cmd)
+    from .baselines import LookupFallback, NearestNeighbourLookup
+    ratio = LookupFallback.check_cost_ratio(args.fallback_cost_ratio, "--fallback-cost-ratio")
+    lookup = Path(args.lookup)
+    if not lookup.is_file():
+        raise ValueError(f"--lookup: no such file {args.lookup!r} (a dataset .npz, e.g. from collect, or a lookup "
+                         ".safetensors from NearestNeighbourLookup.export)")
+    with tempfile.TemporaryDirectory(prefix="sw_bench_") as tmp:
+        if lookup.suffix != ".safetensors":  # a training set: the C++ benchmark reads the exported lookup
+            lookup = NearestNeighbourLookup.load(lookup).export(Path(tmp) / "lookup.safetensors", task)
+        _core.Lookup(str(lookup)).check_task(task)  # a clear error here rather than in the executable
+        return subprocess.call(cmd + [f"--lookup={lookup}", f"--cost-ratio={ratio!r}"])
 
 
 def _experiments():
@@ -465,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_non_negative_int, default=0, help="0: all cores")
     p.add_argument("--action-steps", type=_non_negative_int, default=0, help="0: the policy's own")
     p.add_argument("--seed", type=_non_negative_int, default=1)
+    p.add_argument("--lookup", metavar="FILE",
+                   help="the training set's dataset .npz (or a lookup exported with NearestNeighbourLookup.export): "
+                        "adds the lookup's guess (NN) and the warm start with the NN fallback, all in C++")
+    p.add_argument("--fallback-cost-ratio", type=float, default=30.0,
+                   help="with --lookup: a rollout costing more than this many times its nearest training solution "
+                        "starts from that solution (default 30)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("experiment", help="run experiment presets (sobolev_warmstart.experiments)")

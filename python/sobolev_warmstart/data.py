@@ -88,6 +88,36 @@ def atomic_write_bytes(path: str | os.PathLike, writer) -> None:
         raise
 
 
+_SAFETENSORS_DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f8"): "F64"}
+
+
+def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
+    """Write float32/float64 arrays and string metadata as a `safetensors <https://huggingface.co/docs/safetensors>`_
+    file (atomically, :func:`atomic_write_bytes`): what the C++ core reads, the native policy
+    (:func:`~sobolev_warmstart.export.export_native`) and the lookup
+    (:meth:`~sobolev_warmstart.baselines.NearestNeighbourLookup.export`)."""
+    header: dict = {"__metadata__": dict(metadata)}
+    blobs, offset = [], 0
+    for name, a in sorted(tensors.items()):
+        a = np.ascontiguousarray(a)
+        if a.dtype not in _SAFETENSORS_DTYPES:
+            raise TypeError(f"tensors[{name!r}]: expected little-endian float32 or float64, got {a.dtype}")
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        blobs.append(a.tobytes())
+        offset += a.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode("ascii")
+    head += b" " * (-len(head) % 8)  # the format pads the header to 8 bytes with spaces
+
+    def write(f):
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+
+    atomic_write_bytes(path, write)
+
+
 def link_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """A hard link of ``src`` at ``dst``, or a copy where the file system has none. Finished files of this package
     are never written in place (every stage writes a new file and renames it, :func:`atomic_write_bytes`), so a

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import atomic_write_bytes
+from .data import atomic_write_bytes, write_safetensors
 from .policy import DiffusionPolicy, MLPPolicy
 
 __all__ = ["export_metadata", "export_policy", "export_backend", "export_native", "load_native", "native_architecture",
@@ -171,22 +171,7 @@ def export_native(policy: DiffusionPolicy | MLPPolicy, path: str | os.PathLike) 
         raise ValueError(f"path: expected a .safetensors file name, got {str(path)!r}")
     meta = export_metadata(policy.eval())
     meta["architecture"] = native_architecture(policy)
-    header: dict = {"__metadata__": {METADATA_KEY: json.dumps(meta)}}
-    blobs, offset = [], 0
-    for name, a in sorted(_native_tensors(policy).items()):
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        blobs.append(a.tobytes())
-        offset += a.nbytes
-    head = json.dumps(header, separators=(",", ":")).encode("ascii")
-    head += b" " * (-len(head) % 8)  # the format pads the header to 8 bytes with spaces
-
-    def write(f):
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for b in blobs:
-            f.write(b)
-
-    atomic_write_bytes(path, write)
+    write_safetensors(path, _native_tensors(policy), {METADATA_KEY: json.dumps(meta)})
     return path
 
 

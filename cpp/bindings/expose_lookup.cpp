@@ -1,0 +1,82 @@
+/// @file
+/// @brief The exported nearest-neighbour lookup (lookup.hpp) as _core.Lookup: what the C++ warm-start path reads,
+/// exposed so that its answers can be checked against Python's NearestNeighbourLookup and LookupFallback.
+#include "common.hpp"
+#include "sobolev_warmstart/lookup.hpp"
+
+#include <stdexcept>
+
+namespace sobolev_warmstart::bindings {
+
+void expose_lookup(py::module_ &m) {
+  py::class_<NearestNeighbourLookup, std::shared_ptr<NearestNeighbourLookup>>(
+      m, "Lookup",
+      "A nearest-neighbour lookup of solved training instances, loaded in C++ from the file "
+      "NearestNeighbourLookup.export writes (what sw_bench_warm_start and C++ users warm-start with).")
+      .def(py::init([](const std::string &path) {
+             try {
+               return std::const_pointer_cast<NearestNeighbourLookup>(NearestNeighbourLookup::load(path));
+             } catch (const std::invalid_argument &e) {
+               throw py::value_error(e.what());
+             }
+           }),
+           py::arg("path"))
+      .def_property_readonly("size", &NearestNeighbourLookup::size)
+      .def_property_readonly("task_name", &NearestNeighbourLookup::task_name)
+      .def_property_readonly("task_variant", &NearestNeighbourLookup::task_variant)
+      .def(
+          "check_task",
+          [](const NearestNeighbourLookup &l, const Task &task) {
+            try {
+              l.check_task(task);
+            } catch (const std::invalid_argument &e) {
+              throw py::value_error(e.what());
+            }
+          },
+          py::arg("task"))
+      .def(
+          "nearest",
+          [](const NearestNeighbourLookup &l, const Task &task, const DoubleArray &x0s, const DoubleArray &params) {
+            try {
+              l.check_task(task);
+            } catch (const std::invalid_argument &e) {
+              throw py::value_error(e.what());
+            }
+            const auto [X0, Z] = instances(task, x0s, params);
+            auto idx = l.nearest(X0, Z);
+            return to_numpy(std::move(idx), {py::ssize_t(X0.rows())});
+          },
+          py::arg("task"), py::arg("x0s"), py::arg("params"),
+          "(n,) int64: each instance's nearest training instance.")
+      .def(
+          "fallback",
+          [](const NearestNeighbourLookup &l, const Task &task, const DoubleArray &x0s, const DoubleArray &params,
+             double cost_ratio) {
+            try {
+              l.check_task(task);
+            } catch (const std::invalid_argument &e) {
+              throw py::value_error(e.what());
+            }
+            const auto [X0, Z] = instances(task, x0s, params);
+            FallbackGuesses fb;
+            try {
+              fb = l.fallback(X0, Z, cost_ratio);
+            } catch (const std::invalid_argument &e) {
+              throw py::value_error(e.what());
+            }
+            const TaskDims d = task.dims();
+            const py::ssize_t n = X0.rows();
+            return py::make_tuple(to_numpy(std::move(fb.xs), {n, d.horizon + 1, d.nx}),
+                                  to_numpy(std::move(fb.us), {n, d.horizon, d.nu}),
+                                  to_numpy(std::move(fb.cost_bound), {n}));
+          },
+          py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("cost_ratio") = 30.0,
+          "(xs (n, T+1, nx), us (n, T, nu), cost_bound (n,)): the nearest solutions from x0s (the 'nn' guesses) and "
+          "cost_ratio times their objective, as LookupFallback.plan gives them.")
+      .def("__repr__", [](const NearestNeighbourLookup &l) {
+        return "Lookup(" + l.task_name() + "/" + l.task_variant() + ", " + std::to_string(l.size()) +
+               " training instances)";
+      });
+}
+
+} // namespace sobolev_warmstart::bindings
