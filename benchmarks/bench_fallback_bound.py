@@ -10,6 +10,10 @@ dynamically feasible guesses, Sob+Diff's rollout and the neighbour's feedback la
 (NN+feedback), by their own objective (the share where NN+feedback's is taken in brackets).
 
     python3 benchmarks/bench_fallback_bound.py runs/scorecard-v28/double_pendulum/default --ratios 1.1 1.5 3 30
+
+``--factors F ...`` adds bounds that follow the policy's precision (round 47): ``sw.LookupFallback.calibrated`` with
+``factor=F``, F times the policy's median rollout/neighbour cost ratio on 64 fresh instances (the bound and that
+median in each cell).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+import sobolev_warmstart as sw
 from sobolev_warmstart.baselines import NearestNeighbourLookup
 from sobolev_warmstart.data import load_dataset
 
@@ -30,12 +35,17 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", help="finished scorecard variant folders (with per_instance.npz)")
     ap.add_argument("--ratios", type=float, nargs="+", default=[1.05, 1.1, 1.2, 1.5, 2.0, 3.0, 30.0],
                     help="cost bounds, in multiples of the nearest training solution's cost")
+    ap.add_argument("--factors", type=float, nargs="*", default=[],
+                    help="calibrated bounds (LookupFallback.calibrated), in multiples of the policy's median ratio")
     args = ap.parse_args()
+    if args.factors and min(args.factors) < 1:
+        raise SystemExit(f"--factors: expected numbers >= 1, got {args.factors}")
     if min(args.ratios) <= 0:
         raise SystemExit(f"--ratios: expected positive numbers, got {args.ratios}")
     print("| folder | NN | the scorecard's fallback | " + " | ".join(f"x{r:g}: iters (replaced)" for r in args.ratios)
+          + "".join(f" | {f:g}x the median: bound (median), iters (replaced)" for f in args.factors)
           + " | the cheaper of Sob+Diff and NN+feedback |")
-    print("|---|---|---|" + "---|" * (len(args.ratios) + 1))
+    print("|---|---|---|" + "---|" * (len(args.ratios) + len(args.factors) + 1))
     for folder in map(Path, args.folders):
         z = np.load(folder / "per_instance.npz")
         s, task, x0s, params = held_out(folder, None, len(z["nn_iterations"]))
@@ -46,6 +56,13 @@ def main() -> None:
         for r in args.ratios:
             replaced = ~(cost <= r * neighbour_cost)
             cells.append(f"{np.where(replaced, nn_iters, policy_iters).mean():.1f} ({100 * replaced.mean():.0f}%)")
+        for f in args.factors:
+            fb = sw.LookupFallback.calibrated(lookup, task, str(folder / "sob_diff" / "policy_export.safetensors"),
+                                              factor=f, action_steps=s.action_steps,
+                                              divergence_bound=s.divergence_bound, num_threads=1)
+            replaced = ~(cost <= fb.cost_ratio * neighbour_cost)
+            cells.append(f"x{fb.cost_ratio:.3g} ({fb.calibration['median_ratio']:.3g}): "
+                         f"{np.where(replaced, nn_iters, policy_iters).mean():.1f} ({100 * replaced.mean():.0f}%)")
         feedback_cheaper = z["nn_feedback_policy_cost"] < cost
         cells.append(f"{np.where(feedback_cheaper, z['nn_feedback_iterations'], policy_iters).mean():.1f} "
                      f"({100 * feedback_cheaper.mean():.0f}%)")

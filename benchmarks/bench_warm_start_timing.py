@@ -45,7 +45,7 @@ def main() -> None:
                     "more instances settle differences of 10-20%% in the mean, round 35)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                     help="the methods to time (default: all; sob_diff_nn is Sob+Diff with the lookup fallback, "
-                         "sw.LookupFallback at its default cost ratio)")
+                         "sw.LookupFallback with the folder's bound: calibrated, or a fixed fallback_cost_ratio)")
     ap.add_argument("--action-steps", type=int, nargs="+", default=None,
                     help="the policies' executed actions per replan (A) to time, each a row per policy method "
                          "(default: the folder's own A; a larger A calls the network A times less often, round 46)")
@@ -87,7 +87,12 @@ def main() -> None:
                 ro = fallback.apply(task, x0s, params, ro, s.divergence_bound, 1)[0]
             return ro
 
-        fallback = sw.LookupFallback(lookup)
+        if s.fallback_cost_ratio is not None:  # the folder's own fallback: a fixed bound, or calibrated (round 47)
+            fallback = sw.LookupFallback(lookup, s.fallback_cost_ratio)
+        else:
+            fallback = sw.LookupFallback.calibrated(lookup, task, str(folder / "sob_diff" / "policy_export.safetensors"),
+                                                    factor=s.fallback_factor, action_steps=s.action_steps,
+                                                    divergence_bound=s.divergence_bound, num_threads=1)
         for m, a in methods:
             if m in POLICY_METHODS:
                 guess(m, a)  # warm-up, untimed (the fallback's lookup also scores its training solutions once)

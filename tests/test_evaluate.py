@@ -13,6 +13,7 @@ from sobolev_warmstart.baselines import LookupFallback, NearestNeighbourLookup
 from sobolev_warmstart.evaluate import (METHODS, METRICS, EvaluationResult, evaluate_methods, mean_ci,
                                         read_rows_csv, t_quantile_975)
 from sobolev_warmstart.models import MLPConfig, UNetConfig
+from sobolev_warmstart.warmstart import guess_costs
 
 TINY_UNET = UNetConfig(down_dims=(8, 16), n_groups=4, step_embed_dim=8)
 TINY_MLP = MLPConfig((16, 16))
@@ -257,6 +258,39 @@ def test_infeasible_is_the_share_of_guesses_that_break_a_constraint(solved, tmp_
         r.pop("infeasible", None), r.pop("infeasible_ci95", None)
     path.write_text(json.dumps(doc))
     assert "infeasible [%]" in EvaluationResult.from_json(path).table()
+
+
+def test_a_calibrated_fallback_bounds_the_rollouts_at_a_multiple_of_the_policys_median_ratio(pendulum_policies):
+    """LookupFallback.calibrated: cost_ratio = max(1, factor x the median, over fresh instances of the calibration
+    seed, of the policy's rollout objective over its nearest training solution's), recomputed here from a rollout
+    of those instances; a worse policy gets a proportionally looser bound; bad arguments name themselves."""
+    task, paths, eager, x0s, params = pendulum_policies
+    train_x, train_p = task.sample_instances(6, seed=0)
+    lookup = NearestNeighbourLookup.from_solve(task, sw.solve(task, train_x, train_p))
+    fb = LookupFallback.calibrated(lookup, task, paths["diff"], factor=2.0, max_ratio=1e9, instances=12, seed=31)
+    cx, cp = task.sample_instances(12, seed=31)
+    ro = sw.rollout(task, cx, cp, paths["diff"], seed=0)
+    ratio = guess_costs(task, cx, cp, ro.xs, ro.us, 1e3) / lookup.solution_costs(task)[lookup.nearest(cx, cp)]
+    assert fb.calibration == {"factor": 2.0, "max_ratio": 1e9,
+                              "median_ratio": pytest.approx(float(np.median(ratio)), rel=1e-12),
+                              "instances": 12, "seed": 31}
+    assert fb.cost_ratio == pytest.approx(2.0 * float(np.median(ratio)), rel=1e-12) and 1 < fb.cost_ratio < 1e9
+    assert "calibrated: 2 x the policy's median" in repr(fb) and fb.lookup is lookup
+    assert LookupFallback.calibrated(lookup, task, paths["diff"], factor=4.0, max_ratio=1e9, instances=12,
+                                     seed=31).cost_ratio == pytest.approx(2 * fb.cost_ratio, rel=1e-12)
+    # a policy whose typical rollout is itself far off keeps its rollouts only up to max_ratio
+    capped = LookupFallback.calibrated(lookup, task, paths["diff"], factor=2.0, max_ratio=1.5, instances=12, seed=31)
+    assert capped.cost_ratio == 1.5 and capped.calibration["median_ratio"] == fb.calibration["median_ratio"]
+    assert LookupFallback(lookup).calibration is None
+    for bad in (0.5, float("nan"), True):
+        with pytest.raises(ValueError, match="factor: expected a finite number >= 1"):
+            LookupFallback.calibrated(lookup, task, paths["diff"], factor=bad)
+    with pytest.raises(ValueError, match="max_ratio: expected a finite number >= 1"):
+        LookupFallback.calibrated(lookup, task, paths["diff"], max_ratio=0.5)
+    with pytest.raises(ValueError, match="instances: expected a positive integer"):
+        LookupFallback.calibrated(lookup, task, paths["diff"], instances=0)
+    with pytest.raises(ValueError, match="task: the lookup was built for name = 'pendulum'"):
+        LookupFallback.calibrated(lookup, sw.make_task("double_pendulum"), paths["diff"])
 
 
 def test_the_lookup_fallback_replaces_the_rollouts_above_their_bound_alike_on_every_path(pendulum_policies):

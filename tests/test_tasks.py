@@ -95,7 +95,7 @@ def test_invalid_instances_are_named():
 
 
 def test_type_stub_lists_every_binding():
-    """_core.pyi stays in step with the extension: same functions, same Task members."""
+    """_core.pyi stays in step with the extension: same functions, same Task, PolicyRunner and Lookup members."""
     import ast
     from pathlib import Path
 
@@ -104,11 +104,14 @@ def test_type_stub_lists_every_binding():
     task_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "Task")
     members = {n.name for n in task_stub.body if isinstance(n, ast.FunctionDef)}
     public = {k for k in dir(sw._core) if not k.startswith("_")}
-    assert functions == public - {"Task", "PolicyRunner"}
+    assert functions == public - {"Task", "PolicyRunner", "Lookup"}
     assert members == {k for k in dir(sw._core.Task) if not k.startswith("_")}
     runner_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "PolicyRunner")
     runner_members = {n.name for n in runner_stub.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
     assert runner_members == {k for k in dir(sw._core.PolicyRunner) if not k.startswith("_")}
+    lookup_stub = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "Lookup")
+    lookup_members = {n.name for n in lookup_stub.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
+    assert lookup_members == {k for k in dir(sw._core.Lookup) if not k.startswith("_")}
 
 
 @pytest.mark.parametrize("name,variant", [("pendulum", "default"), ("ur5", "fixed_start_random_target"),

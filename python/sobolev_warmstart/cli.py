@@ -231,7 +231,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fallback = None
     if args.fallback:
         from .baselines import LookupFallback, NearestNeighbourLookup
-        fallback = LookupFallback(NearestNeighbourLookup.load(args.fallback), args.fallback_cost_ratio)
+        lookup = NearestNeighbourLookup.load(args.fallback)
+        if args.fallback_cost_ratio is not None:
+            fallback = LookupFallback(lookup, args.fallback_cost_ratio)
+        elif "sob_diff_nn" in policies:  # the bound follows the policy's precision on fresh instances (round 47)
+            fallback = LookupFallback.calibrated(lookup, task, policies["sob_diff_nn"], action_steps=args.action_steps,
+                                                 num_threads=args.threads)
+            print(f"fallback: {fallback!r}")
+        else:
+            fallback = LookupFallback(lookup)
     result = evaluate_methods(task, policies, x0s, params, seeds=args.seeds, action_steps=args.action_steps,
                               options=options, fallback=fallback)
     print(f"{task.name}/{task.variant}: {args.n} instances (seed {args.seed}), rollout seeds {list(args.seeds)}, "
@@ -284,7 +292,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.lookup is None:
         return subprocess.call(cmd)
     from .baselines import LookupFallback, NearestNeighbourLookup
-    ratio = LookupFallback.check_cost_ratio(args.fallback_cost_ratio, "--fallback-cost-ratio")
+    if args.fallback_cost_ratio is not None:
+        LookupFallback.check_cost_ratio(args.fallback_cost_ratio, "--fallback-cost-ratio")
     lookup = Path(args.lookup)
     if not lookup.is_file():
         raise ValueError(f"--lookup: no such file {args.lookup!r} (a dataset .npz, e.g. from collect, or a lookup "
@@ -293,6 +302,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if lookup.suffix != ".safetensors":  # a training set: the C++ benchmark reads the exported lookup
             lookup = NearestNeighbourLookup.load(lookup).export(Path(tmp) / "lookup.safetensors", task)
         _core.Lookup(str(lookup)).check_task(task)  # a clear error here rather than in the executable
+        ratio = args.fallback_cost_ratio
+        if ratio is None:  # the bound follows the policy's precision on fresh instances (round 47)
+            if lookup.suffix == ".safetensors" and Path(args.lookup).suffix == ".safetensors":
+                raise ValueError("--lookup: an exported lookup holds no training set to calibrate the fallback's "
+                                 "bound on; give the dataset .npz, or --fallback-cost-ratio")
+            fallback = LookupFallback.calibrated(NearestNeighbourLookup.load(args.lookup), task, args.policy,
+                                                 action_steps=args.action_steps or None, num_threads=threads)
+            ratio = fallback.cost_ratio
+            print(f"fallback: {fallback!r}", flush=True)
         return subprocess.call(cmd + [f"--lookup={lookup}", f"--cost-ratio={ratio!r}"])
 
 
@@ -445,9 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback", metavar="DATASET",
                    help="the training set's dataset .npz: sob_diff_nn replaces a rollout that diverged or costs more "
                         "than --fallback-cost-ratio times its nearest training solution by that solution")
-    p.add_argument("--fallback-cost-ratio", type=_positive_float, default=30.0,
+    p.add_argument("--fallback-cost-ratio", type=_positive_float, default=None,
                    help="sob_diff_nn's bound on a rollout's cost, in multiples of its nearest training solution's "
-                        "(default 30)")
+                        "(default: 3 times the policy's median such ratio on 64 fresh instances, "
+                        "LookupFallback.calibrated)")
     p.add_argument("--task", default="pendulum", choices=sorted(available_tasks()))
     p.add_argument("--variant", default="")
     p.add_argument("-n", type=_positive_int, default=32, help="number of held-out instances")
@@ -484,9 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookup", metavar="FILE",
                    help="the training set's dataset .npz (or a lookup exported with NearestNeighbourLookup.export): "
                         "adds the lookup's guess (NN) and the warm start with the NN fallback, all in C++")
-    p.add_argument("--fallback-cost-ratio", type=float, default=30.0,
+    p.add_argument("--fallback-cost-ratio", type=float, default=None,
                    help="with --lookup: a rollout costing more than this many times its nearest training solution "
-                        "starts from that solution (default 30)")
+                        "starts from that solution (default: 3 times the policy's median such ratio on 64 fresh "
+                        "instances, LookupFallback.calibrated; needs the dataset .npz)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("experiment", help="run experiment presets (sobolev_warmstart.experiments)")

@@ -591,11 +591,14 @@ def comparison_table(evaluation: dict) -> str:
         f"{evaluation.get('baselines', {}).get('training_instances', '?')} accepted training trajectories) / its "
         "feedback law from the new x0, refined by the solver; their iters* and cost* over the same instances "
         "(where TO alone and the warm start converged) when they converged too.")
-    ratio = evaluation.get("baselines", {}).get("fallback", {}).get("cost_ratio")
+    fb = evaluation.get("baselines", {}).get("fallback", {})
+    ratio, calibration = fb.get("cost_ratio"), fb.get("calibration")
     if "fallback_converged" in per and ratio is not None:
-        baselines += (f" warm start, NN fallback: the same rollouts, those that diverged or cost more than {ratio:g} "
-                      "times their nearest training solution replaced by the NN guess (LookupFallback; the lookup's "
-                      "time in its rollout ms).")
+        how = ("" if not calibration else f" ({calibration['factor']:g}x the policy's median ratio "
+                                          f"{calibration['median_ratio']:.3g} on {calibration['instances']} fresh instances)")
+        baselines += (f" warm start, NN fallback: the same rollouts, those that diverged or cost more than {ratio:.3g} "
+                      f"times their nearest training solution{how} replaced by the NN guess (LookupFallback; the "
+                      "lookup's time in its rollout ms).")
     lines.append(f"* over the {int(both.sum())} instances where both solves converged. Policy rollout alone: cost* "
                  f"{_fmt(_mean(per['policy_cost'][both]), '.4f')}.{baselines} Best of both: {int(per['accepted'].sum())}/{n} "
                  f"solved, {int((src == 'policy').sum())} from the policy's guess, {int((src == 'default').sum())} "
@@ -661,7 +664,8 @@ def evaluate_fallback(task: Task, fallback: LookupFallback, export_path: Path, x
                                                                     options.num_threads)})
     per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     conv = per["fallback_converged"].astype(bool)
-    summary = {"cost_ratio": fallback.cost_ratio, "replaced": int(per["fallback_replaced"].sum()),
+    summary = {"cost_ratio": fallback.cost_ratio, "calibration": fallback.calibration,
+               "replaced": int(per["fallback_replaced"].sum()),
                "converged": int(conv.sum()), "iterations_mean": _mean(per["fallback_iterations"]),
                "total_time_mean": _mean(per["fallback_rollout_time"] + per["fallback_solve_time"]),
                "wall_time_s": time.perf_counter() - t0}
@@ -758,8 +762,12 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
             collect_time = time.perf_counter() - t0
             lookup = NearestNeighbourLookup.from_data(data)
             baselines, per_nn = evaluate_baselines(task, lookup, x0s, params, config.solver, config.divergence_bound)
+            # the bound follows the policy's own precision, measured on fresh unsolved instances (round 47)
+            fallback = LookupFallback.calibrated(lookup, task, str(export_path), action_steps=config.action_steps,
+                                                 divergence_bound=config.divergence_bound,
+                                                 num_threads=config.solver.num_threads)
             baselines["fallback"], per_fb = evaluate_fallback(
-                task, LookupFallback(lookup), export_path, x0s, params, config.collect_batch,
+                task, fallback, export_path, x0s, params, config.collect_batch,
                 lambda b: rollout_seed(config, 0, b), config.action_steps, config.solver, config.divergence_bound)
             per_nn.update(per_fb)
             evaluation = {"stage": "eval", "max_iters": config.solver.max_iters, "tol": config.solver.tol,

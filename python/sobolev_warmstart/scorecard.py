@@ -119,7 +119,7 @@ _FORMAT = "sobolev_warmstart.scorecard"
 _FORMAT_VERSION = 1
 #: Settings only the held-out evaluation reads (stages 3 and 4's rollouts): a scorecard that differs from another in
 #: nothing else reuses its training set and policies (``trained_from``).
-EVALUATION_KEYS = frozenset({"test_instances", "test_seed", "seeds", "fallback_cost_ratio"})
+EVALUATION_KEYS = frozenset({"test_instances", "test_seed", "seeds", "fallback_cost_ratio", "fallback_factor"})
 
 Progress = Callable[[str], None]
 
@@ -179,7 +179,9 @@ class ScorecardSettings:
     training trajectory at perturbed parameters (:func:`~sobolev_warmstart.sensitivities.parameter_jacobians`; only
     variants with parameters; Diff and the lookups do not use them). fallback_cost_ratio: the method
     ``sob_diff_nn`` (Sob+Diff with the lookup fallback, :class:`~sobolev_warmstart.baselines.LookupFallback`) replaces
-    a rollout costing more than this many times its nearest training solution by the lookup's guess (evaluation only).
+    a rollout costing more than this many times its nearest training solution by the lookup's guess (evaluation
+    only); None (the default since round 47): ``fallback_factor`` times the policy's median such ratio on fresh
+    instances (:meth:`~sobolev_warmstart.baselines.LookupFallback.calibrated`).
     """
 
     task: str
@@ -231,7 +233,8 @@ class ScorecardSettings:
     consolidate_rounds: int = 2
     symmetry_copies: int = 0
     parameter_sobolev: float = 0.0
-    fallback_cost_ratio: float = 30.0
+    fallback_cost_ratio: float | None = None
+    fallback_factor: float = 3.0
 
     def __post_init__(self) -> None:
         _check_int("train_seed", self.train_seed, 0)
@@ -242,7 +245,9 @@ class ScorecardSettings:
                              f"{self.train_seed}), got {self.test_seed!r}")
         _check_int("consolidate_neighbours", self.consolidate_neighbours, 0)
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
-        LookupFallback.check_cost_ratio(self.fallback_cost_ratio, "fallback_cost_ratio")
+        if self.fallback_cost_ratio is not None:
+            LookupFallback.check_cost_ratio(self.fallback_cost_ratio, "fallback_cost_ratio")
+        LookupFallback.check_cost_ratio(self.fallback_factor, "fallback_factor")
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
         check_normaliser_mode("action_normaliser", self.action_normaliser)
         check_normaliser_mode("observation_normaliser", self.observation_normaliser)
@@ -683,9 +688,14 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
                 "sob_diff_nn": str(exports["sob_diff"])}
     say(f"  evaluate on {s.test_instances} held-out instances (seed {s.test_seed}), rollout seeds {list(s.seeds)}")
     t0 = time.perf_counter()
+    if s.fallback_cost_ratio is not None:
+        fallback = LookupFallback(lookup, s.fallback_cost_ratio)
+    else:  # the bound follows the policy's own precision, measured on fresh unsolved instances (round 47)
+        fallback = LookupFallback.calibrated(lookup, task, str(exports["sob_diff"]), factor=s.fallback_factor,
+                                             action_steps=s.action_steps, divergence_bound=s.divergence_bound,
+                                             num_threads=1)
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
-                          options=s.options(1), divergence_bound=s.divergence_bound,
-                          fallback=LookupFallback(lookup, s.fallback_cost_ratio))
+                          options=s.options(1), divergence_bound=s.divergence_bound, fallback=fallback)
     # the objective along TO alone's starting guess, scored as every other guess is
     guess_cost = guess_costs(task, x_te, p_te, *default_guesses(task, x_te, p_te), s.divergence_bound, threads)
     per: dict[str, list[np.ndarray]] = {}
@@ -711,9 +721,28 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
                 per.setdefault(f"{method}_{k}", []).append(v)
     arrays = {k: np.concatenate(v) for k, v in per.items()}
     arrays["eval_time_s"] = np.asarray(time.perf_counter() - t0)
+    # the fallback's bound, in multiples of the nearest training solution's cost, and the policy's median such ratio
+    # it was calibrated on (NaN: a fixed bound)
+    arrays["sob_diff_nn_bound_ratio"] = np.asarray(fallback.cost_ratio)
+    arrays["sob_diff_nn_median_ratio"] = np.asarray(
+        np.nan if fallback.calibration is None else fallback.calibration["median_ratio"])
     ev.to_json(folder / "evaluation.json")
     _save_npz(path, arrays)
     return arrays
+
+
+def _fallback_bounds(docs: Sequence[dict]) -> str:
+    """The report's words for the fallback's bound per variant: calibrated (round 47) or the fixed ratio of older
+    runs (30)."""
+    bounds = {f"{d['task']}/{d['variant']}": d.get("fallback_bound_ratio") for d in docs}
+    if not any(b is not None for b in bounds.values()):
+        return "bound 30, fixed"
+    settings = [d["settings"] for d in docs if "settings" in d]
+    factors = {st.get("fallback_factor", 3.0) for st in settings}
+    calibrated = all(st.get("fallback_cost_ratio") is None for st in settings) and len(factors) == 1
+    how = (f"the bound is {factors.pop():g} times the policy's median such ratio on 64 fresh instances "
+           "(LookupFallback.calibrated, fallback_factor): " if calibrated else "bound: ")
+    return how + ", ".join(f"{k} {b:.3g}" for k, b in bounds.items() if b is not None)
 
 
 def _ratios(policy_cost: np.ndarray, to_cost: np.ndarray, to_converged: np.ndarray) -> np.ndarray:
@@ -865,6 +894,7 @@ def run_variant(key: str, out_dir: str | os.PathLike, scale: str = "smoke", *, t
            "trained_trajectories": int(data.num_instances),
            "epochs": _read_json(folder / "sob_diff" / "train.json")["epochs"], "rows": rows,
            "sample_efficiency": efficiency, "times": times, "stage_time_s": sum(times.values()),
+           "fallback_bound_ratio": float(per["sob_diff_nn_bound_ratio"]) if "sob_diff_nn_bound_ratio" in per else None,
            "wall_time_s": time.perf_counter() - t0, "trained_from": None if source is None else str(source)}
     _write_json(result_path, doc)
     say(f"{s.key}: done in {doc['wall_time_s']:.1f} s (stages {doc['stage_time_s']:.1f} s)")
@@ -957,9 +987,9 @@ def write_scorecard(out_dir: str | os.PathLike, docs: Sequence[dict], command: s
              f"evaluated on held-out instances (seed {test_seeds}, never used for training), its guess refined by the same "
              "solver. NN / NN+feedback: the nearest training trajectory / its feedback law from the new start. "
              "Sob+Diff, NN fallback (where evaluated): Sob+Diff's rollouts, those that diverged or cost more than "
-             "fallback_cost_ratio (30) "
-             "times their nearest training solution replaced by the NN guess before the refine (sw.LookupFallback; "
-             "its policy/TO is the policy's own rollouts', its total includes the lookup)."
+             f"a bound times their nearest training solution replaced by the NN guess before the refine "
+             f"(sw.LookupFallback; {_fallback_bounds(docs)}; its policy/TO is the policy's own rollouts', its total "
+             "includes the lookup)."
              + consolidation, "",
              "- policy/TO: per instance, the objective along the method's guess over TO alone's converged cost "
              "(TO alone's row: the task's default guess), median and mean over the instances where TO alone "
