@@ -105,6 +105,12 @@ def test_collect_train_export_evaluate_bench(tmp_path, capfd):
     assert "NN fallback" in out and "training instances of pendulum/default" in out and "of 3 rollouts replaced" in out
     assert main(["bench", str(exported), "-n", "2", "--lookup", str(tmp_path / "none.npz")]) == 2
     assert "--lookup: no such file" in capfd.readouterr().err
+    lk = sw.NearestNeighbourLookup.load(data).export(tmp_path / "lookup.safetensors", task)
+    assert main(["bench", str(exported), "-n", "2", "--threads", "1", "--lookup", str(lk),
+                 "--fallback-cost-ratio", "30"]) == 0
+    assert "fallback above 30 x the nearest solution's objective" in capfd.readouterr().out
+    assert main(["bench", str(exported), "-n", "2", "--lookup", str(lk)]) == 2  # nothing to calibrate the bound on
+    assert "an exported lookup holds no training set" in capfd.readouterr().err
 
 
 def test_export_samples_in_fewer_steps(tmp_path, capsys):

@@ -292,23 +292,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.lookup is None:
         return subprocess.call(cmd)
     from .baselines import LookupFallback, NearestNeighbourLookup
-    if args.fallback_cost_ratio is not None:
-        LookupFallback.check_cost_ratio(args.fallback_cost_ratio, "--fallback-cost-ratio")
-    lookup = Path(args.lookup)
-    if not lookup.is_file():
+    source, ratio = Path(args.lookup), args.fallback_cost_ratio
+    if ratio is not None:
+        LookupFallback.check_cost_ratio(ratio, "--fallback-cost-ratio")
+    if not source.is_file():
         raise ValueError(f"--lookup: no such file {args.lookup!r} (a dataset .npz, e.g. from collect, or a lookup "
                          ".safetensors from NearestNeighbourLookup.export)")
+    if ratio is None and source.suffix == ".safetensors":
+        raise ValueError("--lookup: an exported lookup holds no training set to calibrate the fallback's bound on; "
+                         "give the dataset .npz, or --fallback-cost-ratio")
     with tempfile.TemporaryDirectory(prefix="sw_bench_") as tmp:
-        if lookup.suffix != ".safetensors":  # a training set: the C++ benchmark reads the exported lookup
-            lookup = NearestNeighbourLookup.load(lookup).export(Path(tmp) / "lookup.safetensors", task)
+        lookup = source
+        if source.suffix != ".safetensors":  # a training set: the C++ benchmark reads the exported lookup
+            training = NearestNeighbourLookup.load(source)
+            lookup = training.export(Path(tmp) / "lookup.safetensors", task)
         _core.Lookup(str(lookup)).check_task(task)  # a clear error here rather than in the executable
-        ratio = args.fallback_cost_ratio
         if ratio is None:  # the bound follows the policy's precision on fresh instances (round 47)
-            if lookup.suffix == ".safetensors" and Path(args.lookup).suffix == ".safetensors":
-                raise ValueError("--lookup: an exported lookup holds no training set to calibrate the fallback's "
-                                 "bound on; give the dataset .npz, or --fallback-cost-ratio")
-            fallback = LookupFallback.calibrated(NearestNeighbourLookup.load(args.lookup), task, args.policy,
-                                                 action_steps=args.action_steps or None, num_threads=threads)
+            fallback = LookupFallback.calibrated(training, task, args.policy, action_steps=args.action_steps or None,
+                                                 num_threads=threads)
             ratio = fallback.cost_ratio
             print(f"fallback: {fallback!r}", flush=True)
         return subprocess.call(cmd + [f"--lookup={lookup}", f"--cost-ratio={ratio!r}"])
