@@ -260,7 +260,8 @@ def test_infeasible_is_the_share_of_guesses_that_break_a_constraint(solved, tmp_
     assert "infeasible [%]" in EvaluationResult.from_json(path).table()
 
 
-def test_a_calibrated_fallback_bounds_the_rollouts_at_a_multiple_of_the_policys_median_ratio(pendulum_policies):
+def test_a_calibrated_fallback_bounds_the_rollouts_at_a_multiple_of_the_policys_median_ratio(pendulum_policies,
+                                                                                           tmp_path):
     """LookupFallback.calibrated: cost_ratio = max(1, factor x the median, over fresh instances of the calibration
     seed, of the policy's rollout objective over its nearest training solution's), recomputed here from a rollout
     of those instances; a worse policy gets a proportionally looser bound; bad arguments name themselves."""
@@ -276,6 +277,13 @@ def test_a_calibrated_fallback_bounds_the_rollouts_at_a_multiple_of_the_policys_
                               "instances": 12, "seed": 31}
     assert fb.cost_ratio == pytest.approx(2.0 * float(np.median(ratio)), rel=1e-12) and 1 < fb.cost_ratio < 1e9
     assert "calibrated: 2 x the policy's median" in repr(fb) and fb.lookup is lookup
+    # the C++ calibration (what sw_bench_warm_start --cost-ratio=auto runs) gives the same bits
+    native = sw._core.Lookup(str(lookup.export(tmp_path / "lookup.safetensors", task)))
+    runner = sw.load_policy_runner(paths["diff"])
+    assert native.calibrate(task, runner, factor=2.0, max_ratio=1e9, instances=12, seed=31) == (
+        fb.cost_ratio, fb.calibration["median_ratio"])
+    with pytest.raises(ValueError, match="factor: expected a finite number >= 1"):
+        native.calibrate(task, runner, factor=0.5)
     assert LookupFallback.calibrated(lookup, task, paths["diff"], factor=4.0, max_ratio=1e9, instances=12,
                                      seed=31).cost_ratio == pytest.approx(2 * fb.cost_ratio, rel=1e-12)
     # a policy whose typical rollout is itself far off keeps its rollouts only up to max_ratio

@@ -2,14 +2,16 @@
 /// @brief The warm-start path without Python: load an exported policy, roll it out, refine with
 /// ProxDDP, and compare with the solver from its default guess ("TO alone") on the same instances.
 /// Usage: sw_bench_warm_start ROBOTS_DIR POLICY TASK [VARIANT] [N=64] [THREADS=nproc] [ACTION_STEPS=0] [SEED=1]
-///                            [--lookup=FILE] [--cost-ratio=30] [--mu-init=1e-3] [--stall-iters=0] [--max-iters=500]
+///                            [--lookup=FILE] [--cost-ratio=auto] [--mu-init=1e-3] [--stall-iters=0] [--max-iters=500]
 /// Prints, measured side by side in one run:
 ///   - policy latency per replan at batch 1 and the rollout time per instance,
 ///   - lockstep throughput (N instances per batched policy call) vs sequential batch-1 rollouts,
 ///     both on one thread, then lockstep over THREADS threads,
 ///   - TO alone vs warm-started: iterations, solve time, convergence, cost; with --lookup (a lookup file written by
 ///     Python's NearestNeighbourLookup.export) also the lookup's guess ("NN") and the warm start whose rollouts
-///     above --cost-ratio times their nearest training solution's objective start from that guess ("NN fallback").
+///     above --cost-ratio times their nearest training solution's objective start from that guess ("NN fallback";
+///     auto: 3x the policy's median such ratio on 64 fresh instances, at most 100, as Python's
+///     LookupFallback.calibrated).
 /// The solver settings (every column's): ProxDDP's initial penalty, the stall switch and the budget; the Python CLI
 /// (`sobolev-warmstart bench`) passes the variant's measured ones (SolverOptions.for_task).
 #include "sobolev_warmstart/lookup.hpp"
@@ -70,7 +72,7 @@ int main(int argc, char **argv) {
   if (pos.size() < 3 || pos.size() > 8) {
     std::fprintf(stderr,
                  "usage: %s ROBOTS_DIR POLICY TASK [VARIANT] [N=64] [THREADS=nproc] [ACTION_STEPS=0] [SEED=1] "
-                 "[--lookup=FILE] [--cost-ratio=30] [--mu-init=1e-3] [--stall-iters=0] [--max-iters=500]\n",
+                 "[--lookup=FILE] [--cost-ratio=auto] [--mu-init=1e-3] [--stall-iters=0] [--max-iters=500]\n",
                  argv[0]);
     return 2;
   }
@@ -85,7 +87,9 @@ int main(int argc, char **argv) {
     const int action_steps = pos.size() > 6 ? std::stoi(pos[6]) : 0;
     const std::uint64_t seed = pos.size() > 7 ? std::stoull(pos[7]) : 1;
     const std::string lookup_path = opt("lookup", "");
-    const double cost_ratio = std::stod(opt("cost-ratio", "30"));
+    const std::string cost_ratio_text = opt("cost-ratio", "auto");
+    const bool calibrate = cost_ratio_text == "auto";
+    const double fixed_ratio = calibrate ? 0.0 : std::stod(cost_ratio_text);
     SolverOptions so;
     so.num_threads = threads;
     so.mu_init = std::stod(opt("mu-init", "1e-3"));
@@ -162,6 +166,19 @@ int main(int argc, char **argv) {
       lookup->guesses(x0s, params, xs, us);
       const double nn_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() / n;
       nn = solve_batch(*task, x0s, params, xs, us, so);
+      double cost_ratio = fixed_ratio;
+      std::string how;
+      if (calibrate) {  // the bound follows the policy's precision (Python: LookupFallback.calibrated)
+        RolloutOptions calibration_rollouts;
+        calibration_rollouts.action_steps = action_steps;
+        calibration_rollouts.num_threads = threads;
+        const FallbackCalibration c = lookup->calibrate(*task, *runner, calibration_rollouts, FallbackCalibration{});
+        cost_ratio = c.cost_ratio;
+        char text[160];
+        std::snprintf(text, sizeof text, " (%g x the policy's median ratio %.3g on %d fresh instances, at most %g)",
+                      c.factor, c.median_ratio, c.instances, c.max_ratio);
+        how = text;
+      }
       t1 = std::chrono::steady_clock::now();
       const FallbackGuesses fb = lookup->fallback(x0s, params, cost_ratio);
       const double fb_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() / n;
@@ -170,9 +187,9 @@ int main(int argc, char **argv) {
       cols.insert(cols.begin() + 1, {"NN", &nn, nn_time, nan});
       cols.push_back({"NN fallback", &fb_ws.warm, mean(fb_ws.rollout.time) + fb_time, median(fb_ws.policy_cost)});
       std::printf("\nlookup %s: %d training instances of %s/%s; fallback above %g x the nearest solution's "
-                  "objective (%d of %d rollouts replaced)\n",
+                  "objective%s (%d of %d rollouts replaced)\n",
                   lookup_path.c_str(), lookup->size(), lookup->task_name().c_str(), lookup->task_variant().c_str(),
-                  cost_ratio, replaced, n);
+                  cost_ratio, how.c_str(), replaced, n);
     }
     const auto row = [&](const char *label, const auto &cell) {
       std::printf("  %-24s", label);

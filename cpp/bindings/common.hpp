@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "sobolev_warmstart/batch_solver.hpp"
+#include "sobolev_warmstart/rollout.hpp"
 
 #include <sstream>
 #include <string>
@@ -115,6 +116,9 @@ SolverOptions make_solver_options(double tol, double mu_init, int max_iters, int
                                   int stall_iters);
 /// Raise ValueError naming the first invalid instance.
 void check_instances(const Task &task, const RowMatrixXd &x0s, const RowMatrixXd &params);
+/// Rollout settings checked against the runner's policy ("action_steps: expected 1..H-h ...").
+RolloutOptions make_rollout_options(const PolicyRunner &runner, int action_steps, std::uint64_t seed, int batch_size,
+                                    int num_threads);
 /// Validated (x0s (n, nx), params (n, nz)) as matrices: shapes, finiteness and the task's own instance checks.
 std::pair<RowMatrixXd, RowMatrixXd> instances(const Task &task, const DoubleArray &x0s, const DoubleArray &params);
 /// The arrays of a batch solve, moved into numpy.

@@ -73,6 +73,33 @@ void expose_lookup(py::module_ &m) {
           py::arg("task"), py::arg("x0s"), py::arg("params"), py::arg("cost_ratio") = 30.0,
           "(xs (n, T+1, nx), us (n, T, nu), cost_bound (n,)): the nearest solutions from x0s (the 'nn' guesses) and "
           "cost_ratio times their objective, as LookupFallback.plan gives them.")
+      .def(
+          "calibrate",
+          [](const NearestNeighbourLookup &l, const Task &task, const PolicyRunner &runner, double factor,
+             double max_ratio, int instances, std::uint64_t seed, int action_steps, double divergence_bound,
+             int num_threads) {
+            try {
+              l.check_task(task);
+            } catch (const std::invalid_argument &e) {
+              throw py::value_error(e.what());
+            }
+            runner.check_task(task);
+            const RolloutOptions ro = make_rollout_options(runner, action_steps, 0, 0, num_threads);
+            FallbackCalibration c;
+            c.factor = factor, c.max_ratio = max_ratio, c.instances = instances, c.seed = seed;
+            c.divergence_bound = divergence_bound;
+            try {
+              py::gil_scoped_release release;
+              c = l.calibrate(task, runner, ro, c);
+            } catch (const std::invalid_argument &e) {
+              throw py::value_error(e.what());
+            }
+            return py::make_tuple(c.cost_ratio, c.median_ratio);
+          },
+          py::arg("task"), py::arg("runner"), py::arg("factor") = 3.0, py::arg("max_ratio") = 100.0,
+          py::arg("instances") = 64, py::arg("seed") = 5000001, py::arg("action_steps") = 0,
+          py::arg("divergence_bound") = 1e3, py::arg("num_threads") = 0,
+          "(cost_ratio, median_ratio): the fallback's bound calibrated in C++ as LookupFallback.calibrated does it.")
       .def("__repr__", [](const NearestNeighbourLookup &l) {
         return "Lookup(" + l.task_name() + "/" + l.task_variant() + ", " + std::to_string(l.size()) +
                " training instances)";

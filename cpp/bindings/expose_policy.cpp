@@ -4,6 +4,25 @@
 namespace sobolev_warmstart::bindings {
 namespace {
 
+py::dict rollout_to_dict(RolloutResult &&r, const TaskDims &d) {
+  const py::ssize_t n = r.n, T = d.horizon;
+  py::dict out;
+  out["xs"] = to_numpy(std::move(r.xs), {n, T + 1, d.nx});
+  out["us"] = to_numpy(std::move(r.us), {n, T, d.nu});
+  out["actions"] = to_numpy(std::move(r.actions), {n, T, d.na});
+  out["time"] = to_numpy(std::move(r.time), {n});
+  out["policy_time"] = to_numpy(std::move(r.policy_time), {n});
+  out["errors"] = r.errors;
+  out["num_replans"] = r.num_replans;
+  out["action_steps"] = r.action_steps;
+  out["wall_time"] = r.wall_time;
+  out["policy_calls"] = r.policy_calls;
+  out["policy_call_time"] = r.policy_call_time;
+  return out;
+}
+
+} // namespace
+
 RolloutOptions make_rollout_options(const PolicyRunner &runner, int action_steps, std::uint64_t seed, int batch_size,
                                     int num_threads) {
   const auto &m = runner.metadata();
@@ -26,25 +45,6 @@ RolloutOptions make_rollout_options(const PolicyRunner &runner, int action_steps
   o.num_threads = check_threads(num_threads);
   return o;
 }
-
-py::dict rollout_to_dict(RolloutResult &&r, const TaskDims &d) {
-  const py::ssize_t n = r.n, T = d.horizon;
-  py::dict out;
-  out["xs"] = to_numpy(std::move(r.xs), {n, T + 1, d.nx});
-  out["us"] = to_numpy(std::move(r.us), {n, T, d.nu});
-  out["actions"] = to_numpy(std::move(r.actions), {n, T, d.na});
-  out["time"] = to_numpy(std::move(r.time), {n});
-  out["policy_time"] = to_numpy(std::move(r.policy_time), {n});
-  out["errors"] = r.errors;
-  out["num_replans"] = r.num_replans;
-  out["action_steps"] = r.action_steps;
-  out["wall_time"] = r.wall_time;
-  out["policy_calls"] = r.policy_calls;
-  out["policy_call_time"] = r.policy_call_time;
-  return out;
-}
-
-} // namespace
 
 void expose_policy(py::module_ &m) {
   py::class_<PolicyRunner, std::shared_ptr<PolicyRunner>>(

@@ -2,6 +2,8 @@
 /// @brief lookup.hpp: the exported nearest-neighbour lookup, read from its `.safetensors` file.
 
 #include "sobolev_warmstart/lookup.hpp"
+#include "sobolev_warmstart/batch_solver.hpp"
+#include "sobolev_warmstart/rollout.hpp"
 
 #include "json_reader.hpp"
 #include "tensor_file.hpp"
@@ -130,6 +132,38 @@ FallbackGuesses NearestNeighbourLookup::fallback(const RowMatrixXd &x0s, const R
   out.cost_bound.resize(idx.size());
   for (std::size_t i = 0; i < idx.size(); ++i) out.cost_bound[i] = cost_ratio * costs_[std::size_t(idx[i])];
   return out;
+}
+
+FallbackCalibration NearestNeighbourLookup::calibrate(const Task &task, const PolicyRunner &runner,
+                                                      RolloutOptions rollout_options,
+                                                      FallbackCalibration settings) const {
+  const auto at_least_one = [](const char *name, double v) {
+    if (!(std::isfinite(v) && v >= 1.0))
+      throw std::invalid_argument(std::string(name) + ": expected a finite number >= 1, got " + std::to_string(v));
+  };
+  at_least_one("factor", settings.factor);
+  at_least_one("max_ratio", settings.max_ratio);
+  if (settings.instances < 1)
+    throw std::invalid_argument("instances: expected a positive integer, got " + std::to_string(settings.instances));
+  if (!(settings.divergence_bound > 0.0))
+    throw std::invalid_argument("divergence_bound: expected a positive number");
+  RowMatrixXd x0s, params;
+  task.sample_instances(settings.seed, settings.instances, x0s, params);
+  rollout_options.seed = 0;
+  RolloutResult ro = rollout_batch(task, runner, x0s, params, rollout_options);
+  const double b = settings.divergence_bound;  // held as Python's warmstart.guess_costs holds a diverged guess
+  for (double &x : ro.xs) x = std::isnan(x) ? b : std::min(b, std::max(-b, x));
+  for (double &u : ro.us)
+    if (!std::isfinite(u)) u = 0.0;
+  const std::vector<double> cost = trajectory_costs(task, x0s, params, ro.xs, ro.us, rollout_options.num_threads);
+  const auto idx = nearest(x0s, params);
+  std::vector<double> ratio(idx.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) ratio[i] = cost[i] / costs_[std::size_t(idx[i])];
+  std::sort(ratio.begin(), ratio.end());  // numpy's median: the mean of the two middle values of an even count
+  const std::size_t m = ratio.size() / 2;
+  settings.median_ratio = ratio.size() % 2 ? ratio[m] : (ratio[m - 1] + ratio[m]) / 2.0;
+  settings.cost_ratio = std::min(settings.max_ratio, std::max(1.0, settings.factor * settings.median_ratio));
+  return settings;
 }
 
 } // namespace sobolev_warmstart

@@ -110,6 +110,10 @@ class Lookup:
         """(n,) int64: each instance's nearest training instance."""
     def fallback(self, task: Task, x0s: Array, params: Array, cost_ratio: float = 30.0) -> tuple[Array, Array, Array]:
         """(xs (n, T+1, nx), us (n, T, nu), cost_bound (n,)), as LookupFallback.plan gives them."""
+    def calibrate(self, task: Task, runner: PolicyRunner, factor: float = 3.0, max_ratio: float = 100.0,
+                  instances: int = 64, seed: int = 5000001, action_steps: int = 0, divergence_bound: float = 1e3,
+                  num_threads: int = 0) -> tuple[float, float]:
+        """(cost_ratio, median_ratio), as LookupFallback.calibrated computes them."""
 
 class PolicyRunner:
     """An exported policy (.safetensors native, .pt TorchScript or .pt2 AOTInductor) loaded in C++; thread-safe."""

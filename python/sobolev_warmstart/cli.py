@@ -298,21 +298,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise ValueError(f"--lookup: no such file {args.lookup!r} (a dataset .npz, e.g. from collect, or a lookup "
                          ".safetensors from NearestNeighbourLookup.export)")
-    if ratio is None and source.suffix == ".safetensors":
-        raise ValueError("--lookup: an exported lookup holds no training set to calibrate the fallback's bound on; "
-                         "give the dataset .npz, or --fallback-cost-ratio")
     with tempfile.TemporaryDirectory(prefix="sw_bench_") as tmp:
         lookup = source
         if source.suffix != ".safetensors":  # a training set: the C++ benchmark reads the exported lookup
-            training = NearestNeighbourLookup.load(source)
-            lookup = training.export(Path(tmp) / "lookup.safetensors", task)
+            lookup = NearestNeighbourLookup.load(source).export(Path(tmp) / "lookup.safetensors", task)
         _core.Lookup(str(lookup)).check_task(task)  # a clear error here rather than in the executable
-        if ratio is None:  # the bound follows the policy's precision on fresh instances (round 47)
-            fallback = LookupFallback.calibrated(training, task, args.policy, action_steps=args.action_steps or None,
-                                                 num_threads=threads)
-            ratio = fallback.cost_ratio
-            print(f"fallback: {fallback!r}", flush=True)
-        return subprocess.call(cmd + [f"--lookup={lookup}", f"--cost-ratio={ratio!r}"])
+        # auto: the executable calibrates the bound to the policy, as LookupFallback.calibrated does (round 47)
+        return subprocess.call(cmd + [f"--lookup={lookup}", f"--cost-ratio={'auto' if ratio is None else repr(ratio)}"])
 
 
 def _experiments():
@@ -507,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback-cost-ratio", type=float, default=None,
                    help="with --lookup: a rollout costing more than this many times its nearest training solution "
                         "starts from that solution (default: 3 times the policy's median such ratio on 64 fresh "
-                        "instances, LookupFallback.calibrated; needs the dataset .npz)")
+                        "instances, at most 100, calibrated in C++ as LookupFallback.calibrated does)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("experiment", help="run experiment presets (sobolev_warmstart.experiments)")

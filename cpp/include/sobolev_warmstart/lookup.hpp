@@ -19,6 +19,18 @@
 
 namespace sobolev_warmstart {
 
+/// How the fallback's bound follows a policy's precision (Python: LookupFallback.calibrated): the policy is rolled out
+/// (noise seed 0) on `instances` fresh instances of seed `seed`, each rollout scored as a diverged guess is (states
+/// clipped to +-divergence_bound, non-finite controls as zero) over its nearest training solution's objective;
+/// cost_ratio = factor x the median of those ratios, within [1, max_ratio].
+struct FallbackCalibration {
+  double factor = 3.0, max_ratio = 100.0;
+  int instances = 64;
+  std::uint64_t seed = 5000001;  ///< Python: baselines.CALIBRATION_SEED
+  double divergence_bound = 1e3;
+  double median_ratio = 0.0, cost_ratio = 0.0;  ///< results
+};
+
 class NearestNeighbourLookup {
 public:
   /// Reads a lookup file; throws std::invalid_argument naming the path and the fault.
@@ -37,6 +49,11 @@ public:
                std::vector<double> &us) const;
   /// The guesses and, as cost_bound, cost_ratio (finite, >= 1) times each nearest solution's objective.
   FallbackGuesses fallback(const RowMatrixXd &x0s, const RowMatrixXd &params, double cost_ratio) const;
+  /// `settings` with median_ratio and cost_ratio filled in for `runner`'s policy (see FallbackCalibration);
+  /// rollout_options' seed is ignored (0). Throws std::invalid_argument for factor or max_ratio below 1, or no instance.
+  /// @pre check_task(task) and runner.check_task(task) passed.
+  FallbackCalibration calibrate(const Task &task, const PolicyRunner &runner, RolloutOptions rollout_options,
+                                FallbackCalibration settings) const;
 
 private:
   NearestNeighbourLookup() = default;
