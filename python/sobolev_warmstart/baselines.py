@@ -296,7 +296,9 @@ class LookupFallback:
     times the solver's, and their refines take about 200 iterations, some the whole budget); the lookup's guess is
     free, since the neighbour is found anyway to set the bound. ``cost_ratio`` is generous (30 by default) so that a
     policy that is merely imprecise keeps its guesses (the random-start UR5s' rollouts cost 6-12x TO's and still
-    warm-start better than the lookup); docs/results/ablations.md, round 45.
+    warm-start better than the lookup); docs/results/ablations.md, round 45. A fixed ratio suits one precision only:
+    :meth:`calibrated` sets it from the policy's own typical ratio (round 47), what the scorecard, the loop and the
+    command line use.
 
     :func:`~sobolev_warmstart.warmstart.warm_start` and :func:`~sobolev_warmstart.warmstart.refine_rollouts` take it as
     ``fallback``; :func:`~sobolev_warmstart.evaluate.evaluate_methods` evaluates it as the method ``"sob_diff_nn"``.
