@@ -108,7 +108,7 @@ class Lookup:
     def check_task(self, task: Task) -> None: ...
     def nearest(self, task: Task, x0s: Array, params: Array) -> Array:
         """(n,) int64: each instance's nearest training instance."""
-    def fallback(self, task: Task, x0s: Array, params: Array, cost_ratio: float = 30.0) -> tuple[Array, Array, Array]:
+    def fallback(self, task: Task, x0s: Array, params: Array, cost_ratio: float) -> tuple[Array, Array, Array]:
         """(xs (n, T+1, nx), us (n, T, nu), cost_bound (n,)), as LookupFallback.plan gives them."""
     def calibrate(self, task: Task, runner: PolicyRunner, factor: float = 3.0, max_ratio: float = 100.0,
                   instances: int = 64, seed: int = 5000001, action_steps: int = 0, divergence_bound: float = 1e3,

@@ -88,6 +88,14 @@ def neighbour_order(x0s: np.ndarray, params: np.ndarray, k: int, std_floor: floa
     return np.argsort(d, axis=1, kind="stable")[:, :k]
 
 
+def _at_least_one(value, name: str, meaning: str) -> float:
+    """``value`` as a float; ValueError naming ``name`` (and what it means) unless it is a finite number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(value) and value >= 1):
+        raise ValueError(f"{name}: expected a finite number >= 1 ({meaning}), got {value!r}")
+    return float(value)
+
+
 class NearestNeighbourLookup:
     """Nearest solved training instance in normalised ``(x0, z)`` (module docstring).
 
@@ -170,7 +178,7 @@ class NearestNeighbourLookup:
         """Write the lookup for the C++ core (a ``.safetensors`` file, atomically; float64): the training instances'
         normalised ``(x0, z)`` with the normaliser, their solutions, and the objective along each solution on
         ``task``, which gives the fallback's bound. ``_core.Lookup(path)``, the C++ ``NearestNeighbourLookup::load``
-        and ``sw_bench_warm_start``'s ``LOOKUP`` argument read it; their nearest instances, guesses and bounds equal
+        and ``sw_bench_warm_start --lookup=FILE`` read it; their nearest instances, guesses and bounds equal
         :meth:`nearest`, :meth:`guess` and :meth:`LookupFallback.plan`'s. The feedback gains are not written
         (``nn_feedback`` stays in Python)."""
         if not isinstance(path, (str, os.PathLike)):
@@ -325,13 +333,10 @@ class LookupFallback:
 
         A fixed ratio suits one precision only (docs/results/ablations.md, round 47): 30 replaces 56-71% of
         ``ur5/reference_random_start_random_target``'s rollouts, whose typical ratio is 36-53 but which warm-start
-        better than the lookup, and none of the pendulum's, whose typical ratio is 1.03 and whose worst quarter
+        better than the lookup, and none of the pendulum's, whose typical ratio is 1.04 and whose worst quarter
         refines slower than the lookup's guess. ``policy``: an exported file or runner (as :func:`~.rollout.rollout`
         takes it), rolled out with seed 0 and ``action_steps`` (None: its own)."""
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (np.isfinite(factor) and factor >= 1):
-            raise ValueError(f"factor: expected a finite number >= 1 (the bound in multiples of the policy's median "
-                             f"cost ratio), got {factor!r}")
-        max_ratio = cls.check_cost_ratio(max_ratio, "max_ratio")
+        factor, max_ratio = cls.check_factor(factor), cls.check_cost_ratio(max_ratio, "max_ratio")
         if isinstance(instances, bool) or not isinstance(instances, (int, np.integer)) or instances < 1:
             raise ValueError(f"instances: expected a positive integer, got {instances!r}")
         lookup.check_task(task)
@@ -340,19 +345,21 @@ class LookupFallback:
         cost = guess_costs(task, x0s, params, ro.xs, ro.us, divergence_bound, num_threads)
         neighbour = lookup.solution_costs(task)[lookup.nearest(x0s, params)]
         median = float(np.median(cost / neighbour))
-        out = cls(lookup, min(max_ratio, max(1.0, float(factor) * median)))
-        out.calibration = {"factor": float(factor), "max_ratio": max_ratio, "median_ratio": median,
+        out = cls(lookup, min(max_ratio, max(1.0, factor * median)))
+        out.calibration = {"factor": factor, "max_ratio": max_ratio, "median_ratio": median,
                            "instances": int(instances), "seed": int(seed)}
         return out
 
     @staticmethod
     def check_cost_ratio(cost_ratio, name: str = "cost_ratio") -> float:
         """``cost_ratio`` as a float; ValueError naming ``name`` unless it is a finite number >= 1."""
-        if isinstance(cost_ratio, bool) or not isinstance(cost_ratio, (int, float)) or not (
-                np.isfinite(cost_ratio) and cost_ratio >= 1):
-            raise ValueError(f"{name}: expected a finite number >= 1 (a rollout costing more than this many times "
-                             f"its nearest training solution is replaced), got {cost_ratio!r}")
-        return float(cost_ratio)
+        return _at_least_one(cost_ratio, name, "a rollout costing more than this many times its nearest training "
+                                               "solution is replaced")
+
+    @staticmethod
+    def check_factor(factor, name: str = "factor") -> float:
+        """:meth:`calibrated`'s ``factor`` as a float; ValueError naming ``name`` unless it is a finite number >= 1."""
+        return _at_least_one(factor, name, "the bound in multiples of the policy's median cost ratio")
 
     def __repr__(self) -> str:
         how = "" if self.calibration is None else (f", calibrated: {self.calibration['factor']:g} x the policy's "

@@ -247,7 +247,7 @@ class ScorecardSettings:
         _check_int("consolidate_rounds", self.consolidate_rounds, 1)
         if self.fallback_cost_ratio is not None:
             LookupFallback.check_cost_ratio(self.fallback_cost_ratio, "fallback_cost_ratio")
-        LookupFallback.check_cost_ratio(self.fallback_factor, "fallback_factor")
+        LookupFallback.check_factor(self.fallback_factor, "fallback_factor")
         _check_symmetry(self.task, self.variant, self.symmetry_copies)
         check_normaliser_mode("action_normaliser", self.action_normaliser)
         check_normaliser_mode("observation_normaliser", self.observation_normaliser)
