@@ -4,7 +4,10 @@ ProxDDP starts its multipliers from zero, or from ``dual_init``'s adjoint estima
 stationary. A lookup knows more: the nearest training instance's converged multipliers. This benchmark re-solves a
 scorecard folder's training solutions from themselves (recognised at once) to get their multipliers
 (``SolveResult.lams``/``vs``), then refines every method's guess on the held-out instances twice, from the solver's
-own estimate and from the nearest training instance's multipliers (``sw.solve(..., lams_init, vs_init)``):
+own estimate and from the nearest training instance's multipliers (``sw.solve(..., lams_init, vs_init)``). A third
+row starts each guess from the multipliers of its own instance's optimum (TO alone's converged solution), which no
+user has: if even those leave the iterations where they were, the guess's primal precision, not its multipliers,
+is what the refine lacks (round 48):
 
     python3 benchmarks/bench_neighbour_multipliers.py runs/scorecard-v10/double_pendulum/default
 """
@@ -37,20 +40,23 @@ def main() -> None:
     guesses = {"NN": lookup.guess(task, x0s, params), "NN+feedback": lookup.feedback_guess(task, x0s, params)}
     policy = folder / "sob_diff" / "policy_export.safetensors"
     if policy.exists():
-        ro = sw.rollout(task, x0s, params, sw.load_policy_runner(str(policy)), seed=args.seed)
+        ro = sw.rollout(task, x0s, params, sw.load_policy_runner(str(policy)), action_steps=s.action_steps,
+                        seed=args.seed)
         guesses["Sob+Diff"] = (ro.xs, ro.us)
     to = sw.solve(task, x0s, params, options=options)
     at_bound = np.isclose(np.abs(data.us), np.abs(task.u_upper), rtol=0, atol=1e-3).mean()
     print(f"{s.key}: {data.num_instances} training solutions (re-solved from themselves in "
           f"{train.iterations.mean():.2f} iterations on average; controls within 1e-3 of a bound: "
           f"{100 * at_bound:.1f}%, nonzero path multipliers: {100 * (np.abs(train.vs) > 1e-8).mean():.1f}%); "
-          f"{len(x0s)} held-out instances (seed {s.test_seed}); TO alone {to.iterations.mean():.1f} iterations")
+          f"{len(x0s)} held-out instances (seed {s.test_seed}); TO alone {to.iterations.mean():.1f} iterations, "
+          f"converged on {100 * np.mean(to.converged):.0f}% (the oracle's multipliers are its last iterate's)")
     print("| guess | multipliers | iters mean | median | converged [%] | refined cost |")
     print("|---|---|---|---|---|---|")
     for name, (xs, us) in guesses.items():
         ok = np.isfinite(xs).all(axis=(1, 2)) & (np.abs(np.nan_to_num(xs)).max(axis=(1, 2)) < s.divergence_bound)
         rows = (("solver's estimate (dual_init)", {}),
-                ("the neighbour's", {"lams_init": train.lams[idx[ok]], "vs_init": train.vs[idx[ok]]}))
+                ("the neighbour's", {"lams_init": train.lams[idx[ok]], "vs_init": train.vs[idx[ok]]}),
+                ("the optimum's own (oracle)", {"lams_init": to.lams[ok], "vs_init": to.vs[ok]}))
         for label, duals in rows:
             r = sw.solve(task, x0s[ok], params[ok], xs[ok], us[ok], options=options, **duals)
             cost = r.cost[r.converged].mean() if r.converged.any() else float("nan")
