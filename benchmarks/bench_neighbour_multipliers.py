@@ -5,8 +5,8 @@ stationary. A lookup knows more: the nearest training instance's converged multi
 scorecard folder's training solutions from themselves (recognised at once) to get their multipliers
 (``SolveResult.lams``/``vs``), then refines every method's guess on the held-out instances twice, from the solver's
 own estimate and from the nearest training instance's multipliers (``sw.solve(..., lams_init, vs_init)``). A third
-row starts each guess from the multipliers of its own instance's optimum (TO alone's converged solution), which no
-user has: if even those leave the iterations where they were, the guess's primal precision, not its multipliers,
+row starts each guess from the multipliers of its own instance's optimum (TO alone's solve of the instance: its
+solution where it converged, its last iterate elsewhere), which no user has: if even those leave the iterations where they were, the guess's primal precision, not its multipliers,
 is what the refine lacks (round 48):
 
     python3 benchmarks/bench_neighbour_multipliers.py runs/scorecard-v10/double_pendulum/default
