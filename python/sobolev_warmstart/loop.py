@@ -721,10 +721,13 @@ def run_loop(config: LoopConfig, progress: bool = True, callback: Callback | Non
                            config.divergence_bound, config.backend)
         collect_time = time.perf_counter() - t0
         per, traj = _merge(batches)
+        del batches  # merged copies: not kept through the next collection and the final consolidation
         _save_npz(folder / "instances.npz", per)
         if traj:
             data = TrajectoryData(task=TaskInfo.from_task(task), **traj)
             save_dataset(build_dataset(data, config.chunk), folder / "trajectories.npz")
+            del data
+        del traj
         metrics = {"iteration": k, "mode": "to_alone" if k == 1 else "dual", "max_iters": options.max_iters,
                    "instance_seed": config.instance_seed(k), **collect_metrics(per), "train": train_meta,
                    "collect_time_s": collect_time,
