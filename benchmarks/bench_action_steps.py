@@ -28,6 +28,12 @@ from sobolev_warmstart.scorecard import load_settings
 from sobolev_warmstart.warmstart import refine_rollouts
 
 
+def folder_lookup(folder: Path) -> NearestNeighbourLookup:
+    """The lookup of a scorecard variant folder's training set (``collect/trajectories.npz``), as its evaluation
+    builds it."""
+    return NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+
+
 def held_out(folder: Path, test_seed: int | None, instances: int | None = None):
     """``(settings, task, x0s, params)``: a scorecard variant folder's settings, task and held-out instances (of
     ``test_seed``, default the folder's own; never its training seed; ``instances`` of them, default the folder's
@@ -90,7 +96,7 @@ def main() -> None:
         ok = np.asarray(to.converged, bool)
         print(f"| {key} | TO alone | | | 0 | {to.iterations.mean():.1f} | 0 | {1e3 * to.solve_time.mean():.1f} | "
               f"{100 * ok.mean():.0f} |")
-        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        lookup = folder_lookup(folder)
         t0 = time.perf_counter()
         guess = lookup.rollout(task, x0s, params, feedback=False)
         lookup_time = (time.perf_counter() - t0) / len(x0s)

@@ -24,10 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.baselines import NearestNeighbourLookup
-from sobolev_warmstart.data import load_dataset
 
-from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
+from bench_action_steps import folder_lookup, held_out  # benchmarks/bench_action_steps.py, beside this script
 
 
 def main() -> None:
@@ -49,7 +47,7 @@ def main() -> None:
     for folder in map(Path, args.folders):
         z = np.load(folder / "per_instance.npz")
         s, task, x0s, params = held_out(folder, None, len(z["nn_iterations"]))
-        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        lookup = folder_lookup(folder)
         neighbour_cost = lookup.solution_costs(task)[lookup.nearest(*lookup._query(task, x0s, params))]
         cost, policy_iters, nn_iters = z["sob_diff_policy_cost"], z["sob_diff_iterations"], z["nn_iterations"]
         cells = []

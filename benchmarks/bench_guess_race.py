@@ -1,6 +1,6 @@
 """Would a short race between the fallback's guess and the lookup's pick the faster refine? (round 48)
 
-On the pendubot the calibrated fallback ("Sob+Diff, NN fallback", round 47) and the lookup each refine faster on
+On the pendubot the scorecard's fallback ("Sob+Diff, NN fallback", its bound calibrated since round 47) and the lookup each refine faster on
 about half of the held-out instances. Per instance of a scorecard variant folder, both guesses are refined in full,
 and again for only ``k`` iterations (``--iterations``); the race keeps the guess whose ``k``-iteration iterate is
 better by one criterion (its objective ``cost``, its dual infeasibility ``dual``, its primal infeasibility ``primal``)
@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.baselines import NearestNeighbourLookup
-from sobolev_warmstart.data import load_dataset
 from sobolev_warmstart.warmstart import refine_guesses
 
-from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
+from bench_action_steps import folder_lookup, held_out  # benchmarks/bench_action_steps.py, beside this script
 
 CRITERIA = {"cost": "cost", "dual": "dual_infeasibility", "primal": "primal_infeasibility"}
 
@@ -42,11 +40,9 @@ def main() -> None:
     folder = Path(args.folder)
     s, task, x0s, params = held_out(folder, args.test_seed, args.instances)
     options = s.options(1)
-    lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+    lookup = folder_lookup(folder)
     export = str(folder / "sob_diff" / "policy_export.safetensors")
-    fallback = sw.LookupFallback.calibrated(lookup, task, export, factor=s.fallback_factor,
-                                            action_steps=s.action_steps, divergence_bound=s.divergence_bound,
-                                            num_threads=1)
+    fallback = s.fallback(lookup, task, export)  # the folder's own: calibrated, or its fixed bound
     ro = sw.rollout(task, x0s, params, sw.load_policy_runner(export), action_steps=s.action_steps, seed=0,
                     num_threads=1)
     guesses = {"fallback": fallback.apply(task, x0s, params, ro, s.divergence_bound, 1)[0],

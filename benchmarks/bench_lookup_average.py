@@ -19,9 +19,8 @@ import numpy as np
 
 import sobolev_warmstart as sw
 from sobolev_warmstart.baselines import NearestNeighbourLookup
-from sobolev_warmstart.data import load_dataset
 
-from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
+from bench_action_steps import folder_lookup, held_out  # benchmarks/bench_action_steps.py, beside this script
 
 
 def averaged_guesses(lookup: NearestNeighbourLookup, task, x0s: np.ndarray, params: np.ndarray, k: int,
@@ -55,7 +54,7 @@ def main() -> None:
         s, task, x0s, params = held_out(folder, args.test_seed, args.instances)
         if task.nx != task.ndx:
             raise SystemExit(f"{folder}: {s.task}'s state is not a plain vector (nx {task.nx} != ndx {task.ndx})")
-        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        lookup = folder_lookup(folder)
         options = s.options(1)
         for k in args.k:
             for weighting in ("uniform", "inverse") if k > 1 else ("uniform",):

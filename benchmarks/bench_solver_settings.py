@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.baselines import NearestNeighbourLookup
-from sobolev_warmstart.data import load_dataset
 from sobolev_warmstart.scorecard import load_settings, settings_for
 from sobolev_warmstart.warmstart import default_guesses, diverged_rollouts
+
+from bench_action_steps import folder_lookup  # benchmarks/bench_action_steps.py, beside this script
 
 METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff")
 
@@ -72,7 +72,7 @@ def main() -> None:
     xs, us = default_guesses(task, x0s, params)
     guesses["to"] = (xs, us, np.zeros(len(x0s)), np.ones(len(x0s), bool))
     if not to_only:
-        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        lookup = folder_lookup(folder)
     for method in methods[1:]:
         if method in ("nn", "nn_feedback"):
             ro = lookup.rollout(task, x0s, params, feedback=method == "nn_feedback")

@@ -22,11 +22,9 @@ from pathlib import Path
 import numpy as np
 
 import sobolev_warmstart as sw
-from sobolev_warmstart.baselines import NearestNeighbourLookup
-from sobolev_warmstart.data import load_dataset
 from sobolev_warmstart.warmstart import default_guesses, refine_guesses
 
-from bench_action_steps import held_out  # benchmarks/bench_action_steps.py, beside this script
+from bench_action_steps import folder_lookup, held_out  # benchmarks/bench_action_steps.py, beside this script
 
 METHODS = ("to", "nn", "nn_feedback", "diff", "sob_diff", "sob_diff_nn")
 POLICY_METHODS = ("diff", "sob_diff", "sob_diff_nn")
@@ -52,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     picked = tuple(m for m in METHODS if m in args.methods)
     if args.reference not in picked:
-        raise SystemExit(f"--reference: {args.reference} is not among --methods {list(methods)}")
+        raise SystemExit(f"--reference: {args.reference} is not among --methods {list(picked)}")
     if args.rounds < 1:
         raise SystemExit(f"--rounds: expected at least 1, got {args.rounds}")
     if args.action_steps is not None and min(args.action_steps) < 1:
@@ -68,7 +66,7 @@ def main() -> None:
         reference = next(k for k in methods if k[0] == args.reference)
         name = f"{s.task}/{s.variant}"
         options = s.options(1)
-        lookup = NearestNeighbourLookup.from_data(load_dataset(folder / "collect" / "trajectories.npz").data)
+        lookup = folder_lookup(folder)
         runners = {m: sw.load_policy_runner(str(folder / m / "policy_export.safetensors"))
                    for m in ("diff", "sob_diff")}
 
@@ -87,12 +85,7 @@ def main() -> None:
                 ro = fallback.apply(task, x0s, params, ro, s.divergence_bound, 1)[0]
             return ro
 
-        if s.fallback_cost_ratio is not None:  # the folder's own fallback: a fixed bound, or calibrated (round 47)
-            fallback = sw.LookupFallback(lookup, s.fallback_cost_ratio)
-        else:
-            fallback = sw.LookupFallback.calibrated(lookup, task, str(folder / "sob_diff" / "policy_export.safetensors"),
-                                                    factor=s.fallback_factor, action_steps=s.action_steps,
-                                                    divergence_bound=s.divergence_bound, num_threads=1)
+        fallback = s.fallback(lookup, task, str(folder / "sob_diff" / "policy_export.safetensors"))
         for m, a in methods:
             if m in POLICY_METHODS:
                 guess(m, a)  # warm-up, untimed (the fallback's lookup also scores its training solutions once)

@@ -280,6 +280,16 @@ class ScorecardSettings:
         return SolverOptions(max_iters=self.max_iters, mu_init=self.mu_init, stall_iters=self.stall_iters,
                              num_threads=num_threads)
 
+    def fallback(self, lookup: NearestNeighbourLookup, task: Task, policy: str) -> LookupFallback:
+        """The variant's "Sob+Diff, NN fallback": ``fallback_cost_ratio`` when set, else the bound calibrated to
+        ``policy`` (the exported Sob+Diff) on fresh unsolved instances, ``fallback_factor`` times its median ratio
+        (round 47)."""
+        if self.fallback_cost_ratio is not None:
+            return LookupFallback(lookup, self.fallback_cost_ratio)
+        return LookupFallback.calibrated(lookup, task, policy, factor=self.fallback_factor,
+                                         action_steps=self.action_steps, divergence_bound=self.divergence_bound,
+                                         num_threads=1)
+
     def train_config(self, method: str, num_samples: int, checkpoint_dir: Path) -> TrainConfig:
         per_epoch = math.ceil(num_samples / self.batch_size)
         return TrainConfig(policy=method, epochs=max(1, round(self.train_steps / per_epoch)),
@@ -692,12 +702,7 @@ def _evaluate(task: Task, s: ScorecardSettings, folder: Path, data: TrajectoryDa
                 "sob_diff_nn": str(exports["sob_diff"])}
     say(f"  evaluate on {s.test_instances} held-out instances (seed {s.test_seed}), rollout seeds {list(s.seeds)}")
     t0 = time.perf_counter()
-    if s.fallback_cost_ratio is not None:
-        fallback = LookupFallback(lookup, s.fallback_cost_ratio)
-    else:  # the bound follows the policy's own precision, measured on fresh unsolved instances (round 47)
-        fallback = LookupFallback.calibrated(lookup, task, str(exports["sob_diff"]), factor=s.fallback_factor,
-                                             action_steps=s.action_steps, divergence_bound=s.divergence_bound,
-                                             num_threads=1)
+    fallback = s.fallback(lookup, task, str(exports["sob_diff"]))
     ev = evaluate_methods(task, policies, x_te, p_te, seeds=s.seeds, action_steps=s.action_steps,
                           options=s.options(1), divergence_bound=s.divergence_bound, fallback=fallback)
     # the objective along TO alone's starting guess, scored as every other guess is
